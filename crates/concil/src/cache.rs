@@ -1,0 +1,1 @@
+//! The content-addressed cache directory (layout in DESIGN.md), locks and atomic commit.

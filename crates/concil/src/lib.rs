@@ -1,0 +1,16 @@
+//! concil: verified, cached, mount-ready squashfs layers from OCI/Docker registries.
+//!
+//! The parts, from the top down (dependencies point one way, see DESIGN.md):
+//! - [`store`]: the pull pipeline and the public API ([`store::Store`]).
+//! - [`cache`]: the content-addressed cache directory (locks, atomic commit, clean-up).
+//! - [`registry`]: the Distribution API client (auth, manifests, blobs).
+//! - [`config`]: concil's JSON configuration and where credentials come from.
+//! - [`reference`]: image references (`docker://host/repo:tag@sha256:…`, `alpine`).
+//!
+//! The squashfs writer is the separate `tarsquash` crate.
+
+pub mod cache;
+pub mod config;
+pub mod reference;
+pub mod registry;
+pub mod store;

@@ -1,0 +1,1 @@
+//! The OCI Distribution API client: auth challenges, manifests and blobs.

@@ -1,0 +1,1 @@
+//! The pull pipeline and the public API.
