@@ -1,1 +1,1318 @@
-//! The content-addressed cache directory (layout in DESIGN.md), locks and atomic commit.
+//! The content-addressed cache directory: layout, atomic commit, per-blob locks, clean-up.
+//!
+//! The layout is concil 1.0's, so either version reads what the other wrote:
+//!
+//! ```text
+//! <root>/manifest/sha256:<hex>         manifest bytes as served
+//! <root>/config/sha256:<hex>           config blob
+//! <root>/layers/sha256:<diff_id>       squashfs file, named by the uncompressed tar's digest
+//! <root>/layers/sha256:<blob>          relative symlink -> sha256:<diff_id>
+//! ```
+//!
+//! Working files live in `<root>/tmp/` (ingest files, temporary symlinks) and
+//! `<root>/locks/` (one lock file per digest). concil 1.0 only ever looks into
+//! `manifest/`, `config/` and `layers/`, so it never sees them; and they are on the same
+//! file system as the entries, so a commit is a `rename`.
+//!
+//! This part knows nothing of registries or trust: the caller verifies digests before it
+//! commits; the cache only makes sure that a final name never holds partial content and that
+//! no input can name a path outside the cache.
+//!
+//! The store's pattern for one blob:
+//! ```text
+//! let _lock = cache.lock(blob)?;                       // waits for another process
+//! if let Some(layer) = cache.layer_by_blob(blob)? { return Ok(layer) }  // it may have finished
+//! let mut ingest = cache.ingest()?;                    // download + convert into ingest.file()
+//! ingest.commit_layer(diff_id, Some(blob))?;           // atomic; the lock drops afterwards
+//! ```
+
+use std::collections::{HashMap, HashSet};
+use std::fs::{self, File, Metadata, OpenOptions};
+use std::io::{self, Read};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rustix::fs::{AtFlags, FlockOperation, Mode, OFlags, Timestamps, CWD, UTIME_NOW};
+use rustix::io::Errno;
+
+const MANIFEST_DIR: &str = "manifest";
+const CONFIG_DIR: &str = "config";
+const LAYERS_DIR: &str = "layers";
+/// Ingest files and temporary symlinks.
+const TMP_DIR: &str = "tmp";
+/// One lock file per digest.
+const LOCKS_DIR: &str = "locks";
+
+/// concil 1.0's working files beside its entries: `<digest>.out` (the download, which is also
+/// its lock) and `<digest>.sq` (tar2sqfs output, left behind when a conversion failed).
+const LEGACY_WORKING_SUFFIXES: [&str; 2] = [".out", ".sq"];
+
+/// A temporary symlink lives for two system calls in `commit_layer`; one older than this was
+/// left by a writer that died in between.
+const STALE_TEMP_LINK_AGE: Duration = Duration::from_secs(600);
+
+/// Errors of the cache; each names the file or digest that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    /// A digest given to the cache is not `sha256:` followed by 64 lowercase hex digits.
+    #[error("invalid digest {digest:?}: expected \"sha256:\" followed by 64 lowercase hex digits")]
+    InvalidDigest { digest: String },
+    /// Creating a cache directory failed.
+    #[error("cannot create directory {path}")]
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// Creating a working file (ingest or lock file) failed.
+    #[error("cannot create {path}")]
+    Create {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// Reading a cache entry or a directory listing failed.
+    #[error("cannot read {path}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// Writing a working file failed.
+    #[error("cannot write {path}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// `fsync` of a file or a directory failed.
+    #[error("cannot fsync {path}")]
+    Sync {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// Renaming a working file to its final name failed.
+    #[error("cannot rename {from} to {to}")]
+    Rename {
+        from: PathBuf,
+        to: PathBuf,
+        source: std::io::Error,
+    },
+    /// Creating the blob -> diff_id symlink failed.
+    #[error("cannot create symlink {path} -> {target}")]
+    Symlink {
+        path: PathBuf,
+        target: String,
+        source: std::io::Error,
+    },
+    /// Taking or probing a lock failed (not: the lock is held).
+    #[error("cannot lock {path}")]
+    Lock {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// Removing an entry or a working file during clean-up failed.
+    #[error("cannot remove {path}")]
+    Remove {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// A cache name holds something that is not a regular file (a directory, a device…).
+    #[error("{path} is not a regular file")]
+    NotAFile { path: PathBuf },
+}
+
+/// A cache directory. `Sync`: share one between threads.
+#[derive(Debug)]
+pub struct Cache {
+    root: PathBuf,
+    /// Makes ingest names unique within this process (the pid makes them unique across).
+    next_ingest: AtomicU64,
+}
+
+/// A layer found in the cache.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachedLayer {
+    /// Absolute path of the squashfs file (`<root>/layers/<diff_id>`).
+    pub path: PathBuf,
+    /// Digest of the uncompressed tar, the name of the squashfs file.
+    pub diff_id: String,
+}
+
+/// A working file being written; it becomes a cache entry only by a `commit_*`.
+///
+/// Dropping it uncommitted deletes the file. While it lives, it holds an exclusive `flock`
+/// on its own file, which tells [`Cache::clean`] that its writer is alive.
+#[derive(Debug)]
+pub struct Ingest {
+    file: File,
+    path: PathBuf,
+    root: PathBuf,
+    committed: bool,
+}
+
+/// An exclusive per-digest lock across processes (`flock(LOCK_EX)` on
+/// `<root>/locks/<digest>`). Released on drop, and by the kernel if the holder dies.
+#[derive(Debug)]
+pub struct LockGuard {
+    /// Held open only: closing it releases the lock.
+    _file: File,
+    path: PathBuf,
+}
+
+/// What [`Cache::clean`] removed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CleanReport {
+    /// Entries (manifests, configs, layers), their symlinks and stale working files removed.
+    pub removed_files: u64,
+    /// Bytes of the regular files removed (symlinks count as 0).
+    pub removed_bytes: u64,
+}
+
+impl Cache {
+    /// Opens the cache at `dir` (made absolute), creating it and its subdirectories.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Cache, CacheError> {
+        let dir = dir.as_ref();
+        let root = std::path::absolute(dir).map_err(|source| CacheError::CreateDir {
+            path: dir.to_owned(),
+            source,
+        })?;
+        for sub in [MANIFEST_DIR, CONFIG_DIR, LAYERS_DIR, TMP_DIR, LOCKS_DIR] {
+            let path = root.join(sub);
+            fs::create_dir_all(&path).map_err(|source| CacheError::CreateDir { path, source })?;
+        }
+        Ok(Cache {
+            root,
+            next_ingest: AtomicU64::new(0),
+        })
+    }
+
+    /// The cache directory (absolute).
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Starts writing a new entry: a fresh, exclusively created file in `<root>/tmp/`.
+    pub fn ingest(&self) -> Result<Ingest, CacheError> {
+        let tmp = self.root.join(TMP_DIR);
+        loop {
+            let number = self.next_ingest.fetch_add(1, Ordering::Relaxed);
+            let path = tmp.join(format!("ingest-{}-{number}", std::process::id()));
+            let file = match OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(file) => file,
+                // Left by a dead process that had our pid: take the next number.
+                Err(error) if error.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(source) => return Err(CacheError::Create { path, source }),
+            };
+            // Blocking: `clean` holds it only while it removes a dead writer's file, and then
+            // the name is gone: start over.
+            if flock_at(&path, &file, FlockOperation::LockExclusive)? == Flock::Held {
+                return Ok(Ingest {
+                    file,
+                    path,
+                    root: self.root.clone(),
+                    committed: false,
+                });
+            }
+        }
+    }
+
+    /// Writes a manifest (bytes as served) under `manifest/<digest>` atomically.
+    /// The caller has verified that `digest` is the digest of `bytes`.
+    pub fn put_manifest(&self, digest: &str, bytes: &[u8]) -> Result<PathBuf, CacheError> {
+        self.put(EntryKind::Manifest, digest, bytes)
+    }
+
+    /// Writes a config blob under `config/<digest>` atomically (digest verified by the caller).
+    pub fn put_config(&self, digest: &str, bytes: &[u8]) -> Result<PathBuf, CacheError> {
+        self.put(EntryKind::Config, digest, bytes)
+    }
+
+    /// The cached manifest `digest`, refreshing its mtime; `None` if absent.
+    pub fn manifest(&self, digest: &str) -> Result<Option<Vec<u8>>, CacheError> {
+        self.read_entry(EntryKind::Manifest, digest)
+    }
+
+    /// The cached config blob `digest`, refreshing its mtime; `None` if absent.
+    pub fn config(&self, digest: &str) -> Result<Option<Vec<u8>>, CacheError> {
+        self.read_entry(EntryKind::Config, digest)
+    }
+
+    /// The squashfs file named `diff_id`, refreshing its mtime; `None` if absent.
+    pub fn layer_by_diff_id(&self, diff_id: &str) -> Result<Option<PathBuf>, CacheError> {
+        let path = entry_path(&self.root, EntryKind::Layer, diff_id)?;
+        match fs::metadata(&path) {
+            Ok(metadata) if metadata.is_file() => {
+                touch(&path);
+                Ok(Some(path))
+            }
+            Ok(_) => Err(CacheError::NotAFile { path }),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(CacheError::Read { path, source }),
+        }
+    }
+
+    /// The squashfs file for the registry blob `blob_digest`: `layers/<blob>` is a symlink to
+    /// the diff_id's file (or the file itself when the blob was stored as it is, diff_id ==
+    /// blob). Refreshes the file's mtime. A dangling symlink, or one that does not point to
+    /// a digest name in `layers/`, counts as absent.
+    pub fn layer_by_blob(&self, blob_digest: &str) -> Result<Option<CachedLayer>, CacheError> {
+        let path = entry_path(&self.root, EntryKind::Layer, blob_digest)?;
+        let metadata = match fs::symlink_metadata(&path) {
+            Ok(metadata) => metadata,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(CacheError::Read { path, source }),
+        };
+        if metadata.is_file() {
+            touch(&path);
+            return Ok(Some(CachedLayer {
+                path,
+                diff_id: blob_digest.to_owned(),
+            }));
+        }
+        if !metadata.is_symlink() {
+            return Err(CacheError::NotAFile { path });
+        }
+        let Some(diff_id) = read_digest_link(&path)? else {
+            return Ok(None);
+        };
+        Ok(self
+            .layer_by_diff_id(&diff_id)?
+            .map(|path| CachedLayer { path, diff_id }))
+    }
+
+    /// Waits (blocking in the kernel, no polling) until this process holds the exclusive
+    /// lock for `digest`.
+    pub fn lock(&self, digest: &str) -> Result<LockGuard, CacheError> {
+        let path = entry_lock_path(&self.root, digest)?;
+        // A blocking flock is never refused, so this returns at the first round.
+        loop {
+            if let Some(guard) = acquire(&path, FlockOperation::LockExclusive)? {
+                return Ok(guard);
+            }
+        }
+    }
+
+    /// Takes the lock for `digest` if no one holds it; `None` if someone does.
+    pub fn try_lock(&self, digest: &str) -> Result<Option<LockGuard>, CacheError> {
+        let path = entry_lock_path(&self.root, digest)?;
+        acquire(&path, FlockOperation::NonBlockingLockExclusive)
+    }
+
+    /// Removes manifests, configs and layers whose mtime is older than `older_than` (with
+    /// their blob symlinks), dangling symlinks, working files of dead writers and unused
+    /// lock files. An entry whose lock someone holds is kept.
+    ///
+    /// A writer is dead when the `flock` that every live [`Ingest`] holds on its file can be
+    /// taken, so no age limit is needed for ingest files; concil 1.0's working files carry no
+    /// lock and go by age, as concil 1.0 itself removes them.
+    pub fn clean(&self, older_than: Duration) -> Result<CleanReport, CacheError> {
+        let now = SystemTime::now();
+        let cutoff = now.checked_sub(older_than).unwrap_or(UNIX_EPOCH);
+        let mut report = CleanReport::default();
+        self.clean_blobs(EntryKind::Manifest, cutoff, &mut report)?;
+        self.clean_blobs(EntryKind::Config, cutoff, &mut report)?;
+        self.clean_layers(cutoff, &mut report)?;
+        let stale_link_cutoff = now.checked_sub(STALE_TEMP_LINK_AGE).unwrap_or(UNIX_EPOCH);
+        self.clean_working_files(stale_link_cutoff, &mut report)?;
+        self.clean_lock_files()?;
+        Ok(report)
+    }
+
+    fn put(&self, kind: EntryKind, digest: &str, bytes: &[u8]) -> Result<PathBuf, CacheError> {
+        validate_digest(digest)?;
+        let mut ingest = self.ingest()?;
+        io::Write::write_all(ingest.file(), bytes).map_err(|source| CacheError::Write {
+            path: ingest.path.clone(),
+            source,
+        })?;
+        ingest.commit(kind, digest)
+    }
+
+    fn read_entry(&self, kind: EntryKind, digest: &str) -> Result<Option<Vec<u8>>, CacheError> {
+        let path = entry_path(&self.root, kind, digest)?;
+        let mut file = match File::open(&path) {
+            Ok(file) => file,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(CacheError::Read { path, source }),
+        };
+        let is_file = file
+            .metadata()
+            .map_err(|source| CacheError::Read {
+                path: path.clone(),
+                source,
+            })?
+            .is_file();
+        if !is_file {
+            return Err(CacheError::NotAFile { path });
+        }
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)
+            .map_err(|source| CacheError::Read {
+                path: path.clone(),
+                source,
+            })?;
+        touch(&path);
+        Ok(Some(bytes))
+    }
+
+    /// Old manifests or configs, and concil 1.0's old working files beside them.
+    fn clean_blobs(
+        &self,
+        kind: EntryKind,
+        cutoff: SystemTime,
+        report: &mut CleanReport,
+    ) -> Result<(), CacheError> {
+        let dir = self.root.join(kind.dir());
+        for (name, metadata) in list_dir(&dir)? {
+            let path = dir.join(&name);
+            if is_legacy_working_file(&name) {
+                if metadata.is_file() && is_older(&metadata, cutoff) {
+                    remove(&path, metadata.len(), report)?;
+                }
+                continue;
+            }
+            if !is_digest(&name) || !metadata.is_file() || !is_older(&metadata, cutoff) {
+                continue;
+            }
+            let Some(_guard) = self.try_lock(&name)? else {
+                continue;
+            };
+            // A lookup may have refreshed it since the listing.
+            if let Some(metadata) = still_older(&path, cutoff)? {
+                remove(&path, metadata.len(), report)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Old squashfs files with the blob symlinks that point to them, and dangling symlinks.
+    fn clean_layers(&self, cutoff: SystemTime, report: &mut CleanReport) -> Result<(), CacheError> {
+        let dir = self.root.join(LAYERS_DIR);
+        let mut layers = Vec::new();
+        let mut links_to: HashMap<String, Vec<String>> = HashMap::new();
+        let mut broken_links = Vec::new();
+        for (name, metadata) in list_dir(&dir)? {
+            let path = dir.join(&name);
+            if is_legacy_working_file(&name) {
+                if metadata.is_file() && is_older(&metadata, cutoff) {
+                    remove(&path, metadata.len(), report)?;
+                }
+            } else if !is_digest(&name) {
+                continue;
+            } else if metadata.is_symlink() {
+                match read_digest_link(&path)? {
+                    Some(diff_id) => links_to.entry(diff_id).or_default().push(name),
+                    None => broken_links.push(name),
+                }
+            } else if metadata.is_file() {
+                layers.push((name, metadata));
+            }
+        }
+        let layer_names: HashSet<&str> = layers.iter().map(|(name, _)| name.as_str()).collect();
+        for (diff_id, blobs) in &links_to {
+            if !layer_names.contains(diff_id.as_str()) {
+                broken_links.extend(blobs.iter().cloned());
+            }
+        }
+
+        'layers: for (diff_id, metadata) in &layers {
+            if !is_older(metadata, cutoff) {
+                continue;
+            }
+            let blobs = links_to.get(diff_id).map(Vec::as_slice).unwrap_or_default();
+            // The store locks a layer by its blob digest (or by its diff_id): every name of
+            // the layer must be free.
+            let mut guards = Vec::with_capacity(blobs.len() + 1);
+            for name in std::iter::once(diff_id).chain(blobs) {
+                match self.try_lock(name)? {
+                    Some(guard) => guards.push(guard),
+                    None => continue 'layers,
+                }
+            }
+            let path = dir.join(diff_id);
+            let Some(metadata) = still_older(&path, cutoff)? else {
+                continue;
+            };
+            // Symlinks first, so that no dangling one is ever seen: concil 1.0's clean-up
+            // stops with an error on a dangling symlink.
+            for blob in blobs {
+                remove(&dir.join(blob), 0, report)?;
+            }
+            remove(&path, metadata.len(), report)?;
+        }
+
+        for blob in broken_links {
+            let Some(_guard) = self.try_lock(&blob)? else {
+                continue;
+            };
+            let path = dir.join(&blob);
+            // A writer may have committed the target since the listing.
+            match fs::metadata(&path) {
+                Err(error) if error.kind() == io::ErrorKind::NotFound => remove(&path, 0, report)?,
+                Ok(_) => {}
+                Err(source) => return Err(CacheError::Read { path, source }),
+            }
+        }
+        Ok(())
+    }
+
+    /// Ingest files whose writer died (their `flock` is free) and stale temporary symlinks.
+    fn clean_working_files(
+        &self,
+        stale_link_cutoff: SystemTime,
+        report: &mut CleanReport,
+    ) -> Result<(), CacheError> {
+        let dir = self.root.join(TMP_DIR);
+        for (name, metadata) in list_dir(&dir)? {
+            let path = dir.join(&name);
+            if metadata.is_symlink() {
+                if is_older(&metadata, stale_link_cutoff) {
+                    remove(&path, 0, report)?;
+                }
+                continue;
+            }
+            if !metadata.is_file() {
+                continue;
+            }
+            let file = match File::open(&path) {
+                Ok(file) => file,
+                Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
+                Err(source) => return Err(CacheError::Read { path, source }),
+            };
+            // We get the lock only once the writer is dead (Busy: alive; Gone: it
+            // committed since the listing).
+            if flock_at(&path, &file, FlockOperation::NonBlockingLockExclusive)? == Flock::Held {
+                remove(&path, metadata.len(), report)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Lock files nobody holds (they are harmless, but would pile up).
+    fn clean_lock_files(&self) -> Result<(), CacheError> {
+        let dir = self.root.join(LOCKS_DIR);
+        for (name, _) in list_dir(&dir)? {
+            if !is_digest(&name) {
+                continue;
+            }
+            if let Some(guard) = self.try_lock(&name)? {
+                guard.remove_file()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Ingest {
+    /// The file to write to (opened read-write). Flush any buffering writer on top of it
+    /// before committing.
+    pub fn file(&mut self) -> &mut File {
+        &mut self.file
+    }
+
+    /// The working file's path, in the cache's file system.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// fsyncs the file and renames it to `manifest/<digest>`; returns the final path.
+    pub fn commit_manifest(self, digest: &str) -> Result<PathBuf, CacheError> {
+        self.commit(EntryKind::Manifest, digest)
+    }
+
+    /// fsyncs the file and renames it to `config/<digest>`; returns the final path.
+    pub fn commit_config(self, digest: &str) -> Result<PathBuf, CacheError> {
+        self.commit(EntryKind::Config, digest)
+    }
+
+    /// fsyncs the squashfs file, renames it to `layers/<diff_id>`, then (unless
+    /// `blob_digest` is `None` or equal to `diff_id`) atomically points `layers/<blob>` at
+    /// it. Returns the final path of the squashfs file.
+    pub fn commit_layer(
+        self,
+        diff_id: &str,
+        blob_digest: Option<&str>,
+    ) -> Result<PathBuf, CacheError> {
+        if let Some(blob_digest) = blob_digest {
+            validate_digest(blob_digest)?;
+        }
+        let root = self.root.clone();
+        // Unique as long as the ingest file's name is: that name is ours until the rename.
+        let mut temp_link = self.path.clone().into_os_string();
+        temp_link.push(".link");
+        let temp_link = PathBuf::from(temp_link);
+
+        let layer = self.commit(EntryKind::Layer, diff_id)?;
+        let Some(blob_digest) = blob_digest.filter(|blob| *blob != diff_id) else {
+            return Ok(layer);
+        };
+        let layers = root.join(LAYERS_DIR);
+        let link = layers.join(blob_digest);
+        // Left by a dead process that had our pid and ingest number.
+        remove_if_present(&temp_link)?;
+        std::os::unix::fs::symlink(diff_id, &temp_link).map_err(|source| CacheError::Symlink {
+            path: temp_link.clone(),
+            target: diff_id.to_owned(),
+            source,
+        })?;
+        // rename replaces an existing link atomically: readers see the old or the new one.
+        if let Err(source) = fs::rename(&temp_link, &link) {
+            // Best effort: clean removes a stale temporary symlink too.
+            let _ = fs::remove_file(&temp_link);
+            return Err(CacheError::Rename {
+                from: temp_link,
+                to: link,
+                source,
+            });
+        }
+        sync_dir(&layers)?;
+        Ok(layer)
+    }
+
+    fn commit(mut self, kind: EntryKind, digest: &str) -> Result<PathBuf, CacheError> {
+        let dir = self.root.join(kind.dir());
+        let target = entry_path(&self.root, kind, digest)?;
+        self.file.sync_all().map_err(|source| CacheError::Sync {
+            path: self.path.clone(),
+            source,
+        })?;
+        fs::rename(&self.path, &target).map_err(|source| CacheError::Rename {
+            from: self.path.clone(),
+            to: target.clone(),
+            source,
+        })?;
+        self.committed = true;
+        sync_dir(&dir)?;
+        Ok(target)
+    }
+}
+
+impl Drop for Ingest {
+    fn drop(&mut self) {
+        if self.committed {
+            return;
+        }
+        if let Err(error) = fs::remove_file(&self.path) {
+            // Drop cannot fail; `clean` removes it later, as its flock is gone with us.
+            tracing::warn!(path = %self.path.display(), %error, "cannot remove uncommitted ingest file");
+        }
+    }
+}
+
+impl LockGuard {
+    /// The lock file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Unlinks the lock file while holding it; a process waiting on the old file sees the
+    /// name gone once it gets the lock, and starts over.
+    fn remove_file(self) -> Result<(), CacheError> {
+        remove_if_present(&self.path)
+    }
+}
+
+/// The three kinds of entry and their directories.
+#[derive(Debug, Clone, Copy)]
+enum EntryKind {
+    Manifest,
+    Config,
+    Layer,
+}
+
+impl EntryKind {
+    fn dir(self) -> &'static str {
+        match self {
+            EntryKind::Manifest => MANIFEST_DIR,
+            EntryKind::Config => CONFIG_DIR,
+            EntryKind::Layer => LAYERS_DIR,
+        }
+    }
+}
+
+/// `sha256:` followed by 64 lowercase hex digits: a single path component, never `.`/`..`.
+fn is_digest(name: &str) -> bool {
+    name.strip_prefix("sha256:").is_some_and(|hex| {
+        hex.len() == 64
+            && hex
+                .bytes()
+                .all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f'))
+    })
+}
+
+fn validate_digest(digest: &str) -> Result<(), CacheError> {
+    if is_digest(digest) {
+        Ok(())
+    } else {
+        Err(CacheError::InvalidDigest {
+            digest: digest.to_owned(),
+        })
+    }
+}
+
+fn entry_path(root: &Path, kind: EntryKind, digest: &str) -> Result<PathBuf, CacheError> {
+    validate_digest(digest)?;
+    Ok(root.join(kind.dir()).join(digest))
+}
+
+fn entry_lock_path(root: &Path, digest: &str) -> Result<PathBuf, CacheError> {
+    validate_digest(digest)?;
+    Ok(root.join(LOCKS_DIR).join(digest))
+}
+
+fn is_legacy_working_file(name: &str) -> bool {
+    LEGACY_WORKING_SUFFIXES
+        .iter()
+        .any(|suffix| name.strip_suffix(suffix).is_some_and(is_digest))
+}
+
+/// Opens (creating) the lock file at `path` and flocks it with `operation`; `None` if the
+/// operation is non-blocking and someone holds the lock.
+fn acquire(path: &Path, operation: FlockOperation) -> Result<Option<LockGuard>, CacheError> {
+    loop {
+        // Read-only is enough for flock, and lets another user of a shared cache lock too.
+        let fd = rustix::fs::open(
+            path,
+            OFlags::RDONLY | OFlags::CREATE | OFlags::CLOEXEC,
+            Mode::from_bits_truncate(0o666),
+        )
+        .map_err(|errno| CacheError::Create {
+            path: path.to_owned(),
+            source: errno.into(),
+        })?;
+        let file = File::from(fd);
+        match flock_at(path, &file, operation)? {
+            Flock::Held => {
+                return Ok(Some(LockGuard {
+                    _file: file,
+                    path: path.to_owned(),
+                }))
+            }
+            Flock::Busy => return Ok(None),
+            Flock::Gone => continue,
+        }
+    }
+}
+
+/// What [`flock_at`] got.
+#[derive(Debug, PartialEq, Eq)]
+enum Flock {
+    /// We hold the lock on the file that `path` names.
+    Held,
+    /// A non-blocking operation found it held by someone else.
+    Busy,
+    /// Locked, but `path` no longer names the file: `clean` unlinks working files and lock
+    /// files while it holds them, and a lock on an unlinked file guards nothing.
+    Gone,
+}
+
+/// `flock` on `file`, opened at `path`, retried when a signal interrupts the wait.
+fn flock_at(path: &Path, file: &File, operation: FlockOperation) -> Result<Flock, CacheError> {
+    let lock_error = |source| CacheError::Lock {
+        path: path.to_owned(),
+        source,
+    };
+    loop {
+        match rustix::fs::flock(file, operation) {
+            Ok(()) => break,
+            Err(Errno::WOULDBLOCK) => return Ok(Flock::Busy),
+            Err(Errno::INTR) => continue,
+            Err(errno) => return Err(lock_error(errno.into())),
+        }
+    }
+    if names_file(path, file).map_err(lock_error)? {
+        Ok(Flock::Held)
+    } else {
+        Ok(Flock::Gone)
+    }
+}
+
+/// Whether `path` still names the open `file` (not unlinked, not replaced).
+fn names_file(path: &Path, file: &File) -> io::Result<bool> {
+    let open = file.metadata()?;
+    match fs::symlink_metadata(path) {
+        Ok(named) => Ok(named.dev() == open.dev() && named.ino() == open.ino()),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(error) => Err(error),
+    }
+}
+
+/// Sets atime and mtime to now, as concil 1.0's `Path.touch()` does (through symlinks), so
+/// that clean-up keeps what is in use. A failure (a read-only shared cache) only costs an
+/// earlier clean-up, so it is logged, not returned.
+fn touch(path: &Path) {
+    let now = rustix::fs::Timespec {
+        tv_sec: 0,
+        tv_nsec: UTIME_NOW,
+    };
+    let times = Timestamps {
+        last_access: now,
+        last_modification: now,
+    };
+    if let Err(errno) = rustix::fs::utimensat(CWD, path, &times, AtFlags::empty()) {
+        tracing::warn!(path = %path.display(), error = %errno, "cannot refresh mtime of cache entry");
+    }
+}
+
+/// The diff_id a blob symlink points to; `None` if it is gone or points elsewhere than to a
+/// digest name beside it.
+fn read_digest_link(path: &Path) -> Result<Option<String>, CacheError> {
+    let target = match fs::read_link(path) {
+        Ok(target) => target,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(CacheError::Read {
+                path: path.to_owned(),
+                source,
+            })
+        }
+    };
+    match target.to_str() {
+        Some(target) if is_digest(target) => Ok(Some(target.to_owned())),
+        _ => {
+            tracing::warn!(path = %path.display(), target = %target.display(), "ignoring symlink that does not point to a layer");
+            Ok(None)
+        }
+    }
+}
+
+/// The UTF-8 names in `dir` with their `lstat`; entries that vanish meanwhile are skipped,
+/// other names are not the cache's.
+fn list_dir(dir: &Path) -> Result<Vec<(String, Metadata)>, CacheError> {
+    let read_error = |source| CacheError::Read {
+        path: dir.to_owned(),
+        source,
+    };
+    let mut entries = Vec::new();
+    for entry in fs::read_dir(dir).map_err(read_error)? {
+        let entry = entry.map_err(read_error)?;
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        match entry.metadata() {
+            Ok(metadata) => entries.push((name, metadata)),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(CacheError::Read {
+                    path: dir.join(name),
+                    source,
+                })
+            }
+        }
+    }
+    Ok(entries)
+}
+
+fn is_older(metadata: &Metadata, cutoff: SystemTime) -> bool {
+    metadata.modified().is_ok_and(|modified| modified < cutoff)
+}
+
+/// The entry's metadata if it still exists and is still older than `cutoff`.
+fn still_older(path: &Path, cutoff: SystemTime) -> Result<Option<Metadata>, CacheError> {
+    match fs::symlink_metadata(path) {
+        Ok(metadata) => Ok(is_older(&metadata, cutoff).then_some(metadata)),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(CacheError::Read {
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
+
+/// Removes a file or symlink found by `clean`, counting it unless it was already gone.
+fn remove(path: &Path, bytes: u64, report: &mut CleanReport) -> Result<(), CacheError> {
+    match fs::remove_file(path) {
+        Ok(()) => {
+            tracing::debug!(path = %path.display(), bytes, "removed from cache");
+            report.removed_files += 1;
+            report.removed_bytes += bytes;
+            Ok(())
+        }
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(CacheError::Remove {
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
+
+fn remove_if_present(path: &Path) -> Result<(), CacheError> {
+    match fs::remove_file(path) {
+        Err(error) if error.kind() != io::ErrorKind::NotFound => Err(CacheError::Remove {
+            path: path.to_owned(),
+            source: error,
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<(), CacheError> {
+    File::open(dir)
+        .and_then(|dir| dir.sync_all())
+        .map_err(|source| CacheError::Sync {
+            path: dir.to_owned(),
+            source,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn digest(byte: u8) -> String {
+        format!("sha256:{}", format!("{byte:02x}").repeat(32))
+    }
+
+    fn open_cache() -> (tempfile::TempDir, Cache) {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path().join("cache")).unwrap();
+        (dir, cache)
+    }
+
+    fn set_age(path: &Path, age: Duration) {
+        let file = File::options().write(true).open(path).unwrap();
+        file.set_modified(SystemTime::now() - age).unwrap();
+    }
+
+    fn age_of(path: &Path) -> Duration {
+        let modified = fs::metadata(path).unwrap().modified().unwrap();
+        SystemTime::now()
+            .duration_since(modified)
+            .unwrap_or_default()
+    }
+
+    fn names_in(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn commit_layer(cache: &Cache, content: &[u8], diff_id: &str, blob: Option<&str>) -> PathBuf {
+        let mut ingest = cache.ingest().unwrap();
+        ingest.file().write_all(content).unwrap();
+        ingest.commit_layer(diff_id, blob).unwrap()
+    }
+
+    const DAY: Duration = Duration::from_secs(86_400);
+
+    #[test]
+    fn digest_names_are_sha256_and_64_lowercase_hex() {
+        assert!(is_digest(&digest(0xab)));
+        let hex = "ab".repeat(32);
+        for bad in [
+            String::new(),
+            "sha256:".to_owned(),
+            format!("sha256:{}", &hex[1..]),
+            format!("sha256:{hex}0"),
+            format!("sha256:{}", hex.to_uppercase()),
+            format!("sha512:{hex}"),
+            format!("SHA256:{hex}"),
+            format!("sha256:{}/..", &hex[3..]),
+            format!("sha256:{}g", &hex[1..]),
+            format!("../{hex}"),
+            "sha256:../../../../etc/passwd".to_owned(),
+        ] {
+            assert!(!is_digest(&bad), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn invalid_digests_are_rejected_before_touching_the_file_system() {
+        let (dir, cache) = open_cache();
+        let escape = format!("sha256:../../{}", "0".repeat(58));
+        let is_invalid = |result: Result<(), CacheError>| matches!(result, Err(CacheError::InvalidDigest { digest }) if digest == escape);
+        assert!(is_invalid(cache.put_manifest(&escape, b"x").map(drop)));
+        assert!(is_invalid(cache.put_config(&escape, b"x").map(drop)));
+        assert!(is_invalid(cache.manifest(&escape).map(drop)));
+        assert!(is_invalid(cache.config(&escape).map(drop)));
+        assert!(is_invalid(cache.layer_by_diff_id(&escape).map(drop)));
+        assert!(is_invalid(cache.layer_by_blob(&escape).map(drop)));
+        assert!(is_invalid(cache.lock(&escape).map(drop)));
+        assert!(is_invalid(cache.try_lock(&escape).map(drop)));
+        assert!(is_invalid(
+            cache.ingest().unwrap().commit_manifest(&escape).map(drop)
+        ));
+        assert!(is_invalid(
+            cache.ingest().unwrap().commit_config(&escape).map(drop)
+        ));
+        assert!(is_invalid(
+            cache
+                .ingest()
+                .unwrap()
+                .commit_layer(&escape, None)
+                .map(drop)
+        ));
+        assert!(is_invalid(
+            cache
+                .ingest()
+                .unwrap()
+                .commit_layer(&digest(1), Some(&escape))
+                .map(drop)
+        ));
+        // Nothing was written anywhere: not beside the cache, not in it.
+        assert_eq!(names_in(dir.path()), ["cache"]);
+        for sub in [MANIFEST_DIR, CONFIG_DIR, LAYERS_DIR, TMP_DIR, LOCKS_DIR] {
+            assert!(
+                names_in(&cache.root().join(sub)).is_empty(),
+                "{sub} not empty"
+            );
+        }
+    }
+
+    #[test]
+    fn put_then_lookup_returns_the_bytes_under_the_digest_name() {
+        let (_dir, cache) = open_cache();
+        let manifest = digest(1);
+        let config = digest(2);
+        assert_eq!(cache.manifest(&manifest).unwrap(), None);
+        let path = cache.put_manifest(&manifest, b"{\"manifest\":1}").unwrap();
+        assert_eq!(path, cache.root().join("manifest").join(&manifest));
+        assert!(path.is_absolute());
+        let config_path = cache.put_config(&config, b"{\"config\":2}").unwrap();
+        assert_eq!(config_path, cache.root().join("config").join(&config));
+        assert_eq!(
+            cache.manifest(&manifest).unwrap().as_deref(),
+            Some(&b"{\"manifest\":1}"[..])
+        );
+        assert_eq!(
+            cache.config(&config).unwrap().as_deref(),
+            Some(&b"{\"config\":2}"[..])
+        );
+        // Kinds are separate directories.
+        assert_eq!(cache.config(&manifest).unwrap(), None);
+        assert!(names_in(&cache.root().join(TMP_DIR)).is_empty());
+    }
+
+    #[test]
+    fn dropped_ingest_leaves_no_file() {
+        let (_dir, cache) = open_cache();
+        let mut ingest = cache.ingest().unwrap();
+        ingest.file().write_all(b"partial").unwrap();
+        let path = ingest.path().to_owned();
+        assert!(path.starts_with(cache.root().join(TMP_DIR)));
+        assert!(path.is_file());
+        drop(ingest);
+        assert!(!path.exists());
+        assert!(names_in(&cache.root().join(TMP_DIR)).is_empty());
+    }
+
+    #[test]
+    fn failed_commit_removes_the_ingest_file() {
+        let (_dir, cache) = open_cache();
+        let manifest = digest(3);
+        fs::create_dir(cache.root().join(MANIFEST_DIR).join(&manifest)).unwrap();
+        let mut ingest = cache.ingest().unwrap();
+        ingest.file().write_all(b"{}").unwrap();
+        let error = ingest.commit_manifest(&manifest).unwrap_err();
+        assert!(matches!(error, CacheError::Rename { ref to, .. } if to.ends_with(&manifest)));
+        assert!(names_in(&cache.root().join(TMP_DIR)).is_empty());
+        assert!(matches!(
+            cache.manifest(&manifest),
+            Err(CacheError::NotAFile { path }) if path.ends_with(&manifest)
+        ));
+    }
+
+    #[test]
+    fn committed_layer_is_found_by_diff_id_and_through_the_relative_blob_symlink() {
+        let (_dir, cache) = open_cache();
+        let (diff_id, blob) = (digest(0x10), digest(0x11));
+        let path = commit_layer(&cache, b"squashfs", &diff_id, Some(&blob));
+        let layers = cache.root().join(LAYERS_DIR);
+        assert_eq!(path, layers.join(&diff_id));
+        assert_eq!(
+            fs::read_link(layers.join(&blob)).unwrap(),
+            PathBuf::from(&diff_id)
+        );
+        assert_eq!(
+            cache.layer_by_diff_id(&diff_id).unwrap(),
+            Some(path.clone())
+        );
+        assert_eq!(
+            cache.layer_by_blob(&blob).unwrap(),
+            Some(CachedLayer {
+                path: path.clone(),
+                diff_id: diff_id.clone()
+            })
+        );
+        assert_eq!(cache.layer_by_blob(&digest(0x12)).unwrap(), None);
+        assert_eq!(names_in(&layers), [diff_id, blob]);
+        assert!(names_in(&cache.root().join(TMP_DIR)).is_empty());
+    }
+
+    #[test]
+    fn layer_stored_as_it_is_has_no_symlink() {
+        let (_dir, cache) = open_cache();
+        let same = digest(0x20);
+        commit_layer(&cache, b"already squashfs", &same, Some(&same));
+        let other = digest(0x21);
+        commit_layer(&cache, b"no blob", &other, None);
+        let layers = cache.root().join(LAYERS_DIR);
+        assert_eq!(names_in(&layers), [same.clone(), other]);
+        assert!(fs::symlink_metadata(layers.join(&same)).unwrap().is_file());
+        assert_eq!(
+            cache.layer_by_blob(&same).unwrap(),
+            Some(CachedLayer {
+                path: layers.join(&same),
+                diff_id: same
+            })
+        );
+    }
+
+    #[test]
+    fn recommit_replaces_the_entry_and_the_symlink() {
+        let (_dir, cache) = open_cache();
+        let (diff_id, blob) = (digest(0x30), digest(0x31));
+        commit_layer(&cache, b"first", &diff_id, Some(&blob));
+        let path = commit_layer(&cache, b"second", &diff_id, Some(&blob));
+        assert_eq!(fs::read(&path).unwrap(), b"second");
+        assert_eq!(
+            cache.layer_by_blob(&blob).unwrap().map(|layer| layer.path),
+            Some(path)
+        );
+        assert!(names_in(&cache.root().join(TMP_DIR)).is_empty());
+    }
+
+    #[test]
+    fn dangling_or_foreign_symlink_counts_as_absent() {
+        let (_dir, cache) = open_cache();
+        let layers = cache.root().join(LAYERS_DIR);
+        let dangling = digest(0x40);
+        std::os::unix::fs::symlink(digest(0x41), layers.join(&dangling)).unwrap();
+        assert_eq!(cache.layer_by_blob(&dangling).unwrap(), None);
+        let foreign = digest(0x42);
+        let outside = cache.root().join("outside");
+        fs::write(&outside, b"not a layer").unwrap();
+        std::os::unix::fs::symlink(&outside, layers.join(&foreign)).unwrap();
+        assert_eq!(cache.layer_by_blob(&foreign).unwrap(), None);
+        // A commit heals the dangling symlink.
+        let path = commit_layer(&cache, b"layer", &digest(0x43), Some(&dangling));
+        assert_eq!(
+            cache
+                .layer_by_blob(&dangling)
+                .unwrap()
+                .map(|layer| layer.path),
+            Some(path)
+        );
+    }
+
+    #[test]
+    fn lookups_refresh_the_mtime_of_what_they_find() {
+        let (_dir, cache) = open_cache();
+        let manifest_path = cache.put_manifest(&digest(0x50), b"m").unwrap();
+        let config_path = cache.put_config(&digest(0x51), b"c").unwrap();
+        let (diff_id, blob) = (digest(0x52), digest(0x53));
+        let layer_path = commit_layer(&cache, b"l", &diff_id, Some(&blob));
+        for path in [&manifest_path, &config_path, &layer_path] {
+            set_age(path, DAY);
+            assert!(age_of(path) >= DAY);
+        }
+        cache.manifest(&digest(0x50)).unwrap();
+        cache.config(&digest(0x51)).unwrap();
+        cache.layer_by_blob(&blob).unwrap();
+        for path in [&manifest_path, &config_path, &layer_path] {
+            assert!(
+                age_of(path) < Duration::from_secs(60),
+                "{} not refreshed",
+                path.display()
+            );
+        }
+        set_age(&layer_path, DAY);
+        cache.layer_by_diff_id(&diff_id).unwrap();
+        assert!(age_of(&layer_path) < Duration::from_secs(60));
+    }
+
+    #[test]
+    fn lock_excludes_other_holders_until_dropped() {
+        let (_dir, cache) = open_cache();
+        let blob = digest(0x60);
+        let guard = cache.lock(&blob).unwrap();
+        assert_eq!(guard.path(), cache.root().join(LOCKS_DIR).join(&blob));
+        // flock locks open file descriptions, so a second open in this process conflicts too.
+        assert!(cache.try_lock(&blob).unwrap().is_none());
+        assert!(cache.try_lock(&digest(0x61)).unwrap().is_some());
+        drop(guard);
+        assert!(cache.try_lock(&blob).unwrap().is_some());
+    }
+
+    #[test]
+    fn lock_file_removed_by_clean_is_not_taken_as_a_lock() {
+        let (_dir, cache) = open_cache();
+        let blob = digest(0x62);
+        drop(cache.lock(&blob).unwrap());
+        let path = cache.root().join(LOCKS_DIR).join(&blob);
+        // A process that opened the lock file just before clean removed it.
+        let opened_before_clean = File::open(&path).unwrap();
+        cache.clean(DAY).unwrap();
+        assert!(!path.exists());
+        assert_eq!(
+            flock_at(
+                &path,
+                &opened_before_clean,
+                FlockOperation::NonBlockingLockExclusive
+            )
+            .unwrap(),
+            Flock::Gone
+        );
+        // `lock` takes the file now at the path, which excludes others again.
+        let _guard = cache.lock(&blob).unwrap();
+        assert!(cache.try_lock(&blob).unwrap().is_none());
+    }
+
+    #[test]
+    fn open_error_names_the_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("file");
+        fs::write(&file, b"").unwrap();
+        let error = Cache::open(file.join("cache")).unwrap_err();
+        assert!(
+            matches!(&error, CacheError::CreateDir { path, .. } if path.starts_with(file.join("cache"))),
+            "{error:?}"
+        );
+        assert!(error.to_string().contains(&file.display().to_string()));
+    }
+
+    #[test]
+    fn clean_removes_old_entries_with_their_symlinks_and_keeps_fresh_ones() {
+        let (_dir, cache) = open_cache();
+        let layers = cache.root().join(LAYERS_DIR);
+        let old_manifest = cache.put_manifest(&digest(1), b"old manifest").unwrap();
+        let new_manifest = cache.put_manifest(&digest(2), b"new").unwrap();
+        let old_config = cache.put_config(&digest(3), b"old config").unwrap();
+        let (old_diff, old_blob, old_blob2) = (digest(4), digest(5), digest(6));
+        let old_layer = commit_layer(&cache, b"old layer", &old_diff, Some(&old_blob));
+        // A second blob (say gzip and zstd) of the same layer.
+        commit_layer(&cache, b"old layer", &old_diff, Some(&old_blob2));
+        let (new_diff, new_blob) = (digest(7), digest(8));
+        commit_layer(&cache, b"new layer", &new_diff, Some(&new_blob));
+        let dangling = digest(9);
+        std::os::unix::fs::symlink(digest(10), layers.join(&dangling)).unwrap();
+        for path in [&old_manifest, &old_config, &old_layer] {
+            set_age(path, 2 * DAY);
+        }
+        // The symlink of the fresh layer is old itself: what counts is its target's mtime.
+        let report = cache.clean(DAY).unwrap();
+        assert_eq!(
+            report,
+            CleanReport {
+                removed_files: 6,
+                removed_bytes: (b"old manifest".len() + b"old config".len() + b"old layer".len())
+                    as u64,
+            }
+        );
+        assert!(!old_manifest.exists() && !old_config.exists());
+        assert!(new_manifest.exists());
+        assert_eq!(names_in(&layers), [new_diff, new_blob.clone()]);
+        assert!(cache.layer_by_blob(&new_blob).unwrap().is_some());
+        assert!(names_in(&cache.root().join(LOCKS_DIR)).is_empty());
+        assert_eq!(cache.clean(DAY).unwrap(), CleanReport::default());
+    }
+
+    #[test]
+    fn clean_keeps_entries_whose_lock_is_held() {
+        let (_dir, cache) = open_cache();
+        let manifest = cache.put_manifest(&digest(1), b"m").unwrap();
+        let (diff_id, blob) = (digest(2), digest(3));
+        let layer = commit_layer(&cache, b"l", &diff_id, Some(&blob));
+        set_age(&manifest, 2 * DAY);
+        set_age(&layer, 2 * DAY);
+        let manifest_lock = cache.lock(&digest(1)).unwrap();
+        let blob_lock = cache.lock(&blob).unwrap();
+        assert_eq!(cache.clean(DAY).unwrap(), CleanReport::default());
+        assert!(manifest.exists() && layer.exists());
+        assert!(cache.root().join(LAYERS_DIR).join(&blob).exists());
+        // Held lock files stay; the ones clean took for itself are gone.
+        assert_eq!(
+            names_in(&cache.root().join(LOCKS_DIR)),
+            [digest(1), blob.clone()]
+        );
+        drop(manifest_lock);
+        drop(blob_lock);
+        assert_eq!(cache.clean(DAY).unwrap().removed_files, 3);
+        assert!(names_in(&cache.root().join(LAYERS_DIR)).is_empty());
+        assert!(names_in(&cache.root().join(LOCKS_DIR)).is_empty());
+    }
+
+    #[test]
+    fn clean_removes_working_files_of_dead_writers_only() {
+        let (_dir, cache) = open_cache();
+        let tmp = cache.root().join(TMP_DIR);
+        let mut live = cache.ingest().unwrap();
+        live.file().write_all(b"in progress").unwrap();
+        // A dead writer's ingest file: no process holds its flock.
+        fs::write(tmp.join("ingest-999999-0"), b"dead writer").unwrap();
+        // A temporary symlink: fresh ones may be mid-commit, old ones are stale.
+        std::os::unix::fs::symlink(digest(1), tmp.join("ingest-999999-1.link")).unwrap();
+        std::os::unix::fs::symlink(digest(1), tmp.join("ingest-999999-2.link")).unwrap();
+        let stale_link = File::open(&tmp).unwrap();
+        rustix::fs::utimensat(
+            &stale_link,
+            "ingest-999999-2.link",
+            &Timestamps {
+                last_access: rustix::fs::Timespec {
+                    tv_sec: 0,
+                    tv_nsec: 0,
+                },
+                last_modification: rustix::fs::Timespec {
+                    tv_sec: 0,
+                    tv_nsec: 0,
+                },
+            },
+            AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .unwrap();
+        let report = cache.clean(DAY).unwrap();
+        assert_eq!(
+            report,
+            CleanReport {
+                removed_files: 2,
+                removed_bytes: b"dead writer".len() as u64
+            }
+        );
+        let live_name = live
+            .path()
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let mut expected = vec!["ingest-999999-1.link".to_owned(), live_name];
+        expected.sort();
+        assert_eq!(names_in(&tmp), expected);
+        // The live ingest still commits.
+        live.commit_config(&digest(2)).unwrap();
+        assert_eq!(
+            cache.config(&digest(2)).unwrap().as_deref(),
+            Some(&b"in progress"[..])
+        );
+    }
+
+    #[test]
+    fn clean_removes_old_working_files_of_concil_1_by_age() {
+        let (_dir, cache) = open_cache();
+        let layers = cache.root().join(LAYERS_DIR);
+        let old_out = layers.join(format!("{}.out", digest(1)));
+        let old_sq = layers.join(format!("{}.sq", digest(1)));
+        let new_out = cache
+            .root()
+            .join(CONFIG_DIR)
+            .join(format!("{}.out", digest(2)));
+        let unknown = layers.join("README");
+        for path in [&old_out, &old_sq, &new_out, &unknown] {
+            fs::write(path, b"x").unwrap();
+        }
+        for path in [&old_out, &old_sq, &unknown] {
+            set_age(path, 2 * DAY);
+        }
+        assert_eq!(cache.clean(DAY).unwrap().removed_files, 2);
+        assert!(!old_out.exists() && !old_sq.exists());
+        assert!(new_out.exists() && unknown.exists());
+    }
+}

@@ -1,1 +1,245 @@
-fn main() {}
+//! The `concil` command: a thin face on the library (argument parsing, progress, output).
+
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use concil::cache::Cache;
+use concil::config::Config;
+use concil::reference::Reference;
+use concil::store::{Platform, Progress, Store};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+
+#[derive(Parser)]
+#[command(name = "concil", version, about = "Verified, cached, mount-ready squashfs layers from OCI registries")]
+struct Cli {
+    /// Log what happens (-v: info, -vv: debug) on stderr.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Pull an image into the cache and print its layers' squashfs paths.
+    Pull {
+        /// OS/ARCH[/VARIANT]; the host's by default.
+        #[arg(long)]
+        platform: Option<String>,
+        /// Print one JSON object describing the image on stdout.
+        #[arg(long)]
+        json: bool,
+        /// Configuration file (else $CONCIL_CONFIG, else ~/.concil/config.json).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Pull without checking content trust.
+        #[arg(long)]
+        no_verify: bool,
+        /// docker://host[:port]/repo[:tag][@sha256:…] or a short name (alpine).
+        image: String,
+    },
+    /// Convert a tar, tar.gz or tar.zst file to squashfs and print its diff_id.
+    Convert {
+        /// zstd compression level.
+        #[arg(long, default_value_t = 10)]
+        level: i32,
+        /// Block size in bytes (a power of two, 4 KiB to 1 MiB).
+        #[arg(long, default_value_t = 128 * 1024)]
+        block_size: u32,
+        /// Compressor threads (0: one per core).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+        /// How OCI whiteout files are written.
+        #[arg(long, value_enum, default_value_t = WhiteoutMode::Keep)]
+        whiteouts: WhiteoutMode,
+        /// Input tar file, or - for stdin (compression detected from magic bytes).
+        input: PathBuf,
+        /// Output squashfs file.
+        output: PathBuf,
+    },
+    /// Manage the cache.
+    Cache {
+        #[command(subcommand)]
+        command: CacheCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum CacheCommand {
+    /// Remove entries not used for cache_timeout seconds (or --older-than).
+    Clean {
+        #[arg(long)]
+        older_than: Option<u64>,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum WhiteoutMode {
+    Keep,
+    Overlay,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            let mut line = format!("error: {error}");
+            let mut source = error.source();
+            while let Some(cause) = source {
+                line.push_str(&format!(": {cause}"));
+                source = cause.source();
+            }
+            eprintln!("{line}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CONCIL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+fn run(command: Command) -> Result<(), BoxError> {
+    match command {
+        Command::Pull { platform, json, config, no_verify, image } => {
+            pull(&image, platform.as_deref(), json, config.as_deref(), no_verify)
+        }
+        Command::Convert { level, block_size, threads, whiteouts, input, output } => {
+            let options = tarsquash::Options {
+                image: tarsquash::image::ImageOptions { level, block_size, threads },
+                whiteouts: match whiteouts {
+                    WhiteoutMode::Keep => tarsquash::Whiteouts::Keep,
+                    WhiteoutMode::Overlay => tarsquash::Whiteouts::Overlay,
+                },
+            };
+            convert(&input, &output, &options)
+        }
+        Command::Cache { command: CacheCommand::Clean { older_than, config } } => {
+            let config = Config::load(config.as_deref())?;
+            let older_than = older_than.map(Duration::from_secs).unwrap_or(config.cache_timeout);
+            let report = Cache::open(&config.cache_dir)?.clean(older_than)?;
+            println!("removed {} files, {} bytes", report.removed_files, report.removed_bytes);
+            Ok(())
+        }
+    }
+}
+
+fn pull(
+    image: &str,
+    platform: Option<&str>,
+    json: bool,
+    config: Option<&Path>,
+    no_verify: bool,
+) -> Result<(), BoxError> {
+    let config = Config::load(config)?;
+    let reference = Reference::parse(image)?;
+    let platform = match platform {
+        Some(text) => text.parse::<Platform>()?,
+        None => Platform::host(),
+    };
+    if config.disable_content_trust && !no_verify {
+        eprintln!("warning: disable_content_trust is set: content trust is not checked for {image}");
+    }
+    let mut store = Store::new(reference, config)?;
+    if no_verify {
+        eprintln!("warning: --no-verify: content trust is not checked for {image}");
+        store = store.without_verification();
+    }
+    if !json && std::io::stderr().is_terminal() {
+        store = store.with_progress(Arc::new(Bars::default()));
+    }
+    let pulled = store.pull(&platform)?;
+    let mut stdout = std::io::stdout().lock();
+    if json {
+        let mut value = serde_json::to_value(&pulled)?;
+        if let serde_json::Value::Object(map) = &mut value {
+            map.insert("image".into(), image.into());
+        }
+        writeln!(stdout, "{value}")?;
+    } else {
+        for layer in &pulled.layers {
+            writeln!(stdout, "{}", layer.path.display())?;
+        }
+    }
+    Ok(())
+}
+
+fn convert(input: &Path, output: &Path, options: &tarsquash::Options) -> Result<(), BoxError> {
+    let stdin;
+    let file;
+    let reader: Box<dyn std::io::Read> = if input == Path::new("-") {
+        stdin = std::io::stdin().lock();
+        Box::new(stdin)
+    } else {
+        file = std::fs::File::open(input)
+            .map_err(|e| format!("cannot open {}: {e}", input.display()))?;
+        Box::new(file)
+    };
+    let (_, mut tar) = tarsquash::decode::Compression::detect_decoder(reader)
+        .map_err(|e| format!("cannot read {}: {e}", input.display()))?;
+    let conversion = tarsquash::convert_to_path(&mut tar, output, options)?;
+    println!("{}", conversion.diff_id);
+    Ok(())
+}
+
+/// One progress bar per layer on a terminal.
+#[derive(Default)]
+struct Bars {
+    multi: MultiProgress,
+    bars: Mutex<HashMap<String, ProgressBar>>,
+}
+
+impl Progress for Bars {
+    fn layer_started(&self, digest: &str, size: u64) {
+        let bar = self.multi.add(ProgressBar::new(size));
+        let style = ProgressStyle::with_template(
+            "{prefix} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+        bar.set_style(style);
+        bar.set_prefix(short_digest(digest));
+        bar.set_message("downloading + converting");
+        if let Ok(mut bars) = self.bars.lock() {
+            bars.insert(digest.to_owned(), bar);
+        }
+    }
+
+    fn layer_bytes(&self, digest: &str, bytes: u64) {
+        if let Some(bar) = self.bars.lock().ok().and_then(|bars| bars.get(digest).cloned()) {
+            bar.inc(bytes);
+        }
+    }
+
+    fn layer_done(&self, digest: &str, cached: bool) {
+        let bar = self.bars.lock().ok().and_then(|bars| bars.get(digest).cloned());
+        match bar {
+            Some(bar) => bar.finish_with_message("done"),
+            None if cached => {
+                let _ = self.multi.println(format!("{} cached", short_digest(digest)));
+            }
+            None => {}
+        }
+    }
+}
+
+fn short_digest(digest: &str) -> String {
+    digest.trim_start_matches("sha256:").chars().take(12).collect()
+}

@@ -1,1 +1,729 @@
 //! The pull pipeline and the public API.
+//!
+//! ```text
+//! reference ─► endpoint + credentials ─► manifest ─► platform ─► config ─► layers ─► ordered paths
+//! ```
+//!
+//! A [`Store`] pulls one image reference. Each layer is one streaming pass with no temporary
+//! tarball: the HTTP body is hashed (blob digest), decompressed, hashed again (diff_id) and
+//! converted to squashfs by `tarsquash` into a working file of the cache; only when the blob
+//! digest, its size and the diff_id all match does the file get its final name. Layers download
+//! on a fixed pool of [`Store::parallel_layers`] worker threads while each conversion keeps every
+//! core busy compressing.
+//!
+//! ```no_run
+//! use concil::config::Config;
+//! use concil::reference::Reference;
+//! use concil::store::{Platform, Store};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = Config::load(None)?;
+//! let reference = Reference::parse("docker://127.0.0.1:5000/demo/busybox:latest")?;
+//! let store = Store::new(reference, config)?.without_verification();
+//! let image = store.pull(&Platform::host())?;
+//! for layer in &image.layers {
+//!     println!("{} {}", layer.diff_id, layer.path.display());
+//! }
+//! # Ok(())
+//! # }
+//! ```
+
+use std::fmt;
+use std::io::{self, Read};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+use tarsquash::decode::Compression;
+
+use crate::cache::{Cache, CacheError, CleanReport};
+use crate::config::{Config, ConfigError, ContentTrust};
+use crate::reference::Reference;
+use crate::registry::{
+    Client, Descriptor, ImageManifest, Manifest, ParsedManifest, RegistryError, TlsSettings,
+};
+
+/// concil's own media type for a layer that is already a squashfs image.
+pub const SQUASHFS_LAYER: &str = "application/vnd.docker.image.rootfs.diff.squashfs";
+/// An encrypted squashfs layer, stored as it is.
+pub const ENCRYPTED_SQUASHFS_LAYER: &str =
+    "application/vnd.docker.image.rootfs.diff.squashfs+encrypted";
+
+/// How many layers download at once unless told otherwise.
+pub const DEFAULT_PARALLEL_LAYERS: usize = 3;
+/// Image configs are small JSON documents; anything bigger is refused rather than read.
+const MAX_CONFIG_SIZE: u64 = 16 * 1024 * 1024;
+/// An index may point to an index; more than this many levels is refused.
+const MAX_INDEX_DEPTH: usize = 4;
+
+/// An `os/arch[/variant]` platform, normalised as containerd does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Platform {
+    pub os: String,
+    pub architecture: String,
+    pub variant: Option<String>,
+}
+
+impl Platform {
+    /// The platform of the running machine (`linux/amd64`, `linux/arm64`, …).
+    pub fn host() -> Platform {
+        let architecture = match std::env::consts::ARCH {
+            "x86_64" => "amd64",
+            "aarch64" => "arm64",
+            "x86" => "386",
+            "powerpc64" => "ppc64le",
+            "arm" => "arm",
+            other => other,
+        };
+        Platform::new(std::env::consts::OS, architecture, None)
+    }
+
+    /// A platform with its variant normalised: `arm64` ≡ `arm64/v8`, `arm` means `arm/v7`.
+    pub fn new(os: &str, architecture: &str, variant: Option<&str>) -> Platform {
+        let architecture = match architecture {
+            "x86_64" | "x86-64" => "amd64",
+            "aarch64" => "arm64",
+            other => other,
+        };
+        let variant = match (architecture, variant.filter(|v| !v.is_empty())) {
+            ("arm64", None | Some("v8")) => None,
+            ("arm", None) => Some("v7".to_owned()),
+            ("amd64", Some("v1")) => None,
+            (_, variant) => variant.map(str::to_owned),
+        };
+        Platform { os: os.to_owned(), architecture: architecture.to_owned(), variant }
+    }
+
+    fn from_spec(platform: &oci_spec::image::Platform) -> Platform {
+        Platform::new(
+            &platform.os().to_string(),
+            &platform.architecture().to_string(),
+            platform.variant().as_deref(),
+        )
+    }
+}
+
+impl fmt::Display for Platform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)?;
+        if let Some(variant) = &self.variant {
+            write!(f, "/{variant}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::str::FromStr for Platform {
+    type Err = StoreError;
+    fn from_str(text: &str) -> Result<Platform, StoreError> {
+        let parts: Vec<&str> = text.split('/').collect();
+        let valid = |part: &str| {
+            !part.is_empty() && part.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        };
+        if !parts.iter().all(|part| valid(part)) {
+            return Err(StoreError::InvalidPlatform { text: text.to_owned() });
+        }
+        match parts.as_slice() {
+            [os, arch] => Ok(Platform::new(os, arch, None)),
+            [os, arch, variant] => Ok(Platform::new(os, arch, Some(variant))),
+            _ => Err(StoreError::InvalidPlatform { text: text.to_owned() }),
+        }
+    }
+}
+
+/// How the manifest's trust was established.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verification {
+    /// Not checked: content trust is disabled.
+    None,
+}
+
+/// An image manifest chosen for a platform, with the digests it was reached by.
+#[derive(Debug, Clone)]
+pub struct ResolvedManifest {
+    /// Digest of the image manifest itself (not of the index that led to it).
+    pub digest: String,
+    pub media_type: String,
+    pub manifest: ImageManifest,
+}
+
+/// The parts of an image config the store needs. Parsed leniently (not with oci-spec's
+/// `ImageConfiguration`) because real-world configs carry fields in forms oci-spec rejects,
+/// while these are all a pull depends on.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ImageConfig {
+    #[serde(default)]
+    pub os: String,
+    #[serde(default)]
+    pub architecture: String,
+    #[serde(default)]
+    pub variant: Option<String>,
+    pub rootfs: RootFs,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RootFs {
+    #[serde(rename = "type", default)]
+    pub kind: String,
+    pub diff_ids: Vec<String>,
+}
+
+/// One layer of a pulled image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PulledLayer {
+    /// The blob's digest as in the manifest.
+    pub digest: String,
+    /// The uncompressed tar's digest from the config, the name of the squashfs file.
+    pub diff_id: String,
+    pub media_type: String,
+    /// The blob's size in bytes.
+    pub size: u64,
+    /// The squashfs file in the cache.
+    pub path: PathBuf,
+}
+
+/// A pulled image: what `concil pull --json` prints.
+#[derive(Debug, Clone, Serialize)]
+pub struct PulledImage {
+    pub manifest_digest: String,
+    pub config_digest: String,
+    /// The platform of the image pulled (from its config).
+    pub platform: String,
+    pub verified: Verification,
+    /// In `rootfs.diff_ids` order.
+    pub layers: Vec<PulledLayer>,
+}
+
+/// What a pull reports as it goes; the CLI draws progress bars from it.
+/// Called from the layer worker threads.
+pub trait Progress: Send + Sync {
+    /// A layer starts downloading (`size` bytes of blob).
+    fn layer_started(&self, _digest: &str, _size: u64) {}
+    /// `bytes` more bytes of the blob arrived.
+    fn layer_bytes(&self, _digest: &str, _bytes: u64) {}
+    /// The layer is in the cache (`cached`: it was there already).
+    fn layer_done(&self, _digest: &str, _cached: bool) {}
+}
+
+/// Reports nothing.
+pub struct NoProgress;
+impl Progress for NoProgress {}
+
+/// Errors of a pull.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("invalid platform {text:?}: expected OS/ARCH[/VARIANT]")]
+    InvalidPlatform { text: String },
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    #[error(
+        "{image} is signed with content trust ({mode}), which this version of concil cannot verify yet; \
+         set \"disable_content_trust\": true or pass --no-verify to pull it unverified"
+    )]
+    ContentTrustUnavailable { image: String, mode: &'static str },
+    #[error("{image}: no manifest for platform {wanted}; the index offers: {available}")]
+    NoMatchingPlatform { image: String, wanted: Platform, available: String },
+    #[error("{image}: indexes nested deeper than {MAX_INDEX_DEPTH} levels")]
+    IndexTooDeep { image: String },
+    #[error("{image}: manifest {digest} has media type {media_type}, expected an image manifest")]
+    NotAnImageManifest { image: String, digest: String, media_type: String },
+    #[error("config {digest} is not a valid image config")]
+    ConfigInvalid { digest: String, source: serde_json::Error },
+    #[error("config {digest} is {size} bytes, more than the {MAX_CONFIG_SIZE} accepted")]
+    ConfigTooLarge { digest: String, size: u64 },
+    #[error("manifest {manifest} lists {layers} layers but its config has {diff_ids} diff_ids")]
+    LayerCountMismatch { manifest: String, layers: usize, diff_ids: usize },
+    #[error("layer {digest} has media type {media_type}, which concil cannot store")]
+    UnsupportedLayer { digest: String, media_type: String },
+    #[error("layer {digest} is non-distributable ({media_type}) and cannot be pulled")]
+    NonDistributableLayer { digest: String, media_type: String },
+    #[error("layer {digest}: {url} ended after {got} of {expected} bytes")]
+    BlobTruncated { digest: String, url: String, got: u64, expected: u64 },
+    #[error("layer {digest}: {url} sent more than the {expected} bytes the manifest declares")]
+    BlobTooLong { digest: String, url: String, expected: u64 },
+    #[error("layer {digest}: content from {url} hashes to {got}")]
+    BlobDigestMismatch { digest: String, url: String, got: String },
+    #[error("layer {digest}: uncompressed content hashes to {got}, but the config says {expected}")]
+    DiffIdMismatch { digest: String, expected: String, got: String },
+    #[error("layer {digest}: reading {url}")]
+    BlobRead { digest: String, url: String, source: io::Error },
+    #[error("layer {digest}: converting to squashfs")]
+    Convert { digest: String, source: tarsquash::Error },
+    #[error("layer {digest}: writing {path}")]
+    WriteLayer { digest: String, path: PathBuf, source: io::Error },
+    #[error("layer worker thread panicked")]
+    WorkerPanicked,
+}
+
+/// Pulls one image into the cache. Cheap to share between threads.
+pub struct Store {
+    reference: Reference,
+    image: String,
+    config: Config,
+    client: Client,
+    cache: Cache,
+    verify: bool,
+    parallel_layers: usize,
+    convert: tarsquash::Options,
+    progress: Arc<dyn Progress>,
+}
+
+impl Store {
+    /// A store for `reference` with the registry endpoint, credentials, TLS settings and cache
+    /// directory that `config` gives. Does not touch the network yet.
+    pub fn new(reference: Reference, config: Config) -> Result<Store, StoreError> {
+        let endpoint = config.registry_endpoint(&reference.registry)?;
+        let credentials = config.credentials(&reference.registry, &reference.repository);
+        let tls = TlsSettings { ca_file: config.cafile.clone() };
+        let allow_http_fallback = !endpoint.explicit && is_loopback(&endpoint.url);
+        let client =
+            Client::new(endpoint.url, &reference.repository, credentials, &tls, allow_http_fallback)?;
+        let cache = Cache::open(&config.cache_dir)?;
+        Ok(Store {
+            image: reference.to_string(),
+            reference,
+            verify: !config.disable_content_trust,
+            config,
+            client,
+            cache,
+            parallel_layers: DEFAULT_PARALLEL_LAYERS,
+            convert: tarsquash::Options::default(),
+            progress: Arc::new(NoProgress),
+        })
+    }
+
+    /// Pulls without content trust (`--no-verify`).
+    pub fn without_verification(mut self) -> Store {
+        self.verify = false;
+        self
+    }
+
+    /// Reports progress to `progress`.
+    pub fn with_progress(mut self, progress: Arc<dyn Progress>) -> Store {
+        self.progress = progress;
+        self
+    }
+
+    /// Downloads at most `layers` layers at once (at least 1).
+    pub fn with_parallel_layers(mut self, layers: usize) -> Store {
+        self.parallel_layers = layers.max(1);
+        self
+    }
+
+    /// Uses these squashfs settings for converted layers.
+    pub fn with_convert_options(mut self, options: tarsquash::Options) -> Store {
+        self.convert = options;
+        self
+    }
+
+    /// How many layers download at once.
+    pub fn parallel_layers(&self) -> usize {
+        self.parallel_layers
+    }
+
+    /// The cache this store writes into.
+    pub fn cache(&self) -> &Cache {
+        &self.cache
+    }
+
+    /// Resolves the reference to the image manifest for `platform` (through an index if the
+    /// reference names one) and caches the manifests by digest.
+    pub fn manifest(&self, platform: &Platform) -> Result<ResolvedManifest, StoreError> {
+        self.check_trust()?;
+        let mut manifest = self.fetch_manifest(self.reference.manifest_reference())?;
+        for _ in 0..MAX_INDEX_DEPTH {
+            match manifest.parse()? {
+                ParsedManifest::Image(image) => {
+                    return Ok(ResolvedManifest {
+                        digest: manifest.digest,
+                        media_type: manifest.media_type,
+                        manifest: image,
+                    });
+                }
+                ParsedManifest::Index(index) => {
+                    let child = self.choose_platform(index.manifests(), platform)?;
+                    manifest = self.fetch_manifest(child.digest().as_ref())?;
+                }
+            }
+        }
+        Err(StoreError::IndexTooDeep { image: self.image.clone() })
+    }
+
+    /// The image config `descriptor` points to, from the cache or the registry (then cached).
+    pub fn config(&self, descriptor: &Descriptor) -> Result<ImageConfig, StoreError> {
+        let digest = descriptor.digest().to_string();
+        let bytes = match self.cache.config(&digest)? {
+            Some(bytes) => bytes,
+            None => {
+                if descriptor.size() > MAX_CONFIG_SIZE {
+                    return Err(StoreError::ConfigTooLarge { digest, size: descriptor.size() });
+                }
+                let bytes = self.client.blob_bytes(&digest, descriptor.size())?;
+                self.cache.put_config(&digest, &bytes)?;
+                bytes
+            }
+        };
+        serde_json::from_slice(&bytes).map_err(|source| StoreError::ConfigInvalid { digest, source })
+    }
+
+    /// The squashfs file of one layer: from the cache, or downloaded and converted (each blob
+    /// once, even across processes: the per-blob lock makes others wait and then reuse it).
+    pub fn layer(&self, descriptor: &Descriptor, diff_id: &str) -> Result<PathBuf, StoreError> {
+        let digest = descriptor.digest().to_string();
+        let media_type = descriptor.media_type().to_string();
+        let kind = LayerKind::of(&digest, &media_type)?;
+        if let Some(path) = self.cached_layer(&digest, diff_id)? {
+            self.progress.layer_done(&digest, true);
+            return Ok(path);
+        }
+        let _lock = self.cache.lock(&digest)?;
+        // Another process may have finished it while we waited for the lock.
+        if let Some(path) = self.cached_layer(&digest, diff_id)? {
+            self.progress.layer_done(&digest, true);
+            return Ok(path);
+        }
+        self.progress.layer_started(&digest, descriptor.size());
+        let path = self.download_layer(&digest, descriptor.size(), diff_id, kind)?;
+        self.progress.layer_done(&digest, false);
+        Ok(path)
+    }
+
+    /// Pulls the whole image for `platform`: manifest, config and every layer.
+    pub fn pull(&self, platform: &Platform) -> Result<PulledImage, StoreError> {
+        let resolved = self.manifest(platform)?;
+        let config_descriptor = resolved.manifest.config();
+        let config = self.config(config_descriptor)?;
+        let layers = resolved.manifest.layers();
+        if layers.len() != config.rootfs.diff_ids.len() {
+            return Err(StoreError::LayerCountMismatch {
+                manifest: resolved.digest,
+                layers: layers.len(),
+                diff_ids: config.rootfs.diff_ids.len(),
+            });
+        }
+        // Refuse unusable layers before downloading any.
+        for layer in layers {
+            LayerKind::of(&layer.digest().to_string(), &layer.media_type().to_string())?;
+        }
+        let paths = self.layers_in_parallel(layers, &config.rootfs.diff_ids)?;
+        let layers = layers
+            .iter()
+            .zip(&config.rootfs.diff_ids)
+            .zip(paths)
+            .map(|((descriptor, diff_id), path)| PulledLayer {
+                digest: descriptor.digest().to_string(),
+                diff_id: diff_id.clone(),
+                media_type: descriptor.media_type().to_string(),
+                size: descriptor.size(),
+                path,
+            })
+            .collect();
+        let platform = Platform::new(&config.os, &config.architecture, config.variant.as_deref());
+        Ok(PulledImage {
+            manifest_digest: resolved.digest,
+            config_digest: config_descriptor.digest().to_string(),
+            platform: platform.to_string(),
+            verified: Verification::None,
+            layers,
+        })
+    }
+
+    /// Removes cache entries older than the configured `cache_timeout`.
+    pub fn cache_cleanup(&self) -> Result<CleanReport, StoreError> {
+        Ok(self.cache.clean(self.config.cache_timeout)?)
+    }
+
+    fn check_trust(&self) -> Result<(), StoreError> {
+        if !self.verify {
+            return Ok(());
+        }
+        let mode = match self.config.content_trust {
+            ContentTrust::Cosign => "cosign",
+            ContentTrust::Notary => "notary",
+        };
+        Err(StoreError::ContentTrustUnavailable { image: self.image.clone(), mode })
+    }
+
+    /// A manifest by tag or digest. By digest it may come from the cache (content-addressed,
+    /// so it cannot be stale); by tag it is always asked for, since tags move.
+    fn fetch_manifest(&self, reference: &str) -> Result<Manifest, StoreError> {
+        if reference.starts_with("sha256:") {
+            if let Some(bytes) = self.cache.manifest(reference)? {
+                if let Some(media_type) = media_type_of(&bytes) {
+                    return Ok(Manifest { bytes, media_type, digest: reference.to_owned() });
+                }
+            }
+        }
+        let manifest = self.client.manifest(reference)?;
+        self.cache.put_manifest(&manifest.digest, &manifest.bytes)?;
+        Ok(manifest)
+    }
+
+    fn choose_platform<'a>(
+        &self,
+        manifests: &'a [Descriptor],
+        wanted: &Platform,
+    ) -> Result<&'a Descriptor, StoreError> {
+        let offered = manifests.iter().filter_map(|m| m.platform().as_ref().map(|p| (m, p)));
+        for (descriptor, platform) in offered.clone() {
+            if Platform::from_spec(platform) == *wanted {
+                return Ok(descriptor);
+            }
+        }
+        let available: Vec<String> = offered
+            .map(|(_, p)| Platform::from_spec(p))
+            // Attestation manifests (buildkit) are not images.
+            .filter(|p| p.os != "unknown")
+            .map(|p| p.to_string())
+            .collect();
+        Err(StoreError::NoMatchingPlatform {
+            image: self.image.clone(),
+            wanted: wanted.clone(),
+            available: if available.is_empty() { "nothing".into() } else { available.join(", ") },
+        })
+    }
+
+    fn cached_layer(&self, digest: &str, diff_id: &str) -> Result<Option<PathBuf>, StoreError> {
+        if let Some(layer) = self.cache.layer_by_blob(digest)? {
+            if layer.diff_id == diff_id {
+                return Ok(Some(layer.path));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Runs `layer` for every descriptor on a pool of `parallel_layers` threads; results in order.
+    fn layers_in_parallel(
+        &self,
+        layers: &[Descriptor],
+        diff_ids: &[String],
+    ) -> Result<Vec<PathBuf>, StoreError> {
+        let next = AtomicUsize::new(0);
+        let failed = AtomicBool::new(false);
+        let results: Mutex<Vec<Option<Result<PathBuf, StoreError>>>> =
+            Mutex::new((0..layers.len()).map(|_| None).collect());
+        let workers = self.parallel_layers.min(layers.len()).max(1);
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                scope.spawn(|| {
+                    while !failed.load(Ordering::Relaxed) {
+                        let index = next.fetch_add(1, Ordering::Relaxed);
+                        let (Some(layer), Some(diff_id)) = (layers.get(index), diff_ids.get(index))
+                        else {
+                            break;
+                        };
+                        let result = self.layer(layer, diff_id);
+                        if result.is_err() {
+                            failed.store(true, Ordering::Relaxed);
+                        }
+                        if let Ok(mut results) = results.lock() {
+                            results[index] = Some(result);
+                        }
+                    }
+                });
+            }
+        });
+        let results = results.into_inner().map_err(|_| StoreError::WorkerPanicked)?;
+        // The first error in layer order, else all paths.
+        let mut paths = Vec::with_capacity(layers.len());
+        for result in results {
+            match result {
+                Some(Ok(path)) => paths.push(path),
+                Some(Err(error)) => return Err(error),
+                None if failed.load(Ordering::Relaxed) => continue,
+                None => return Err(StoreError::WorkerPanicked),
+            }
+        }
+        Ok(paths)
+    }
+
+    fn download_layer(
+        &self,
+        digest: &str,
+        size: u64,
+        diff_id: &str,
+        kind: LayerKind,
+    ) -> Result<PathBuf, StoreError> {
+        let body = self.client.blob(digest)?;
+        let url = body.url().to_owned();
+        let mut blob = VerifyingReader::new(body, size, digest, &*self.progress);
+        let mut ingest = self.cache.ingest()?;
+        let written_diff_id = match kind {
+            LayerKind::Squashfs => {
+                io::copy(&mut blob, ingest.file()).map_err(|source| {
+                    self.read_error(&blob, digest, &url, source, ingest.path().to_owned())
+                })?;
+                diff_id.to_owned()
+            }
+            LayerKind::Tar(compression) => {
+                let out = ingest.file().try_clone().map_err(|source| StoreError::WriteLayer {
+                    digest: digest.to_owned(),
+                    path: ingest.path().to_owned(),
+                    source,
+                })?;
+                let mut tar = compression.decoder(&mut blob);
+                let converted = tarsquash::convert(&mut tar, out, &self.convert);
+                drop(tar);
+                match converted {
+                    Ok(conversion) => conversion.diff_id,
+                    Err(source) => {
+                        // A broken download shows up as a tar or decompression error; name the
+                        // real cause when the body was cut short or changed.
+                        blob.finish(&url)?;
+                        return Err(StoreError::Convert { digest: digest.to_owned(), source });
+                    }
+                }
+            }
+        };
+        blob.drain(&url, digest)?;
+        blob.finish(&url)?;
+        if written_diff_id != diff_id {
+            return Err(StoreError::DiffIdMismatch {
+                digest: digest.to_owned(),
+                expected: diff_id.to_owned(),
+                got: written_diff_id,
+            });
+        }
+        Ok(ingest.commit_layer(diff_id, Some(digest))?)
+    }
+
+    fn read_error(
+        &self,
+        blob: &VerifyingReader<'_>,
+        digest: &str,
+        url: &str,
+        source: io::Error,
+        path: PathBuf,
+    ) -> StoreError {
+        if blob.read_failed {
+            match blob.finish(url) {
+                Err(error) => error,
+                Ok(()) => StoreError::BlobRead { digest: digest.to_owned(), url: url.to_owned(), source },
+            }
+        } else {
+            StoreError::WriteLayer { digest: digest.to_owned(), path, source }
+        }
+    }
+}
+
+/// What the store does with a layer, by media type.
+#[derive(Debug, Clone, Copy)]
+enum LayerKind {
+    Tar(Compression),
+    Squashfs,
+}
+
+impl LayerKind {
+    fn of(digest: &str, media_type: &str) -> Result<LayerKind, StoreError> {
+        if media_type == SQUASHFS_LAYER || media_type == ENCRYPTED_SQUASHFS_LAYER {
+            return Ok(LayerKind::Squashfs);
+        }
+        if media_type.contains("nondistributable") || media_type.contains(".foreign.") {
+            return Err(StoreError::NonDistributableLayer {
+                digest: digest.to_owned(),
+                media_type: media_type.to_owned(),
+            });
+        }
+        Compression::from_media_type(media_type).map(LayerKind::Tar).ok_or_else(|| {
+            StoreError::UnsupportedLayer { digest: digest.to_owned(), media_type: media_type.to_owned() }
+        })
+    }
+}
+
+/// Reads a blob body, hashing and counting it, and never more than one byte past the size
+/// the manifest declares (so a registry sending too much cannot make us read forever).
+struct VerifyingReader<'a> {
+    body: io::Take<crate::registry::BlobReader>,
+    hasher: Sha256,
+    read: u64,
+    expected_size: u64,
+    expected_digest: &'a str,
+    read_failed: bool,
+    progress: &'a dyn Progress,
+}
+
+impl<'a> VerifyingReader<'a> {
+    fn new(
+        body: crate::registry::BlobReader,
+        expected_size: u64,
+        expected_digest: &'a str,
+        progress: &'a dyn Progress,
+    ) -> Self {
+        VerifyingReader {
+            body: body.take(expected_size.saturating_add(1)),
+            hasher: Sha256::new(),
+            read: 0,
+            expected_size,
+            expected_digest,
+            read_failed: false,
+            progress,
+        }
+    }
+
+    /// Reads what the consumer left (a gzip trailer, tar padding) so the digest covers it all.
+    fn drain(&mut self, url: &str, digest: &str) -> Result<(), StoreError> {
+        io::copy(self, &mut io::sink()).map(drop).map_err(|source| StoreError::BlobRead {
+            digest: digest.to_owned(),
+            url: url.to_owned(),
+            source,
+        })
+    }
+
+    /// Checks what was read so far against the descriptor: size first, then digest.
+    fn finish(&self, url: &str) -> Result<(), StoreError> {
+        let digest = self.expected_digest.to_owned();
+        if self.read > self.expected_size {
+            return Err(StoreError::BlobTooLong { digest, url: url.to_owned(), expected: self.expected_size });
+        }
+        if self.read < self.expected_size {
+            return Err(StoreError::BlobTruncated {
+                digest,
+                url: url.to_owned(),
+                got: self.read,
+                expected: self.expected_size,
+            });
+        }
+        let got = format!("sha256:{}", hex::encode(self.hasher.clone().finalize()));
+        if got != self.expected_digest {
+            return Err(StoreError::BlobDigestMismatch { digest, url: url.to_owned(), got });
+        }
+        Ok(())
+    }
+}
+
+impl Read for VerifyingReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.body.read(buf).inspect_err(|_| self.read_failed = true)?;
+        self.hasher.update(&buf[..n]);
+        self.read += n as u64;
+        self.progress.layer_bytes(self.expected_digest, n as u64);
+        Ok(n)
+    }
+}
+
+/// The media type a cached manifest declares in its body.
+fn media_type_of(bytes: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct MediaTypeOnly {
+        #[serde(rename = "mediaType")]
+        media_type: Option<String>,
+    }
+    serde_json::from_slice::<MediaTypeOnly>(bytes).ok()?.media_type
+}
+
+/// Docker talks plain HTTP to loopback registries when HTTPS fails; so do we.
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(domain)) => domain == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}

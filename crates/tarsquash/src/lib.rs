@@ -15,5 +15,7 @@ pub mod decode;
 pub mod image;
 pub mod tree;
 mod convert;
+mod sparse;
+mod tar_input;
 
-pub use convert::{convert, Conversion, Error, Options, Whiteouts};
+pub use convert::{convert, convert_to_path, Conversion, Error, Options, Whiteouts};

@@ -1,1 +1,0 @@
-//! The OCI Distribution API client: auth challenges, manifests and blobs.

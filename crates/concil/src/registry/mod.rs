@@ -1,0 +1,859 @@
+//! The OCI Distribution API client: auth challenges, manifests and blobs.
+//!
+//! # Why a synchronous client on `ureq`
+//! The pull pipeline is synchronous: each layer's HTTP body is a plain [`Read`] that a worker
+//! thread feeds straight into the hashing, decompression and squashfs stages, with no async
+//! runtime to bridge. `ureq` 3 gives exactly that (a blocking agent whose response bodies are
+//! `Read + Send`), and leaves us full control over what goes on the wire: the `Accept` list for
+//! manifests, the `WWW-Authenticate` challenge/response dance, which host ever sees an
+//! `Authorization` header (redirects are followed here, not inside `ureq`), and that neither
+//! errors nor logs carry credentials. Two `ureq` defaults are off on purpose (Cargo.toml):
+//! its `gzip` feature (a body must reach the digest check exactly as served, never
+//! transparently decoded) and, through the `log` crate's `max_level_debug`, the TRACE-level
+//! hex dump of every byte `ureq-proto` sends (it would show `Authorization` headers; `ureq`'s
+//! DEBUG logs redact them).
+//!
+//! # What a [`Client`] does
+//! One client talks to one repository of one registry. It is cheap to clone and shared across
+//! the threads that download layers in parallel; the endpoint it settled on and the bearer
+//! token it holds are shared behind mutexes, so parallel downloads reuse one token.
+//!
+//! - Endpoint: HTTPS unless the base URL says `http://`. With `allow_http_fallback` (a
+//!   loopback registry that the configuration does not name, as Docker allows), plain HTTP is
+//!   tried once HTTPS fails to connect or to complete its handshake.
+//! - Auth: `GET /v2/` tells which challenge the registry uses. `Bearer` → a token from the
+//!   realm for `repository:<name>:pull` (anonymous, or with the credentials as basic auth),
+//!   reused until 5 s before its `expires_in` (default 60 s) passes; `Basic` → the
+//!   credentials themselves. A request answered 401 is retried once with a fresh token.
+//!   The realm gets the credentials as Docker sends them, whatever its host.
+//! - Retries: connection failures, 5xx and 429 are retried with backoff (3 attempts in all)
+//!   for every request before a body is handed out; a blob body that breaks off is the
+//!   caller's to retry.
+//! - Manifests: fetched with the full `Accept` list, at most [`MAX_MANIFEST_SIZE`] bytes,
+//!   digest-checked; schema 1 is refused.
+//! - Blobs: streamed as they arrive ([`BlobReader`]); redirects to blob storage are followed
+//!   without the registry's `Authorization` header.
+
+mod auth;
+mod error;
+mod transport;
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use sha2::{Digest as _, Sha256};
+use url::Url;
+
+pub use error::{ErrorDetail, RegistryError};
+pub use oci_spec::image::{Descriptor, ImageIndex, ImageManifest, MediaType};
+
+use crate::config::Credentials;
+use auth::{AuthHeader, CachedToken, Challenge};
+use transport::{error_details, host_port, malformed, redact, Fetched, Transport};
+
+/// Docker image manifest, schema 2.
+pub const DOCKER_MANIFEST_V2: &str = "application/vnd.docker.distribution.manifest.v2+json";
+/// Docker manifest list (multi-platform), schema 2.
+pub const DOCKER_MANIFEST_LIST_V2: &str =
+    "application/vnd.docker.distribution.manifest.list.v2+json";
+/// OCI image manifest.
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+/// OCI image index.
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+
+/// The manifest media types a [`Client`] asks for and accepts.
+pub const ACCEPTED_MANIFEST_TYPES: [&str; 4] = [
+    OCI_INDEX,
+    OCI_MANIFEST,
+    DOCKER_MANIFEST_LIST_V2,
+    DOCKER_MANIFEST_V2,
+];
+
+/// Docker schema 1 media types, recognised only to refuse them clearly.
+const DOCKER_SCHEMA1_TYPES: [&str; 2] = [
+    "application/vnd.docker.distribution.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v1+prettyjws",
+];
+
+/// The largest manifest body [`Client::manifest`] reads (containerd's limit too).
+pub const MAX_MANIFEST_SIZE: u64 = 4 * 1024 * 1024;
+
+/// How to verify a registry's TLS certificate.
+#[derive(Debug, Clone, Default)]
+pub struct TlsSettings {
+    /// PEM file with extra CA certificates (config's `cafile`), trusted in addition to the
+    /// usual web roots, so a registry with a private CA works.
+    pub ca_file: Option<PathBuf>,
+}
+
+/// A client for one repository of one registry. Clones share the connection pool, the
+/// endpoint and the token.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    transport: Transport,
+    /// `scheme://host[:port]/` as configured.
+    configured_base: Url,
+    /// `host[:port]`, for messages.
+    registry: String,
+    repository: String,
+    credentials: Option<Credentials>,
+    allow_http_fallback: bool,
+    /// Settled by the first request (`GET /v2/`); held while it is settled, so parallel first
+    /// requests wait for one ping instead of each making its own.
+    session: Mutex<Option<Session>>,
+    /// Held while a token is fetched, so parallel requests share one token request.
+    token: Mutex<Option<CachedToken>>,
+}
+
+/// What the ping found out: where the registry answers and how it wants to be authenticated.
+#[derive(Debug, Clone)]
+struct Session {
+    base: Url,
+    challenge: Challenge,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("base", &self.inner.configured_base.as_str())
+            .field("repository", &self.inner.repository)
+            .field("has_credentials", &self.inner.credentials.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A manifest (or index) exactly as the registry served it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Manifest {
+    /// The body, byte for byte (what the digest is computed over and what the cache stores).
+    pub bytes: Vec<u8>,
+    /// One of [`ACCEPTED_MANIFEST_TYPES`]: the body's `mediaType`, else the `Content-Type`.
+    pub media_type: String,
+    /// `sha256:<hex>` of `bytes`.
+    pub digest: String,
+}
+
+/// A manifest parsed into oci-spec's types. Docker schema 2 manifests and manifest lists have
+/// the same shape as OCI manifests and indexes (only the media types differ, which oci-spec
+/// keeps as [`MediaType::Other`]), so both parse into the OCI structs.
+// One value per pull, moved out right away: boxing the larger variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParsedManifest {
+    /// An image manifest: a config and layers.
+    Image(ImageManifest),
+    /// An index or manifest list: one manifest per platform.
+    Index(ImageIndex),
+}
+
+impl Manifest {
+    /// Parses the bytes by their media type.
+    pub fn parse(&self) -> Result<ParsedManifest, RegistryError> {
+        let invalid = |reason: String| RegistryError::InvalidManifest {
+            digest: self.digest.clone(),
+            reason,
+        };
+        match self.media_type.as_str() {
+            OCI_MANIFEST | DOCKER_MANIFEST_V2 => ImageManifest::from_reader(self.bytes.as_slice())
+                .map(ParsedManifest::Image)
+                .map_err(|e| invalid(e.to_string())),
+            OCI_INDEX | DOCKER_MANIFEST_LIST_V2 => ImageIndex::from_reader(self.bytes.as_slice())
+                .map(ParsedManifest::Index)
+                .map_err(|e| invalid(e.to_string())),
+            other => Err(invalid(format!("unsupported media type {other:?}"))),
+        }
+    }
+}
+
+/// A blob body being downloaded. Reads the bytes as the registry (or the blob storage it
+/// redirected to) sends them; the caller checks the digest and the size. A body cut short
+/// before its `Content-Length` ends in a read error, not a silent end of file.
+pub struct BlobReader {
+    body: ureq::BodyReader<'static>,
+    content_length: Option<u64>,
+    url: String,
+}
+
+impl BlobReader {
+    /// The `Content-Length` the server announced, if it did.
+    pub fn content_length(&self) -> Option<u64> {
+        self.content_length
+    }
+
+    /// The URL the body comes from (after redirects), without query string or credentials.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+impl Read for BlobReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.body.read(buf)
+    }
+}
+
+impl std::fmt::Debug for BlobReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlobReader")
+            .field("url", &self.url)
+            .field("content_length", &self.content_length)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// A client for `repository` (`library/alpine`) at `base_url` (scheme, host and port, from
+    /// `Config::registry_url`; any path is ignored and user info in it is dropped: credentials
+    /// come only from `credentials`). Reads `tls.ca_file` now; talks to the registry only on
+    /// the first request.
+    pub fn new(
+        base_url: Url,
+        repository: &str,
+        credentials: Option<Credentials>,
+        tls: &TlsSettings,
+        allow_http_fallback: bool,
+    ) -> Result<Client, RegistryError> {
+        let invalid_url = |reason| RegistryError::InvalidUrl {
+            url: redact(&base_url),
+            reason,
+        };
+        if !matches!(base_url.scheme(), "http" | "https") {
+            return Err(invalid_url("the scheme must be https or http"));
+        }
+        if base_url.host_str().is_none_or(str::is_empty) {
+            return Err(invalid_url("no host"));
+        }
+        let mut configured_base = base_url.clone();
+        configured_base.set_path("/");
+        let _ = configured_base.set_username("");
+        let _ = configured_base.set_password(None);
+        configured_base.set_query(None);
+        configured_base.set_fragment(None);
+        check_repository(repository)?;
+        Ok(Client {
+            inner: Arc::new(Inner {
+                transport: Transport::new(tls)?,
+                registry: host_port(&configured_base),
+                configured_base,
+                repository: repository.to_owned(),
+                credentials,
+                allow_http_fallback,
+                session: Mutex::new(None),
+                token: Mutex::new(None),
+            }),
+        })
+    }
+
+    /// The repository this client reads.
+    pub fn repository(&self) -> &str {
+        &self.inner.repository
+    }
+
+    /// Fetches a manifest by tag or by `sha256:` digest with the full `Accept` list.
+    ///
+    /// By digest, the bytes must hash to it; by tag, they must hash to the registry's
+    /// `Docker-Content-Digest` header when it sent one ([`RegistryError::DigestMismatch`]).
+    /// Schema 1 and other media types are refused, and bodies over [`MAX_MANIFEST_SIZE`].
+    pub fn manifest(&self, reference: &str) -> Result<Manifest, RegistryError> {
+        let by_digest = reference.contains(':');
+        if by_digest {
+            check_digest(reference)?;
+        } else {
+            check_tag(reference)?;
+        }
+        let path = format!("v2/{}/manifests/{reference}", self.inner.repository);
+        let accept = ACCEPTED_MANIFEST_TYPES.join(", ");
+        let Fetched { response, url } = self.inner.get(&path, Some(&accept))?;
+        let response = expect_ok(response, &url)?;
+        let announced_digest = header(&response, "docker-content-digest");
+        let content_type = header(&response, "content-type");
+        let bytes = read_limited(response, &url, MAX_MANIFEST_SIZE)?;
+        let digest = sha256_digest(&bytes);
+        let expected = if by_digest {
+            Some(reference.to_owned())
+        } else {
+            announced_digest
+        };
+        match expected {
+            Some(expected) if expected.starts_with("sha256:") && expected != digest => {
+                return Err(RegistryError::DigestMismatch {
+                    url: redact(&url),
+                    expected,
+                    actual: digest,
+                });
+            }
+            Some(expected) if !expected.starts_with("sha256:") => {
+                tracing::debug!(url = %redact(&url), %expected, "digest header not sha256: not compared");
+            }
+            _ => {}
+        }
+        let media_type = manifest_media_type(&bytes, content_type.as_deref(), &url)?;
+        Ok(Manifest {
+            bytes,
+            media_type,
+            digest,
+        })
+    }
+
+    /// Starts downloading a blob (`sha256:<hex>`) and returns its body as a stream.
+    /// The digest is NOT checked here: the caller hashes while it consumes the stream.
+    pub fn blob(&self, digest: &str) -> Result<BlobReader, RegistryError> {
+        let Fetched { response, url } = self.fetch_blob(digest)?;
+        let body = response.into_body();
+        Ok(BlobReader {
+            content_length: body.content_length(),
+            body: body.into_reader(),
+            url: redact(&url),
+        })
+    }
+
+    /// Downloads a small blob (an image config) of at most `max_size` bytes into memory and
+    /// checks its digest.
+    pub fn blob_bytes(&self, digest: &str, max_size: u64) -> Result<Vec<u8>, RegistryError> {
+        let Fetched { response, url } = self.fetch_blob(digest)?;
+        let bytes = read_limited(response, &url, max_size)?;
+        let actual = sha256_digest(&bytes);
+        if actual != digest {
+            return Err(RegistryError::DigestMismatch {
+                url: redact(&url),
+                expected: digest.to_owned(),
+                actual,
+            });
+        }
+        Ok(bytes)
+    }
+}
+
+impl Client {
+    /// `GET` a blob; only a 200 response comes back.
+    fn fetch_blob(&self, digest: &str) -> Result<Fetched, RegistryError> {
+        check_digest(digest)?;
+        let path = format!("v2/{}/blobs/{digest}", self.inner.repository);
+        let Fetched { response, url } = self.inner.get(&path, None)?;
+        let response = expect_ok(response, &url)?;
+        Ok(Fetched { response, url })
+    }
+}
+
+impl Inner {
+    /// `GET base/path` with the authorization the registry asked for; a 401 is answered once
+    /// with a fresh token (or with credentials the ping did not ask for yet).
+    fn get(&self, path: &str, accept: Option<&str>) -> Result<Fetched, RegistryError> {
+        let session = self.session()?;
+        let url = session
+            .base
+            .join(path)
+            .map_err(|_| RegistryError::InvalidName {
+                what: "request path",
+                value: path.to_owned(),
+                reason: "not a valid URL path",
+            })?;
+        let authorization = self.authorization(&session, None)?;
+        let fetched = self
+            .transport
+            .get(&url, accept, authorization.as_ref(), &session.base)?;
+        if fetched.response.status() != 401 {
+            return self.refuse_forbidden(fetched, &session);
+        }
+        // The registry may challenge per request (another realm, a token it no longer takes).
+        let challenge = challenge_of(&fetched.response, &fetched.url)?
+            .unwrap_or_else(|| session.challenge.clone());
+        let retry = match &challenge {
+            Challenge::Bearer { .. } => true,
+            Challenge::Basic => authorization.is_none() && self.credentials.is_some(),
+            Challenge::None => false,
+        };
+        if !retry {
+            return Err(self.unauthorized(fetched.response));
+        }
+        let session = self.update_challenge(challenge);
+        let authorization = self.authorization(&session, authorization.as_ref())?;
+        let fetched = self
+            .transport
+            .get(&url, accept, authorization.as_ref(), &session.base)?;
+        if fetched.response.status() == 401 {
+            return Err(self.unauthorized(fetched.response));
+        }
+        self.refuse_forbidden(fetched, &session)
+    }
+
+    /// A 403 from the registry itself (`DENIED`: known credentials without access) is
+    /// [`RegistryError::Unauthorized`] too; one from blob storage it redirected to is not ours
+    /// to explain and stays a status error.
+    fn refuse_forbidden(
+        &self,
+        fetched: Fetched,
+        session: &Session,
+    ) -> Result<Fetched, RegistryError> {
+        if fetched.response.status() == 403 && fetched.url.origin() == session.base.origin() {
+            return Err(self.unauthorized(fetched.response));
+        }
+        Ok(fetched)
+    }
+
+    /// The endpoint and challenge, from `GET /v2/` on first use.
+    fn session(&self) -> Result<Session, RegistryError> {
+        let mut session = lock(&self.session);
+        if let Some(session) = session.as_ref() {
+            return Ok(session.clone());
+        }
+        let settled = match self.ping(&self.configured_base) {
+            Err(error @ (RegistryError::Tls { .. } | RegistryError::Connection { .. }))
+                if self.allow_http_fallback && self.configured_base.scheme() == "https" =>
+            {
+                let mut http_base = self.configured_base.clone();
+                let _ = http_base.set_scheme("http");
+                tracing::debug!(%error, registry = %self.registry, "HTTPS failed; trying plain HTTP");
+                self.ping(&http_base).map_err(|http_error| {
+                    tracing::debug!(%http_error, "plain HTTP failed too");
+                    error
+                })?
+            }
+            result => result?,
+        };
+        *session = Some(settled.clone());
+        Ok(settled)
+    }
+
+    fn ping(&self, base: &Url) -> Result<Session, RegistryError> {
+        let url = base
+            .join("v2/")
+            .map_err(|e| malformed(base, e.to_string()))?;
+        let Fetched { response, url } = self.transport.get(&url, None, None, base)?;
+        let challenge = match response.status().as_u16() {
+            200 => Challenge::None,
+            401 => challenge_of(&response, &url)?.ok_or_else(|| {
+                malformed(
+                    &url,
+                    "401 without a Bearer or Basic WWW-Authenticate challenge",
+                )
+            })?,
+            status => {
+                return Err(RegistryError::Status {
+                    url: redact(&url),
+                    status,
+                    errors: error_details(response),
+                })
+            }
+        };
+        tracing::debug!(registry = %self.registry, base = %redact(base), ?challenge, "registry endpoint settled");
+        Ok(Session {
+            base: base.clone(),
+            challenge,
+        })
+    }
+
+    fn update_challenge(&self, challenge: Challenge) -> Session {
+        let mut session = lock(&self.session);
+        let base = session
+            .as_ref()
+            .map_or_else(|| self.configured_base.clone(), |s| s.base.clone());
+        let updated = Session { base, challenge };
+        *session = Some(updated.clone());
+        updated
+    }
+
+    /// The `Authorization` header for the session's challenge. `rejected`: the header the
+    /// registry just refused; a token equal to it is not reused.
+    fn authorization(
+        &self,
+        session: &Session,
+        rejected: Option<&AuthHeader>,
+    ) -> Result<Option<AuthHeader>, RegistryError> {
+        match &session.challenge {
+            Challenge::None => Ok(None),
+            Challenge::Basic => Ok(self.credentials.as_ref().map(AuthHeader::basic)),
+            Challenge::Bearer { realm, service } => {
+                let mut cached = lock(&self.token);
+                if let Some(token) = cached.as_ref() {
+                    let header = AuthHeader::bearer(&token.token);
+                    if token.is_fresh(Instant::now()) && rejected != Some(&header) {
+                        return Ok(Some(header));
+                    }
+                }
+                let token = self.fetch_token(realm, service.as_deref())?;
+                let header = AuthHeader::bearer(&token.token);
+                *cached = Some(token);
+                Ok(Some(header))
+            }
+        }
+    }
+
+    /// A pull token for the repository from the realm, with basic credentials if we have them.
+    fn fetch_token(
+        &self,
+        realm: &Url,
+        service: Option<&str>,
+    ) -> Result<CachedToken, RegistryError> {
+        let mut url = realm.clone();
+        {
+            let mut query = url.query_pairs_mut();
+            if let Some(service) = service {
+                query.append_pair("service", service);
+            }
+            query.append_pair("scope", &format!("repository:{}:pull", self.repository));
+        }
+        let authorization = self.credentials.as_ref().map(AuthHeader::basic);
+        let started = Instant::now();
+        let Fetched { response, url } = self.transport.get(
+            &url,
+            Some("application/json"),
+            authorization.as_ref(),
+            realm,
+        )?;
+        match response.status().as_u16() {
+            200 => {}
+            401 | 403 => return Err(self.unauthorized(response)),
+            status => {
+                return Err(RegistryError::Status {
+                    url: redact(&url),
+                    status,
+                    errors: error_details(response),
+                })
+            }
+        }
+        let body = read_limited(response, &url, MAX_TOKEN_RESPONSE)?;
+        let parsed: auth::TokenResponse = serde_json::from_slice(&body)
+            .map_err(|e| malformed(&url, format!("token response: {e}")))?;
+        let (token, expires_in) = parsed
+            .into_token()
+            .map_err(|reason| malformed(&url, reason))?;
+        tracing::debug!(registry = %self.registry, expires_in, "got a bearer token");
+        Ok(CachedToken::new(token, expires_in, started))
+    }
+
+    fn unauthorized(&self, response: ureq::http::Response<ureq::Body>) -> RegistryError {
+        RegistryError::Unauthorized {
+            registry: self.registry.clone(),
+            repository: self.repository.clone(),
+            credentials_sent: self.credentials.is_some(),
+            errors: error_details(response),
+        }
+    }
+}
+
+/// Token responses are small JWTs; anything past this is not one.
+const MAX_TOKEN_RESPONSE: u64 = 1024 * 1024;
+
+/// The mutex's value even if a thread panicked while holding it: the values kept here (an
+/// endpoint, a token) are replaced whole, never left half-written.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn challenge_of(
+    response: &ureq::http::Response<ureq::Body>,
+    url: &Url,
+) -> Result<Option<Challenge>, RegistryError> {
+    let headers = response.headers().get_all("www-authenticate");
+    auth::parse_challenges(headers.iter().filter_map(|v| v.to_str().ok()))
+        .map_err(|reason| malformed(url, reason))
+}
+
+/// The response if it is a 200; the registry's error otherwise.
+fn expect_ok(
+    response: ureq::http::Response<ureq::Body>,
+    url: &Url,
+) -> Result<ureq::http::Response<ureq::Body>, RegistryError> {
+    match response.status().as_u16() {
+        200 => Ok(response),
+        404 => Err(RegistryError::NotFound {
+            url: redact(url),
+            errors: error_details(response),
+        }),
+        status => Err(RegistryError::Status {
+            url: redact(url),
+            status,
+            errors: error_details(response),
+        }),
+    }
+}
+
+fn header(response: &ureq::http::Response<ureq::Body>, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_owned())
+}
+
+/// The whole body if it is at most `limit` bytes.
+fn read_limited(
+    response: ureq::http::Response<ureq::Body>,
+    url: &Url,
+    limit: u64,
+) -> Result<Vec<u8>, RegistryError> {
+    let too_large = || RegistryError::TooLarge {
+        url: redact(url),
+        limit,
+    };
+    let body = response.into_body();
+    if body.content_length().is_some_and(|length| length > limit) {
+        return Err(too_large());
+    }
+    let mut bytes = Vec::new();
+    body.into_reader()
+        .take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| RegistryError::Connection {
+            url: redact(url),
+            source: e.into(),
+        })?;
+    if bytes.len() as u64 > limit {
+        return Err(too_large());
+    }
+    Ok(bytes)
+}
+
+fn sha256_digest(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+/// The manifest's media type: its own `mediaType`, else the `Content-Type` it came with.
+fn manifest_media_type(
+    bytes: &[u8],
+    content_type: Option<&str>,
+    url: &Url,
+) -> Result<String, RegistryError> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Head {
+        schema_version: Option<u64>,
+        media_type: Option<String>,
+    }
+    let head: Head = serde_json::from_slice(bytes)
+        .map_err(|e| malformed(url, format!("manifest is not a JSON object: {e}")))?;
+    let content_type = content_type.map(|v| v.split(';').next().unwrap_or_default().trim());
+    let media_type = head
+        .media_type
+        .as_deref()
+        .or(content_type)
+        .unwrap_or_default();
+    if head.schema_version == Some(1) || DOCKER_SCHEMA1_TYPES.contains(&media_type) {
+        return Err(RegistryError::Schema1 { url: redact(url) });
+    }
+    if !ACCEPTED_MANIFEST_TYPES.contains(&media_type) {
+        return Err(RegistryError::UnsupportedMediaType {
+            url: redact(url),
+            media_type: media_type.to_owned(),
+        });
+    }
+    Ok(media_type.to_owned())
+}
+
+fn invalid_name(what: &'static str, value: &str, reason: &'static str) -> RegistryError {
+    RegistryError::InvalidName {
+        what,
+        value: value.to_owned(),
+        reason,
+    }
+}
+
+/// `sha256:` and 64 lowercase hex digits (the only algorithm we verify).
+fn check_digest(digest: &str) -> Result<(), RegistryError> {
+    let hex = digest
+        .strip_prefix("sha256:")
+        .ok_or_else(|| invalid_name("digest", digest, "only sha256 digests are supported"))?;
+    if hex.len() != 64 || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return Err(invalid_name(
+            "digest",
+            digest,
+            "expected 64 lowercase hex digits",
+        ));
+    }
+    Ok(())
+}
+
+/// The distribution spec's tag grammar: `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.
+fn check_tag(tag: &str) -> Result<(), RegistryError> {
+    let mut bytes = tag.bytes();
+    let first_ok = bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_');
+    let rest_ok = bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    if !first_ok || !rest_ok || tag.len() > 128 {
+        return Err(invalid_name(
+            "tag",
+            tag,
+            "expected [A-Za-z0-9_][A-Za-z0-9._-]{0,127}",
+        ));
+    }
+    Ok(())
+}
+
+/// Repository path components: lowercase letters and digits joined by `.`, `_`, `__` or
+/// dashes, separated by `/` (the distribution spec's grammar; also what keeps the name from
+/// reaching outside `/v2/<name>/`).
+fn check_repository(repository: &str) -> Result<(), RegistryError> {
+    let component_ok = |component: &str| {
+        let bytes = component.as_bytes();
+        let alnum = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+        bytes.first().is_some_and(alnum)
+            && bytes.last().is_some_and(alnum)
+            && bytes
+                .iter()
+                .all(|b| alnum(b) || matches!(b, b'.' | b'_' | b'-'))
+            && !component.contains("..")
+            && !component.contains("___")
+    };
+    if repository.len() > 255 || !repository.split('/').all(component_ok) {
+        return Err(invalid_name(
+            "repository",
+            repository,
+            "expected lowercase path components like library/alpine",
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url() -> Url {
+        Url::parse("https://registry.example/v2/x/manifests/latest").unwrap()
+    }
+
+    #[test]
+    fn clients_and_blob_readers_go_to_other_threads() {
+        fn send<T: Send>() {}
+        fn sync<T: Sync>() {}
+        send::<BlobReader>();
+        send::<Client>();
+        sync::<Client>();
+    }
+
+    #[test]
+    fn media_type_from_body_then_content_type() {
+        let body = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json"}"#;
+        assert_eq!(
+            manifest_media_type(body, Some(DOCKER_MANIFEST_V2), &url()).unwrap(),
+            OCI_INDEX
+        );
+        let body = br#"{"schemaVersion":2}"#;
+        let content_type = format!("{OCI_MANIFEST}; charset=utf-8");
+        assert_eq!(
+            manifest_media_type(body, Some(&content_type), &url()).unwrap(),
+            OCI_MANIFEST
+        );
+        assert!(matches!(
+            manifest_media_type(body, Some("application/json"), &url()),
+            Err(RegistryError::UnsupportedMediaType { media_type, .. }) if media_type == "application/json"
+        ));
+    }
+
+    #[test]
+    fn schema1_is_refused() {
+        let body = br#"{"schemaVersion":1,"name":"x","tag":"latest","fsLayers":[]}"#;
+        let error = manifest_media_type(body, Some("application/json"), &url()).unwrap_err();
+        assert!(matches!(error, RegistryError::Schema1 { .. }), "{error}");
+        let body = br#"{"name":"x"}"#;
+        let error = manifest_media_type(body, Some(DOCKER_SCHEMA1_TYPES[1]), &url()).unwrap_err();
+        assert!(matches!(error, RegistryError::Schema1 { .. }), "{error}");
+    }
+
+    #[test]
+    fn names_are_checked() {
+        assert!(check_repository("library/alpine").is_ok());
+        assert!(check_repository("a.b/c_d/e--f/g__h").is_ok());
+        for bad in [
+            "", "Alpine", "a//b", "../x", "a/..", "a/b/", "a?b", "a%2f", "a..b",
+        ] {
+            assert!(check_repository(bad).is_err(), "{bad}");
+        }
+        assert!(check_tag("v1.0_rc-1").is_ok());
+        for bad in ["", ".x", "-x", "a/b", "a:b", &"x".repeat(129)] {
+            assert!(check_tag(bad).is_err(), "{bad}");
+        }
+        assert!(check_digest(&format!("sha256:{}", "a".repeat(64))).is_ok());
+        for bad in [
+            "sha256:abc",
+            "sha512:00",
+            &format!("sha256:{}", "A".repeat(64)),
+        ] {
+            assert!(check_digest(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn base_url_user_info_and_path_are_dropped() {
+        let base = Url::parse("https://user:secret@registry.example:5000/some/path?q=1").unwrap();
+        let client =
+            Client::new(base, "library/alpine", None, &TlsSettings::default(), false).unwrap();
+        assert_eq!(
+            client.inner.configured_base.as_str(),
+            "https://registry.example:5000/"
+        );
+        assert_eq!(client.inner.registry, "registry.example:5000");
+        assert!(!format!("{client:?}").contains("secret"));
+        let error = Client::new(
+            Url::parse("ftp://x/").unwrap(),
+            "a",
+            None,
+            &TlsSettings::default(),
+            false,
+        )
+        .unwrap_err();
+        assert!(matches!(error, RegistryError::InvalidUrl { .. }));
+    }
+
+    #[test]
+    fn docker_schema2_json_parses_into_oci_types() {
+        let manifest = Manifest {
+            bytes: br#"{
+               "schemaVersion": 2,
+               "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+               "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 7023,
+                          "digest": "sha256:b5b2b2c507a0944348e0303114d8d93aaaa081732b86451d9bce1f432a537bc7"},
+               "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 32654,
+                           "digest": "sha256:e692418e4cbaf90ca69d05a66403747baa33ee08806650b51fab815ad7fc331f"}]
+            }"#
+            .to_vec(),
+            media_type: DOCKER_MANIFEST_V2.to_owned(),
+            digest: "sha256:0".to_owned(),
+        };
+        let ParsedManifest::Image(image) = manifest.parse().unwrap() else {
+            panic!("not an image manifest")
+        };
+        assert_eq!(image.layers().len(), 1);
+        assert_eq!(
+            image.config().media_type(),
+            &MediaType::Other("application/vnd.docker.container.image.v1+json".to_owned())
+        );
+        let list = Manifest {
+            bytes: br#"{
+               "schemaVersion": 2,
+               "mediaType": "application/vnd.docker.distribution.manifest.list.v2+json",
+               "manifests": [{"mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                              "size": 7143,
+                              "digest": "sha256:e692418e4cbaf90ca69d05a66403747baa33ee08806650b51fab815ad7fc331f",
+                              "platform": {"architecture": "arm", "os": "linux", "variant": "v7",
+                                           "features": ["sse4"]}}]
+            }"#
+            .to_vec(),
+            media_type: DOCKER_MANIFEST_LIST_V2.to_owned(),
+            digest: "sha256:1".to_owned(),
+        };
+        let ParsedManifest::Index(index) = list.parse().unwrap() else {
+            panic!("not an index")
+        };
+        let platform = index.manifests()[0].platform().clone().unwrap();
+        assert_eq!(platform.variant().as_deref(), Some("v7"));
+        let broken = Manifest {
+            bytes: b"{}".to_vec(),
+            ..list
+        };
+        assert!(matches!(
+            broken.parse(),
+            Err(RegistryError::InvalidManifest { .. })
+        ));
+    }
+}

@@ -1,0 +1,322 @@
+//! HTTP transport: the `ureq` agent and its TLS roots, redirects that keep `Authorization` on
+//! the origin it was meant for, retries with backoff, and the mapping of transport failures to
+//! [`RegistryError`].
+
+use std::io::Read;
+use std::time::Duration;
+
+use url::Url;
+
+use super::auth::AuthHeader;
+use super::{ErrorDetail, RegistryError, TlsSettings};
+
+/// Attempts per request (the first one included) on connection errors, 5xx and 429.
+const ATTEMPTS: u32 = 3;
+/// Backoff before the second attempt; doubled for each later one.
+const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+/// The longest `Retry-After` we honour; longer ones get the ordinary backoff.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
+/// Redirects followed per request (registry → blob storage takes one or two).
+const MAX_REDIRECTS: usize = 5;
+/// How much of an error body we read to find the registry's error codes.
+const MAX_ERROR_BODY: u64 = 64 * 1024;
+
+/// The connection pool and the way requests are made.
+pub(super) struct Transport {
+    agent: ureq::Agent,
+}
+
+/// A response with the URL it finally came from (after redirects).
+pub(super) struct Fetched {
+    pub(super) response: ureq::http::Response<ureq::Body>,
+    pub(super) url: Url,
+}
+
+impl Transport {
+    pub(super) fn new(tls: &TlsSettings) -> Result<Transport, RegistryError> {
+        let roots = root_certificates(tls)?;
+        let config = ureq::Agent::config_builder()
+            .tls_config(ureq::tls::TlsConfig::builder().root_certs(roots).build())
+            // Statuses are ours to interpret; redirects are ours to follow (see `get`).
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .user_agent(concat!("concil/", env!("CARGO_PKG_VERSION")))
+            .timeout_connect(Some(Duration::from_secs(30)))
+            .timeout_recv_response(Some(Duration::from_secs(60)))
+            // No total timeout (a layer may take long); a body that stalls this long fails.
+            .timeout_per_read(Some(Duration::from_secs(120)))
+            .build();
+        Ok(Transport {
+            agent: config.new_agent(),
+        })
+    }
+
+    /// `GET url`, retried on connection errors, 5xx and 429, following redirects.
+    /// `authorization` is sent only to `auth_origin` (scheme, host and port): a redirect to blob
+    /// storage elsewhere gets no credentials. 5xx and 429 are returned as responses once the
+    /// attempts are used up.
+    pub(super) fn get(
+        &self,
+        url: &Url,
+        accept: Option<&str>,
+        authorization: Option<&AuthHeader>,
+        auth_origin: &Url,
+    ) -> Result<Fetched, RegistryError> {
+        let mut backoff = FIRST_BACKOFF;
+        let mut attempt = 1;
+        loop {
+            let result = self.get_following_redirects(url, accept, authorization, auth_origin);
+            if attempt == ATTEMPTS {
+                return result;
+            }
+            match &result {
+                Err(error @ RegistryError::Connection { .. }) => {
+                    tracing::debug!(%error, attempt, "retrying");
+                }
+                Ok(fetched) if is_retryable_status(fetched.response.status().as_u16()) => {
+                    tracing::debug!(
+                        url = %redact(&fetched.url),
+                        status = fetched.response.status().as_u16(),
+                        attempt,
+                        "retrying"
+                    );
+                    if let Some(wait) = retry_after(&fetched.response) {
+                        backoff = backoff.max(wait);
+                    }
+                }
+                _ => return result,
+            }
+            drop(result);
+            std::thread::sleep(backoff);
+            backoff *= 2;
+            attempt += 1;
+        }
+    }
+
+    fn get_following_redirects(
+        &self,
+        url: &Url,
+        accept: Option<&str>,
+        authorization: Option<&AuthHeader>,
+        auth_origin: &Url,
+    ) -> Result<Fetched, RegistryError> {
+        let mut url = url.clone();
+        for _ in 0..=MAX_REDIRECTS {
+            let mut request = self.agent.get(url.as_str());
+            if let Some(accept) = accept {
+                request = request.header("Accept", accept);
+            }
+            if let Some(authorization) = authorization {
+                if url.origin() == auth_origin.origin() {
+                    let mut value = ureq::http::HeaderValue::from_str(authorization.value())
+                        .map_err(|_| {
+                            malformed(&url, "credentials or token not valid in a header")
+                        })?;
+                    // `http` then shows it as "Sensitive" in any Debug output.
+                    value.set_sensitive(true);
+                    request = request.header("Authorization", value);
+                }
+            }
+            let response = request.call().map_err(|e| transport_error(&url, e))?;
+            let status = response.status().as_u16();
+            tracing::debug!(url = %redact(&url), status, "GET");
+            if !matches!(status, 301 | 302 | 303 | 307 | 308) {
+                return Ok(Fetched { response, url });
+            }
+            let location = response
+                .headers()
+                .get("location")
+                .and_then(|v| v.to_str().ok())
+                .ok_or_else(|| malformed(&url, format!("redirect {status} without Location")))?;
+            let next = url
+                .join(location)
+                .map_err(|e| malformed(&url, format!("redirect to an invalid URL: {e}")))?;
+            if !matches!(next.scheme(), "http" | "https") {
+                return Err(malformed(
+                    &url,
+                    format!("redirect to a {} URL", next.scheme()),
+                ));
+            }
+            url = next;
+        }
+        Err(malformed(
+            &url,
+            format!("more than {MAX_REDIRECTS} redirects"),
+        ))
+    }
+}
+
+/// The usual web roots (Mozilla's, as `ureq` uses by default) plus the certificates of the
+/// configured CA file.
+fn root_certificates(tls: &TlsSettings) -> Result<ureq::tls::RootCerts, RegistryError> {
+    let mut roots: Vec<ureq::tls::Certificate<'static>> = webpki_root_certs::TLS_SERVER_ROOT_CERTS
+        .iter()
+        .map(|der| ureq::tls::Certificate::from_der(der.as_ref()))
+        .collect();
+    if let Some(path) = &tls.ca_file {
+        let ca_error = |reason: String| RegistryError::CaFile {
+            path: path.clone(),
+            reason,
+        };
+        let pem = std::fs::read(path).map_err(|e| ca_error(e.to_string()))?;
+        let before = roots.len();
+        for item in ureq::tls::parse_pem(&pem) {
+            match item.map_err(|e| ca_error(e.to_string()))? {
+                ureq::tls::PemItem::Certificate(certificate) => roots.push(certificate),
+                // A bundle may carry keys or other items beside the certificates.
+                _ => continue,
+            }
+        }
+        if roots.len() == before {
+            return Err(ca_error("no PEM certificate in the file".to_owned()));
+        }
+    }
+    Ok(ureq::tls::RootCerts::new_with_certs(&roots))
+}
+
+fn is_retryable_status(status: u16) -> bool {
+    status == 429 || (500..=599).contains(&status)
+}
+
+/// `Retry-After` in seconds, when it is short enough to wait for.
+fn retry_after(response: &ureq::http::Response<ureq::Body>) -> Option<Duration> {
+    let seconds: u64 = response
+        .headers()
+        .get("retry-after")?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(Duration::from_secs(seconds)).filter(|wait| *wait <= MAX_RETRY_AFTER)
+}
+
+/// A `ureq` failure as a TLS error (handshake, certificate) or a connection error.
+fn transport_error(url: &Url, error: ureq::Error) -> RegistryError {
+    let is_tls = match &error {
+        ureq::Error::Tls(_) | ureq::Error::Rustls(_) | ureq::Error::TlsRequired => true,
+        ureq::Error::Io(io) => io
+            .get_ref()
+            .is_some_and(|inner| inner.is::<rustls::Error>()),
+        _ => false,
+    };
+    if is_tls {
+        RegistryError::Tls {
+            host: host_port(url),
+            source: error,
+        }
+    } else {
+        RegistryError::Connection {
+            url: redact(url),
+            source: error,
+        }
+    }
+}
+
+pub(super) fn malformed(url: &Url, reason: impl Into<String>) -> RegistryError {
+    RegistryError::Malformed {
+        url: redact(url),
+        reason: reason.into(),
+    }
+}
+
+/// The URL for errors and logs: no user info, no query (signed storage URLs carry
+/// credentials there), no fragment.
+pub(super) fn redact(url: &Url) -> String {
+    let mut url = url.clone();
+    // Both fail only for URLs that cannot have user info, which then have none.
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    url.set_query(None);
+    url.set_fragment(None);
+    url.into()
+}
+
+/// `host[:port]` as people write a registry's name.
+pub(super) fn host_port(url: &Url) -> String {
+    let host = url.host_str().unwrap_or_default();
+    match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    }
+}
+
+/// The registry's `errors` from an error response body, as far as it has them (best effort:
+/// an unreadable or non-JSON body gives none).
+pub(super) fn error_details(response: ureq::http::Response<ureq::Body>) -> Vec<ErrorDetail> {
+    #[derive(serde::Deserialize)]
+    struct Body {
+        #[serde(default)]
+        errors: Vec<Entry>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Entry {
+        #[serde(default)]
+        code: String,
+        #[serde(default)]
+        message: String,
+    }
+    let mut body = Vec::new();
+    let mut reader = response.into_body().into_reader().take(MAX_ERROR_BODY);
+    if reader.read_to_end(&mut body).is_err() {
+        return Vec::new();
+    }
+    serde_json::from_slice::<Body>(&body)
+        .map(|body| {
+            body.errors
+                .into_iter()
+                .map(|e| ErrorDetail {
+                    code: e.code,
+                    message: e.message,
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redact_drops_user_info_and_query() {
+        let url =
+            Url::parse("https://user:secret@blobs.example/x/y?X-Amz-Signature=abc#f").unwrap();
+        assert_eq!(redact(&url), "https://blobs.example/x/y");
+    }
+
+    #[test]
+    fn host_port_keeps_explicit_ports_only() {
+        assert_eq!(
+            host_port(&Url::parse("https://127.0.0.1:5000/v2/").unwrap()),
+            "127.0.0.1:5000"
+        );
+        assert_eq!(
+            host_port(&Url::parse("https://registry-1.docker.io/").unwrap()),
+            "registry-1.docker.io"
+        );
+        assert_eq!(host_port(&Url::parse("http://[::1]:80/").unwrap()), "[::1]");
+    }
+
+    #[test]
+    fn missing_ca_file_is_named() {
+        let tls = TlsSettings {
+            ca_file: Some("/nonexistent/ca.pem".into()),
+        };
+        let error = Transport::new(&tls).err().unwrap();
+        assert!(error.to_string().contains("/nonexistent/ca.pem"), "{error}");
+    }
+
+    #[test]
+    fn ca_file_without_certificates_is_refused() {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), "not a certificate\n").unwrap();
+        let tls = TlsSettings {
+            ca_file: Some(file.path().to_owned()),
+        };
+        assert!(matches!(
+            Transport::new(&tls),
+            Err(RegistryError::CaFile { .. })
+        ));
+    }
+}

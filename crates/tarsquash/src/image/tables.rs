@@ -1,0 +1,618 @@
+//! The metadata written by [`ImageWriter::finish`](super::ImageWriter::finish): inodes,
+//! directories, fragment, id and xattr tables, and the superblock.
+//!
+//! Two walks over the tree from its root, in the same order: the first numbers the inodes and
+//! counts links, the second writes. Each directory's entries are visited in name order,
+//! subdirectories first in full, and a directory's inode is written after its listing, which
+//! comes after the inodes it names (so the root comes last, as in mksquashfs images). A node
+//! reached through several entries (a hard link) gets one inode, written on first sight.
+//!
+//! Layout after the data blocks: inode table, directory table, fragment table, id table,
+//! xattr tables, each ending where the next begins (the kernel checks that), then zeros to a
+//! 4 KiB boundary. No export table: NFS export of a layer image is not needed.
+
+use std::collections::{btree_map, BTreeMap, HashMap};
+use std::fs::File;
+use std::io::{BufWriter, Seek, SeekFrom, Write};
+
+use super::compressor::BlockCompressor;
+use super::directory::{push_component, write_listing, DirEntry, Listing};
+use super::layout::{
+    encode_device, InodeType, MetaRef, Superblock, DEVICE_BLOCK, FLAG_ALWAYS_FRAGMENTS,
+    FLAG_COMPRESSOR_OPTIONS, FLAG_DUPLICATES, FLAG_NO_XATTRS, NONE_U32, NO_TABLE,
+};
+use super::metadata::{lookup_table, MetadataWriter};
+use super::pipeline::DataLayout;
+use super::xattr::XattrTable;
+use super::{FileData, ImageError};
+use crate::tree::{Meta, Node, NodeId, NodeKind, Tree};
+
+/// Settings the tables need.
+pub(crate) struct TableOptions {
+    pub block_size: u32,
+    pub level: i32,
+}
+
+/// Writes every table after the data in `data.out` and the superblock; returns the file.
+pub(crate) fn write_tables(
+    data: DataLayout,
+    tree: &Tree,
+    options: &TableOptions,
+) -> Result<File, ImageError> {
+    let plan = number_inodes(tree)?;
+    let mut compressor = BlockCompressor::new(options.level)?;
+    let mut inodes = InodeWriter {
+        data: &data,
+        block_size: options.block_size,
+        plan: &plan,
+        inodes: MetadataWriter::default(),
+        directories: MetadataWriter::default(),
+        xattrs: XattrTable::default(),
+        ids: IdTable::default(),
+        refs: vec![UNWRITTEN; tree.nodes.len()],
+        compressor: &mut compressor,
+    };
+    let root = inodes.write_all(tree)?;
+    let InodeWriter {
+        inodes: inode_writer,
+        directories,
+        xattrs,
+        ids,
+        ..
+    } = inodes;
+
+    let inode_table = inode_writer.finish(&mut compressor)?;
+    let directory_table = directories.finish(&mut compressor)?;
+    let mut superblock = Superblock {
+        inode_count: plan.inode_count,
+        block_size: options.block_size,
+        fragment_count: u32::try_from(data.fragments.len())
+            .map_err(|_| ImageError::TableTooLarge { table: "fragment" })?,
+        flags: FLAG_COMPRESSOR_OPTIONS | FLAG_DUPLICATES | FLAG_ALWAYS_FRAGMENTS,
+        // At most 65535 (checked as ids were added).
+        id_count: ids.ids.len() as u16,
+        root_inode: root.packed(),
+        bytes_used: 0,
+        id_table_start: 0,
+        xattr_id_table_start: NO_TABLE,
+        inode_table_start: data.end,
+        directory_table_start: data.end + inode_table.len() as u64,
+        fragment_table_start: 0,
+    };
+    let mut offset = superblock.directory_table_start + directory_table.len() as u64;
+
+    let mut fragment_entries = Vec::with_capacity(data.fragments.len() * 16);
+    for &(start, size_word) in &data.fragments {
+        fragment_entries.extend_from_slice(&start.to_le_bytes());
+        fragment_entries.extend_from_slice(&size_word.to_le_bytes());
+        fragment_entries.extend_from_slice(&0u32.to_le_bytes());
+    }
+    let fragment_table = lookup_table(&fragment_entries, offset, &mut compressor)?;
+    superblock.fragment_table_start = offset + fragment_table.lookup_offset;
+    offset += fragment_table.bytes.len() as u64;
+
+    let id_entries: Vec<u8> = ids.ids.iter().flat_map(|id| id.to_le_bytes()).collect();
+    let id_table = lookup_table(&id_entries, offset, &mut compressor)?;
+    superblock.id_table_start = offset + id_table.lookup_offset;
+    offset += id_table.bytes.len() as u64;
+
+    let xattr_tables = xattrs.finish(offset, &mut compressor)?;
+    match &xattr_tables {
+        Some(tables) => {
+            superblock.xattr_id_table_start = offset + tables.header_offset;
+            offset += tables.bytes.len() as u64;
+        }
+        None => superblock.flags |= FLAG_NO_XATTRS,
+    }
+    superblock.bytes_used = offset;
+    let padded = offset.next_multiple_of(DEVICE_BLOCK);
+
+    let mut out = BufWriter::new(data.out);
+    let seek = |out: &mut BufWriter<File>, to: u64| {
+        out.seek(SeekFrom::Start(to))
+            .map(drop)
+            .map_err(|source| ImageError::Write {
+                what: "metadata tables",
+                source,
+            })
+    };
+    seek(&mut out, data.end)?;
+    let pieces: [(&[u8], &'static str); 6] = [
+        (&inode_table, "inode table"),
+        (&directory_table, "directory table"),
+        (&fragment_table.bytes, "fragment table"),
+        (&id_table.bytes, "id table"),
+        (
+            xattr_tables.as_ref().map_or(&[], |t| &t.bytes),
+            "xattr tables",
+        ),
+        (&vec![0; (padded - offset) as usize], "padding"),
+    ];
+    for (bytes, what) in pieces {
+        out.write_all(bytes)
+            .map_err(|source| ImageError::Write { what, source })?;
+    }
+    seek(&mut out, 0)?;
+    out.write_all(&superblock.to_bytes())
+        .map_err(|source| ImageError::Write {
+            what: "superblock",
+            source,
+        })?;
+    let file = out.into_inner().map_err(|error| ImageError::Write {
+        what: "superblock",
+        source: error.into_error(),
+    })?;
+    // A dropped duplicate may have left bytes past the end.
+    file.set_len(padded).map_err(|source| ImageError::Write {
+        what: "image size",
+        source,
+    })?;
+    Ok(file)
+}
+
+/// What the first walk found: inode numbers and link counts by node (0 = unreachable).
+struct Plan {
+    numbers: Vec<u32>,
+    links: Vec<u32>,
+    inode_count: u32,
+}
+
+fn number_inodes(tree: &Tree) -> Result<Plan, ImageError> {
+    let mut plan = Plan {
+        numbers: vec![0; tree.nodes.len()],
+        links: vec![0; tree.nodes.len()],
+        inode_count: 0,
+    };
+    let mut walker = Walker::new(tree)?;
+    while let Some(step) = walker.next()? {
+        let (id, links) = match step {
+            Step::Leaf { id, .. } => {
+                let links = plan.links[index(id)].saturating_add(1);
+                (id, links)
+            }
+            Step::DirDone { id, children, .. } => {
+                let subdirs = children
+                    .values()
+                    .filter(|child| {
+                        tree.nodes
+                            .get(index(**child))
+                            .is_some_and(|node| matches!(node.kind, NodeKind::Dir(_)))
+                    })
+                    .count();
+                (
+                    id,
+                    u32::try_from(subdirs).unwrap_or(u32::MAX).saturating_add(2),
+                )
+            }
+        };
+        plan.links[index(id)] = links;
+        if plan.numbers[index(id)] == 0 {
+            plan.inode_count += 1;
+            plan.numbers[index(id)] = plan.inode_count;
+        }
+    }
+    Ok(plan)
+}
+
+/// `refs` value of a node whose inode is not written yet.
+const UNWRITTEN: u64 = u64::MAX;
+
+struct InodeWriter<'a> {
+    data: &'a DataLayout,
+    block_size: u32,
+    plan: &'a Plan,
+    inodes: MetadataWriter,
+    directories: MetadataWriter,
+    xattrs: XattrTable,
+    ids: IdTable,
+    /// Packed inode reference by node, once written.
+    refs: Vec<u64>,
+    compressor: &'a mut BlockCompressor,
+}
+
+impl InodeWriter<'_> {
+    /// Writes every reachable inode and directory; returns the root inode's reference.
+    fn write_all(&mut self, tree: &Tree) -> Result<MetaRef, ImageError> {
+        let mut walker = Walker::new(tree)?;
+        let mut root = None;
+        while let Some(step) = walker.next()? {
+            match step {
+                Step::Leaf { id, node, name } => {
+                    if self.refs[index(id)] == UNWRITTEN {
+                        let path = || walker.path(name);
+                        let inode = self.write_leaf(id, node, path)?;
+                        self.refs[index(id)] = inode.packed();
+                    }
+                }
+                Step::DirDone {
+                    id,
+                    node,
+                    name,
+                    children,
+                    parent,
+                } => {
+                    let path = || walker.path(name);
+                    let entries = children.iter().map(|(name, &child)| {
+                        let packed = self.refs.get(index(child)).copied().unwrap_or(UNWRITTEN);
+                        let kind = tree
+                            .nodes
+                            .get(index(child))
+                            .map_or(0, |n| basic_type(&n.kind));
+                        DirEntry {
+                            name,
+                            inode: MetaRef {
+                                block: packed >> 16,
+                                offset: packed as u16,
+                            },
+                            number: self.plan.numbers.get(index(child)).copied().unwrap_or(0),
+                            kind,
+                        }
+                    });
+                    let listing =
+                        write_listing(entries, &path, &mut self.directories, self.compressor)?;
+                    let parent_number = match parent {
+                        Some(parent) => self.plan.numbers[index(parent)],
+                        // The root's parent is one past the last inode, as mksquashfs writes it.
+                        None => self.plan.inode_count + 1,
+                    };
+                    let inode = self.write_dir(id, &node.meta, &listing, parent_number, &path)?;
+                    self.refs[index(id)] = inode.packed();
+                    if parent.is_none() {
+                        root = Some(inode);
+                    }
+                }
+            }
+        }
+        // The walk always ends with the root.
+        root.ok_or(ImageError::RootNotDirectory)
+    }
+
+    /// Starts an inode: its type, then the common header.
+    fn header(&mut self, kind: u16, meta: &Meta, id: NodeId) -> Result<Vec<u8>, ImageError> {
+        let uid = self.ids.index(meta.uid)?;
+        let gid = self.ids.index(meta.gid)?;
+        let mut bytes = Vec::with_capacity(64);
+        bytes.extend_from_slice(&kind.to_le_bytes());
+        bytes.extend_from_slice(&(meta.mode & 0o7777).to_le_bytes());
+        bytes.extend_from_slice(&uid.to_le_bytes());
+        bytes.extend_from_slice(&gid.to_le_bytes());
+        bytes.extend_from_slice(&meta.mtime.to_le_bytes());
+        bytes.extend_from_slice(&self.plan.numbers[index(id)].to_le_bytes());
+        Ok(bytes)
+    }
+
+    fn append(&mut self, bytes: &[u8]) -> Result<MetaRef, ImageError> {
+        let position = self.inodes.position();
+        self.inodes.append(bytes, self.compressor)?;
+        Ok(position)
+    }
+
+    fn write_leaf(
+        &mut self,
+        id: NodeId,
+        node: &Node,
+        path: impl Fn() -> String,
+    ) -> Result<MetaRef, ImageError> {
+        let xattr = self.xattrs.id(&node.meta.xattrs, &path, self.compressor)?;
+        let links = self.plan.links[index(id)];
+        let extended = xattr != NONE_U32;
+        let mut bytes;
+        match &node.kind {
+            NodeKind::File(file) => return self.write_file(id, node, file, xattr, &path),
+            NodeKind::Symlink(target) => {
+                let kind = InodeType::Symlink;
+                bytes = self.header(type_number(kind, extended), &node.meta, id)?;
+                let size = u32::try_from(target.len()).map_err(|_| ImageError::EntryTooLarge {
+                    path: path(),
+                    what: "symlink target",
+                })?;
+                bytes.extend_from_slice(&links.to_le_bytes());
+                bytes.extend_from_slice(&size.to_le_bytes());
+                bytes.extend_from_slice(target);
+            }
+            NodeKind::CharDevice { major, minor } | NodeKind::BlockDevice { major, minor } => {
+                let kind = match node.kind {
+                    NodeKind::CharDevice { .. } => InodeType::CharDevice,
+                    _ => InodeType::BlockDevice,
+                };
+                let device =
+                    encode_device(*major, *minor).ok_or_else(|| ImageError::DeviceNumber {
+                        path: path(),
+                        major: *major,
+                        minor: *minor,
+                    })?;
+                bytes = self.header(type_number(kind, extended), &node.meta, id)?;
+                bytes.extend_from_slice(&links.to_le_bytes());
+                bytes.extend_from_slice(&device.to_le_bytes());
+            }
+            NodeKind::Fifo | NodeKind::Socket => {
+                let kind = match node.kind {
+                    NodeKind::Fifo => InodeType::Fifo,
+                    _ => InodeType::Socket,
+                };
+                bytes = self.header(type_number(kind, extended), &node.meta, id)?;
+                bytes.extend_from_slice(&links.to_le_bytes());
+            }
+            NodeKind::Dir(_) => unreachable!("the walker steps into directories"),
+        }
+        if extended {
+            bytes.extend_from_slice(&xattr.to_le_bytes());
+        }
+        self.append(&bytes)
+    }
+
+    fn write_file(
+        &mut self,
+        id: NodeId,
+        node: &Node,
+        file: &FileData,
+        xattr: u32,
+        path: &dyn Fn() -> String,
+    ) -> Result<MetaRef, ImageError> {
+        let foreign = || ImageError::ForeignFileData { path: path() };
+        let block_size = u64::from(self.block_size);
+        let full_blocks = usize::try_from(file.size / block_size).map_err(|_| foreign())?;
+        let (start, words) = match file.block_list {
+            Some(list) => {
+                let list = self
+                    .data
+                    .block_lists
+                    .get(list as usize)
+                    .ok_or_else(foreign)?;
+                let words = list
+                    .first_word
+                    .checked_add(full_blocks)
+                    .and_then(|end| self.data.words.get(list.first_word..end))
+                    .ok_or_else(foreign)?;
+                (list.start, words)
+            }
+            None if full_blocks == 0 => (0, &[][..]),
+            None => return Err(foreign()),
+        };
+        let (fragment, fragment_offset) = match file.fragment {
+            Some(fragment) if (fragment.index as usize) < self.data.fragments.len() => {
+                (fragment.index, fragment.offset)
+            }
+            None if file.size.is_multiple_of(block_size) => (NONE_U32, 0),
+            _ => return Err(foreign()),
+        };
+        let sparse = words.iter().filter(|&&word| word == 0).count() as u64 * block_size;
+        let links = self.plan.links[index(id)];
+        let extended = xattr != NONE_U32
+            || links > 1
+            || sparse > 0
+            || file.size > u64::from(u32::MAX)
+            || start > u64::from(u32::MAX);
+        let mut bytes = self.header(type_number(InodeType::File, extended), &node.meta, id)?;
+        if extended {
+            bytes.extend_from_slice(&start.to_le_bytes());
+            bytes.extend_from_slice(&file.size.to_le_bytes());
+            bytes.extend_from_slice(&sparse.to_le_bytes());
+            bytes.extend_from_slice(&links.to_le_bytes());
+            bytes.extend_from_slice(&fragment.to_le_bytes());
+            bytes.extend_from_slice(&fragment_offset.to_le_bytes());
+            bytes.extend_from_slice(&xattr.to_le_bytes());
+        } else {
+            // Both fit in 32 bits, or the inode would be extended.
+            bytes.extend_from_slice(&(start as u32).to_le_bytes());
+            bytes.extend_from_slice(&fragment.to_le_bytes());
+            bytes.extend_from_slice(&fragment_offset.to_le_bytes());
+            bytes.extend_from_slice(&(file.size as u32).to_le_bytes());
+        }
+        for word in words {
+            bytes.extend_from_slice(&word.to_le_bytes());
+        }
+        self.append(&bytes)
+    }
+
+    fn write_dir(
+        &mut self,
+        id: NodeId,
+        meta: &Meta,
+        listing: &Listing<'_>,
+        parent: u32,
+        path: &dyn Fn() -> String,
+    ) -> Result<MetaRef, ImageError> {
+        let xattr = self.xattrs.id(&meta.xattrs, path, self.compressor)?;
+        let links = self.plan.links[index(id)];
+        let too_large = || ImageError::EntryTooLarge {
+            path: path(),
+            what: "directory",
+        };
+        // Readers count the "." and ".." entries as 3 bytes.
+        let size = u32::try_from(listing.size + 3).map_err(|_| too_large())?;
+        let block = u32::try_from(listing.start.block)
+            .map_err(|_| ImageError::TableTooLarge { table: "directory" })?;
+        let index_count = u16::try_from(listing.index.len()).map_err(|_| too_large())?;
+        let extended = xattr != NONE_U32 || index_count > 0 || size > u32::from(u16::MAX);
+        let mut bytes = self.header(type_number(InodeType::Dir, extended), meta, id)?;
+        if extended {
+            bytes.extend_from_slice(&links.to_le_bytes());
+            bytes.extend_from_slice(&size.to_le_bytes());
+            bytes.extend_from_slice(&block.to_le_bytes());
+            bytes.extend_from_slice(&parent.to_le_bytes());
+            bytes.extend_from_slice(&index_count.to_le_bytes());
+            bytes.extend_from_slice(&listing.start.offset.to_le_bytes());
+            bytes.extend_from_slice(&xattr.to_le_bytes());
+            for entry in &listing.index {
+                let block = u32::try_from(entry.block)
+                    .map_err(|_| ImageError::TableTooLarge { table: "directory" })?;
+                bytes.extend_from_slice(&entry.offset.to_le_bytes());
+                bytes.extend_from_slice(&block.to_le_bytes());
+                // Listed names are 1 to 256 bytes.
+                bytes.extend_from_slice(&(entry.name.len() as u32 - 1).to_le_bytes());
+                bytes.extend_from_slice(entry.name);
+            }
+        } else {
+            bytes.extend_from_slice(&block.to_le_bytes());
+            bytes.extend_from_slice(&links.to_le_bytes());
+            bytes.extend_from_slice(&(size as u16).to_le_bytes());
+            bytes.extend_from_slice(&listing.start.offset.to_le_bytes());
+            bytes.extend_from_slice(&parent.to_le_bytes());
+        }
+        self.append(&bytes)
+    }
+}
+
+fn type_number(kind: InodeType, extended: bool) -> u16 {
+    if extended {
+        kind.extended()
+    } else {
+        kind.basic()
+    }
+}
+
+fn basic_type(kind: &NodeKind) -> u16 {
+    match kind {
+        NodeKind::Dir(_) => InodeType::Dir,
+        NodeKind::File(_) => InodeType::File,
+        NodeKind::Symlink(_) => InodeType::Symlink,
+        NodeKind::CharDevice { .. } => InodeType::CharDevice,
+        NodeKind::BlockDevice { .. } => InodeType::BlockDevice,
+        NodeKind::Fifo => InodeType::Fifo,
+        NodeKind::Socket => InodeType::Socket,
+    }
+    .basic()
+}
+
+fn index(id: NodeId) -> usize {
+    id.0 as usize
+}
+
+/// The uid/gid table: each distinct id once, in order of first use.
+#[derive(Default)]
+struct IdTable {
+    ids: Vec<u32>,
+    index: HashMap<u32, u16>,
+}
+
+impl IdTable {
+    fn index(&mut self, id: u32) -> Result<u16, ImageError> {
+        if let Some(&index) = self.index.get(&id) {
+            return Ok(index);
+        }
+        // The superblock counts ids in 16 bits.
+        let index = u16::try_from(self.ids.len())
+            .ok()
+            .filter(|&index| index != u16::MAX)
+            .ok_or(ImageError::TooManyIds)?;
+        self.ids.push(id);
+        self.index.insert(id, index);
+        Ok(index)
+    }
+}
+
+/// Depth-first walk from the root without recursion (paths can be arbitrarily deep).
+struct Walker<'t> {
+    tree: &'t Tree,
+    /// Directories already entered, so a directory listed twice is refused, not looped over.
+    entered: Vec<bool>,
+    stack: Vec<Frame<'t>>,
+}
+
+struct Frame<'t> {
+    id: NodeId,
+    name: &'t [u8],
+    node: &'t Node,
+    children: &'t BTreeMap<Box<[u8]>, NodeId>,
+    rest: btree_map::Iter<'t, Box<[u8]>, NodeId>,
+}
+
+enum Step<'t> {
+    /// An entry naming anything but a directory.
+    Leaf {
+        id: NodeId,
+        node: &'t Node,
+        name: &'t [u8],
+    },
+    /// A directory all of whose entries were stepped through (subdirectories in full).
+    DirDone {
+        id: NodeId,
+        node: &'t Node,
+        name: &'t [u8],
+        children: &'t BTreeMap<Box<[u8]>, NodeId>,
+        parent: Option<NodeId>,
+    },
+}
+
+impl<'t> Walker<'t> {
+    fn new(tree: &'t Tree) -> Result<Self, ImageError> {
+        let node = tree
+            .nodes
+            .get(index(tree.root))
+            .ok_or(ImageError::RootNotDirectory)?;
+        let NodeKind::Dir(children) = &node.kind else {
+            return Err(ImageError::RootNotDirectory);
+        };
+        let mut entered = vec![false; tree.nodes.len()];
+        entered[index(tree.root)] = true;
+        Ok(Walker {
+            tree,
+            entered,
+            stack: vec![Frame {
+                id: tree.root,
+                name: b"",
+                node,
+                children,
+                rest: children.iter(),
+            }],
+        })
+    }
+
+    fn next(&mut self) -> Result<Option<Step<'t>>, ImageError> {
+        loop {
+            let Some(frame) = self.stack.last_mut() else {
+                return Ok(None);
+            };
+            let Some((name, &id)) = frame.rest.next() else {
+                let Some(done) = self.stack.pop() else {
+                    return Ok(None);
+                };
+                return Ok(Some(Step::DirDone {
+                    id: done.id,
+                    node: done.node,
+                    name: done.name,
+                    children: done.children,
+                    parent: self.stack.last().map(|frame| frame.id),
+                }));
+            };
+            let Some(node) = self.tree.nodes.get(index(id)) else {
+                return Err(ImageError::MissingNode {
+                    path: self.path(name),
+                    id: id.0,
+                });
+            };
+            let NodeKind::Dir(children) = &node.kind else {
+                return Ok(Some(Step::Leaf { id, node, name }));
+            };
+            if std::mem::replace(&mut self.entered[index(id)], true) {
+                return Err(ImageError::DirectoryLinkedTwice {
+                    path: self.path(name),
+                });
+            }
+            self.stack.push(Frame {
+                id,
+                name,
+                node,
+                children,
+                rest: children.iter(),
+            });
+        }
+    }
+
+    /// The path of entry `name` in the directory being walked (of the directory just done,
+    /// for [`Step::DirDone`]), for error messages.
+    fn path(&self, name: &[u8]) -> String {
+        let mut path = String::new();
+        for frame in self.stack.iter().skip(1) {
+            push_component(&mut path, frame.name);
+        }
+        if !name.is_empty() {
+            push_component(&mut path, name);
+        }
+        if path.is_empty() {
+            path.push('/');
+        }
+        path
+    }
+}

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages concil's tests, fixtures and benchmarks run. Idempotent and
+# quick when everything is there: apt is only touched for packages that are missing.
+# Needs root (or sudo) when something is missing.
+set -euo pipefail
+
+packages=(
+    # real peers the tests start and the tools that build and push images
+    docker-registry notary skopeo umoci apache2-utils openssl
+    # reading and writing squashfs, compressors, JSON
+    squashfs-tools-ng squashfs-tools zstd pigz gzip jq
+    # test content: a tiny rootfs, a Debian rootfs (scripts/fixtures.sh), user xattrs
+    busybox-static debootstrap attr tar
+    # benchmarks (scripts/bench-*.sh time runs with /usr/bin/time and hyperfine)
+    hyperfine time
+    # building: a C compiler and libc headers for zstd-sys; curl to install Rust with rustup
+    gcc libc6-dev curl ca-certificates
+)
+
+missing=()
+for package in "${packages[@]}"; do
+    status=$(dpkg-query -W -f='${Status}' "$package" 2>/dev/null || true)
+    [[ $status == "install ok installed" ]] || missing+=("$package")
+done
+if ((${#missing[@]} == 0)); then
+    echo "install-deps: all ${#packages[@]} packages installed" >&2
+    exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}" >&2
+sudo=()
+((EUID == 0)) || sudo=(sudo)
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -q </dev/null
+"${sudo[@]}" apt-get install -y -q "${missing[@]}" </dev/null
+
+# Debian starts docker-registry.service on install: port 5000 on every interface, with a config
+# the tests do not use (they start their own registries on 127.0.0.1). Stop what we just started.
+if [[ " ${missing[*]} " == *" docker-registry "* ]] && command -v systemctl >/dev/null &&
+    systemctl is-enabled --quiet docker-registry 2>/dev/null; then
+    "${sudo[@]}" systemctl disable --now docker-registry
+fi
