@@ -26,6 +26,15 @@ compress() {
     mv "$dst.part" "$dst"
 }
 
+# The Debian mirror apt is already configured with (first `deb` URI of the main archive).
+apt_mirror() {
+    local uri
+    uri=$(grep -rhoE '^(URIs:[[:space:]]*|deb[[:space:]]+)[^[:space:]]+/debian/?([[:space:]]|$)' \
+        /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null | head -n1 | awk '{print $NF}')
+    [[ -n $uri ]] || { log "no Debian mirror in /etc/apt/sources.list*; set DEBIAN_MIRROR"; exit 1; }
+    echo "${uri%/}"
+}
+
 debian() {
     local dir=$fixtures/debian
     mkdir -p "$dir"
@@ -33,7 +42,7 @@ debian() {
         local root=$dir/root
         rm -rf "$root"
         log "debootstrap --variant=minbase bookworm (1-3 minutes)"
-        debootstrap --variant=minbase bookworm "$root" "${DEBIAN_MIRROR:-http://deb.debian.org/debian}" \
+        debootstrap --variant=minbase bookworm "$root" "${DEBIAN_MIRROR:-$(apt_mirror)}" \
             >"$dir/debootstrap.log" 2>&1 || {
             tail -20 "$dir/debootstrap.log" >&2
             exit 1

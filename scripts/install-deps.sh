@@ -13,8 +13,10 @@ packages=(
     busybox-static debootstrap attr tar
     # benchmarks (scripts/bench-*.sh time runs with /usr/bin/time and hyperfine)
     hyperfine time
-    # building: a C compiler and libc headers for zstd-sys; curl to install Rust with rustup
+    # building: a C compiler and libc headers for zstd-sys
     gcc libc6-dev curl ca-certificates
+    # concil 1.0 (Python, from PyPI) for the cache-compatibility tests and the benchmarks
+    python3-venv
 )
 
 missing=()
@@ -22,8 +24,19 @@ for package in "${packages[@]}"; do
     status=$(dpkg-query -W -f='${Status}' "$package" 2>/dev/null || true)
     [[ $status == "install ok installed" ]] || missing+=("$package")
 done
+install_concil1() {
+    # concil 1.0 imports python-dateutil without declaring it.
+    local venv=${CONCIL1_VENV:-/var/tmp/concil1-venv}
+    if ! "$venv/bin/python" -c 'import concil.store, dateutil' 2>/dev/null; then
+        echo "install-deps: concil 1.0 into $venv" >&2
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install -q concil==1.0.0 python-dateutil </dev/null
+    fi
+}
+
 if ((${#missing[@]} == 0)); then
     echo "install-deps: all ${#packages[@]} packages installed" >&2
+    install_concil1
     exit 0
 fi
 
@@ -40,3 +53,4 @@ if [[ " ${missing[*]} " == *" docker-registry "* ]] && command -v systemctl >/de
     systemctl is-enabled --quiet docker-registry 2>/dev/null; then
     "${sudo[@]}" systemctl disable --now docker-registry
 fi
+install_concil1
