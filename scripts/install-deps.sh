@@ -15,6 +15,8 @@ packages=(
     hyperfine time
     # building: a C compiler and libc headers for zstd-sys
     gcc libc6-dev curl ca-certificates
+    # the sigstore crate (an independent cosign signer for the trust tests) links OpenSSL
+    libssl-dev pkg-config
     # concil 1.0 (Python, from PyPI) for the cache-compatibility tests and the benchmarks
     python3-venv
 )

@@ -3,6 +3,7 @@
 //! The parts, from the top down (dependencies point one way, see DESIGN.md):
 //! - [`store`]: the pull pipeline and the public API ([`store::Store`]).
 //! - [`cache`]: the content-addressed cache directory (locks, atomic commit, clean-up).
+//! - [`trust`]: content trust (cosign signatures) for a manifest digest.
 //! - [`registry`]: the Distribution API client (auth, manifests, blobs).
 //! - [`config`]: concil's JSON configuration and where credentials come from.
 //! - [`reference`]: image references (`docker://host/repo:tag@sha256:…`, `alpine`).
@@ -14,3 +15,4 @@ pub mod config;
 pub mod reference;
 pub mod registry;
 pub mod store;
+pub mod trust;

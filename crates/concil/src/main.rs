@@ -11,11 +11,16 @@ use clap::{Parser, Subcommand, ValueEnum};
 use concil::cache::Cache;
 use concil::config::Config;
 use concil::reference::Reference;
-use concil::store::{Platform, Progress, Store};
+use concil::store::{Platform, Progress, Store, StoreError};
+use concil::trust::{key_management, TrustError};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 #[derive(Parser)]
-#[command(name = "concil", version, about = "Verified, cached, mount-ready squashfs layers from OCI registries")]
+#[command(
+    name = "concil",
+    version,
+    about = "Verified, cached, mount-ready squashfs layers from OCI registries"
+)]
 struct Cli {
     /// Log what happens (-v: info, -vv: debug) on stderr.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -67,6 +72,37 @@ enum Command {
         #[command(subcommand)]
         command: CacheCommand,
     },
+    /// Manage content trust.
+    Trust {
+        #[command(subcommand)]
+        command: TrustCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TrustCommand {
+    /// Cosign public keys: the `*.pub` files in `cosign/` beside the configuration file.
+    Cosign {
+        #[command(subcommand)]
+        command: CosignCommand,
+        #[arg(long, global = true)]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum CosignCommand {
+    /// List the trusted keys.
+    List,
+    /// Trust a PEM public key (ECDSA P-256/P-384, RSA, Ed25519).
+    Import {
+        file: PathBuf,
+        /// Name of the key (default: the file name without extension).
+        name: Option<String>,
+    },
+    /// Make a key pair: NAME.key (encrypted with $COSIGN_PASSWORD, cosign's format) in the
+    /// current directory, and the public key into the trusted keys.
+    Generate { name: String },
 }
 
 #[derive(Subcommand)]
@@ -92,6 +128,7 @@ fn main() -> ExitCode {
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
+            let status = exit_status(&*error);
             let mut line = format!("error: {error}");
             let mut source = error.source();
             while let Some(cause) = source {
@@ -99,8 +136,19 @@ fn main() -> ExitCode {
                 source = cause.source();
             }
             eprintln!("{line}");
-            ExitCode::FAILURE
+            ExitCode::from(status)
         }
+    }
+}
+
+/// 1 for any failure, except the distinct statuses of "not trusted" (see `TrustError::exit_code`).
+fn exit_status(error: &(dyn std::error::Error + 'static)) -> u8 {
+    match error.downcast_ref::<StoreError>() {
+        Some(StoreError::Trust(trust)) => trust.exit_code(),
+        _ => match error.downcast_ref::<TrustError>() {
+            Some(trust) => trust.exit_code(),
+            None => 1,
+        },
     }
 }
 
@@ -112,19 +160,43 @@ fn init_logging(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("CONCIL_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 fn run(command: Command) -> Result<(), BoxError> {
     match command {
-        Command::Pull { platform, json, config, no_verify, image } => {
-            pull(&image, platform.as_deref(), json, config.as_deref(), no_verify)
-        }
-        Command::Convert { level, block_size, threads, whiteouts, input, output } => {
+        Command::Pull {
+            platform,
+            json,
+            config,
+            no_verify,
+            image,
+        } => pull(
+            &image,
+            platform.as_deref(),
+            json,
+            config.as_deref(),
+            no_verify,
+        ),
+        Command::Convert {
+            level,
+            block_size,
+            threads,
+            whiteouts,
+            input,
+            output,
+        } => {
             let options = tarsquash::Options {
-                image: tarsquash::image::ImageOptions { level, block_size, threads },
+                image: tarsquash::image::ImageOptions {
+                    level,
+                    block_size,
+                    threads,
+                },
                 whiteouts: match whiteouts {
                     WhiteoutMode::Keep => tarsquash::Whiteouts::Keep,
                     WhiteoutMode::Overlay => tarsquash::Whiteouts::Overlay,
@@ -132,14 +204,57 @@ fn run(command: Command) -> Result<(), BoxError> {
             };
             convert(&input, &output, &options)
         }
-        Command::Cache { command: CacheCommand::Clean { older_than, config } } => {
+        Command::Trust {
+            command: TrustCommand::Cosign { command, config },
+        } => cosign_keys(command, config.as_deref()),
+        Command::Cache {
+            command: CacheCommand::Clean { older_than, config },
+        } => {
             let config = Config::load(config.as_deref())?;
-            let older_than = older_than.map(Duration::from_secs).unwrap_or(config.cache_timeout);
+            let older_than = older_than
+                .map(Duration::from_secs)
+                .unwrap_or(config.cache_timeout);
             let report = Cache::open(&config.cache_dir)?.clean(older_than)?;
-            println!("removed {} files, {} bytes", report.removed_files, report.removed_bytes);
+            println!(
+                "removed {} files, {} bytes",
+                report.removed_files, report.removed_bytes
+            );
             Ok(())
         }
     }
+}
+
+fn cosign_keys(command: CosignCommand, config: Option<&Path>) -> Result<(), BoxError> {
+    let config = Config::load(config)?;
+    let dir = config
+        .cosign_key_dir()
+        .ok_or("no configuration directory for cosign keys (no home directory)")?;
+    match command {
+        CosignCommand::List => {
+            for key in key_management::list_keys(&dir)? {
+                println!(
+                    "{}\t{:?}\t{}",
+                    key.name,
+                    key.algorithm(),
+                    key.path.display()
+                );
+            }
+        }
+        CosignCommand::Import { file, name } => {
+            let key = key_management::import_key(&dir, &file, name.as_deref())?;
+            println!("{}", key.path.display());
+        }
+        CosignCommand::Generate { name } => {
+            let password = std::env::var("COSIGN_PASSWORD")
+                .map_err(|_| "set COSIGN_PASSWORD to the password that encrypts the private key")?;
+            let private_key = PathBuf::from(format!("{name}.key"));
+            let generated =
+                key_management::generate_key_pair(&dir, &name, &private_key, password.as_bytes())?;
+            println!("private key: {}", generated.private_key_path.display());
+            println!("public key:  {}", generated.public_key.path.display());
+        }
+    }
+    Ok(())
 }
 
 fn pull(
@@ -156,7 +271,9 @@ fn pull(
         None => Platform::host(),
     };
     if config.disable_content_trust && !no_verify {
-        eprintln!("warning: disable_content_trust is set: content trust is not checked for {image}");
+        eprintln!(
+            "warning: disable_content_trust is set: content trust is not checked for {image}"
+        );
     }
     let mut store = Store::new(reference, config)?;
     if no_verify {
@@ -223,17 +340,28 @@ impl Progress for Bars {
     }
 
     fn layer_bytes(&self, digest: &str, bytes: u64) {
-        if let Some(bar) = self.bars.lock().ok().and_then(|bars| bars.get(digest).cloned()) {
+        if let Some(bar) = self
+            .bars
+            .lock()
+            .ok()
+            .and_then(|bars| bars.get(digest).cloned())
+        {
             bar.inc(bytes);
         }
     }
 
     fn layer_done(&self, digest: &str, cached: bool) {
-        let bar = self.bars.lock().ok().and_then(|bars| bars.get(digest).cloned());
+        let bar = self
+            .bars
+            .lock()
+            .ok()
+            .and_then(|bars| bars.get(digest).cloned());
         match bar {
             Some(bar) => bar.finish_with_message("done"),
             None if cached => {
-                let _ = self.multi.println(format!("{} cached", short_digest(digest)));
+                let _ = self
+                    .multi
+                    .println(format!("{} cached", short_digest(digest)));
             }
             None => {}
         }
@@ -241,5 +369,9 @@ impl Progress for Bars {
 }
 
 fn short_digest(digest: &str) -> String {
-    digest.trim_start_matches("sha256:").chars().take(12).collect()
+    digest
+        .trim_start_matches("sha256:")
+        .chars()
+        .take(12)
+        .collect()
 }

@@ -44,6 +44,8 @@ use crate::reference::Reference;
 use crate::registry::{
     Client, Descriptor, ImageManifest, Manifest, ParsedManifest, RegistryError, TlsSettings,
 };
+use crate::trust::cosign::Verifier;
+use crate::trust::TrustError;
 
 /// concil's own media type for a layer that is already a squashfs image.
 pub const SQUASHFS_LAYER: &str = "application/vnd.docker.image.rootfs.diff.squashfs";
@@ -93,7 +95,11 @@ impl Platform {
             ("amd64", Some("v1")) => None,
             (_, variant) => variant.map(str::to_owned),
         };
-        Platform { os: os.to_owned(), architecture: architecture.to_owned(), variant }
+        Platform {
+            os: os.to_owned(),
+            architecture: architecture.to_owned(),
+            variant,
+        }
     }
 
     fn from_spec(platform: &oci_spec::image::Platform) -> Platform {
@@ -120,15 +126,22 @@ impl std::str::FromStr for Platform {
     fn from_str(text: &str) -> Result<Platform, StoreError> {
         let parts: Vec<&str> = text.split('/').collect();
         let valid = |part: &str| {
-            !part.is_empty() && part.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            !part.is_empty()
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
         };
         if !parts.iter().all(|part| valid(part)) {
-            return Err(StoreError::InvalidPlatform { text: text.to_owned() });
+            return Err(StoreError::InvalidPlatform {
+                text: text.to_owned(),
+            });
         }
         match parts.as_slice() {
             [os, arch] => Ok(Platform::new(os, arch, None)),
             [os, arch, variant] => Ok(Platform::new(os, arch, Some(variant))),
-            _ => Err(StoreError::InvalidPlatform { text: text.to_owned() }),
+            _ => Err(StoreError::InvalidPlatform {
+                text: text.to_owned(),
+            }),
         }
     }
 }
@@ -139,6 +152,8 @@ impl std::str::FromStr for Platform {
 pub enum Verification {
     /// Not checked: content trust is disabled.
     None,
+    /// A trusted cosign key signed the manifest (or the index that led to it).
+    Cosign,
 }
 
 /// An image manifest chosen for a platform, with the digests it was reached by.
@@ -148,6 +163,8 @@ pub struct ResolvedManifest {
     pub digest: String,
     pub media_type: String,
     pub manifest: ImageManifest,
+    /// How the digest the reference resolved to was found trustworthy.
+    pub verified: Verification,
 }
 
 /// The parts of an image config the store needs. Parsed leniently (not with oci-spec's
@@ -223,41 +240,88 @@ pub enum StoreError {
     Registry(#[from] RegistryError),
     #[error(transparent)]
     Cache(#[from] CacheError),
+    #[error(transparent)]
+    Trust(#[from] TrustError),
     #[error(
-        "{image} is signed with content trust ({mode}), which this version of concil cannot verify yet; \
+        "{image}: content trust {mode} is configured, which this version of concil cannot verify yet; \
          set \"disable_content_trust\": true or pass --no-verify to pull it unverified"
     )]
     ContentTrustUnavailable { image: String, mode: &'static str },
     #[error("{image}: no manifest for platform {wanted}; the index offers: {available}")]
-    NoMatchingPlatform { image: String, wanted: Platform, available: String },
+    NoMatchingPlatform {
+        image: String,
+        wanted: Platform,
+        available: String,
+    },
     #[error("{image}: indexes nested deeper than {MAX_INDEX_DEPTH} levels")]
     IndexTooDeep { image: String },
     #[error("{image}: manifest {digest} has media type {media_type}, expected an image manifest")]
-    NotAnImageManifest { image: String, digest: String, media_type: String },
+    NotAnImageManifest {
+        image: String,
+        digest: String,
+        media_type: String,
+    },
     #[error("config {digest} is not a valid image config")]
-    ConfigInvalid { digest: String, source: serde_json::Error },
+    ConfigInvalid {
+        digest: String,
+        source: serde_json::Error,
+    },
     #[error("config {digest} is {size} bytes, more than the {MAX_CONFIG_SIZE} accepted")]
     ConfigTooLarge { digest: String, size: u64 },
     #[error("manifest {manifest} lists {layers} layers but its config has {diff_ids} diff_ids")]
-    LayerCountMismatch { manifest: String, layers: usize, diff_ids: usize },
+    LayerCountMismatch {
+        manifest: String,
+        layers: usize,
+        diff_ids: usize,
+    },
     #[error("layer {digest} has media type {media_type}, which concil cannot store")]
     UnsupportedLayer { digest: String, media_type: String },
     #[error("layer {digest} is non-distributable ({media_type}) and cannot be pulled")]
     NonDistributableLayer { digest: String, media_type: String },
     #[error("layer {digest}: {url} ended after {got} of {expected} bytes")]
-    BlobTruncated { digest: String, url: String, got: u64, expected: u64 },
+    BlobTruncated {
+        digest: String,
+        url: String,
+        got: u64,
+        expected: u64,
+    },
     #[error("layer {digest}: {url} sent more than the {expected} bytes the manifest declares")]
-    BlobTooLong { digest: String, url: String, expected: u64 },
+    BlobTooLong {
+        digest: String,
+        url: String,
+        expected: u64,
+    },
     #[error("layer {digest}: content from {url} hashes to {got}")]
-    BlobDigestMismatch { digest: String, url: String, got: String },
-    #[error("layer {digest}: uncompressed content hashes to {got}, but the config says {expected}")]
-    DiffIdMismatch { digest: String, expected: String, got: String },
+    BlobDigestMismatch {
+        digest: String,
+        url: String,
+        got: String,
+    },
+    #[error(
+        "layer {digest}: uncompressed content hashes to {got}, but the config says {expected}"
+    )]
+    DiffIdMismatch {
+        digest: String,
+        expected: String,
+        got: String,
+    },
     #[error("layer {digest}: reading {url}")]
-    BlobRead { digest: String, url: String, source: io::Error },
+    BlobRead {
+        digest: String,
+        url: String,
+        source: io::Error,
+    },
     #[error("layer {digest}: converting to squashfs")]
-    Convert { digest: String, source: tarsquash::Error },
+    Convert {
+        digest: String,
+        source: tarsquash::Error,
+    },
     #[error("layer {digest}: writing {path}")]
-    WriteLayer { digest: String, path: PathBuf, source: io::Error },
+    WriteLayer {
+        digest: String,
+        path: PathBuf,
+        source: io::Error,
+    },
     #[error("layer worker thread panicked")]
     WorkerPanicked,
 }
@@ -281,10 +345,17 @@ impl Store {
     pub fn new(reference: Reference, config: Config) -> Result<Store, StoreError> {
         let endpoint = config.registry_endpoint(&reference.registry)?;
         let credentials = config.credentials(&reference.registry, &reference.repository);
-        let tls = TlsSettings { ca_file: config.cafile.clone() };
+        let tls = TlsSettings {
+            ca_file: config.cafile.clone(),
+        };
         let allow_http_fallback = !endpoint.explicit && is_loopback(&endpoint.url);
-        let client =
-            Client::new(endpoint.url, &reference.repository, credentials, &tls, allow_http_fallback)?;
+        let client = Client::new(
+            endpoint.url,
+            &reference.repository,
+            credentials,
+            &tls,
+            allow_http_fallback,
+        )?;
         let cache = Cache::open(&config.cache_dir)?;
         Ok(Store {
             image: reference.to_string(),
@@ -336,8 +407,10 @@ impl Store {
     /// Resolves the reference to the image manifest for `platform` (through an index if the
     /// reference names one) and caches the manifests by digest.
     pub fn manifest(&self, platform: &Platform) -> Result<ResolvedManifest, StoreError> {
-        self.check_trust()?;
         let mut manifest = self.fetch_manifest(self.reference.manifest_reference())?;
+        // Trust is decided on the digest the reference resolved to, before anything in the
+        // manifest is used; an index's signature covers the children fetched by digest from it.
+        let verified = self.verify(&manifest.digest)?;
         for _ in 0..MAX_INDEX_DEPTH {
             match manifest.parse()? {
                 ParsedManifest::Image(image) => {
@@ -345,6 +418,7 @@ impl Store {
                         digest: manifest.digest,
                         media_type: manifest.media_type,
                         manifest: image,
+                        verified,
                     });
                 }
                 ParsedManifest::Index(index) => {
@@ -353,7 +427,9 @@ impl Store {
                 }
             }
         }
-        Err(StoreError::IndexTooDeep { image: self.image.clone() })
+        Err(StoreError::IndexTooDeep {
+            image: self.image.clone(),
+        })
     }
 
     /// The image config `descriptor` points to, from the cache or the registry (then cached).
@@ -362,15 +438,29 @@ impl Store {
         let bytes = match self.cache.config(&digest)? {
             Some(bytes) => bytes,
             None => {
-                if descriptor.size() > MAX_CONFIG_SIZE {
-                    return Err(StoreError::ConfigTooLarge { digest, size: descriptor.size() });
+                // Concurrent pulls fetch it once: whoever holds the lock fetches it, the others
+                // wait and then find it in the cache.
+                let _lock = self.cache.lock(&digest)?;
+                match self.cache.config(&digest)? {
+                    Some(bytes) => bytes,
+                    None => self.fetch_config(&digest, descriptor.size())?,
                 }
-                let bytes = self.client.blob_bytes(&digest, descriptor.size())?;
-                self.cache.put_config(&digest, &bytes)?;
-                bytes
             }
         };
-        serde_json::from_slice(&bytes).map_err(|source| StoreError::ConfigInvalid { digest, source })
+        serde_json::from_slice(&bytes)
+            .map_err(|source| StoreError::ConfigInvalid { digest, source })
+    }
+
+    fn fetch_config(&self, digest: &str, size: u64) -> Result<Vec<u8>, StoreError> {
+        if size > MAX_CONFIG_SIZE {
+            return Err(StoreError::ConfigTooLarge {
+                digest: digest.to_owned(),
+                size,
+            });
+        }
+        let bytes = self.client.blob_bytes(digest, size)?;
+        self.cache.put_config(digest, &bytes)?;
+        Ok(bytes)
     }
 
     /// The squashfs file of one layer: from the cache, or downloaded and converted (each blob
@@ -380,9 +470,11 @@ impl Store {
         let media_type = descriptor.media_type().to_string();
         let kind = LayerKind::of(&digest, &media_type)?;
         if let Some(path) = self.cached_layer(&digest, diff_id)? {
+            tracing::debug!(layer = %digest, "layer in the cache");
             self.progress.layer_done(&digest, true);
             return Ok(path);
         }
+        tracing::debug!(layer = %digest, "waiting for the blob's lock");
         let _lock = self.cache.lock(&digest)?;
         // Another process may have finished it while we waited for the lock.
         if let Some(path) = self.cached_layer(&digest, diff_id)? {
@@ -390,7 +482,9 @@ impl Store {
             return Ok(path);
         }
         self.progress.layer_started(&digest, descriptor.size());
+        let started = std::time::Instant::now();
         let path = self.download_layer(&digest, descriptor.size(), diff_id, kind)?;
+        tracing::info!(layer = %digest, bytes = descriptor.size(), seconds = started.elapsed().as_secs_f64(), "layer downloaded and converted");
         self.progress.layer_done(&digest, false);
         Ok(path)
     }
@@ -410,7 +504,7 @@ impl Store {
         }
         // Refuse unusable layers before downloading any.
         for layer in layers {
-            LayerKind::of(&layer.digest().to_string(), &layer.media_type().to_string())?;
+            LayerKind::of(layer.digest().as_ref(), layer.media_type().as_ref())?;
         }
         let paths = self.layers_in_parallel(layers, &config.rootfs.diff_ids)?;
         let layers = layers
@@ -430,7 +524,7 @@ impl Store {
             manifest_digest: resolved.digest,
             config_digest: config_descriptor.digest().to_string(),
             platform: platform.to_string(),
-            verified: Verification::None,
+            verified: resolved.verified,
             layers,
         })
     }
@@ -440,15 +534,29 @@ impl Store {
         Ok(self.cache.clean(self.config.cache_timeout)?)
     }
 
-    fn check_trust(&self) -> Result<(), StoreError> {
+    /// Checks that `digest` is trusted as the configuration asks.
+    fn verify(&self, digest: &str) -> Result<Verification, StoreError> {
         if !self.verify {
-            return Ok(());
+            return Ok(Verification::None);
         }
-        let mode = match self.config.content_trust {
-            ContentTrust::Cosign => "cosign",
-            ContentTrust::Notary => "notary",
-        };
-        Err(StoreError::ContentTrustUnavailable { image: self.image.clone(), mode })
+        match self.config.content_trust {
+            ContentTrust::Cosign => {
+                let repository =
+                    format!("{}/{}", self.reference.registry, self.reference.repository);
+                let verified = Verifier::from_config(&self.config)?.verify(
+                    &self.client,
+                    &self.image,
+                    &repository,
+                    digest,
+                )?;
+                tracing::info!(digest, key = %verified.key_name, "cosign signature verified");
+                Ok(Verification::Cosign)
+            }
+            ContentTrust::Notary => Err(StoreError::ContentTrustUnavailable {
+                image: self.image.clone(),
+                mode: "notary",
+            }),
+        }
     }
 
     /// A manifest by tag or digest. By digest it may come from the cache (content-addressed,
@@ -457,11 +565,16 @@ impl Store {
         if reference.starts_with("sha256:") {
             if let Some(bytes) = self.cache.manifest(reference)? {
                 if let Some(media_type) = media_type_of(&bytes) {
-                    return Ok(Manifest { bytes, media_type, digest: reference.to_owned() });
+                    return Ok(Manifest {
+                        bytes,
+                        media_type,
+                        digest: reference.to_owned(),
+                    });
                 }
             }
         }
         let manifest = self.client.manifest(reference)?;
+        tracing::info!(reference, digest = %manifest.digest, media_type = %manifest.media_type, "manifest fetched");
         self.cache.put_manifest(&manifest.digest, &manifest.bytes)?;
         Ok(manifest)
     }
@@ -471,7 +584,9 @@ impl Store {
         manifests: &'a [Descriptor],
         wanted: &Platform,
     ) -> Result<&'a Descriptor, StoreError> {
-        let offered = manifests.iter().filter_map(|m| m.platform().as_ref().map(|p| (m, p)));
+        let offered = manifests
+            .iter()
+            .filter_map(|m| m.platform().as_ref().map(|p| (m, p)));
         for (descriptor, platform) in offered.clone() {
             if Platform::from_spec(platform) == *wanted {
                 return Ok(descriptor);
@@ -486,7 +601,11 @@ impl Store {
         Err(StoreError::NoMatchingPlatform {
             image: self.image.clone(),
             wanted: wanted.clone(),
-            available: if available.is_empty() { "nothing".into() } else { available.join(", ") },
+            available: if available.is_empty() {
+                "nothing".into()
+            } else {
+                available.join(", ")
+            },
         })
     }
 
@@ -530,7 +649,9 @@ impl Store {
                 });
             }
         });
-        let results = results.into_inner().map_err(|_| StoreError::WorkerPanicked)?;
+        let results = results
+            .into_inner()
+            .map_err(|_| StoreError::WorkerPanicked)?;
         // The first error in layer order, else all paths.
         let mut paths = Vec::with_capacity(layers.len());
         for result in results {
@@ -563,11 +684,14 @@ impl Store {
                 diff_id.to_owned()
             }
             LayerKind::Tar(compression) => {
-                let out = ingest.file().try_clone().map_err(|source| StoreError::WriteLayer {
-                    digest: digest.to_owned(),
-                    path: ingest.path().to_owned(),
-                    source,
-                })?;
+                let out = ingest
+                    .file()
+                    .try_clone()
+                    .map_err(|source| StoreError::WriteLayer {
+                        digest: digest.to_owned(),
+                        path: ingest.path().to_owned(),
+                        source,
+                    })?;
                 let mut tar = compression.decoder(&mut blob);
                 let converted = tarsquash::convert(&mut tar, out, &self.convert);
                 drop(tar);
@@ -577,7 +701,10 @@ impl Store {
                         // A broken download shows up as a tar or decompression error; name the
                         // real cause when the body was cut short or changed.
                         blob.finish(&url)?;
-                        return Err(StoreError::Convert { digest: digest.to_owned(), source });
+                        return Err(StoreError::Convert {
+                            digest: digest.to_owned(),
+                            source,
+                        });
                     }
                 }
             }
@@ -605,10 +732,18 @@ impl Store {
         if blob.read_failed {
             match blob.finish(url) {
                 Err(error) => error,
-                Ok(()) => StoreError::BlobRead { digest: digest.to_owned(), url: url.to_owned(), source },
+                Ok(()) => StoreError::BlobRead {
+                    digest: digest.to_owned(),
+                    url: url.to_owned(),
+                    source,
+                },
             }
         } else {
-            StoreError::WriteLayer { digest: digest.to_owned(), path, source }
+            StoreError::WriteLayer {
+                digest: digest.to_owned(),
+                path,
+                source,
+            }
         }
     }
 }
@@ -631,9 +766,12 @@ impl LayerKind {
                 media_type: media_type.to_owned(),
             });
         }
-        Compression::from_media_type(media_type).map(LayerKind::Tar).ok_or_else(|| {
-            StoreError::UnsupportedLayer { digest: digest.to_owned(), media_type: media_type.to_owned() }
-        })
+        Compression::from_media_type(media_type)
+            .map(LayerKind::Tar)
+            .ok_or_else(|| StoreError::UnsupportedLayer {
+                digest: digest.to_owned(),
+                media_type: media_type.to_owned(),
+            })
     }
 }
 
@@ -669,18 +807,24 @@ impl<'a> VerifyingReader<'a> {
 
     /// Reads what the consumer left (a gzip trailer, tar padding) so the digest covers it all.
     fn drain(&mut self, url: &str, digest: &str) -> Result<(), StoreError> {
-        io::copy(self, &mut io::sink()).map(drop).map_err(|source| StoreError::BlobRead {
-            digest: digest.to_owned(),
-            url: url.to_owned(),
-            source,
-        })
+        io::copy(self, &mut io::sink())
+            .map(drop)
+            .map_err(|source| StoreError::BlobRead {
+                digest: digest.to_owned(),
+                url: url.to_owned(),
+                source,
+            })
     }
 
     /// Checks what was read so far against the descriptor: size first, then digest.
     fn finish(&self, url: &str) -> Result<(), StoreError> {
         let digest = self.expected_digest.to_owned();
         if self.read > self.expected_size {
-            return Err(StoreError::BlobTooLong { digest, url: url.to_owned(), expected: self.expected_size });
+            return Err(StoreError::BlobTooLong {
+                digest,
+                url: url.to_owned(),
+                expected: self.expected_size,
+            });
         }
         if self.read < self.expected_size {
             return Err(StoreError::BlobTruncated {
@@ -692,7 +836,11 @@ impl<'a> VerifyingReader<'a> {
         }
         let got = format!("sha256:{}", hex::encode(self.hasher.clone().finalize()));
         if got != self.expected_digest {
-            return Err(StoreError::BlobDigestMismatch { digest, url: url.to_owned(), got });
+            return Err(StoreError::BlobDigestMismatch {
+                digest,
+                url: url.to_owned(),
+                got,
+            });
         }
         Ok(())
     }
@@ -700,7 +848,10 @@ impl<'a> VerifyingReader<'a> {
 
 impl Read for VerifyingReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.body.read(buf).inspect_err(|_| self.read_failed = true)?;
+        let n = self
+            .body
+            .read(buf)
+            .inspect_err(|_| self.read_failed = true)?;
         self.hasher.update(&buf[..n]);
         self.read += n as u64;
         self.progress.layer_bytes(self.expected_digest, n as u64);
@@ -715,7 +866,9 @@ fn media_type_of(bytes: &[u8]) -> Option<String> {
         #[serde(rename = "mediaType")]
         media_type: Option<String>,
     }
-    serde_json::from_slice::<MediaTypeOnly>(bytes).ok()?.media_type
+    serde_json::from_slice::<MediaTypeOnly>(bytes)
+        .ok()?
+        .media_type
 }
 
 /// Docker talks plain HTTP to loopback registries when HTTPS fails; so do we.

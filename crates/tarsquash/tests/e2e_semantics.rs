@@ -79,6 +79,10 @@ fn later_entry_replaces_earlier() {
         .file("h1", FILE, b"old")
         .hard_link("h2", "h1")
         .file("h1", FILE, b"new")
+        // a file replaced by a hard link to another file: one inode, two names
+        .file("r", FILE, b"replaced")
+        .file("keep", private, b"kept")
+        .hard_link("r", "keep")
         // directory given twice: the second sets the attributes, the children stay
         .dir("e/", DIR)
         .file("e/keep", FILE, b"keep")
@@ -93,6 +97,8 @@ fn later_entry_replaces_earlier() {
     expected.insert("f", LINK.node(Kind::Symlink(Bytes::from("target"))));
     expected.insert("h1", FILE.node(Kind::file(b"new")));
     expected.insert("h2", FILE.node(Kind::file(b"old")));
+    expected.insert("keep", private.node(Kind::file(b"kept")));
+    expected.hard_link("r", "keep");
     expected.insert("e", private.node(Kind::Dir));
     expected.insert("e/keep", FILE.node(Kind::file(b"keep")));
     assert_image(

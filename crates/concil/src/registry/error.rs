@@ -81,7 +81,7 @@ pub enum RegistryError {
     Malformed { url: String, reason: String },
 
     /// TLS handshake failed (unknown CA, wrong host name, not TLS at all, …).
-    #[error("TLS error with {host}: {source}")]
+    #[error("TLS error with {host}")]
     Tls {
         host: String,
         #[source]
@@ -89,7 +89,7 @@ pub enum RegistryError {
     },
 
     /// The connection could not be made or broke (refused, reset, timed out, DNS).
-    #[error("connection to {url} failed: {source}")]
+    #[error("connection to {url} failed")]
     Connection {
         url: String,
         #[source]

@@ -301,6 +301,27 @@ impl Client {
         })
     }
 
+    /// The OCI 1.1 referrers index of a manifest digest (`GET /v2/<name>/referrers/<digest>`),
+    /// as served (digest of the bytes, not checked against anything); `None` when the
+    /// registry answers 404, i.e. has no referrers API (the caller then reads the
+    /// `sha256-<hex>` tag, the spec's fallback).
+    pub fn referrers(&self, digest: &str) -> Result<Option<Manifest>, RegistryError> {
+        check_digest(digest)?;
+        let path = format!("v2/{}/referrers/{digest}", self.inner.repository);
+        let Fetched { response, url } = self.inner.get(&path, Some(OCI_INDEX))?;
+        if response.status() == 404 {
+            return Ok(None);
+        }
+        let response = expect_ok(response, &url)?;
+        let bytes = read_limited(response, &url, MAX_MANIFEST_SIZE)?;
+        let media_type = manifest_media_type(&bytes, Some(OCI_INDEX), &url)?;
+        Ok(Some(Manifest {
+            digest: sha256_digest(&bytes),
+            bytes,
+            media_type,
+        }))
+    }
+
     /// Starts downloading a blob (`sha256:<hex>`) and returns its body as a stream.
     /// The digest is NOT checked here: the caller hashes while it consumes the stream.
     pub fn blob(&self, digest: &str) -> Result<BlobReader, RegistryError> {

@@ -420,6 +420,15 @@ fn read_head(stream: &mut TcpStream, side: Side) -> Result<Option<HeadAndRest>, 
             return Err(ProxyError::TruncatedHead { side });
         }
         bytes.extend_from_slice(buffer.get(..read).unwrap_or_default());
+        // A head starts with a method or "HTTP/". Anything else (a TLS ClientHello from a
+        // client probing for HTTPS, as skopeo does) never ends in a blank line: refuse it now
+        // so the client falls back to plain HTTP instead of waiting out its handshake timeout.
+        if !bytes.first().is_some_and(u8::is_ascii_alphabetic) {
+            return Err(ProxyError::MalformedHead {
+                side,
+                first_line: String::from_utf8_lossy(bytes.get(..16).unwrap_or(&bytes)).into_owned(),
+            });
+        }
         if let Some(end) = bytes.windows(4).position(|window| window == b"\r\n\r\n") {
             let rest = bytes.split_off(end + 4);
             return Ok(Some((bytes, rest)));

@@ -619,7 +619,7 @@ pub fn read_back(image: &Path) -> Tree {
 }
 
 /// `unsquashfs -s`: the superblock as squashfs-tools describes it.
-pub fn superblock(image: &Path) -> String {
+fn superblock(image: &Path) -> String {
     run_text(Command::new("unsquashfs").arg("-s").arg(image))
 }
 
@@ -981,11 +981,6 @@ impl TarWriter {
         let mut out = std::mem::take(&mut self.out);
         out.resize(out.len() + 1024, 0);
         out
-    }
-
-    /// The bytes so far, without end blocks (to build truncated or corrupt archives).
-    pub fn bytes(&self) -> &[u8] {
-        &self.out
     }
 }
 

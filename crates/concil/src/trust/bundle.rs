@@ -1,0 +1,449 @@
+//! Sigstore bundles attached to an image as OCI 1.1 referrers (what `cosign sign
+//! --new-bundle-format` writes), verified with the trusted keys.
+//!
+//! # Where they are
+//! The referrers of a manifest digest are listed by `GET /v2/<name>/referrers/<digest>`, or,
+//! on registries without that API (distribution 2.8), by the index tagged `sha256-<hex>`
+//! (the referrers tag schema). Each referrer whose `artifactType` is a bundle media type
+//! (`application/vnd.dev.sigstore.bundle.v0.3+json`, or `…bundle+json;version=0.x` before)
+//! is a manifest whose first layer is the bundle JSON.
+//!
+//! # What makes an image trusted
+//! A bundle signed by a trusted key that vouches for exactly our digest:
+//! - a DSSE envelope (cosign's choice for images): a trusted key's signature over the DSSE
+//!   pre-authentication encoding of an in-toto statement whose predicate type is cosign's
+//!   image signature (`https://sigstore.dev/cosign/sign/v1`) and whose subject has our
+//!   digest (attestations such as SBOMs or provenance are statements about the image, not
+//!   signatures of it, and do not count);
+//! - or a message signature: a trusted key's signature over the manifest bytes themselves.
+//!
+//! Only the key-based part of a bundle is checked: certificates (keyless signing) and
+//! transparency-log entries are not, as with `cosign verify --key … --insecure-ignore-tlog`.
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use serde::Deserialize;
+
+use super::cosign::{
+    is_bad_content, Attempt, CosignVerified, SignatureFormat, SignatureRejection, SignedClaim,
+    TrustedKey, MAX_SIGNATURES,
+};
+use super::TrustError;
+use crate::registry::{Descriptor, Manifest, ParsedManifest, RegistryError};
+
+/// Every bundle media type starts so (v0.1 and v0.2 add `+json;version=…`, v0.3 `.v0.3+json`).
+pub const BUNDLE_MEDIA_TYPE_PREFIX: &str = "application/vnd.dev.sigstore.bundle";
+/// The DSSE payload type of an in-toto statement.
+pub const IN_TOTO_PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
+/// The predicate type of cosign's image signature statement.
+pub const COSIGN_SIGN_PREDICATE_TYPE: &str = "https://sigstore.dev/cosign/sign/v1";
+const IN_TOTO_STATEMENT_TYPES: [&str; 2] = [
+    "https://in-toto.io/Statement/v1",
+    "https://in-toto.io/Statement/v0.1",
+];
+
+/// The tag of the referrers index for registries without the referrers API: `sha256-<hex>`.
+pub fn referrers_tag(digest: &str) -> String {
+    digest.replacen(':', "-", 1)
+}
+
+/// Looks for a trusted bundle among the referrers of the attempt's digest.
+pub(super) fn verify_bundles(
+    attempt: &mut Attempt<'_>,
+) -> Result<Option<CosignVerified>, TrustError> {
+    let Some(referrers) = referrers(attempt)? else {
+        return Ok(None);
+    };
+    let index = match referrers.parse() {
+        Ok(ParsedManifest::Index(index)) => index,
+        Ok(ParsedManifest::Image(_)) => {
+            attempt.rejected.push(SignatureRejection::Manifest {
+                manifest: referrers.digest,
+                reason: "the referrers list is an image manifest, not an index".to_owned(),
+            });
+            return Ok(None);
+        }
+        Err(error) => {
+            attempt.rejected.push(SignatureRejection::Manifest {
+                manifest: referrers.digest,
+                reason: error.to_string(),
+            });
+            return Ok(None);
+        }
+    };
+    let bundles: Vec<&Descriptor> = index
+        .manifests()
+        .iter()
+        .filter(|descriptor| {
+            descriptor
+                .artifact_type()
+                .as_ref()
+                .is_some_and(|kind| kind.to_string().starts_with(BUNDLE_MEDIA_TYPE_PREFIX))
+        })
+        .collect();
+    if bundles.is_empty() {
+        attempt.nothing_at(format!(
+            "no sigstore bundle among the referrers of {}",
+            attempt.digest
+        ));
+        return Ok(None);
+    }
+    let mut subject_manifest = None;
+    for descriptor in bundles.iter().take(MAX_SIGNATURES) {
+        let Some((manifest_digest, layer, bundle)) = bundle_blob(attempt, descriptor)? else {
+            continue;
+        };
+        let Some((key, claim)) = check_bundle(attempt, &layer, &bundle, &mut subject_manifest)?
+        else {
+            continue;
+        };
+        if attempt.accepts(&claim) {
+            return Ok(Some(CosignVerified {
+                digest: attempt.digest.to_owned(),
+                key_name: key.name.clone(),
+                key_path: key.path.clone(),
+                format: SignatureFormat::Bundle,
+                signature_manifest: manifest_digest,
+                signature_blob: layer.digest().to_string(),
+                docker_reference: claim.repository,
+            }));
+        }
+    }
+    if let Some(skipped) = bundles.len().checked_sub(MAX_SIGNATURES).filter(|n| *n > 0) {
+        attempt
+            .rejected
+            .push(SignatureRejection::TooMany { skipped });
+    }
+    Ok(None)
+}
+
+/// The referrers index: from the referrers API, else from the `sha256-<hex>` tag; `None`
+/// (noted) when there is neither.
+fn referrers(attempt: &mut Attempt<'_>) -> Result<Option<Manifest>, TrustError> {
+    match attempt.client.referrers(attempt.digest) {
+        Ok(Some(index)) => return Ok(Some(index)),
+        Ok(None) => {}
+        Err(error) => return Err(attempt.registry_error(error)),
+    }
+    let tag = referrers_tag(attempt.digest);
+    match attempt.client.manifest(&tag) {
+        Ok(index) => Ok(Some(index)),
+        Err(RegistryError::NotFound { .. }) => {
+            attempt.nothing_at(format!("no referrers (no referrers API, no tag {tag})"));
+            Ok(None)
+        }
+        Err(error) if is_bad_content(&error) => {
+            attempt.rejected.push(SignatureRejection::Manifest {
+                manifest: tag,
+                reason: error.to_string(),
+            });
+            Ok(None)
+        }
+        Err(error) => Err(attempt.registry_error(error)),
+    }
+}
+
+/// A bundle referrer's manifest digest, bundle layer and bundle bytes; `None` (noted) when
+/// the referrer is missing, corrupt or holds no bundle.
+fn bundle_blob(
+    attempt: &mut Attempt<'_>,
+    descriptor: &Descriptor,
+) -> Result<Option<(String, Descriptor, Vec<u8>)>, TrustError> {
+    let digest = descriptor.digest().to_string();
+    let manifest = match attempt.client.manifest(&digest) {
+        Ok(manifest) => manifest,
+        Err(error) if is_bad_content(&error) => {
+            attempt.rejected.push(SignatureRejection::Unavailable {
+                blob: digest,
+                reason: error.to_string(),
+            });
+            return Ok(None);
+        }
+        Err(error) => return Err(attempt.registry_error(error)),
+    };
+    let layer = match manifest.parse() {
+        Ok(ParsedManifest::Image(image)) => image
+            .layers()
+            .iter()
+            .find(|layer| {
+                layer
+                    .media_type()
+                    .to_string()
+                    .starts_with(BUNDLE_MEDIA_TYPE_PREFIX)
+            })
+            .cloned(),
+        Ok(ParsedManifest::Index(_)) | Err(_) => None,
+    };
+    let Some(layer) = layer else {
+        attempt.rejected.push(SignatureRejection::Manifest {
+            manifest: digest,
+            reason: "no bundle layer".to_owned(),
+        });
+        return Ok(None);
+    };
+    let Some(bundle) = attempt.small_blob(&layer)? else {
+        return Ok(None);
+    };
+    Ok(Some((digest, layer, bundle)))
+}
+
+/// The trusted key that signed the bundle and what it vouches for; `None` (noted) if no
+/// trusted key signed a cosign image signature in it. `subject_manifest` caches the bytes of
+/// the manifest being verified, which message signatures are over.
+fn check_bundle<'a>(
+    attempt: &mut Attempt<'a>,
+    layer: &Descriptor,
+    bundle: &[u8],
+    subject_manifest: &mut Option<Vec<u8>>,
+) -> Result<Option<(&'a TrustedKey, SignedClaim)>, TrustError> {
+    let blob = layer.digest().to_string();
+    let invalid = |reason: String| SignatureRejection::InvalidBundle {
+        blob: layer.digest().to_string(),
+        reason,
+    };
+    let parsed: Bundle = match serde_json::from_slice(bundle) {
+        Ok(parsed) => parsed,
+        Err(error) => {
+            attempt
+                .rejected
+                .push(invalid(format!("not bundle JSON: {error}")));
+            return Ok(None);
+        }
+    };
+    let verifier = attempt.verifier;
+    match (parsed.dsse_envelope, parsed.message_signature) {
+        (Some(envelope), _) => {
+            let Some(payload) = decode_bytes(&envelope.payload) else {
+                attempt
+                    .rejected
+                    .push(invalid("DSSE payload is not base64".to_owned()));
+                return Ok(None);
+            };
+            let signed = pre_authentication_encoding(&envelope.payload_type, &payload);
+            let key = envelope
+                .signatures
+                .iter()
+                .filter_map(|signature| decode_bytes(&signature.sig))
+                .find_map(|signature| verifier.key_for(&signed, &signature));
+            let Some(key) = key else {
+                attempt.rejected.push(SignatureRejection::NoKeyVerifies {
+                    blob,
+                    keys: verifier.keys().len(),
+                });
+                return Ok(None);
+            };
+            match statement_claim(&envelope.payload_type, &payload, attempt.digest) {
+                Ok(claim) => Ok(Some((key, claim))),
+                Err(reason) => {
+                    attempt
+                        .rejected
+                        .push(SignatureRejection::NotImageSignature { blob, reason });
+                    Ok(None)
+                }
+            }
+        }
+        (None, Some(message)) => {
+            let Some(signature) = decode_bytes(&message.signature) else {
+                attempt
+                    .rejected
+                    .push(invalid("message signature is not base64".to_owned()));
+                return Ok(None);
+            };
+            let manifest = match subject_manifest {
+                Some(bytes) => bytes,
+                None => {
+                    let fetched = attempt
+                        .client
+                        .manifest(attempt.digest)
+                        .map_err(|error| attempt.registry_error(error))?;
+                    subject_manifest.insert(fetched.bytes)
+                }
+            };
+            // The manifest bytes hash to our digest (the client checked), so a signature
+            // over them vouches for exactly this digest.
+            match verifier.key_for(manifest, &signature) {
+                Some(key) => Ok(Some((
+                    key,
+                    SignedClaim {
+                        digest: attempt.digest.to_owned(),
+                        repository: None,
+                    },
+                ))),
+                None => {
+                    attempt.rejected.push(SignatureRejection::NoKeyVerifies {
+                        blob,
+                        keys: verifier.keys().len(),
+                    });
+                    Ok(None)
+                }
+            }
+        }
+        (None, None) => {
+            attempt.rejected.push(invalid(
+                "neither a DSSE envelope nor a message signature".to_owned(),
+            ));
+            Ok(None)
+        }
+    }
+}
+
+/// DSSE's PAE: `DSSEv1 <len(type)> <type> <len(payload)> <payload>`, the bytes signed.
+fn pre_authentication_encoding(payload_type: &str, payload: &[u8]) -> Vec<u8> {
+    let mut encoded = format!(
+        "DSSEv1 {} {payload_type} {} ",
+        payload_type.len(),
+        payload.len()
+    )
+    .into_bytes();
+    encoded.extend_from_slice(payload);
+    encoded
+}
+
+/// What a verified in-toto statement claims: our digest if one of its subjects has it,
+/// else the first sha256 subject it names.
+fn statement_claim(
+    payload_type: &str,
+    payload: &[u8],
+    digest: &str,
+) -> Result<SignedClaim, String> {
+    if payload_type != IN_TOTO_PAYLOAD_TYPE {
+        return Err(format!("DSSE payload type {payload_type:?}"));
+    }
+    let statement: Statement =
+        serde_json::from_slice(payload).map_err(|e| format!("not an in-toto statement: {e}"))?;
+    if !IN_TOTO_STATEMENT_TYPES.contains(&statement.kind.as_str()) {
+        return Err(format!("statement _type {:?}", statement.kind));
+    }
+    if statement.predicate_type != COSIGN_SIGN_PREDICATE_TYPE {
+        return Err(format!(
+            "predicate type {:?} (an attestation, not a signature)",
+            statement.predicate_type
+        ));
+    }
+    let wanted_hex = digest.strip_prefix("sha256:").unwrap_or(digest);
+    let claims = statement.subject.into_iter().filter_map(|subject| {
+        let hex = subject.digest.get("sha256")?;
+        Some(SignedClaim {
+            digest: format!("sha256:{hex}"),
+            repository: subject.name,
+        })
+    });
+    let mut first = None;
+    for claim in claims {
+        if claim.digest.strip_prefix("sha256:") == Some(wanted_hex) {
+            return Ok(claim);
+        }
+        first.get_or_insert(claim);
+    }
+    first.ok_or_else(|| "the statement names no sha256 subject".to_owned())
+}
+
+/// Base64 as protobuf's JSON mapping writes bytes (standard), or URL-safe as DSSE allows.
+fn decode_bytes(text: &str) -> Option<Vec<u8>> {
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+    STANDARD
+        .decode(text)
+        .or_else(|_| URL_SAFE.decode(text))
+        .ok()
+}
+
+/// A sigstore bundle, as far as key-based verification reads it.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Bundle {
+    #[serde(default)]
+    message_signature: Option<MessageSignature>,
+    #[serde(default)]
+    dsse_envelope: Option<Envelope>,
+}
+
+#[derive(Debug, Deserialize)]
+struct MessageSignature {
+    signature: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Envelope {
+    payload: String,
+    payload_type: String,
+    signatures: Vec<EnvelopeSignature>,
+}
+
+#[derive(Debug, Deserialize)]
+struct EnvelopeSignature {
+    sig: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct Statement {
+    #[serde(rename = "_type")]
+    kind: String,
+    #[serde(default)]
+    subject: Vec<Subject>,
+    #[serde(rename = "predicateType")]
+    predicate_type: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct Subject {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    digest: BTreeMap<String, String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pae_is_dsse_v1() {
+        assert_eq!(
+            pre_authentication_encoding("http://example.com/HelloWorld", b"hello world"),
+            b"DSSEv1 29 http://example.com/HelloWorld 11 hello world".to_vec()
+        );
+    }
+
+    #[test]
+    fn statements_claim_the_subject_with_our_digest() {
+        let ours = format!("sha256:{}", "a".repeat(64));
+        let statement = |predicate: &str, subjects: &str| {
+            format!(
+                r#"{{"_type":"https://in-toto.io/Statement/v1","subject":[{subjects}],"predicateType":"{predicate}","predicate":{{}}}}"#
+            )
+        };
+        let two = format!(
+            r#"{{"name":"r/other","digest":{{"sha256":"{}"}}}},{{"name":"r/x","digest":{{"sha256":"{}"}}}}"#,
+            "b".repeat(64),
+            "a".repeat(64)
+        );
+        let claim = statement_claim(
+            IN_TOTO_PAYLOAD_TYPE,
+            statement(COSIGN_SIGN_PREDICATE_TYPE, &two).as_bytes(),
+            &ours,
+        )
+        .unwrap();
+        assert_eq!(
+            (claim.digest.as_str(), claim.repository.as_deref()),
+            (ours.as_str(), Some("r/x"))
+        );
+
+        let other = format!(r#"{{"digest":{{"sha256":"{}"}}}}"#, "b".repeat(64));
+        let claim = statement_claim(
+            IN_TOTO_PAYLOAD_TYPE,
+            statement(COSIGN_SIGN_PREDICATE_TYPE, &other).as_bytes(),
+            &ours,
+        )
+        .unwrap();
+        assert_eq!(claim.digest, format!("sha256:{}", "b".repeat(64)));
+
+        let provenance = statement("https://slsa.dev/provenance/v1", &two);
+        assert!(statement_claim(IN_TOTO_PAYLOAD_TYPE, provenance.as_bytes(), &ours).is_err());
+        let signature = statement(COSIGN_SIGN_PREDICATE_TYPE, &two);
+        assert!(statement_claim("text/plain", signature.as_bytes(), &ours).is_err());
+        let no_sha256 = statement(COSIGN_SIGN_PREDICATE_TYPE, r#"{"digest":{"sha512":"00"}}"#);
+        assert!(statement_claim(IN_TOTO_PAYLOAD_TYPE, no_sha256.as_bytes(), &ours).is_err());
+    }
+}

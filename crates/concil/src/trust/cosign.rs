@@ -1,0 +1,679 @@
+//! Cosign signatures, checked with the public keys of the configuration's key directory.
+//!
+//! # Where cosign puts a signature
+//! For a manifest `sha256:<hex>`, cosign pushes the tag `sha256-<hex>.sig` in the same
+//! repository: an image manifest whose every layer of media type [`SIMPLESIGNING_MEDIA_TYPE`]
+//! is one signature. The layer blob is the signed payload, a "simple signing" JSON document:
+//!
+//! ```json
+//! {"critical": {"identity": {"docker-reference": "registry/repository"},
+//!               "image": {"docker-manifest-digest": "sha256:<hex>"},
+//!               "type": "cosign container image signature"},
+//!  "optional": {…}}
+//! ```
+//!
+//! and the layer's annotation [`SIGNATURE_ANNOTATION`] holds the base64 signature over the
+//! blob bytes. Signing again appends a layer.
+//!
+//! # What makes an image trusted
+//! Any one signature layer that verifies with any trusted key and whose payload is a cosign
+//! image signature naming exactly the manifest digest asked about. concil 1.0 checked only the
+//! last layer and never compared the digest, so a signature copied from another image passed;
+//! here a trusted signature of another digest is [`TrustError::WrongImage`]. The signed
+//! `docker-reference` is compared with the repository only when asked
+//! ([`Verifier::check_docker_reference`]): cosign signs the name an image was pushed under,
+//! and images copied between registries keep their signatures, so it is off by default, as
+//! in `cosign verify`, which does not compare it.
+//!
+//! Without a trusted signature there, [`Verifier::verify`] looks for sigstore bundles among
+//! the digest's OCI 1.1 referrers ([`super::bundle`]).
+
+use std::fs;
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use serde::Deserialize;
+
+use super::keys::{KeyAlgorithm, PublicKey};
+use super::TrustError;
+use crate::config::Config;
+use crate::registry::{Client, Descriptor, ParsedManifest, RegistryError};
+
+/// The media type of a signature layer.
+pub const SIMPLESIGNING_MEDIA_TYPE: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
+/// The layer annotation holding the base64 signature.
+pub const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
+/// `critical.type` of a signature of a container image.
+pub const IMAGE_SIGNATURE_TYPE: &str = "cosign container image signature";
+/// The extension of public key files in the key directory.
+pub const PUBLIC_KEY_EXTENSION: &str = "pub";
+
+/// A signed payload is a few hundred bytes, a bundle a few KiB; anything past this is neither.
+pub(super) const MAX_PAYLOAD_SIZE: u64 = 1024 * 1024;
+/// A PEM public key is at most a few KiB (RSA 4096: 800 bytes).
+const MAX_KEY_FILE_SIZE: u64 = 64 * 1024;
+/// Signature layers checked per image at most, each one a blob download.
+pub(super) const MAX_SIGNATURES: usize = 128;
+
+/// One trusted public key, from `<key dir>/<name>.pub`.
+#[derive(Debug, Clone)]
+pub struct TrustedKey {
+    /// The file name without `.pub`.
+    pub name: String,
+    pub path: PathBuf,
+    pub key: PublicKey,
+}
+
+impl TrustedKey {
+    pub fn algorithm(&self) -> KeyAlgorithm {
+        self.key.algorithm()
+    }
+}
+
+/// Why one signature did not make the image trusted. `blob` is the digest of the signature
+/// layer (simple signing) or of the bundle.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignatureRejection {
+    /// A signature manifest (the `.sig` tag or a bundle's) that cannot hold a signature.
+    #[error("signature manifest {manifest}: {reason}")]
+    Manifest { manifest: String, reason: String },
+    #[error("signature {blob}: no {SIGNATURE_ANNOTATION} annotation")]
+    NoSignature { blob: String },
+    #[error("signature {blob}: the signature is not base64")]
+    SignatureNotBase64 { blob: String },
+    #[error("signature {blob}: {size} bytes, larger than {MAX_PAYLOAD_SIZE} bytes")]
+    TooLarge { blob: String, size: u64 },
+    /// The blob is missing or does not match its digest.
+    #[error("signature {blob}: unavailable: {reason}")]
+    Unavailable { blob: String, reason: String },
+    /// A bundle that does not parse or holds no key-verifiable signature.
+    #[error("bundle {blob}: {reason}")]
+    InvalidBundle { blob: String, reason: String },
+    #[error("signature {blob}: verifies with none of the {keys} trusted keys")]
+    NoKeyVerifies { blob: String, keys: usize },
+    /// Signed by a trusted key, but not a cosign signature of a container image.
+    #[error("signature {blob}: the signed payload is not a cosign image signature: {reason}")]
+    NotImageSignature { blob: String, reason: String },
+    #[error("{skipped} more signatures were not checked (at most {MAX_SIGNATURES} are)")]
+    TooMany { skipped: usize },
+}
+
+/// The two ways cosign stores a signature in a registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignatureFormat {
+    /// A layer of the `sha256-<hex>.sig` tag (cosign's classic format).
+    SimpleSigning,
+    /// A sigstore bundle attached as an OCI 1.1 referrer (`cosign sign --new-bundle-format`).
+    Bundle,
+}
+
+/// What vouched for a manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CosignVerified {
+    /// The manifest digest that is trusted.
+    pub digest: String,
+    /// The trusted key that verified the signature ([`TrustedKey::name`]).
+    pub key_name: String,
+    pub key_path: PathBuf,
+    pub format: SignatureFormat,
+    /// The digest of the manifest holding the signature (the `sha256-<hex>.sig` tag's, or
+    /// the bundle's referrer manifest).
+    pub signature_manifest: String,
+    /// The digest of the blob holding it (the signed payload, or the bundle).
+    pub signature_blob: String,
+    /// The repository the signature names (simple signing's
+    /// `critical.identity.docker-reference`, a bundle statement's subject name), if any.
+    pub docker_reference: Option<String>,
+}
+
+/// Checks cosign signatures against a set of trusted keys. Cheap to keep; every
+/// [`Verifier::verify`] asks the registry afresh.
+#[derive(Debug, Clone)]
+pub struct Verifier {
+    keys: Vec<TrustedKey>,
+    key_dir: Option<PathBuf>,
+    check_docker_reference: bool,
+}
+
+impl Verifier {
+    /// The keys of the configuration's key directory ([`Config::cosign_key_dir`]).
+    pub fn from_config(config: &Config) -> Result<Verifier, TrustError> {
+        match config.cosign_key_dir() {
+            Some(dir) => Verifier::from_key_dir(&dir),
+            None => Ok(Verifier {
+                keys: Vec::new(),
+                key_dir: None,
+                check_docker_reference: false,
+            }),
+        }
+    }
+
+    /// Loads every `*.pub` file of `dir` (in name order). A missing directory holds no keys
+    /// (then [`Verifier::verify`] fails with [`TrustError::NoTrustedKey`]); a file that is not
+    /// a supported public key is an error naming it.
+    pub fn from_key_dir(dir: &Path) -> Result<Verifier, TrustError> {
+        let directory_error = |source| TrustError::KeyDirectory {
+            path: dir.to_path_buf(),
+            source,
+        };
+        let entries = match fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Verifier {
+                    keys: Vec::new(),
+                    key_dir: Some(dir.to_path_buf()),
+                    check_docker_reference: false,
+                })
+            }
+            Err(error) => return Err(directory_error(error)),
+        };
+        let mut paths = Vec::new();
+        for entry in entries {
+            let path = entry.map_err(directory_error)?.path();
+            if path.extension().is_some_and(|e| e == PUBLIC_KEY_EXTENSION) {
+                paths.push(path);
+            }
+        }
+        paths.sort();
+        let keys = paths
+            .into_iter()
+            .map(|path| load_key(&path))
+            .collect::<Result<Vec<_>, _>>()?;
+        tracing::debug!(dir = %dir.display(), keys = keys.len(), "loaded cosign keys");
+        Ok(Verifier {
+            keys,
+            key_dir: Some(dir.to_path_buf()),
+            check_docker_reference: false,
+        })
+    }
+
+    /// Also requires the signed repository to be the one passed to [`Verifier::verify`]:
+    /// simple signing's `critical.identity.docker-reference`, a bundle statement's subject
+    /// `name` (Docker Hub's aliases `index.docker.io` and `registry-1.docker.io` count as
+    /// `docker.io`; a tag or digest in it is ignored). Message-signature bundles name no
+    /// repository and then never pass.
+    pub fn check_docker_reference(mut self, check: bool) -> Verifier {
+        self.check_docker_reference = check;
+        self
+    }
+
+    /// The trusted keys, in file name order.
+    pub fn keys(&self) -> &[TrustedKey] {
+        &self.keys
+    }
+
+    /// Whether a trusted key signed `manifest_digest` (the digest the reference resolved to:
+    /// an index's when the tag names an index) in the repository `client` reads: first the
+    /// `sha256-<hex>.sig` tag, then sigstore bundles among the digest's referrers.
+    ///
+    /// `image` is the reference as the user gave it, for messages; `repository` is
+    /// `registry/repository` as in references (`docker.io/library/alpine`,
+    /// `127.0.0.1:5000/test/busybox`), compared with the signed identity only when
+    /// [`Verifier::check_docker_reference`] is on.
+    pub fn verify(
+        &self,
+        client: &Client,
+        image: &str,
+        repository: &str,
+        manifest_digest: &str,
+    ) -> Result<CosignVerified, TrustError> {
+        if self.keys.is_empty() {
+            return Err(TrustError::NoTrustedKey {
+                key_dir: self.key_dir.clone(),
+            });
+        }
+        let mut attempt = Attempt {
+            verifier: self,
+            client,
+            image,
+            repository,
+            digest: manifest_digest,
+            looked_at: Vec::new(),
+            rejected: Vec::new(),
+            wrong_image: None,
+            wrong_repository: None,
+        };
+        if let Some(verified) = attempt.simple_signing()? {
+            return Ok(verified);
+        }
+        if let Some(verified) = super::bundle::verify_bundles(&mut attempt)? {
+            return Ok(verified);
+        }
+        Err(attempt.into_error())
+    }
+
+    /// The first trusted key `signature` of `message` verifies with.
+    pub(super) fn key_for(&self, message: &[u8], signature: &[u8]) -> Option<&TrustedKey> {
+        self.keys
+            .iter()
+            .find(|key| key.key.verifies(message, signature))
+    }
+}
+
+/// One [`Verifier::verify`] call: what it asks about, and what it found so far.
+pub(super) struct Attempt<'a> {
+    pub(super) verifier: &'a Verifier,
+    pub(super) client: &'a Client,
+    image: &'a str,
+    repository: &'a str,
+    /// The manifest digest to be vouched for.
+    pub(super) digest: &'a str,
+    /// Where signatures were looked for and not found, for [`TrustError::NotSigned`].
+    looked_at: Vec<String>,
+    pub(super) rejected: Vec<SignatureRejection>,
+    /// The first digest a trusted signature named instead of ours.
+    wrong_image: Option<String>,
+    wrong_repository: Option<String>,
+}
+
+/// What a trusted key signed: the manifest digest and the repository it names.
+pub(super) struct SignedClaim {
+    pub(super) digest: String,
+    pub(super) repository: Option<String>,
+}
+
+impl<'a> Attempt<'a> {
+    pub(super) fn registry_error(&self, source: RegistryError) -> TrustError {
+        TrustError::Registry {
+            image: self.image.to_owned(),
+            source,
+        }
+    }
+
+    /// Notes a place without signatures (`no tag sha256-….sig`).
+    pub(super) fn nothing_at(&mut self, place: String) {
+        self.looked_at.push(place);
+    }
+
+    /// Whether a claim a trusted key signed vouches for our digest (and repository, when
+    /// asked); notes why not otherwise.
+    pub(super) fn accepts(&mut self, claim: &SignedClaim) -> bool {
+        if claim.digest != self.digest {
+            self.wrong_image.get_or_insert_with(|| claim.digest.clone());
+            return false;
+        }
+        let repository_ok = claim
+            .repository
+            .as_deref()
+            .is_some_and(|signed| same_repository(signed, self.repository));
+        if self.verifier.check_docker_reference && !repository_ok {
+            self.wrong_repository
+                .get_or_insert_with(|| claim.repository.clone().unwrap_or_default());
+            return false;
+        }
+        tracing::debug!(image = %self.image, digest = %self.digest, "cosign signature verified");
+        true
+    }
+
+    /// The most telling reason the image is not trusted: a trusted signature of something
+    /// else beats signatures that do not verify, which beat no signature at all.
+    fn into_error(self) -> TrustError {
+        let image = self.image.to_owned();
+        let digest = self.digest.to_owned();
+        if let Some(signed_digest) = self.wrong_image {
+            TrustError::WrongImage {
+                image,
+                digest,
+                signed_digest,
+            }
+        } else if let Some(signed_reference) = self.wrong_repository {
+            TrustError::WrongRepository {
+                image,
+                digest,
+                repository: self.repository.to_owned(),
+                signed_reference,
+            }
+        } else if !self.rejected.is_empty() {
+            TrustError::SignatureInvalid {
+                image,
+                digest,
+                rejected: self.rejected,
+            }
+        } else {
+            TrustError::NotSigned {
+                image,
+                digest,
+                detail: self.looked_at.join("; "),
+            }
+        }
+    }
+
+    /// The signatures of the `sha256-<hex>.sig` tag.
+    fn simple_signing(&mut self) -> Result<Option<CosignVerified>, TrustError> {
+        let signature_tag = signature_tag(self.digest);
+        let signatures = match self.client.manifest(&signature_tag) {
+            Ok(manifest) => manifest,
+            Err(RegistryError::NotFound { .. }) => {
+                self.nothing_at(format!("no tag {signature_tag}"));
+                return Ok(None);
+            }
+            Err(error) if is_bad_content(&error) => {
+                self.rejected.push(SignatureRejection::Manifest {
+                    manifest: signature_tag,
+                    reason: error.to_string(),
+                });
+                return Ok(None);
+            }
+            Err(error) => return Err(self.registry_error(error)),
+        };
+        let layers = match signatures.parse() {
+            Ok(ParsedManifest::Image(manifest)) => manifest.layers().clone(),
+            Ok(ParsedManifest::Index(_)) => {
+                self.rejected.push(SignatureRejection::Manifest {
+                    manifest: signatures.digest,
+                    reason: "an index, not an image manifest".to_owned(),
+                });
+                return Ok(None);
+            }
+            Err(error) => {
+                self.rejected.push(SignatureRejection::Manifest {
+                    manifest: signatures.digest,
+                    reason: error.to_string(),
+                });
+                return Ok(None);
+            }
+        };
+        let candidates: Vec<_> = layers
+            .iter()
+            .filter(|layer| layer.media_type().to_string() == SIMPLESIGNING_MEDIA_TYPE)
+            .collect();
+        if candidates.is_empty() {
+            self.nothing_at(format!("tag {signature_tag} holds no signature layers"));
+            return Ok(None);
+        }
+        for layer in candidates.iter().take(MAX_SIGNATURES) {
+            let Some((key, claim)) = self.check_layer(layer)? else {
+                continue;
+            };
+            if self.accepts(&claim) {
+                return Ok(Some(CosignVerified {
+                    digest: self.digest.to_owned(),
+                    key_name: key.name.clone(),
+                    key_path: key.path.clone(),
+                    format: SignatureFormat::SimpleSigning,
+                    signature_manifest: signatures.digest,
+                    signature_blob: layer.digest().to_string(),
+                    docker_reference: claim.repository,
+                }));
+            }
+        }
+        if let Some(skipped) = candidates
+            .len()
+            .checked_sub(MAX_SIGNATURES)
+            .filter(|n| *n > 0)
+        {
+            self.rejected.push(SignatureRejection::TooMany { skipped });
+        }
+        Ok(None)
+    }
+
+    /// The key that signed this layer and what it signed; `None` (with the reason noted) if
+    /// no trusted key signed a cosign image signature here.
+    fn check_layer(
+        &mut self,
+        layer: &Descriptor,
+    ) -> Result<Option<(&'a TrustedKey, SignedClaim)>, TrustError> {
+        let blob = layer.digest().to_string();
+        let signature = layer
+            .annotations()
+            .as_ref()
+            .and_then(|annotations| annotations.get(SIGNATURE_ANNOTATION));
+        let Some(signature) = signature else {
+            self.rejected.push(SignatureRejection::NoSignature { blob });
+            return Ok(None);
+        };
+        let Some(signature) = decode_base64(signature) else {
+            self.rejected
+                .push(SignatureRejection::SignatureNotBase64 { blob });
+            return Ok(None);
+        };
+        let Some(payload) = self.small_blob(layer)? else {
+            return Ok(None);
+        };
+        let verifier = self.verifier;
+        let Some(key) = verifier.key_for(&payload, &signature) else {
+            self.rejected.push(SignatureRejection::NoKeyVerifies {
+                blob,
+                keys: verifier.keys.len(),
+            });
+            return Ok(None);
+        };
+        // Only a verified payload is parsed: what it says counts only once a key vouched for it.
+        match parse_simple_signing(&payload) {
+            Ok(claim) => Ok(Some((key, claim))),
+            Err(reason) => {
+                self.rejected
+                    .push(SignatureRejection::NotImageSignature { blob, reason });
+                Ok(None)
+            }
+        }
+    }
+
+    /// A signature blob (payload or bundle) of at most [`MAX_PAYLOAD_SIZE`] bytes, checked
+    /// against its digest; `None` (with the reason noted) if it is missing, corrupt or too
+    /// large. Other registry failures are errors.
+    pub(super) fn small_blob(
+        &mut self,
+        descriptor: &Descriptor,
+    ) -> Result<Option<Vec<u8>>, TrustError> {
+        let blob = descriptor.digest().to_string();
+        if descriptor.size() > MAX_PAYLOAD_SIZE {
+            self.rejected.push(SignatureRejection::TooLarge {
+                blob,
+                size: descriptor.size(),
+            });
+            return Ok(None);
+        }
+        match self.client.blob_bytes(&blob, MAX_PAYLOAD_SIZE) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(error) if is_bad_content(&error) => {
+                self.rejected.push(SignatureRejection::Unavailable {
+                    blob,
+                    reason: error.to_string(),
+                });
+                Ok(None)
+            }
+            Err(error) => Err(self.registry_error(error)),
+        }
+    }
+}
+
+/// Whether a registry error means the signature content is bad (missing, corrupt, too large,
+/// not a manifest we read), which rejects that signature, rather than that the registry
+/// could not be asked, which fails the verification.
+pub(super) fn is_bad_content(error: &RegistryError) -> bool {
+    matches!(
+        error,
+        RegistryError::NotFound { .. }
+            | RegistryError::DigestMismatch { .. }
+            | RegistryError::TooLarge { .. }
+            | RegistryError::InvalidManifest { .. }
+            | RegistryError::UnsupportedMediaType { .. }
+            | RegistryError::Schema1 { .. }
+            | RegistryError::Malformed { .. }
+    )
+}
+
+/// The claim of a cosign simple-signing payload, or why it is not one.
+fn parse_simple_signing(payload: &[u8]) -> Result<SignedClaim, String> {
+    let parsed: SimpleSigning = serde_json::from_slice(payload).map_err(|e| e.to_string())?;
+    let critical = parsed.critical;
+    if critical.kind != IMAGE_SIGNATURE_TYPE {
+        return Err(format!("critical.type is {:?}", critical.kind));
+    }
+    Ok(SignedClaim {
+        digest: critical.image.docker_manifest_digest,
+        repository: critical.identity.and_then(|i| i.docker_reference),
+    })
+}
+
+/// The tag cosign stores the signatures of `digest` under: `sha256-<hex>.sig`.
+pub fn signature_tag(digest: &str) -> String {
+    format!("{}.sig", digest.replacen(':', "-", 1))
+}
+
+/// The simple-signing payload, as far as verification reads it.
+#[derive(Debug, Deserialize)]
+struct SimpleSigning {
+    critical: Critical,
+}
+
+#[derive(Debug, Deserialize)]
+struct Critical {
+    #[serde(rename = "type")]
+    kind: String,
+    image: SignedImage,
+    #[serde(default)]
+    identity: Option<Identity>,
+}
+
+#[derive(Debug, Deserialize)]
+struct SignedImage {
+    #[serde(rename = "docker-manifest-digest")]
+    docker_manifest_digest: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct Identity {
+    #[serde(rename = "docker-reference", default)]
+    docker_reference: Option<String>,
+}
+
+/// Standard base64; line breaks are ignored, as Go's decoder (cosign's) does.
+fn decode_base64(text: &str) -> Option<Vec<u8>> {
+    let compact: String = text.chars().filter(|c| !matches!(c, '\r' | '\n')).collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(compact)
+        .ok()
+}
+
+fn load_key(path: &Path) -> Result<TrustedKey, TrustError> {
+    let read_error = |source| TrustError::KeyDirectory {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut text = Vec::new();
+    fs::File::open(path)
+        .and_then(|file| file.take(MAX_KEY_FILE_SIZE + 1).read_to_end(&mut text))
+        .map_err(read_error)?;
+    if text.len() as u64 > MAX_KEY_FILE_SIZE {
+        return Err(TrustError::KeyFile {
+            path: path.to_path_buf(),
+            problem: super::KeyProblem::NotPem(format!("larger than {MAX_KEY_FILE_SIZE} bytes")),
+        });
+    }
+    let key = PublicKey::from_pem(&text).map_err(|problem| TrustError::KeyFile {
+        path: path.to_path_buf(),
+        problem,
+    })?;
+    let name = path
+        .file_stem()
+        .map(|stem| stem.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Ok(TrustedKey {
+        name,
+        path: path.to_path_buf(),
+        key,
+    })
+}
+
+/// Whether a signed `docker-reference` names `repository` (`registry/path`).
+fn same_repository(signed: &str, repository: &str) -> bool {
+    normalize_repository(signed) == normalize_repository(repository)
+}
+
+/// `registry/path` without tag or digest, Docker Hub's aliases as `docker.io`.
+fn normalize_repository(name: &str) -> String {
+    let name = name.split_once('@').map_or(name, |(name, _)| name);
+    let name = match name.rsplit_once(':') {
+        // A colon after the last slash starts a tag; before it, it is the registry's port.
+        Some((before, tag)) if !tag.contains('/') => before,
+        _ => name,
+    };
+    match name.split_once('/') {
+        Some(("index.docker.io" | "registry-1.docker.io", path)) => format!("docker.io/{path}"),
+        _ => name.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signature_tag_of_a_digest() {
+        let digest = format!("sha256:{}", "ab".repeat(32));
+        assert_eq!(
+            signature_tag(&digest),
+            format!("sha256-{}.sig", "ab".repeat(32))
+        );
+    }
+
+    #[test]
+    fn repositories_compare_without_tags_and_docker_hub_aliases() {
+        assert!(same_repository(
+            "index.docker.io/library/alpine",
+            "docker.io/library/alpine"
+        ));
+        assert!(same_repository(
+            "127.0.0.1:5000/test/busybox:v1",
+            "127.0.0.1:5000/test/busybox"
+        ));
+        assert!(same_repository(
+            "127.0.0.1:5000/test/busybox@sha256:00",
+            "127.0.0.1:5000/test/busybox"
+        ));
+        assert!(!same_repository(
+            "127.0.0.1:5000/test/other",
+            "127.0.0.1:5000/test/busybox"
+        ));
+        assert!(!same_repository(
+            "127.0.0.1:5001/test/busybox",
+            "127.0.0.1:5000/test/busybox"
+        ));
+    }
+
+    #[test]
+    fn base64_signatures_may_be_wrapped() {
+        assert_eq!(decode_base64("aGVs\nbG8=\r\n"), Some(b"hello".to_vec()));
+        assert_eq!(decode_base64("not base64!"), None);
+    }
+
+    #[test]
+    fn payloads_parse_as_cosign_writes_them() {
+        let payload = br#"{"critical":{"identity":{"docker-reference":"r/x"},"image":{"docker-manifest-digest":"sha256:00"},"type":"cosign container image signature"},"optional":null}"#;
+        let parsed: SimpleSigning = serde_json::from_slice(payload).unwrap();
+        assert_eq!(parsed.critical.kind, IMAGE_SIGNATURE_TYPE);
+        assert_eq!(parsed.critical.image.docker_manifest_digest, "sha256:00");
+        assert_eq!(
+            parsed.critical.identity.and_then(|i| i.docker_reference),
+            Some("r/x".to_owned())
+        );
+    }
+
+    #[test]
+    fn key_directory_loading() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = Verifier::from_key_dir(&dir.path().join("missing")).unwrap();
+        assert!(missing.keys().is_empty());
+        std::fs::write(dir.path().join("notes.txt"), "not a key").unwrap();
+        std::fs::write(dir.path().join("cosign.key"), "not a key either").unwrap();
+        assert!(Verifier::from_key_dir(dir.path())
+            .unwrap()
+            .keys()
+            .is_empty());
+        let bad = dir.path().join("broken.pub");
+        std::fs::write(
+            &bad,
+            "-----BEGIN PUBLIC KEY-----\n-----END PUBLIC KEY-----\n",
+        )
+        .unwrap();
+        let error = Verifier::from_key_dir(dir.path()).unwrap_err();
+        assert!(
+            matches!(&error, TrustError::KeyFile { path, .. } if path == &bad),
+            "{error}"
+        );
+        assert_eq!(error.exit_code(), 15);
+    }
+}

@@ -1,0 +1,207 @@
+//! Content trust: does a trusted key vouch for this manifest digest?
+//!
+//! - [`cosign`]: cosign signatures in the registry (the `sha256-<hex>.sig` tag, and sigstore
+//!   bundles attached as OCI 1.1 referrers), checked against the public keys in the
+//!   configuration's key directory ([`cosign::Verifier`]); [`bundle`]: the bundle half.
+//! - [`keys`]: the public keys and signature schemes cosign uses.
+//! - [`key_management`]: listing, importing and generating keys (for the CLI).
+//!
+//! Each check answers "this digest is trusted" or a [`TrustError`] saying why not. The part
+//! talks to the registry through [`crate::registry::Client`] and knows nothing of the cache:
+//! the store verifies the digest a reference resolved to (an index's digest when the tag
+//! names an index, whose signature covers the children it lists by digest) before it fetches
+//! anything else.
+
+pub mod bundle;
+pub mod cosign;
+pub mod key_management;
+pub mod keys;
+
+use std::path::PathBuf;
+
+use crate::registry::RegistryError;
+pub use cosign::SignatureRejection;
+pub use keys::KeyProblem;
+
+/// Why an image is not trusted, or could not be checked.
+#[derive(Debug, thiserror::Error)]
+pub enum TrustError {
+    /// No signature at all: no `sha256-<hex>.sig` tag (or one without signature layers) and
+    /// no sigstore bundle among the digest's referrers. `detail` says where it looked.
+    #[error("{image}: no cosign signature for {digest} ({detail})")]
+    NotSigned {
+        image: String,
+        digest: String,
+        detail: String,
+    },
+
+    /// Content trust is on but no public key is configured to check signatures with.
+    #[error(
+        "no trusted cosign keys: {} (put PEM public keys named *.pub there, or disable content trust)",
+        match .key_dir { Some(dir) => format!("{} holds no *.pub file", dir.display()), None => "the key directory is unknown (no configuration file and no home directory)".to_owned() }
+    )]
+    NoTrustedKey { key_dir: Option<PathBuf> },
+
+    /// Signatures exist, but none verifies with a trusted key (or the ones that do are not
+    /// cosign image signatures). `rejected` says why each one was refused.
+    #[error(
+        "{image}: no cosign signature of {digest} verifies with a trusted key ({} checked: {})",
+        .rejected.len(),
+        DisplayList(.rejected)
+    )]
+    SignatureInvalid {
+        image: String,
+        digest: String,
+        rejected: Vec<SignatureRejection>,
+    },
+
+    /// A trusted key signed a payload for another manifest (a signature copied from another
+    /// image, or a tag moved to other content).
+    #[error(
+        "{image}: the trusted cosign signature is for manifest {signed_digest}, not for {digest}"
+    )]
+    WrongImage {
+        image: String,
+        digest: String,
+        signed_digest: String,
+    },
+
+    /// A trusted key signed this digest for another repository, and the verifier was told to
+    /// check the signed `docker-reference`.
+    #[error(
+        "{image}: the trusted cosign signature of {digest} names repository {signed_reference}, not {repository}"
+    )]
+    WrongRepository {
+        image: String,
+        digest: String,
+        repository: String,
+        signed_reference: String,
+    },
+
+    /// A `*.pub` file in the key directory that is not a usable public key.
+    #[error("cosign key file {}: {problem}", path.display())]
+    KeyFile {
+        path: PathBuf,
+        #[source]
+        problem: KeyProblem,
+    },
+
+    /// The key directory (or a file in it) could not be read.
+    #[error("cannot read cosign key {}", path.display())]
+    KeyDirectory {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A key name that cannot be a file name in the key directory.
+    #[error("invalid key name {name:?}: use letters, digits, '.', '_' and '-', not starting with '.' or '-'")]
+    InvalidKeyName { name: String },
+
+    /// Importing or generating a key would overwrite this file.
+    #[error("{} exists already", path.display())]
+    KeyExists { path: PathBuf },
+
+    #[error("cannot write key file {}", path.display())]
+    WriteKey {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// Making a key pair failed (no randomness, encoding).
+    #[error("cannot generate a key pair: {reason}")]
+    KeyGeneration { reason: String },
+
+    /// Talking to the registry failed (other than the signature tag being absent).
+    #[error("{image}: fetching cosign signatures failed")]
+    Registry {
+        image: String,
+        #[source]
+        source: RegistryError,
+    },
+}
+
+impl TrustError {
+    /// The process exit status the CLI should end with, one per way of not being trusted;
+    /// registry failures and key management errors share the CLI's general failure status 1.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            TrustError::NotSigned { .. } => 10,
+            TrustError::NoTrustedKey { .. } => 11,
+            TrustError::SignatureInvalid { .. } => 12,
+            TrustError::WrongImage { .. } => 13,
+            TrustError::WrongRepository { .. } => 14,
+            TrustError::KeyFile { .. } | TrustError::KeyDirectory { .. } => 15,
+            TrustError::Registry { .. }
+            | TrustError::InvalidKeyName { .. }
+            | TrustError::KeyExists { .. }
+            | TrustError::WriteKey { .. }
+            | TrustError::KeyGeneration { .. } => 1,
+        }
+    }
+}
+
+/// `a; b; c`
+struct DisplayList<'a, T>(&'a [T]);
+
+impl<T: std::fmt::Display> std::fmt::Display for DisplayList<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, item) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{item}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_way_of_not_being_trusted_has_its_own_exit_code() {
+        let image = || "docker://example/x:1".to_owned();
+        let digest = || format!("sha256:{}", "a".repeat(64));
+        let errors = [
+            TrustError::NotSigned {
+                image: image(),
+                digest: digest(),
+                detail: "no tag".to_owned(),
+            },
+            TrustError::NoTrustedKey { key_dir: None },
+            TrustError::SignatureInvalid {
+                image: image(),
+                digest: digest(),
+                rejected: Vec::new(),
+            },
+            TrustError::WrongImage {
+                image: image(),
+                digest: digest(),
+                signed_digest: digest(),
+            },
+            TrustError::WrongRepository {
+                image: image(),
+                digest: digest(),
+                repository: "r/x".to_owned(),
+                signed_reference: "r/y".to_owned(),
+            },
+            TrustError::KeyFile {
+                path: PathBuf::from("/k/a.pub"),
+                problem: KeyProblem::RsaTooSmall(1024),
+            },
+        ];
+        let codes: Vec<u8> = errors.iter().map(TrustError::exit_code).collect();
+        assert_eq!(codes, [10, 11, 12, 13, 14, 15]);
+        assert!(errors[1].to_string().contains("key directory is unknown"));
+        let with_dir = TrustError::NoTrustedKey {
+            key_dir: Some(PathBuf::from("/etc/concil/cosign")),
+        };
+        assert!(with_dir
+            .to_string()
+            .contains("/etc/concil/cosign holds no *.pub file"));
+        assert!(errors[5].to_string().contains("/k/a.pub"));
+    }
+}

@@ -1,0 +1,724 @@
+//! Shared by the `pull_*` tests: a concil configuration and cache in a temp dir, the real
+//! `concil` binary run against them, the checks of what a pull must leave (the `--json` output,
+//! the cache layout of DESIGN.md), and a layer's squashfs compared with the tar it was made
+//! from, read back with `sqfs2tar`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use concil::config::{Config, Environment};
+use concil::reference::Reference;
+use concil::store::{PulledImage, Store};
+use serde_json::{json, Value};
+use sha2::{Digest as _, Sha256};
+
+use super::images::PushedImage;
+use super::registry::Registry;
+
+/// Longest a `concil` run may take before the test kills it and fails (a loaded 2-core box
+/// converting a few megabytes).
+pub const COMMAND_LIMIT: Duration = Duration::from_secs(300);
+
+/// The configuration that reaches `registry` with everything it needs: its URL in
+/// `remote_servers`, the test CA as `cafile` for HTTPS, its credentials in `auths`, and content
+/// trust disabled (not implemented yet). Tests change keys of the returned value as they need.
+pub fn config_for(registry: &Registry) -> Value {
+    let mut config = json!({
+        "disable_content_trust": true,
+        "remote_servers": {registry.host(): {"registry": registry.url().as_str()}},
+    });
+    if registry.url().scheme() == "https" {
+        config["cafile"] = json!(registry.ca_file());
+    }
+    if let Some(credentials) = registry.credentials() {
+        config["auths"] = json!({
+            registry.host(): basic_auth(&credentials.username, &credentials.password)
+        });
+    }
+    config
+}
+
+/// An `auths` value: base64 of `user:password`.
+pub fn basic_auth(user: &str, password: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+}
+
+/// A home directory for concil: `config.json` and the cache (`cache/`) in a temp dir.
+pub struct ConcilHome {
+    dir: tempfile::TempDir,
+}
+
+impl ConcilHome {
+    /// Writes `config` (its `cache_dir` set to `<dir>/cache`) as `<dir>/config.json`.
+    pub fn new(config: Value) -> ConcilHome {
+        let dir = tempfile::Builder::new()
+            .prefix("concil-pull-")
+            .tempdir()
+            .expect("temp dir for the concil home");
+        let home = ConcilHome { dir };
+        home.rewrite_config(config);
+        home
+    }
+
+    /// Replaces `config.json` by `config`, its `cache_dir` set to `<dir>/cache` as before.
+    pub fn rewrite_config(&self, mut config: Value) {
+        config["cache_dir"] = json!(self.cache_dir());
+        fs::write(
+            self.config_path(),
+            serde_json::to_vec_pretty(&config).expect("config JSON"),
+        )
+        .expect("write config.json");
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("config.json")
+    }
+
+    pub fn cache_dir(&self) -> PathBuf {
+        self.dir.path().join("cache")
+    }
+
+    /// The configuration as the library loads it, with this home and no environment
+    /// variables (nothing from the machine's `~/.docker` or `CONCIL_*` can leak in).
+    pub fn load_config(&self) -> Config {
+        let environment = Environment {
+            home: Some(self.dir.path().to_owned()),
+            vars: BTreeMap::new(),
+        };
+        Config::load_from(Some(&self.config_path()), &environment).expect("load config.json")
+    }
+
+    /// A library store for `image` with this home's configuration.
+    pub fn store(&self, image: &str) -> Store {
+        let reference = Reference::parse(image).expect("image reference");
+        Store::new(reference, self.load_config()).expect("store")
+    }
+
+    /// The `concil` binary with a clean environment: only this home, no `CONCIL_*` variables.
+    pub fn concil(&self) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_concil"));
+        command
+            .env_clear()
+            .env("HOME", self.dir.path())
+            .stdin(Stdio::null());
+        command
+    }
+
+    /// `concil pull --json --config <file> <extra…> <image>`, not yet run.
+    pub fn pull_command(&self, image: &str, extra: &[&str]) -> Command {
+        let mut command = self.concil();
+        command
+            .args(["pull", "--json", "--config"])
+            .arg(self.config_path())
+            .args(extra)
+            .arg(image);
+        command
+    }
+
+    /// Runs `concil pull --json`, which must succeed, and returns its JSON output.
+    pub fn pull_json(&self, image: &str, extra: &[&str]) -> Value {
+        let output = run(&mut self.pull_command(image, extra));
+        assert!(
+            output.status.success(),
+            "concil pull {extra:?} {image} failed ({}):\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).unwrap_or_else(|error| {
+            panic!(
+                "concil pull --json printed no JSON ({error}):\n{}",
+                String::from_utf8_lossy(&output.stdout)
+            )
+        })
+    }
+
+    /// Runs `concil pull`, which must fail as the CLI contract says.
+    pub fn pull_failure(&self, image: &str, extra: &[&str]) -> Failure {
+        let output = run(&mut self.pull_command(image, extra));
+        expect_failure(&output, &format!("concil pull {extra:?} {image}"))
+    }
+
+    /// `concil cache clean --older-than <seconds>` with this configuration; its stdout.
+    pub fn clean(&self, older_than: Duration) -> String {
+        let output = run(self
+            .concil()
+            .args(["cache", "clean", "--older-than"])
+            .arg(older_than.as_secs().to_string())
+            .arg("--config")
+            .arg(self.config_path()));
+        assert!(
+            output.status.success(),
+            "concil cache clean failed ({}):\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).expect("clean output is UTF-8")
+    }
+
+    /// What one cache directory (`manifest`, `config`, `layers`, `tmp`) holds, by name.
+    pub fn listing(&self, subdir: &str) -> BTreeMap<String, CacheEntry> {
+        let dir = self.cache_dir().join(subdir);
+        let Ok(read_dir) = fs::read_dir(&dir) else {
+            return BTreeMap::new(); // not created yet: empty
+        };
+        read_dir
+            .map(|entry| {
+                let entry = entry.expect("cache directory entry");
+                let metadata = entry.metadata().expect("cache entry metadata");
+                let kind = if metadata.is_symlink() {
+                    CacheEntry::Symlink(fs::read_link(entry.path()).expect("read symlink"))
+                } else if metadata.is_file() {
+                    CacheEntry::File
+                } else {
+                    CacheEntry::Other
+                };
+                (entry.file_name().to_string_lossy().into_owned(), kind)
+            })
+            .collect()
+    }
+
+    /// The cache holds exactly these entries, laid out as DESIGN.md says: `manifest/<digest>`
+    /// and `config/<digest>` files whose bytes hash to their names, `layers/<diff_id>` squashfs
+    /// files, `layers/<blob>` symlinks to `sha256:<diff_id>`; and no working file in `tmp/`.
+    pub fn assert_cache_holds(
+        &self,
+        manifests: &[&str],
+        configs: &[&str],
+        layers: &[(&str, &str)],
+    ) {
+        for (subdir, digests) in [("manifest", manifests), ("config", configs)] {
+            let listing = self.listing(subdir);
+            let names: BTreeSet<&str> = listing.keys().map(String::as_str).collect();
+            let expected: BTreeSet<&str> = digests.iter().copied().collect();
+            assert_eq!(names, expected, "{subdir}/ of the cache");
+            for digest in digests {
+                let path = self.cache_dir().join(subdir).join(digest);
+                assert_eq!(
+                    listing.get(*digest),
+                    Some(&CacheEntry::File),
+                    "{}",
+                    path.display()
+                );
+                let bytes = fs::read(&path).expect("read cache entry");
+                assert_eq!(
+                    &sha256_digest(&bytes),
+                    digest,
+                    "content of {}",
+                    path.display()
+                );
+            }
+        }
+        let mut expected = BTreeMap::new();
+        for (blob, diff_id) in layers {
+            expected.insert(diff_id.to_string(), CacheEntry::File);
+            expected.insert(
+                blob.to_string(),
+                CacheEntry::Symlink(PathBuf::from(diff_id)),
+            );
+        }
+        assert_eq!(self.listing("layers"), expected, "layers/ of the cache");
+        for (_, diff_id) in layers {
+            let path = self.cache_dir().join("layers").join(diff_id);
+            let mut magic = [0u8; 4];
+            fs::File::open(&path)
+                .and_then(|mut file| file.read_exact(&mut magic))
+                .expect("read the squashfs magic");
+            assert_eq!(
+                &magic,
+                b"hsqs",
+                "{} is not a squashfs image",
+                path.display()
+            );
+        }
+        self.assert_no_working_files();
+    }
+
+    /// Nothing in `layers/` and no working file in `tmp/`: what every failed pull leaves.
+    pub fn assert_no_layers(&self) {
+        assert_eq!(
+            self.listing("layers"),
+            BTreeMap::new(),
+            "layers/ of the cache"
+        );
+        self.assert_no_working_files();
+    }
+
+    pub fn assert_no_working_files(&self) {
+        assert_eq!(self.listing("tmp"), BTreeMap::new(), "tmp/ of the cache");
+    }
+
+    /// Every layer of `image` in this cache has the content of the tar it was made from.
+    pub fn assert_layers_match(&self, image: &PushedImage) {
+        for layer in &image.layers {
+            let squashfs = self.cache_dir().join("layers").join(&layer.diff_id);
+            assert_squashfs_matches_tar(&squashfs, &layer.tar);
+        }
+    }
+
+    /// `image`'s manifest, config and layers, and nothing else, are in the cache, each layer
+    /// with the content of its tar.
+    pub fn assert_holds_image(&self, image: &PushedImage) {
+        let layers: Vec<(&str, &str)> = image
+            .layers
+            .iter()
+            .map(|layer| (layer.digest.as_str(), layer.diff_id.as_str()))
+            .collect();
+        self.assert_cache_holds(&[&image.manifest_digest], &[&image.config_digest], &layers);
+        self.assert_layers_match(image);
+    }
+}
+
+/// What a cache directory entry is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CacheEntry {
+    File,
+    /// With its target, as stored.
+    Symlink(PathBuf),
+    Other,
+}
+
+/// Runs `command` to its end with stdout and stderr captured; kills it (by its PID) and fails
+/// the test after [`COMMAND_LIMIT`].
+pub fn run(command: &mut Command) -> Output {
+    let child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start concil");
+    wait_with_limit(child, COMMAND_LIMIT)
+}
+
+/// Waits for a child started with piped stdout and stderr, reading both meanwhile; kills it
+/// and fails the test once `limit` has passed.
+pub fn wait_with_limit(mut child: Child, limit: Duration) -> Output {
+    let stdout = read_in_background(child.stdout.take());
+    let stderr = read_in_background(child.stderr.take());
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for concil") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let stderr = stderr.join().unwrap_or_default();
+            panic!(
+                "concil (pid {}) did not finish within {limit:?}; stderr:\n{}",
+                child.id(),
+                String::from_utf8_lossy(&stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: stdout.join().expect("stdout reader"),
+        stderr: stderr.join().expect("stderr reader"),
+    }
+}
+
+/// Reads a pipe to its end on a thread of its own (so a child never blocks on a full pipe).
+fn read_in_background<R: Read + Send + 'static>(pipe: Option<R>) -> JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        if let Some(mut pipe) = pipe {
+            // A read error leaves what arrived; the exit status tells what happened.
+            let _ = pipe.read_to_end(&mut bytes);
+        }
+        bytes
+    })
+}
+
+/// A command that failed: its one `error: …` line, and all it wrote on stderr.
+#[derive(Debug)]
+pub struct Failure {
+    pub error: String,
+    pub stderr: String,
+}
+
+/// Checks that a command failed as the CLI contract says (non-zero exit, nothing on stdout,
+/// exactly one `error: …` line on stderr).
+pub fn expect_failure(output: &Output, what: &str) -> Failure {
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(
+        !output.status.success(),
+        "{what} succeeded but should have failed; stdout:\n{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    assert!(
+        output.stdout.is_empty(),
+        "{what} failed but printed on stdout:\n{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|line| line.starts_with("error: "))
+        .collect();
+    let [error] = errors.as_slice() else {
+        panic!("{what}: expected one `error:` line on stderr:\n{stderr}");
+    };
+    Failure {
+        error: (*error).to_owned(),
+        stderr,
+    }
+}
+
+/// A pulled image, from the library's [`PulledImage`] or `concil pull --json`, in one form to
+/// compare with what was pushed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pulled {
+    pub manifest_digest: String,
+    pub config_digest: String,
+    pub platform: String,
+    pub verified: String,
+    pub layers: Vec<PulledLayer>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PulledLayer {
+    pub digest: String,
+    pub diff_id: String,
+    pub media_type: String,
+    pub size: u64,
+    pub path: PathBuf,
+}
+
+impl Pulled {
+    /// What pulling `image` (built for `platform`) into `home` must give.
+    pub fn expected(image: &PushedImage, platform: &str, home: &ConcilHome) -> Pulled {
+        Pulled {
+            manifest_digest: image.manifest_digest.clone(),
+            config_digest: image.config_digest.clone(),
+            platform: platform.to_owned(),
+            verified: "none".to_owned(),
+            layers: image
+                .layers
+                .iter()
+                .map(|layer| PulledLayer {
+                    digest: layer.digest.clone(),
+                    diff_id: layer.diff_id.clone(),
+                    media_type: layer.media_type.clone(),
+                    size: layer.size,
+                    path: home.cache_dir().join("layers").join(&layer.diff_id),
+                })
+                .collect(),
+        }
+    }
+
+    pub fn from_library(image: &PulledImage) -> Pulled {
+        Pulled {
+            manifest_digest: image.manifest_digest.clone(),
+            config_digest: image.config_digest.clone(),
+            platform: image.platform.clone(),
+            verified: serde_json::to_value(image.verified)
+                .ok()
+                .and_then(|value| value.as_str().map(str::to_owned))
+                .expect("verified serialises as a string"),
+            layers: image
+                .layers
+                .iter()
+                .map(|layer| PulledLayer {
+                    digest: layer.digest.clone(),
+                    diff_id: layer.diff_id.clone(),
+                    media_type: layer.media_type.clone(),
+                    size: layer.size,
+                    path: layer.path.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Reads `concil pull --json` output: exactly the keys DESIGN.md lists, `image` being the
+    /// reference as given on the command line.
+    pub fn from_json(output: &Value, image: &str) -> Pulled {
+        let object = output.as_object().expect("the output is a JSON object");
+        let keys: BTreeSet<&str> = object.keys().map(String::as_str).collect();
+        let expected_keys = BTreeSet::from([
+            "image",
+            "manifest_digest",
+            "config_digest",
+            "platform",
+            "verified",
+            "layers",
+        ]);
+        assert_eq!(keys, expected_keys, "keys of the pull output {output}");
+        assert_eq!(output["image"], json!(image), "image in {output}");
+        let text = |value: &Value, key: &str| -> String {
+            value[key]
+                .as_str()
+                .unwrap_or_else(|| panic!("{key} is not a string in {value}"))
+                .to_owned()
+        };
+        let layers = output["layers"]
+            .as_array()
+            .expect("layers is an array")
+            .iter()
+            .map(|layer| {
+                let keys: BTreeSet<&str> = layer
+                    .as_object()
+                    .expect("a layer is an object")
+                    .keys()
+                    .map(String::as_str)
+                    .collect();
+                assert_eq!(
+                    keys,
+                    BTreeSet::from(["digest", "diff_id", "media_type", "size", "path"]),
+                    "keys of the layer {layer}"
+                );
+                PulledLayer {
+                    digest: text(layer, "digest"),
+                    diff_id: text(layer, "diff_id"),
+                    media_type: text(layer, "media_type"),
+                    size: layer["size"].as_u64().expect("size is a number"),
+                    path: PathBuf::from(text(layer, "path")),
+                }
+            })
+            .collect();
+        Pulled {
+            manifest_digest: text(output, "manifest_digest"),
+            config_digest: text(output, "config_digest"),
+            platform: text(output, "platform"),
+            verified: text(output, "verified"),
+            layers,
+        }
+    }
+}
+
+/// `sha256:<hex>` of `bytes`.
+pub fn sha256_digest(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+/// A file system entry as a tar (or a squashfs image, read back as a tar) describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    pub kind: Kind,
+    /// Permission bits with setuid, setgid and sticky.
+    pub mode: u32,
+    pub uid: u64,
+    pub gid: u64,
+    pub mtime: u64,
+    /// `SCHILY.xattr.*` records, by attribute name.
+    pub xattrs: BTreeMap<String, Vec<u8>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    Dir,
+    File { size: u64, sha256: String },
+    Symlink(String),
+    CharDevice { major: u32, minor: u32 },
+    BlockDevice { major: u32, minor: u32 },
+    Fifo,
+}
+
+/// A tree of nodes by normalised path (no `./`, no trailing `/`), and the groups of paths that
+/// are hard links to one inode.
+#[derive(Debug, Default)]
+pub struct Tree {
+    pub nodes: BTreeMap<String, Node>,
+    pub hard_links: BTreeSet<BTreeSet<String>>,
+}
+
+impl Tree {
+    /// The tree a tar stream describes; a later entry for a path replaces an earlier one.
+    pub fn from_tar(input: impl Read) -> Tree {
+        let mut archive = tar::Archive::new(input);
+        let mut tree = Tree::default();
+        let mut links: Vec<(String, String)> = Vec::new();
+        for entry in archive.entries().expect("reading tar") {
+            let mut entry = entry.expect("reading a tar entry");
+            let path = normalize(&entry.path_bytes());
+            if path.is_empty() {
+                continue; // the root: squashfs keeps it outside the read-back
+            }
+            let header = entry.header().clone();
+            let link = entry
+                .link_name_bytes()
+                .map(|target| String::from_utf8_lossy(&target).into_owned());
+            let device = || {
+                let major = header.device_major().ok().flatten();
+                let minor = header.device_minor().ok().flatten();
+                major
+                    .zip(minor)
+                    .unwrap_or_else(|| panic!("device {path} without numbers"))
+            };
+            let kind = match header.entry_type() {
+                tar::EntryType::Link => {
+                    tree.nodes.remove(&path);
+                    let target = normalize(link.expect("hard link target").as_bytes());
+                    links.push((path, target));
+                    continue;
+                }
+                tar::EntryType::Regular | tar::EntryType::Continuous => {
+                    let mut hasher = Sha256::new();
+                    let size = std::io::copy(&mut entry, &mut HashWriter(&mut hasher))
+                        .expect("reading tar entry data");
+                    Kind::File {
+                        size,
+                        sha256: hex::encode(hasher.finalize()),
+                    }
+                }
+                tar::EntryType::Directory => Kind::Dir,
+                tar::EntryType::Symlink => Kind::Symlink(link.expect("symlink target")),
+                tar::EntryType::Char => {
+                    let (major, minor) = device();
+                    Kind::CharDevice { major, minor }
+                }
+                tar::EntryType::Block => {
+                    let (major, minor) = device();
+                    Kind::BlockDevice { major, minor }
+                }
+                tar::EntryType::Fifo => Kind::Fifo,
+                other => panic!("tar entry {path}: unexpected type {other:?}"),
+            };
+            let mut xattrs = BTreeMap::new();
+            if let Some(extensions) = entry.pax_extensions().expect("PAX records") {
+                for extension in extensions {
+                    let extension = extension.expect("a PAX record");
+                    if let Some(name) = extension
+                        .key()
+                        .ok()
+                        .and_then(|key| key.strip_prefix("SCHILY.xattr."))
+                    {
+                        xattrs.insert(name.to_owned(), extension.value_bytes().to_vec());
+                    }
+                }
+            }
+            let node = Node {
+                kind,
+                mode: header.mode().expect("mode") & 0o7777,
+                uid: header.uid().expect("uid"),
+                gid: header.gid().expect("gid"),
+                mtime: header.mtime().expect("mtime"),
+                xattrs,
+            };
+            tree.nodes.insert(path, node);
+        }
+        // Each hard link names an entry seen before it; together they form one inode.
+        let mut groups: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for (path, target) in links {
+            let node = tree
+                .nodes
+                .get(&target)
+                .unwrap_or_else(|| panic!("hard link {path} to missing {target}"))
+                .clone();
+            tree.nodes.insert(path.clone(), node);
+            groups
+                .entry(target.clone())
+                .or_insert_with(|| BTreeSet::from([target]))
+                .insert(path);
+        }
+        tree.hard_links = groups.into_values().collect();
+        tree
+    }
+
+    pub fn from_tar_file(path: &Path) -> Tree {
+        Tree::from_tar(fs::File::open(path).expect("open the layer tar"))
+    }
+
+    /// A squashfs image read back with `sqfs2tar` (squashfs-tools-ng), which must succeed and
+    /// skip nothing.
+    pub fn from_squashfs(image: &Path) -> Tree {
+        let mut child = Command::new("sqfs2tar")
+            .arg("--no-skip")
+            .arg(image)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start sqfs2tar (apt-get install squashfs-tools-ng)");
+        let stdout = child.stdout.take().expect("sqfs2tar stdout");
+        let tree = Tree::from_tar(stdout);
+        let output = child.wait_with_output().expect("wait for sqfs2tar");
+        assert!(
+            output.status.success(),
+            "sqfs2tar {} failed ({}): {}",
+            image.display(),
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        tree
+    }
+}
+
+/// Feeds what is written into a hasher.
+struct HashWriter<'a>(&'a mut Sha256);
+
+impl std::io::Write for HashWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn normalize(path: &[u8]) -> String {
+    let text = String::from_utf8_lossy(path);
+    let text = text.trim_start_matches("./").trim_end_matches('/');
+    if text == "." {
+        String::new()
+    } else {
+        text.to_owned()
+    }
+}
+
+/// The squashfs image holds what the tar holds: every entry with its type, mode, owner,
+/// mtime, xattrs, link target and contents, and the same hard-link groups. Directories the
+/// tar does not list (parents it implies) may be added, as `0755 root:root`. Returns the
+/// image's tree for further checks.
+pub fn assert_squashfs_matches_tar(squashfs: &Path, tar: &Path) -> Tree {
+    let actual = Tree::from_squashfs(squashfs);
+    let differences = differences(&Tree::from_tar_file(tar), &actual);
+    assert!(
+        differences.is_empty(),
+        "{} differs from {} in {} ways:\n{}",
+        squashfs.display(),
+        tar.display(),
+        differences.len(),
+        differences.join("\n")
+    );
+    actual
+}
+
+/// How `actual` (a squashfs read back) differs from `expected` (the tar it was made from),
+/// one line per path (`<path>: …`), and `hard links: …` if the groups differ.
+pub fn differences(expected: &Tree, actual: &Tree) -> Vec<String> {
+    let mut differences = Vec::new();
+    for (path, node) in &expected.nodes {
+        match actual.nodes.get(path) {
+            None => differences.push(format!("{path}: missing")),
+            Some(got) if got != node => {
+                differences.push(format!("{path}: expected {node:?}, got {got:?}"))
+            }
+            Some(_) => {}
+        }
+    }
+    for (path, node) in &actual.nodes {
+        if expected.nodes.contains_key(path) {
+            continue;
+        }
+        let prefix = format!("{path}/");
+        let implied = expected.nodes.keys().any(|name| name.starts_with(&prefix));
+        let implied_dir =
+            node.kind == Kind::Dir && node.mode == 0o755 && node.uid == 0 && node.gid == 0;
+        if !(implied && implied_dir) {
+            differences.push(format!("{path}: not in the tar: {node:?}"));
+        }
+    }
+    if actual.hard_links != expected.hard_links {
+        differences.push(format!(
+            "hard links: expected {:?}, got {:?}",
+            expected.hard_links, actual.hard_links
+        ));
+    }
+    differences
+}

@@ -1,0 +1,228 @@
+//! End to end at the format's limits, where squashfs splits its structures: directories with
+//! thousands of entries (several directory headers and an index), more than 65536 inodes,
+//! hard links whose inode numbers lie far apart (the 16-bit offsets in directory entries),
+//! thousands of distinct ids (several id table blocks), xattr values and symlink targets longer
+//! than a metadata block, names of 255 bytes, files over 4 GiB. Read back with `sqfs2tar` and
+//! a kernel mount (whose lookups use the directory index).
+
+mod common;
+
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::MetadataExt;
+
+use tar::EntryType;
+
+use common::*;
+
+/// Converts, then compares `expected` (root excluded) with `sqfs2tar` and the kernel.
+fn assert_round_trip(context: &str, tar: &[u8], mut expected: Tree) {
+    let dir = staging_dir();
+    let image = dir.path().join("image.sqfs");
+    convert_bytes(tar, &image, &options(0));
+    expected.count_links();
+    let mut got = read_back(&image);
+    got.nodes.remove(&Bytes::from(""));
+    assert_same_tree(&format!("{context}: sqfs2tar read-back"), &expected, &got);
+    let mount = Mount::new(&image);
+    let mut got = Tree::from_dir(mount.path());
+    got.nodes.remove(&Bytes::from(""));
+    assert_same_tree(&format!("{context}: kernel mount"), &expected, &got);
+}
+
+#[test]
+fn directory_with_thousands_of_entries() {
+    let mut writer = TarWriter::new();
+    let mut expected = Tree::default();
+    writer.dir("big/", DIR);
+    expected.insert("big", DIR.node(Kind::Dir));
+    for i in 0..4000u32 {
+        // Names of many lengths, written in an order unlike the sorted one (7919 is prime, so
+        // the numbers are a permutation of 0..4000).
+        let path = format!(
+            "big/{:04}-{}",
+            (i * 7919) % 4000,
+            "n".repeat(i as usize % 240)
+        );
+        writer.file(&path, FILE, &i.to_le_bytes());
+        expected.insert(&path, FILE.node(Kind::file(&i.to_le_bytes())));
+    }
+    let max_name = format!("big/{}", "m".repeat(255));
+    writer.file(&max_name, FILE, b"255");
+    expected.insert(&max_name, FILE.node(Kind::file(b"255")));
+    assert_round_trip("4000 entries in one directory", &writer.finish(), expected);
+}
+
+#[test]
+fn more_than_65536_inodes_and_hard_links_far_apart() {
+    let mut writer = TarWriter::new();
+    let mut expected = Tree::default();
+    writer.dir("a/", DIR).file("a/target", FILE, b"target");
+    expected.insert("a", DIR.node(Kind::Dir));
+    expected.insert("a/target", FILE.node(Kind::file(b"target")));
+    // 70,000 inodes between the target and the directory that links to it.
+    for d in 0..70 {
+        let dir = format!("b/{d:02}");
+        writer.dir(&format!("{dir}/"), DIR);
+        expected.insert(&dir, DIR.node(Kind::Dir));
+        for f in 0..1000 {
+            let path = format!("{dir}/{f:03}");
+            writer.file(&path, FILE, b"");
+            expected.insert(&path, FILE.node(Kind::file(b"")));
+        }
+    }
+    writer.dir("b/", DIR);
+    expected.insert("b", DIR.node(Kind::Dir));
+    writer
+        .dir("z/", DIR)
+        .file("z/after", FILE, b"after")
+        .hard_link("z/link", "a/target");
+    writer.hard_link("z/link-to-middle", "b/35/500");
+    expected.insert("z", DIR.node(Kind::Dir));
+    expected.insert("z/after", FILE.node(Kind::file(b"after")));
+    expected.hard_link("z/link", "a/target");
+    expected.hard_link("z/link-to-middle", "b/35/500");
+    assert_round_trip("70k inodes, distant hard links", &writer.finish(), expected);
+}
+
+#[test]
+fn thousands_of_distinct_ids() {
+    let mut writer = TarWriter::new();
+    let mut expected = Tree::default();
+    // 2 × 3000 ids: the id table (4 bytes an id, 8 KiB metadata blocks) needs several blocks.
+    for i in 0..3000u64 {
+        let meta = Meta {
+            uid: 1000 + i * 3,
+            gid: 5_000_000 + i * 7,
+            ..FILE
+        };
+        let path = format!("ids/{i:04}");
+        writer.file(&path, meta, b"");
+        expected.insert(&path, meta.node(Kind::file(b"")));
+    }
+    // Implicit parent.
+    expected.insert("ids", Node::new(Kind::Dir, 0o755, 0, 0, 0));
+    let dir = staging_dir();
+    let image = dir.path().join("image.sqfs");
+    let tar = writer.finish();
+    convert_bytes(&tar, &image, &options(0));
+    let mut got = read_back(&image);
+    got.nodes.remove(&Bytes::from(""));
+    if let (Some(want), Some(have)) = (
+        expected.nodes.get_mut(&Bytes::from("ids")),
+        got.nodes.get(&Bytes::from("ids")),
+    ) {
+        want.mtime = have.mtime;
+    }
+    expected.count_links();
+    assert_same_tree("6000 distinct ids", &expected, &got);
+    let superblock = run_text(
+        std::process::Command::new("unsquashfs")
+            .arg("-s")
+            .arg(&image),
+    );
+    assert!(
+        superblock.contains("Number of ids 6001"),
+        "unsquashfs -s:\n{superblock}"
+    );
+}
+
+#[test]
+fn long_xattr_values_many_xattrs_and_long_symlink_targets() {
+    let mut writer = TarWriter::new();
+    let mut expected = Tree::default();
+    let big_value = pseudo_random(3, 30_000, true);
+    let mut records: Vec<(String, Vec<u8>)> =
+        vec![("SCHILY.xattr.user.big".into(), big_value.clone())];
+    for i in 0..300 {
+        records.push((
+            format!("SCHILY.xattr.user.attribute-{i:03}"),
+            format!("value {i}").into_bytes(),
+        ));
+    }
+    let borrowed: Vec<(&str, &[u8])> = records
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_slice()))
+        .collect();
+    writer.pax(&borrowed).file("xattrs", FILE, b"x");
+    let mut node = FILE.node(Kind::file(b"x"));
+    for (key, value) in &records {
+        node.xattrs.insert(
+            Bytes::from(&key["SCHILY.xattr.".len()..]),
+            Bytes(value.clone()),
+        );
+    }
+    expected.insert("xattrs", node);
+    // The longest target Linux reads back (PATH_MAX - 1), across metadata blocks.
+    let target: String = (0..4095)
+        .map(|i| if i % 50 == 49 { '/' } else { 't' })
+        .collect();
+    writer.symlink("long-link", LINK, &target);
+    expected.insert(
+        "long-link",
+        LINK.node(Kind::Symlink(Bytes::from(target.as_str()))),
+    );
+    // Deep nesting: 100 levels.
+    let deep = (0..100).map(|i| format!("d{i}")).collect::<Vec<_>>();
+    for level in 1..=deep.len() {
+        let path = deep[..level].join("/");
+        writer.dir(&format!("{path}/"), DIR);
+        expected.insert(&path, DIR.node(Kind::Dir));
+    }
+    let deep_file = format!("{}/file", deep.join("/"));
+    writer.file(&deep_file, FILE, b"deep");
+    expected.insert(&deep_file, FILE.node(Kind::file(b"deep")));
+    assert_round_trip("long xattrs and targets", &writer.finish(), expected);
+}
+
+/// A sparse file of 5 GiB: a 64-bit file size, more than 2^15 blocks; its data regions at the
+/// start, across the 4 GiB mark and at the end.
+#[test]
+fn file_over_4_gib() {
+    const SIZE: u64 = 5 << 30;
+    let regions: [(u64, &[u8]); 3] = [
+        (0, b"start"),
+        ((4 << 30) - 2, b"across 4 GiB"),
+        (SIZE - 3, b"end"),
+    ];
+    let mut writer = TarWriter::new();
+    // GNU sparse: the map in the header, then the data of each region, each padded to 512
+    // bytes as GNU tar stores them (but the last).
+    let mut header = TarWriter::header(EntryType::GNUSparse, b"huge", b"", FILE, 0);
+    let gnu = header.as_gnu_mut().expect("GNU header");
+    let mut stored = Vec::new();
+    for (i, (slot, (offset, data))) in gnu.sparse.iter_mut().zip(regions).enumerate() {
+        let mut region = data.to_vec();
+        if i + 1 < regions.len() {
+            region.resize(512, 0);
+        }
+        slot.set_offset(offset);
+        slot.set_length(region.len() as u64);
+        stored.extend_from_slice(&region);
+    }
+    gnu.set_real_size(SIZE);
+    header.set_size(stored.len() as u64);
+    header.set_cksum();
+    writer.raw(&header, &stored);
+    let tar = writer.finish();
+
+    let dir = staging_dir();
+    let image = dir.path().join("image.sqfs");
+    convert_bytes(&tar, &image, &options(0));
+    let image_len = std::fs::metadata(&image).expect("image").len();
+    assert!(image_len < 1 << 20, "5 GiB of zeros took {image_len} bytes");
+    let mount = Mount::new(&image);
+    let path = mount.path().join("huge");
+    assert_eq!(std::fs::metadata(&path).expect("stat").size(), SIZE);
+    let mut file = std::fs::File::open(&path).expect("open");
+    for (offset, data) in regions {
+        // The region with a zero byte either side (where the file has one).
+        let start = offset.saturating_sub(1);
+        let end = (offset + data.len() as u64 + 1).min(SIZE);
+        let mut want = vec![0u8; (end - start) as usize];
+        want[(offset - start) as usize..][..data.len()].copy_from_slice(data);
+        let mut got = vec![0u8; want.len()];
+        file.seek(SeekFrom::Start(start)).expect("seek");
+        file.read_exact(&mut got).expect("read");
+        assert_eq!(got, want, "bytes {start}..{end}");
+    }
+}

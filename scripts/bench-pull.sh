@@ -1,0 +1,351 @@
+#!/usr/bin/env bash
+# `concil pull` (release build) against concil 1.0 (Python, PyPI) and `skopeo copy`, side by side,
+# on one Debian minbase layer served by a local registry:
+#
+#   scripts/bench-pull.sh [RUNS]        RUNS rounds, default 5 (after 1 untimed warm-up round)
+#
+# Starts Debian's docker-registry on a free 127.0.0.1 port and concil's throttle_proxy example in
+# front of it (blob bodies limited to BENCH_RATE bytes/s, default 26214400 = 25 MiB/s), pushes a
+# one-layer image (Docker schema 2: concil 1.0 cannot read OCI manifests from distribution 2.8)
+# built with umoci from the Debian minbase root of scripts/fixtures.sh, then, for each link
+# (loopback, throttled), times a cold pull (empty cache) and a warm pull (everything cached) of:
+#   concil    concil pull --json --config CFG docker://127.0.0.1:PORT/bench/debian:latest
+#   concil1   concil 1.0's pull path (Store: manifest, config, layers), see concil1_pull.py below
+#   skopeo    skopeo copy docker://127.0.0.1:PORT/bench/debian:latest oci:DIR:latest (no conversion)
+# Every run is timed with /usr/bin/time: wall, user+sys CPU (children included), peak RSS (of the
+# largest single process: for concil 1.0 the larger of python and tar2sqfs). The tools alternate
+# within each round (cold A B C, warm A B C), so load from elsewhere hits all alike; reports
+# medians and the median of the per-round ratios.
+# Compression floor, measured in every round too: the CPU time zstd level 10 needs for the layer's
+# tar cut into 128 KiB blocks, each its own frame (`zstd -10 -T1` on the pieces), divided by the cores;
+# and tarsquash's whole single-threaded conversion of that tar (tar2squash --threads 1) divided by
+# the cores: no pull that compresses every block on all cores can take less wall time.
+#
+# Runs scripts/install-deps.sh first (Debian packages, and concil 1.0 into CONCIL1_VENV, default
+# /var/tmp/concil1-venv, when missing); builds the image layout once into CONCIL_BENCH_DIR
+# (default /var/tmp/concil-bench); makes the Debian root with scripts/fixtures.sh when neither
+# CONCIL_FIXTURES (default /var/tmp/concil-fixtures) nor CONCIL_BENCH_DIR holds one. Needs root.
+# Environment: BENCH_REV (build that commit instead of the working tree), BENCH_AUTOGROUP_NICE
+# (below), BENCH_RATE, CARGO_TARGET_DIR, CONCIL_FIXTURES, CONCIL_BENCH_DIR, CONCIL1_VENV.
+set -euo pipefail
+
+export LC_ALL=C # one decimal point for awk, sort and $EPOCHREALTIME
+runs=${1:-5}
+rate=${BENCH_RATE:-26214400}
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+target=${CARGO_TARGET_DIR:-$repo/target}
+fixtures=${CONCIL_FIXTURES:-/var/tmp/concil-fixtures}
+bench_dir=${CONCIL_BENCH_DIR:-/var/tmp/concil-bench}
+venv=${CONCIL1_VENV:-/var/tmp/concil1-venv}
+cores=$(nproc)
+image_path=bench/debian:latest
+
+log() { printf 'bench-pull: %s\n' "$*" >&2; }
+
+# BENCH_AUTOGROUP_NICE=N (e.g. -10): run in a session of our own whose scheduler autogroup has
+# nice N. Linux shares the CPU between sessions first, so on a machine shared with other users'
+# builds this gives the measured tools the cores they would have on a quiet machine (and takes
+# them from the others while it runs).
+if [[ -n ${BENCH_AUTOGROUP_NICE:-} ]]; then
+    if [[ -z ${BENCH_OWN_SESSION:-} ]]; then
+        BENCH_OWN_SESSION=1 exec setsid --wait bash "$0" "$@"
+    fi
+    echo "$BENCH_AUTOGROUP_NICE" >/proc/self/autogroup
+fi
+
+# The Debian packages and concil 1.0 (into $venv); quick when all are there.
+"$repo/scripts/install-deps.sh"
+
+# The source to build: the working tree, or the commit BENCH_REV exported aside (read-only for
+# git), so a benchmark can name exactly what it measured while the tree is being edited.
+src=$repo
+if [[ -n ${BENCH_REV:-} ]]; then
+    src=$bench_dir/src-$(git -C "$repo" rev-parse --short "$BENCH_REV^{commit}")
+    if [[ ! -d $src ]]; then
+        rm -rf "$src.part"
+        mkdir -p "$src.part"
+        git -C "$repo" archive "$BENCH_REV" | tar -x -C "$src.part"
+        mv "$src.part" "$src"
+    fi
+fi
+log "building concil, throttle_proxy and tar2squash (release) from $src"
+(cd "$src" && cargo build --release --quiet -p concil --bin concil --example throttle_proxy &&
+    cargo build --release --quiet -p tarsquash --example tar2squash)
+concil=$target/release/concil
+throttle_proxy=$target/release/examples/throttle_proxy
+tar2squash=$target/release/examples/tar2squash
+
+# The Debian minbase root as a tar: another run's scripts/fixtures.sh output, else our own.
+rootfs_tar=$fixtures/debian/rootfs.tar
+if [[ ! -s $rootfs_tar ]]; then
+    rootfs_tar=$bench_dir/debian/rootfs.tar
+    [[ -s $rootfs_tar ]] || CONCIL_FIXTURES=$bench_dir "$repo/scripts/fixtures.sh" debian
+fi
+
+# One-layer OCI layout, rebuilt only when the root tar changes; built aside, then renamed.
+layout=$bench_dir/layout
+stamp="$rootfs_tar $(stat -c '%s %Y' "$rootfs_tar")"
+if [[ ! -d $layout || $(cat "$bench_dir/layout.source" 2>/dev/null) != "$stamp" ]]; then
+    log "building the image layout from $rootfs_tar with umoci"
+    mkdir -p "$bench_dir"
+    rm -rf "$layout" "$layout.part" "$bench_dir/bundle"
+    umoci init --layout "$layout.part"
+    umoci new --image "$layout.part:latest"
+    umoci unpack --image "$layout.part:latest" "$bench_dir/bundle" >/dev/null
+    tar --numeric-owner --xattrs --xattrs-include='*' -xpf "$rootfs_tar" -C "$bench_dir/bundle/rootfs"
+    umoci repack --image "$layout.part:latest" "$bench_dir/bundle"
+    rm -rf "$bench_dir/bundle"
+    mv "$layout.part" "$layout"
+    printf '%s\n' "$stamp" >"$bench_dir/layout.source"
+fi
+
+work=$(mktemp -d /var/tmp/bench-pull.XXXXXX)
+mkdir -p "$work/cache"
+pids=()
+cleanup() {
+    local pid
+    for pid in "${pids[@]}"; do
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+# The layer's uncompressed tar, for the floor measurements.
+manifest_blob=$(jq -r '.manifests[0].digest' "$layout/index.json")
+layer_blob=$(jq -r '.layers[0].digest' "$layout/blobs/sha256/${manifest_blob#sha256:}")
+layer_gz=$layout/blobs/sha256/${layer_blob#sha256:}
+gzip -dc "$layer_gz" >"$work/layer.tar"
+# ... and that tar cut into 128 KiB files: zstd compresses each file as its own frame, as a
+# squashfs writer compresses each block. Timed by CPU, not by zstd's own (wall-clock) benchmark,
+# which on a shared machine measures the other users as much as zstd.
+mkdir "$work/blocks"
+split -b 128K -a 4 "$work/layer.tar" "$work/blocks/block."
+
+# Port 0: the registry picks a free port and logs it, so no other process can take it first.
+cat >"$work/registry.yml" <<YAML
+version: 0.1
+log: {level: info, accesslog: {disabled: true}}
+storage: {filesystem: {rootdirectory: $work/storage}}
+http: {addr: 127.0.0.1:0, secret: bench-only}
+YAML
+docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
+pids+=($!)
+registry=
+for _ in $(seq 100); do
+    registry=$(sed -n 's/.*msg="listening on \(127\.0\.0\.1:[0-9]*\)".*/\1/p' "$work/registry.log")
+    [[ -n $registry ]] && curl -fs "http://$registry/v2/" >/dev/null && break
+    kill -0 "${pids[0]}" 2>/dev/null || { cat "$work/registry.log" >&2; exit 1; }
+    sleep 0.1
+done
+[[ -n $registry ]] || { log "registry did not start"; cat "$work/registry.log" >&2; exit 1; }
+
+"$throttle_proxy" --listen 127.0.0.1:0 --upstream "$registry" --rate "$rate" >"$work/proxy.addr" &
+pids+=($!)
+throttled=
+for _ in $(seq 100); do
+    throttled=$(head -n1 "$work/proxy.addr")
+    [[ -n $throttled ]] && break
+    kill -0 "${pids[1]}" 2>/dev/null || { log "throttle_proxy did not start"; exit 1; }
+    sleep 0.1
+done
+[[ -n $throttled ]] || { log "throttle_proxy did not start"; exit 1; }
+log "registry http://$registry, throttled to $rate bytes/s at http://$throttled"
+
+skopeo copy --quiet --dest-tls-verify=false --format v2s2 "oci:$layout:latest" "docker://$registry/$image_path"
+
+# concil 1.0 has no pull command: its runtime (concil_run.StoreConfig) pulls with these calls.
+# Its store runs tar2sqfs from its own package directory, where the PyPI wheel ships none: point
+# it at the system's, which is what a working concil 1.0 installation ran.
+cat >"$work/concil1_pull.py" <<'PY'
+import platform
+import shutil
+import sys
+
+from concil import store
+from concil.oci_spec import current_architecture
+
+config_path, image = sys.argv[1:]
+store.TAR2SQFS[0] = shutil.which("tar2sqfs")
+image_store = store.Store(image, config=store.ConcilConfig(config_path))
+manifest = image_store.get_manifest(current_architecture(), platform.system().lower())
+image_config = image_store.get_config(manifest["config"])
+paths = {}
+for layer in manifest["layers"]:
+    path = image_store.get_layer(layer)
+    paths[path.name] = path
+for diff_id in image_config["rootfs"]["diff_ids"]:
+    print(paths[diff_id])
+PY
+
+links=(loopback throttled)
+tools=(concil concil1 skopeo)
+declare -A address=([loopback]=$registry [throttled]=$throttled)
+
+# A plain-HTTP registry without signatures: concil 1.0 looks remote_servers up by bare host
+# name, concil by host:port and then bare host name, so "127.0.0.1" serves both.
+for link in "${links[@]}"; do
+    for tool in concil concil1; do
+        cat >"$work/$tool-$link.json" <<JSON
+{
+  "cache_dir": "$work/cache/$tool-$link",
+  "disable_content_trust": true,
+  "remote_servers": {"127.0.0.1": {"registry": "http://${address[$link]}"}}
+}
+JSON
+    done
+done
+
+# pull_command TOOL LINK: sets `pull` to the argument list of one pull.
+pull_command() {
+    local tool=$1 link=$2
+    local image=docker://${address[$link]}/$image_path
+    case $tool in
+    concil) pull=("$concil" pull --json --config "$work/$tool-$link.json" "$image") ;;
+    concil1) pull=("$venv/bin/python" "$work/concil1_pull.py" "$work/$tool-$link.json" "$image") ;;
+    skopeo) pull=(skopeo copy --quiet --src-tls-verify=false "$image" "oci:$work/cache/$tool-$link:latest") ;;
+    esac
+}
+
+# run_timed NAME CMD...: one timed run; appends "wall cpu rss_kib" to $work/NAME unless NAME is -.
+run_timed() {
+    local name=$1
+    shift
+    # Wall time from bash's microsecond clock: time(1)'s %e has 10 ms steps, too coarse for
+    # warm pulls. CPU (10 ms steps too) and peak RSS from time(1).
+    local started=$EPOCHREALTIME
+    if ! /usr/bin/time -f '%U %S %M' -o "$work/time" "$@" >"$work/last.out" 2>"$work/last.err"; then
+        log "failed: $*"
+        cat "$work/last.err" >&2
+        exit 1
+    fi
+    local ended=$EPOCHREALTIME
+    [[ $name == - ]] || awk -v wall="$(awk -v a="$started" -v b="$ended" 'BEGIN { printf "%.3f", b - a }')" \
+        '{ printf "%s %.2f %s\n", wall, $1 + $2, $3 }' "$work/time" >>"$work/$name"
+}
+
+# One round: per link, cold pulls of every tool into emptied caches, then warm pulls; then the
+# two floor measurements. ROUND 0 is the untimed warm-up.
+round() {
+    local n=$1 link tool state name pull
+    for link in "${links[@]}"; do
+        for state in cold warm; do
+            for tool in "${tools[@]}"; do
+                [[ $state == cold ]] && rm -rf "$work/cache/$tool-$link"
+                pull_command "$tool" "$link"
+                name=$tool-$link-$state
+                ((n == 0)) && name=-
+                run_timed "$name" "${pull[@]}"
+                if [[ $tool == concil && $link == loopback && $state == cold && $n == 0 ]]; then
+                    cp "$work/last.out" "$work/concil.json"
+                fi
+            done
+        done
+    done
+    name=floor-convert
+    ((n == 0)) && name=-
+    run_timed "$name" "$tar2squash" "$work/layer.tar" "$work/floor.sqfs" --threads 1
+    name=floor-zstd
+    ((n == 0)) && name=-
+    run_timed "$name" zstd -10 -T1 --no-check -q -c "$work"/blocks/*
+}
+
+# median FILE COLUMN
+median() {
+    awk -v c="$2" '{ print $c }' "$1" | sort -g |
+        awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# ratio A B COLUMN: median over rounds of A's value / B's value in the same round.
+ratio() {
+    paste -d' ' "$work/$1" "$work/$2" |
+        awk -v c="$3" '{ n = split($0, f, " "); h = n / 2; print (f[h + c] > 0 ? f[c] / f[h + c] : 0) }' |
+        sort -g | awk '{ v[NR] = $1 } END { printf "%.3f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+log "warm-up round"
+round 0
+# The two converters must agree on the layer they made (same diff_id, both squashfs).
+concil_layer=$(jq -r '.layers[0].path' "$work/concil.json")
+concil1_layer=$(find "$work/cache/concil1-loopback/layers" -maxdepth 1 -type f -name 'sha256:*' | head -n1)
+[[ $(basename "$concil_layer") == "$(basename "$concil1_layer")" ]] ||
+    { log "diff_ids differ: $concil_layer vs $concil1_layer"; exit 1; }
+for run in $(seq "$runs"); do
+    log "round $run of $runs"
+    round "$run"
+done
+
+mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+# Every run's numbers, for a second look: one file per tool, link and pull; "wall cpu rss_kib".
+results=$bench_dir/results-$(date +%Y%m%d-%H%M%S)
+mkdir -p "$results"
+for link in "${links[@]}"; do
+    for state in cold warm; do
+        for tool in "${tools[@]}"; do
+            cp "$work/$tool-$link-$state" "$results/"
+        done
+    done
+done
+cp "$work/floor-zstd" "$work/floor-convert" "$results/"
+
+printf 'machine: %s cores, %s; load average before: %s; CPU pressure (some, avg300): %s%%\n' "$cores" \
+    "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')" "$load_before" \
+    "$(sed -n 's/^some .*avg300=\([0-9.]*\).*/\1/p' /proc/pressure/cpu 2>/dev/null)"
+printf 'session autogroup: %s; raw runs in %s\n' "$(cat /proc/self/autogroup 2>/dev/null)" "$results"
+printf 'layer: %s bytes gzip (blob), %s bytes tar; concil squashfs %s bytes, concil 1.0 (tar2sqfs) %s bytes\n' \
+    "$(stat -c %s "$layer_gz")" "$(stat -c %s "$work/layer.tar")" \
+    "$(stat -c %s "$concil_layer")" "$(stat -c %s "$concil1_layer")"
+printf 'throttled link: %s bytes/s on blob bodies; %s rounds, medians\n\n' "$rate" "$runs"
+printf '| link | pull | tool | wall s | CPU s (user+sys) | peak RSS MiB | wall ratio concil/tool | CPU ratio concil/tool |\n'
+printf '|---|---|---|---|---|---|---|---|\n'
+for link in "${links[@]}"; do
+    for state in cold warm; do
+        for tool in "${tools[@]}"; do
+            name=$tool-$link-$state
+            if [[ $tool == concil ]]; then
+                wall_ratio=- cpu_ratio=-
+            else
+                wall_ratio=$(ratio "concil-$link-$state" "$name" 1)
+                cpu_ratio=$(ratio "concil-$link-$state" "$name" 2)
+            fi
+            printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$link" "$state" "$tool" \
+                "$(median "$work/$name" 1)" "$(median "$work/$name" 2)" \
+                "$(mib "$(median "$work/$name" 3)")" "$wall_ratio" "$cpu_ratio"
+        done
+    done
+done
+floor_zstd=$(awk -v s="$(median "$work/floor-zstd" 2)" -v c="$cores" 'BEGIN { printf "%.2f", s / c }')
+floor_convert=$(awk -v s="$(median "$work/floor-convert" 2)" -v c="$cores" 'BEGIN { printf "%.2f", s / c }')
+printf '\ncompression floor: zstd -10 on 128 KiB blocks %s CPU s (%s s wall) / %s cores = %s s; ' \
+    "$(median "$work/floor-zstd" 2)" "$(median "$work/floor-zstd" 1)" "$cores" "$floor_zstd"
+printf 'tar2squash --threads 1 on the tar %s CPU s (%s s wall) / %s cores = %s s\n' \
+    "$(median "$work/floor-convert" 2)" "$(median "$work/floor-convert" 1)" "$cores" "$floor_convert"
+
+# check NAME VALUE LIMIT: one target line.
+check() {
+    local verdict
+    verdict=$(awk -v v="$2" -v l="$3" 'BEGIN { print (v <= l) ? "met" : sprintf("MISSED by %.0f%%", (v / l - 1) * 100) }')
+    printf -- '- %s: %s (target <= %s): %s\n' "$1" "$2" "$3" "$verdict"
+}
+concil_cold=$(median "$work/concil-loopback-cold" 1)
+printf '\ntargets:\n'
+check "cold loopback, wall concil/concil 1.0" "$(ratio concil-loopback-cold concil1-loopback-cold 1)" 0.85
+check "cold loopback, concil wall / zstd floor" \
+    "$(awk -v a="$concil_cold" -v f="$floor_zstd" 'BEGIN { printf "%.3f", a / f }')" 1.15
+# The same question asked of CPU time, which the other users of the machine do not inflate.
+check "cold loopback, concil CPU / zstd floor CPU" \
+    "$(ratio concil-loopback-cold floor-zstd 2)" 1.15
+check "cold throttled, wall concil/concil 1.0" "$(ratio concil-throttled-cold concil1-throttled-cold 1)" 0.65
+check "warm loopback, wall concil/concil 1.0" "$(ratio concil-loopback-warm concil1-loopback-warm 1)" 0.1
+check "warm throttled, wall concil/concil 1.0" "$(ratio concil-throttled-warm concil1-throttled-warm 1)" 0.1
+peak=0
+for link in "${links[@]}"; do
+    for state in cold warm; do
+        peak=$(awk -v a="$peak" -v b="$(sort -k3,3g "$work/concil-$link-$state" | tail -n1 | cut -d' ' -f3)" \
+            'BEGIN { print (b > a) ? b : a }')
+    done
+done
+check "concil peak RSS over all runs, MiB" "$(mib "$peak")" 64
+printf 'load average after: %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
