@@ -17,7 +17,8 @@
 # within each round (cold A B C, warm A B C), so load from elsewhere hits all alike; reports
 # medians and the median of the per-round ratios.
 # Compression floor, measured in every round too: the CPU time zstd level 10 needs for the layer's
-# tar cut into 128 KiB blocks, each its own frame (`zstd -10 -T1` on the pieces), divided by the cores;
+# tar cut into independent 128 KiB blocks on one thread (tarsquash's zstd_floor example, the same
+# floor as scripts/bench-convert.sh), divided by the cores;
 # and tarsquash's whole single-threaded conversion of that tar (tar2squash --threads 1) divided by
 # the cores: no pull that compresses every block on all cores can take less wall time.
 #
@@ -42,15 +43,12 @@ image_path=bench/debian:latest
 
 log() { printf 'bench-pull: %s\n' "$*" >&2; }
 
-# BENCH_AUTOGROUP_NICE=N (e.g. -10): run in a session of our own whose scheduler autogroup has
-# nice N. Linux shares the CPU between sessions first, so on a machine shared with other users'
-# builds this gives the measured tools the cores they would have on a quiet machine (and takes
-# them from the others while it runs).
-if [[ -n ${BENCH_AUTOGROUP_NICE:-} ]]; then
-    if [[ -z ${BENCH_OWN_SESSION:-} ]]; then
-        BENCH_OWN_SESSION=1 exec setsid --wait bash "$0" "$@"
-    fi
-    echo "$BENCH_AUTOGROUP_NICE" >/proc/self/autogroup
+# BENCH_AUTOGROUP_NICE=N (e.g. -20): run in a session of our own, whose scheduler autogroup gets
+# nice N for the timed rounds (not the build). Linux shares the CPU between sessions first, so
+# on a machine shared with other users' builds this gives the measured tools the cores they
+# would have on a quiet machine (and takes them from the others while the rounds run).
+if [[ -n ${BENCH_AUTOGROUP_NICE:-} && -z ${BENCH_OWN_SESSION:-} ]]; then
+    BENCH_OWN_SESSION=1 exec setsid --wait bash "$0" "$@"
 fi
 
 # The Debian packages and concil 1.0 (into $venv); quick when all are there.
@@ -70,10 +68,11 @@ if [[ -n ${BENCH_REV:-} ]]; then
 fi
 log "building concil, throttle_proxy and tar2squash (release) from $src"
 (cd "$src" && cargo build --release --quiet -p concil --bin concil --example throttle_proxy &&
-    cargo build --release --quiet -p tarsquash --example tar2squash)
+    cargo build --release --quiet -p tarsquash --example tar2squash --example zstd_floor)
 concil=$target/release/concil
 throttle_proxy=$target/release/examples/throttle_proxy
 tar2squash=$target/release/examples/tar2squash
+zstd_floor=$target/release/examples/zstd_floor
 
 # The Debian minbase root as a tar: another run's scripts/fixtures.sh output, else our own.
 rootfs_tar=$fixtures/debian/rootfs.tar
@@ -117,11 +116,6 @@ manifest_blob=$(jq -r '.manifests[0].digest' "$layout/index.json")
 layer_blob=$(jq -r '.layers[0].digest' "$layout/blobs/sha256/${manifest_blob#sha256:}")
 layer_gz=$layout/blobs/sha256/${layer_blob#sha256:}
 gzip -dc "$layer_gz" >"$work/layer.tar"
-# ... and that tar cut into 128 KiB files: zstd compresses each file as its own frame, as a
-# squashfs writer compresses each block. Timed by CPU, not by zstd's own (wall-clock) benchmark,
-# which on a shared machine measures the other users as much as zstd.
-mkdir "$work/blocks"
-split -b 128K -a 4 "$work/layer.tar" "$work/blocks/block."
 
 # Port 0: the registry picks a free port and logs it, so no other process can take it first.
 cat >"$work/registry.yml" <<YAML
@@ -248,7 +242,7 @@ round() {
     run_timed "$name" "$tar2squash" "$work/layer.tar" "$work/floor.sqfs" --threads 1
     name=floor-zstd
     ((n == 0)) && name=-
-    run_timed "$name" zstd -10 -T1 --no-check -q -c "$work"/blocks/*
+    run_timed "$name" "$zstd_floor" "$work/layer.tar"
 }
 
 # median FILE COLUMN
@@ -265,6 +259,7 @@ ratio() {
 }
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+[[ -z ${BENCH_AUTOGROUP_NICE:-} ]] || echo "$BENCH_AUTOGROUP_NICE" >/proc/self/autogroup
 log "warm-up round"
 round 0
 # The two converters must agree on the layer they made (same diff_id, both squashfs).

@@ -414,7 +414,7 @@ fn no_keys_means_no_trusted_key() {
             )
             .unwrap_err();
         assert!(
-            matches!(&error, TrustError::NoTrustedKey { key_dir: Some(dir) } if dir == &keys),
+            matches!(&error, TrustError::NoTrustedKey { key_dir: Some(dir), .. } if dir == &keys),
             "{error}"
         );
         assert_eq!(error.exit_code(), 11);

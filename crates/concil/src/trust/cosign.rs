@@ -220,6 +220,8 @@ impl Verifier {
     ) -> Result<CosignVerified, TrustError> {
         if self.keys.is_empty() {
             return Err(TrustError::NoTrustedKey {
+                image: image.to_owned(),
+                digest: manifest_digest.to_owned(),
                 key_dir: self.key_dir.clone(),
             });
         }

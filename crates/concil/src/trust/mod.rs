@@ -37,10 +37,14 @@ pub enum TrustError {
 
     /// Content trust is on but no public key is configured to check signatures with.
     #[error(
-        "no trusted cosign keys: {} (put PEM public keys named *.pub there, or disable content trust)",
+        "{image}: cannot verify {digest}: no trusted cosign keys: {} (put PEM public keys named *.pub there, or disable content trust)",
         match .key_dir { Some(dir) => format!("{} holds no *.pub file", dir.display()), None => "the key directory is unknown (no configuration file and no home directory)".to_owned() }
     )]
-    NoTrustedKey { key_dir: Option<PathBuf> },
+    NoTrustedKey {
+        image: String,
+        digest: String,
+        key_dir: Option<PathBuf>,
+    },
 
     /// Signatures exist, but none verifies with a trusted key (or the ones that do are not
     /// cosign image signatures). `rejected` says why each one was refused.
@@ -171,7 +175,11 @@ mod tests {
                 digest: digest(),
                 detail: "no tag".to_owned(),
             },
-            TrustError::NoTrustedKey { key_dir: None },
+            TrustError::NoTrustedKey {
+                image: image(),
+                digest: digest(),
+                key_dir: None,
+            },
             TrustError::SignatureInvalid {
                 image: image(),
                 digest: digest(),
@@ -197,6 +205,8 @@ mod tests {
         assert_eq!(codes, [10, 11, 12, 13, 14, 15]);
         assert!(errors[1].to_string().contains("key directory is unknown"));
         let with_dir = TrustError::NoTrustedKey {
+            image: image(),
+            digest: digest(),
             key_dir: Some(PathBuf::from("/etc/concil/cosign")),
         };
         assert!(with_dir
