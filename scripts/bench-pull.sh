@@ -12,15 +12,15 @@
 #   concil    concil pull --json --config CFG docker://127.0.0.1:PORT/bench/debian:latest
 #   concil1   concil 1.0's pull path (Store: manifest, config, layers), see concil1_pull.py below
 #   skopeo    skopeo copy docker://127.0.0.1:PORT/bench/debian:latest oci:DIR:latest (no conversion)
-# Every run is timed with /usr/bin/time: wall, user+sys CPU (children included), peak RSS (of the
-# largest single process: for concil 1.0 the larger of python and tar2sqfs). The tools alternate
-# within each round (cold A B C, warm A B C), so load from elsewhere hits all alike; reports
-# medians and the median of the per-round ratios.
-# Compression floor, measured in every round too: the CPU time zstd level 10 needs for the layer's
-# tar cut into independent 128 KiB blocks on one thread (tarsquash's zstd_floor example, the same
-# floor as scripts/bench-convert.sh), divided by the cores;
-# and tarsquash's whole single-threaded conversion of that tar (tar2squash --threads 1) divided by
-# the cores: no pull that compresses every block on all cores can take less wall time.
+# Every run: wall time (bash's microsecond clock), user+sys CPU (children included) and peak RSS
+# (of the largest single process: for concil 1.0 the larger of python and tar2sqfs) from
+# /usr/bin/time. The tools alternate within each round (cold A B C, warm A B C), so load from
+# elsewhere hits all alike; reports medians and the median of the per-round ratios.
+# Compression floor, measured in every round too: the CPU time zstd level 10 needs for the
+# layer's tar cut into independent 128 KiB blocks on one thread (tarsquash's zstd_floor example,
+# the floor of scripts/bench-convert.sh), divided by the cores: no pull that compresses every
+# block can take less wall time. Also tarsquash's whole single-threaded conversion of that tar
+# (tar2squash --threads 1) divided by the cores.
 #
 # Runs scripts/install-deps.sh first (Debian packages, and concil 1.0 into CONCIL1_VENV, default
 # /var/tmp/concil1-venv, when missing); builds the image layout once into CONCIL_BENCH_DIR

@@ -575,7 +575,10 @@ impl Store {
         }
         let manifest = self.client.manifest(reference)?;
         tracing::info!(reference, digest = %manifest.digest, media_type = %manifest.media_type, "manifest fetched");
-        self.cache.put_manifest(&manifest.digest, &manifest.bytes)?;
+        // Already cached (a warm pull by tag): the lookup refreshes it; no rewrite, no fsync.
+        if self.cache.manifest(&manifest.digest)?.is_none() {
+            self.cache.put_manifest(&manifest.digest, &manifest.bytes)?;
+        }
         Ok(manifest)
     }
 

@@ -23,7 +23,7 @@ use super::ImageError;
 
 /// Jobs in the queue per compressor thread (with as many results waiting, this bounds the
 /// blocks in memory to a few per thread).
-const QUEUE_DEPTH_PER_THREAD: usize = 2;
+const QUEUE_DEPTH_PER_THREAD: usize = 8;
 /// Output buffer of the writer thread.
 const WRITE_BUFFER: usize = 256 * 1024;
 
