@@ -56,7 +56,14 @@ fn https_without_the_ca_is_a_tls_error_naming_the_host() {
             Err(error @ RegistryError::Tls { .. }) => {
                 let message = error.to_string();
                 assert!(message.contains(&registry.host()), "{message}");
-                assert!(message.to_lowercase().contains("certificate"), "{message}");
+                // The cause is the error's source (printed once by the CLI's cause chain).
+                let cause = std::error::Error::source(&error)
+                    .map(|c| c.to_string())
+                    .unwrap_or_default();
+                assert!(
+                    cause.to_lowercase().contains("certificate"),
+                    "{message}: {cause}"
+                );
             }
             other => panic!("expected a TLS error, got {other:?}"),
         }
