@@ -490,8 +490,8 @@ impl Store {
     }
 
     /// Pulls the whole image for `platform`: manifest, config and every layer.
-    pub fn pull(&self, platform: &Platform) -> Result<PulledImage, StoreError> {
-        let resolved = self.manifest(platform)?;
+    pub fn pull(&self, wanted: &Platform) -> Result<PulledImage, StoreError> {
+        let resolved = self.manifest(wanted)?;
         let config_descriptor = resolved.manifest.config();
         let config = self.config(config_descriptor)?;
         let layers = resolved.manifest.layers();
@@ -520,6 +520,10 @@ impl Store {
             })
             .collect();
         let platform = Platform::new(&config.os, &config.architecture, config.variant.as_deref());
+        if !config.os.is_empty() && platform != *wanted {
+            // As Docker: a single-platform image is pulled whatever it is built for, with a warning.
+            tracing::warn!(image = %self.image, "the image is for {platform}, not the requested {wanted}");
+        }
         Ok(PulledImage {
             manifest_digest: resolved.digest,
             config_digest: config_descriptor.digest().to_string(),

@@ -300,3 +300,30 @@ fn check_platform_selection(registry: &Registry, index: &PushedIndex) {
     home.assert_no_layers();
     assert!(home.listing("config").is_empty(), "no config was needed");
 }
+
+#[test]
+fn single_platform_image_for_another_platform_pulls_with_a_warning() -> TestResult {
+    let registry = Registry::plain();
+    let images = Images::new(&registry)?;
+    let image = images.push_busybox("demo/amd64-only", "v1", Format::Docker)?;
+    let home = ConcilHome::new(config_for(&registry));
+
+    let matching = support::pull::run(
+        &mut home.pull_command(&image.reference, &["--platform", IMAGE_PLATFORM]),
+    );
+    assert!(matching.status.success());
+    assert!(!String::from_utf8_lossy(&matching.stderr).contains("WARN"));
+
+    let other = support::pull::run(
+        &mut home.pull_command(&image.reference, &["--platform", "linux/arm64"]),
+    );
+    let stderr = String::from_utf8_lossy(&other.stderr);
+    assert!(other.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("WARN") && stderr.contains("linux/amd64") && stderr.contains("linux/arm64"),
+        "{stderr}"
+    );
+    let output: serde_json::Value = serde_json::from_slice(&other.stdout)?;
+    assert_eq!(output["platform"], IMAGE_PLATFORM);
+    Ok(())
+}
