@@ -229,6 +229,9 @@ pub struct Config {
     pub cafile: Option<PathBuf>,
     pub disable_content_trust: bool,
     pub content_trust: ContentTrust,
+    /// `cosign_check_identity`: a cosign signature counts only when its signed
+    /// `docker-reference` names the repository being pulled (default false, as cosign).
+    pub cosign_check_identity: bool,
     /// Keyed by registry name, `host` or `host:port`.
     pub remote_servers: BTreeMap<String, RemoteServer>,
     /// Notary trust pinning, kept as written for the Notary engine.
@@ -247,6 +250,7 @@ struct ConfigFile {
     cafile: Option<PathBuf>,
     disable_content_trust: Option<bool>,
     content_trust: Option<ContentTrust>,
+    cosign_check_identity: Option<bool>,
     remote_servers: Option<BTreeMap<String, RemoteServerFile>>,
     /// Checked by hand: serde's type errors quote the value, which here is a secret.
     auths: Option<Value>,
@@ -323,6 +327,7 @@ impl Config {
             cafile,
             disable_content_trust: file.disable_content_trust.unwrap_or(false),
             content_trust: file.content_trust.unwrap_or(ContentTrust::Cosign),
+            cosign_check_identity: file.cosign_check_identity.unwrap_or(false),
             remote_servers,
             trust_pinning: file.trust_pinning.filter(|pinning| !pinning.is_null()),
             auths,

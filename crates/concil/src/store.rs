@@ -547,12 +547,9 @@ impl Store {
             ContentTrust::Cosign => {
                 let repository =
                     format!("{}/{}", self.reference.registry, self.reference.repository);
-                let verified = Verifier::from_config(&self.config)?.verify(
-                    &self.client,
-                    &self.image,
-                    &repository,
-                    digest,
-                )?;
+                let verified = Verifier::from_config(&self.config)?
+                    .check_docker_reference(self.config.cosign_check_identity)
+                    .verify(&self.client, &self.image, &repository, digest)?;
                 tracing::info!(digest, key = %verified.key_name, "cosign signature verified");
                 Ok(Verification::Cosign)
             }

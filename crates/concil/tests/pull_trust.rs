@@ -32,6 +32,7 @@ const NOT_SIGNED: i32 = 10;
 const NO_TRUSTED_KEY: i32 = 11;
 const SIGNATURE_INVALID: i32 = 12;
 const WRONG_IMAGE: i32 = 13;
+const WRONG_REPOSITORY: i32 = 14;
 
 /// A concil home whose configuration reaches `registry` and says nothing about content trust,
 /// so it is on, with cosign, as by default.
@@ -589,5 +590,45 @@ fn keys_managed_through_the_cli_verify_pulls() -> TestResult {
         "pull signed by the generated key",
     );
     assert_verified_pull(&home, &image, &json);
+    Ok(())
+}
+
+#[test]
+fn signed_identity_is_checked_when_configured() -> TestResult {
+    let registry = Registry::plain();
+    let images = Images::new(&registry)?;
+    let image = images.push_busybox("trust/identity", "v1", Format::Docker)?;
+    let signer = Signer::p256();
+    // A valid signature of this very digest, made for another repository's name.
+    let other_name = format!("{}/trust/elsewhere", registry.host());
+    let layers = [SignatureLayer::signed(
+        &signer,
+        payload(&other_name, &image.manifest_digest),
+    )];
+    push_signatures(&registry, "trust/identity", &image.manifest_digest, &layers);
+
+    // On: the signed name must be this repository's (checked first: a refusal fetches no layer).
+    let home = ConcilHome::new(json!({
+        "remote_servers": {registry.host(): {"registry": registry.url().as_str()}},
+        "cosign_check_identity": true,
+    }));
+    signer.trust_in(&key_dir(&home), "release");
+    let output = pull(&home, &image.reference, &[]);
+    let error = assert_refused(
+        &registry,
+        &home,
+        &image,
+        &output,
+        WRONG_REPOSITORY,
+        Some(&image.manifest_digest),
+    );
+    assert!(error.contains("trust/elsewhere"), "{error}");
+
+    // Off (the default, as cosign): the signature counts.
+    let home = trusting_home(&registry);
+    signer.trust_in(&key_dir(&home), "release");
+    let (output, _) = succeeded(&pull(&home, &image.reference, &[]), "identity not checked");
+    assert_eq!(output["verified"], "cosign");
+
     Ok(())
 }
