@@ -284,6 +284,29 @@ impl Cache {
             .map(|path| CachedLayer { path, diff_id }))
     }
 
+    /// Makes the squashfs layer `diff_id`, already in the cache, reachable as
+    /// `layers/<blob_digest>` too (the same tar compressed another way); returns its path.
+    /// `None` if the layer is not in the cache.
+    pub fn link_blob(
+        &self,
+        blob_digest: &str,
+        diff_id: &str,
+    ) -> Result<Option<PathBuf>, CacheError> {
+        validate_digest(blob_digest)?;
+        let Some(layer) = self.layer_by_diff_id(diff_id)? else {
+            return Ok(None);
+        };
+        if blob_digest != diff_id {
+            let number = self.next_ingest.fetch_add(1, Ordering::Relaxed);
+            let temp_link = self
+                .root
+                .join(TMP_DIR)
+                .join(format!("ingest-{}-{number}.link", std::process::id()));
+            link_blob_to_layer(&self.root, &temp_link, blob_digest, diff_id)?;
+        }
+        Ok(Some(layer))
+    }
+
     /// Waits (blocking in the kernel, no polling) until this process holds the exclusive
     /// lock for `digest`.
     pub fn lock(&self, digest: &str) -> Result<LockGuard, CacheError> {
@@ -550,26 +573,7 @@ impl Ingest {
         let Some(blob_digest) = blob_digest.filter(|blob| *blob != diff_id) else {
             return Ok(layer);
         };
-        let layers = root.join(LAYERS_DIR);
-        let link = layers.join(blob_digest);
-        // Left by a dead process that had our pid and ingest number.
-        remove_if_present(&temp_link)?;
-        std::os::unix::fs::symlink(diff_id, &temp_link).map_err(|source| CacheError::Symlink {
-            path: temp_link.clone(),
-            target: diff_id.to_owned(),
-            source,
-        })?;
-        // rename replaces an existing link atomically: readers see the old or the new one.
-        if let Err(source) = fs::rename(&temp_link, &link) {
-            // Best effort: clean removes a stale temporary symlink too.
-            let _ = fs::remove_file(&temp_link);
-            return Err(CacheError::Rename {
-                from: temp_link,
-                to: link,
-                source,
-            });
-        }
-        sync_dir(&layers)?;
+        link_blob_to_layer(&root, &temp_link, blob_digest, diff_id)?;
         Ok(layer)
     }
 
@@ -859,6 +863,36 @@ fn sync_dir(dir: &Path) -> Result<(), CacheError> {
         })
 }
 
+/// Points `layers/<blob_digest>` at `layers/<diff_id>` atomically: a symlink made under the
+/// working name `temp_link` (in the cache's file system), then renamed over the final name, so
+/// readers see the old link or the new one, never none.
+fn link_blob_to_layer(
+    root: &Path,
+    temp_link: &Path,
+    blob_digest: &str,
+    diff_id: &str,
+) -> Result<(), CacheError> {
+    let layers = root.join(LAYERS_DIR);
+    let link = layers.join(blob_digest);
+    // Left by a dead process that had our pid and number.
+    remove_if_present(temp_link)?;
+    std::os::unix::fs::symlink(diff_id, temp_link).map_err(|source| CacheError::Symlink {
+        path: temp_link.to_owned(),
+        target: diff_id.to_owned(),
+        source,
+    })?;
+    if let Err(source) = fs::rename(temp_link, &link) {
+        // Best effort: clean removes a stale temporary symlink too.
+        let _ = fs::remove_file(temp_link);
+        return Err(CacheError::Rename {
+            from: temp_link.to_owned(),
+            to: link,
+            source,
+        });
+    }
+    sync_dir(&layers)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1044,6 +1078,33 @@ mod tests {
         );
         assert_eq!(cache.layer_by_blob(&digest(0x12)).unwrap(), None);
         assert_eq!(names_in(&layers), [diff_id, blob]);
+        assert!(names_in(&cache.root().join(TMP_DIR)).is_empty());
+    }
+
+    #[test]
+    fn a_second_blob_of_a_cached_layer_is_linked_to_it() {
+        let (_dir, cache) = open_cache();
+        let (diff_id, gzip, zstd) = (digest(0x30), digest(0x31), digest(0x32));
+        let path = commit_layer(&cache, b"squashfs", &diff_id, Some(&gzip));
+        assert_eq!(cache.link_blob(&zstd, &digest(0x33)).unwrap(), None);
+        assert_eq!(cache.layer_by_blob(&zstd).unwrap(), None);
+        assert_eq!(
+            cache.link_blob(&zstd, &diff_id).unwrap(),
+            Some(path.clone())
+        );
+        assert_eq!(
+            cache.layer_by_blob(&zstd).unwrap(),
+            Some(CachedLayer {
+                path,
+                diff_id: diff_id.clone()
+            })
+        );
+        assert!(matches!(
+            cache.link_blob("sha256:../../etc", &diff_id),
+            Err(CacheError::InvalidDigest { .. })
+        ));
+        let layers = cache.root().join(LAYERS_DIR);
+        assert_eq!(names_in(&layers), [diff_id, gzip, zstd]);
         assert!(names_in(&cache.root().join(TMP_DIR)).is_empty());
     }
 

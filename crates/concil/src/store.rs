@@ -613,13 +613,15 @@ impl Store {
         })
     }
 
+    /// The layer from the cache: by its blob, or by its diff_id when the same tar was pulled
+    /// before through another blob (compressed another way), which then gets its link too.
     fn cached_layer(&self, digest: &str, diff_id: &str) -> Result<Option<PathBuf>, StoreError> {
         if let Some(layer) = self.cache.layer_by_blob(digest)? {
             if layer.diff_id == diff_id {
                 return Ok(Some(layer.path));
             }
         }
-        Ok(None)
+        Ok(self.cache.link_blob(digest, diff_id)?)
     }
 
     /// Runs `layer` for every descriptor on a pool of `parallel_layers` threads; results in order.

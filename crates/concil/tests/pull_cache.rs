@@ -75,6 +75,56 @@ fn warm_pull_downloads_nothing_again() -> TestResult {
 }
 
 #[test]
+fn same_layers_compressed_another_way_are_not_downloaded_again() -> TestResult {
+    let registry = Registry::plain();
+    let images = Images::new(&registry)?;
+    let gzip = images.push_layered("cache/gzip", "v1", Format::Oci)?;
+    let zstd = images.push_layered_zstd("cache/zstd", "v1")?;
+    let diff_ids = |image: &PushedImage| {
+        image
+            .layers
+            .iter()
+            .map(|l| l.diff_id.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        diff_ids(&gzip),
+        diff_ids(&zstd),
+        "the same tars, compressed two ways"
+    );
+    let home = ConcilHome::new(config_for(&registry));
+    let platform = Platform::new("linux", "amd64", None);
+
+    let first = home.store(&gzip.reference).pull(&platform)?;
+    let second = home.store(&zstd.reference).pull(&platform)?;
+
+    for layer in &zstd.layers {
+        assert_eq!(
+            registry.count_blob_fetches(&layer.digest),
+            0,
+            "{} fetched",
+            layer.digest
+        );
+    }
+    let paths = |pulled: &concil::store::PulledImage| {
+        pulled
+            .layers
+            .iter()
+            .map(|l| l.path.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(paths(&first), paths(&second));
+    // Both blobs now lead to the one squashfs file per diff_id.
+    let layers = home.cache_dir().join("layers");
+    for layer in gzip.layers.iter().chain(&zstd.layers) {
+        let target = std::fs::read_link(layers.join(&layer.digest))?;
+        assert_eq!(target, std::path::PathBuf::from(&layer.diff_id), "{}", layer.digest);
+        assert!(layers.join(&layer.diff_id).is_file());
+    }
+    Ok(())
+}
+
+#[test]
 fn two_concurrent_pulls_share_a_cold_cache() -> TestResult {
     concurrent_pulls(2)
 }
