@@ -265,10 +265,12 @@ fn a_full_disk_stops_the_writer_with_an_error_and_its_threads_exit() {
                 first_error = Some(error);
                 break;
             }
-            // Different content each time, so nothing is de-duplicated.
-            writer
-                .add_file_data(&mut &noise(BLOCK, 7)[..], BLOCK as u64)
-                .ok();
+            // The writer thread reports the failed write to whichever call comes next: keep
+            // the first error, from either call.
+            if let Err(error) = writer.add_file_data(&mut &noise(BLOCK, 7)[..], BLOCK as u64) {
+                first_error = Some(error);
+                break;
+            }
         }
         let error = first_error.expect("1 MiB cannot hold 20 MiB of noise");
         assert!(
