@@ -678,15 +678,13 @@ impl Store {
         diff_id: &str,
         kind: LayerKind,
     ) -> Result<PathBuf, StoreError> {
-        let body = self.client.blob(digest)?;
-        let url = body.url().to_owned();
-        let mut blob = VerifyingReader::new(body, size, digest, &*self.progress);
+        let mut blob =
+            VerifyingReader::new(self.client.blob(digest)?, size, digest, &*self.progress);
         let mut ingest = self.cache.ingest()?;
         let written_diff_id = match kind {
             LayerKind::Squashfs => {
-                io::copy(&mut blob, ingest.file()).map_err(|source| {
-                    self.read_error(&blob, digest, &url, source, ingest.path().to_owned())
-                })?;
+                io::copy(&mut blob, ingest.file())
+                    .map_err(|source| blob.copy_error(source, ingest.path()))?;
                 diff_id.to_owned()
             }
             LayerKind::Tar(compression) => {
@@ -706,7 +704,7 @@ impl Store {
                     Err(source) => {
                         // A broken download shows up as a tar or decompression error; name the
                         // real cause when the body was cut short or changed.
-                        blob.finish(&url)?;
+                        blob.finish()?;
                         return Err(StoreError::Convert {
                             digest: digest.to_owned(),
                             source,
@@ -715,8 +713,8 @@ impl Store {
                 }
             }
         };
-        blob.drain(&url, digest)?;
-        blob.finish(&url)?;
+        blob.drain()?;
+        blob.finish()?;
         if written_diff_id != diff_id {
             return Err(StoreError::DiffIdMismatch {
                 digest: digest.to_owned(),
@@ -725,32 +723,6 @@ impl Store {
             });
         }
         Ok(ingest.commit_layer(diff_id, Some(digest))?)
-    }
-
-    fn read_error(
-        &self,
-        blob: &VerifyingReader<'_>,
-        digest: &str,
-        url: &str,
-        source: io::Error,
-        path: PathBuf,
-    ) -> StoreError {
-        if blob.read_failed {
-            match blob.finish(url) {
-                Err(error) => error,
-                Ok(()) => StoreError::BlobRead {
-                    digest: digest.to_owned(),
-                    url: url.to_owned(),
-                    source,
-                },
-            }
-        } else {
-            StoreError::WriteLayer {
-                digest: digest.to_owned(),
-                path,
-                source,
-            }
-        }
     }
 }
 
@@ -785,6 +757,8 @@ impl LayerKind {
 /// the manifest declares (so a registry sending too much cannot make us read forever).
 struct VerifyingReader<'a> {
     body: io::Take<crate::registry::BlobReader>,
+    /// Where the body comes from (after redirects), for errors.
+    url: String,
     hasher: Sha256,
     read: u64,
     expected_size: u64,
@@ -801,6 +775,7 @@ impl<'a> VerifyingReader<'a> {
         progress: &'a dyn Progress,
     ) -> Self {
         VerifyingReader {
+            url: body.url().to_owned(),
             body: body.take(expected_size.saturating_add(1)),
             hasher: Sha256::new(),
             read: 0,
@@ -812,30 +787,52 @@ impl<'a> VerifyingReader<'a> {
     }
 
     /// Reads what the consumer left (a gzip trailer, tar padding) so the digest covers it all.
-    fn drain(&mut self, url: &str, digest: &str) -> Result<(), StoreError> {
+    fn drain(&mut self) -> Result<(), StoreError> {
         io::copy(self, &mut io::sink())
             .map(drop)
             .map_err(|source| StoreError::BlobRead {
-                digest: digest.to_owned(),
-                url: url.to_owned(),
+                digest: self.expected_digest.to_owned(),
+                url: self.url.clone(),
                 source,
             })
     }
 
+    /// What a failed copy of the body into `path` means: a download that broke (named by
+    /// size or digest when they tell) or a write that failed.
+    fn copy_error(&self, source: io::Error, path: &std::path::Path) -> StoreError {
+        let digest = self.expected_digest.to_owned();
+        if !self.read_failed {
+            return StoreError::WriteLayer {
+                digest,
+                path: path.to_owned(),
+                source,
+            };
+        }
+        match self.finish() {
+            Err(error) => error,
+            Ok(()) => StoreError::BlobRead {
+                digest,
+                url: self.url.clone(),
+                source,
+            },
+        }
+    }
+
     /// Checks what was read so far against the descriptor: size first, then digest.
-    fn finish(&self, url: &str) -> Result<(), StoreError> {
+    fn finish(&self) -> Result<(), StoreError> {
+        let url = &self.url;
         let digest = self.expected_digest.to_owned();
         if self.read > self.expected_size {
             return Err(StoreError::BlobTooLong {
                 digest,
-                url: url.to_owned(),
+                url: url.clone(),
                 expected: self.expected_size,
             });
         }
         if self.read < self.expected_size {
             return Err(StoreError::BlobTruncated {
                 digest,
-                url: url.to_owned(),
+                url: url.clone(),
                 got: self.read,
                 expected: self.expected_size,
             });
@@ -844,7 +841,7 @@ impl<'a> VerifyingReader<'a> {
         if got != self.expected_digest {
             return Err(StoreError::BlobDigestMismatch {
                 digest,
-                url: url.to_owned(),
+                url: url.clone(),
                 got,
             });
         }
