@@ -45,6 +45,8 @@ use crate::registry::{
     Client, Descriptor, ImageManifest, Manifest, ParsedManifest, RegistryError, TlsSettings,
 };
 use crate::trust::cosign::Verifier;
+use crate::trust::notary::pinning::TrustPinning;
+use crate::trust::notary::{NotaryClient, NotaryError, NotarySettings, Wanted};
 use crate::trust::TrustError;
 
 /// concil's own media type for a layer that is already a squashfs image.
@@ -154,6 +156,8 @@ pub enum Verification {
     None,
     /// A trusted cosign key signed the manifest (or the index that led to it).
     Cosign,
+    /// Notary's signed targets gave the digest (of the manifest or the index that led to it).
+    Notary,
 }
 
 /// An image manifest chosen for a platform, with the digests it was reached by.
@@ -242,11 +246,6 @@ pub enum StoreError {
     Cache(#[from] CacheError),
     #[error(transparent)]
     Trust(#[from] TrustError),
-    #[error(
-        "{image}: content trust {mode} is configured, which this version of concil cannot verify yet; \
-         set \"disable_content_trust\": true or pass --no-verify to pull it unverified"
-    )]
-    ContentTrustUnavailable { image: String, mode: &'static str },
     #[error("{image}: no manifest for platform {wanted}; the index offers: {available}")]
     NoMatchingPlatform {
         image: String,
@@ -407,10 +406,7 @@ impl Store {
     /// Resolves the reference to the image manifest for `platform` (through an index if the
     /// reference names one) and caches the manifests by digest.
     pub fn manifest(&self, platform: &Platform) -> Result<ResolvedManifest, StoreError> {
-        let mut manifest = self.fetch_manifest(self.reference.manifest_reference())?;
-        // Trust is decided on the digest the reference resolved to, before anything in the
-        // manifest is used; an index's signature covers the children fetched by digest from it.
-        let verified = self.verify(&manifest.digest)?;
+        let (mut manifest, verified) = self.trusted_manifest()?;
         for _ in 0..MAX_INDEX_DEPTH {
             match manifest.parse()? {
                 ParsedManifest::Image(image) => {
@@ -538,25 +534,67 @@ impl Store {
         Ok(self.cache.clean(self.config.cache_timeout)?)
     }
 
-    /// Checks that `digest` is trusted as the configuration asks.
-    fn verify(&self, digest: &str) -> Result<Verification, StoreError> {
-        if !self.verify {
-            return Ok(Verification::None);
-        }
-        match self.config.content_trust {
-            ContentTrust::Cosign => {
-                let repository =
-                    format!("{}/{}", self.reference.registry, self.reference.repository);
+    /// The manifest the reference names, trusted as the configuration asks. Trust is decided
+    /// on the digest the reference resolves to, before anything in the manifest is used; an
+    /// index's trust covers the children fetched by digest from it.
+    /// - cosign: the manifest is fetched by tag, then its digest must carry a signature;
+    /// - Notary: the digest comes from Notary's signed targets first, and the manifest is
+    ///   fetched by it and checked against the signed length and hashes.
+    fn trusted_manifest(&self) -> Result<(Manifest, Verification), StoreError> {
+        let repository = format!("{}/{}", self.reference.registry, self.reference.repository);
+        match (self.verify, self.config.content_trust) {
+            (false, _) => {
+                let manifest = self.fetch_manifest(self.reference.manifest_reference())?;
+                Ok((manifest, Verification::None))
+            }
+            (true, ContentTrust::Cosign) => {
+                let manifest = self.fetch_manifest(self.reference.manifest_reference())?;
                 let verified = Verifier::from_config(&self.config)?
                     .check_docker_reference(self.config.cosign_check_identity)
-                    .verify(&self.client, &self.image, &repository, digest)?;
-                tracing::info!(digest, key = %verified.key_name, "cosign signature verified");
-                Ok(Verification::Cosign)
+                    .verify(&self.client, &self.image, &repository, &manifest.digest)?;
+                tracing::info!(digest = %manifest.digest, key = %verified.key_name, "cosign signature verified");
+                Ok((manifest, Verification::Cosign))
             }
-            ContentTrust::Notary => Err(StoreError::ContentTrustUnavailable {
-                image: self.image.clone(),
-                mode: "notary",
-            }),
+            (true, ContentTrust::Notary) => {
+                let notary_error = |source| TrustError::Notary {
+                    image: self.image.clone(),
+                    source: Box::new(source),
+                };
+                let client = NotaryClient::new(NotarySettings {
+                    server: self.config.notary_url(&self.reference.registry)?,
+                    credentials: self
+                        .config
+                        .credentials(&self.reference.registry, &self.reference.repository),
+                    tls: TlsSettings {
+                        ca_file: self.config.cafile.clone(),
+                    },
+                    trust_dir: self.config.notary_trust_dir(),
+                    pinning: TrustPinning::from_config(self.config.trust_pinning.as_ref())
+                        .map_err(notary_error)?,
+                    gun: repository,
+                })
+                .map_err(notary_error)?;
+                let wanted = match (&self.reference.tag, &self.reference.digest) {
+                    (Some(tag), _) => Wanted::Tag(tag),
+                    (None, Some(digest)) => Wanted::Digest(digest),
+                    (None, None) => Wanted::Tag("latest"),
+                };
+                let target = client.target(wanted).map_err(notary_error)?;
+                if let Some(pinned) = self.reference.digest.as_ref().filter(|d| **d != target.digest) {
+                    return Err(notary_error(NotaryError::TargetNotSigned {
+                        gun: target.gun,
+                        what: format!(
+                            "digest {pinned} (tag {} is signed as {})",
+                            target.name, target.digest
+                        ),
+                        roles: vec![target.role],
+                    })
+                    .into());
+                }
+                let manifest = self.fetch_manifest(&target.digest)?;
+                target.check_manifest(&manifest.bytes).map_err(notary_error)?;
+                Ok((manifest, Verification::Notary))
+            }
         }
     }
 

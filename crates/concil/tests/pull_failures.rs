@@ -9,6 +9,8 @@ mod support;
 use std::error::Error;
 
 use concil::store::{Platform, StoreError};
+use concil::trust::notary::NotaryError;
+use concil::trust::TrustError;
 use serde_json::{json, Value};
 use support::images::{Format, Images, PushedImage};
 use support::proxy::{BlobFault, Fault, Proxy};
@@ -236,11 +238,11 @@ fn wrong_diff_id_in_config_is_refused() -> TestResult {
     Ok(())
 }
 
-/// Content trust that is required (not disabled) but cannot be checked by this version
-/// (Notary v1: not implemented yet) refuses the pull before any config or layer is fetched,
-/// with an error saying how to pull unverified. This changes when Notary verification lands.
+/// Notary content trust that cannot be checked (no server answers, nothing cached) refuses
+/// the pull before the manifest, config or any layer is fetched, with its own exit status;
+/// `--no-verify` then pulls and says so.
 #[test]
-fn pull_refuses_when_trust_required_but_unavailable() -> TestResult {
+fn pull_refuses_when_notary_is_unreachable() -> TestResult {
     let registry = Registry::plain();
     let images = Images::new(&registry)?;
     let image = images.push_busybox("failures/trust", "v1", Format::Docker)?;
@@ -250,25 +252,35 @@ fn pull_refuses_when_trust_required_but_unavailable() -> TestResult {
         .and_then(|object| object.remove("disable_content_trust"))
         .ok_or("config_for disables content trust")?;
     config["content_trust"] = json!("notary");
+    // Nothing listens there.
+    config["remote_servers"][registry.host()]["notary"] =
+        json!(format!("https://127.0.0.1:{}", support::registry::free_port()));
     let home = ConcilHome::new(config);
+    let pushed_lines = registry.log_lines().len();
 
     let error = home
         .store(&image.reference)
         .pull(&Platform::host())
         .expect_err("trust is required");
     assert!(
-        matches!(&error, StoreError::ContentTrustUnavailable { image: name, mode: "notary" }
-            if name.contains("failures/trust")),
+        matches!(&error, StoreError::Trust(TrustError::Notary { image: name, source })
+            if name.contains("failures/trust") && matches!(**source, NotaryError::Unreachable { .. })),
         "{error:?}"
     );
 
-    let cli = home.pull_failure(&image.reference, &[]).error;
-    assert!(cli.contains("content trust"), "{cli}");
-    assert!(
-        cli.contains("disable_content_trust"),
-        "says how to go on: {cli}"
+    let failure = home.pull_failure(&image.reference, &[]);
+    assert_eq!(failure.code, Some(19), "{}", failure.error);
+    let cli = failure.error;
+    assert!(cli.contains("cannot be reached"), "{cli}");
+    assert!(cli.contains("failures/trust"), "{cli}");
+    assert_eq!(
+        registry.log_lines()[pushed_lines..]
+            .iter()
+            .filter(|line| line.contains("/manifests/"))
+            .count(),
+        0,
+        "the manifest is fetched only by the digest Notary signed"
     );
-    assert!(cli.contains("--no-verify"), "says how to go on: {cli}");
     home.assert_no_layers();
     assert!(
         home.listing("config").is_empty(),

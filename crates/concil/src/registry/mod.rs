@@ -219,29 +219,39 @@ impl Client {
         tls: &TlsSettings,
         allow_http_fallback: bool,
     ) -> Result<Client, RegistryError> {
-        let invalid_url = |reason| RegistryError::InvalidUrl {
-            url: redact(&base_url),
-            reason,
-        };
-        if !matches!(base_url.scheme(), "http" | "https") {
-            return Err(invalid_url("the scheme must be https or http"));
-        }
-        if base_url.host_str().is_none_or(str::is_empty) {
-            return Err(invalid_url("no host"));
-        }
-        let mut configured_base = base_url.clone();
-        configured_base.set_path("/");
-        let _ = configured_base.set_username("");
-        let _ = configured_base.set_password(None);
-        configured_base.set_query(None);
-        configured_base.set_fragment(None);
+        let configured_base = configured_base(base_url)?;
         check_repository(repository)?;
+        Client::for_name(configured_base, repository, credentials, tls, allow_http_fallback)
+    }
+
+    /// A client for a Notary server at `base_url` serving the trust data of `gun`
+    /// (`host[:port]/repository`, how Docker names a repository's trust collection). Notary
+    /// speaks the registry's auth protocol (a pull token for `repository:<gun>:pull`), so
+    /// everything but the name is as in [`Client::new`]; no plain-HTTP fallback.
+    pub fn notary(
+        base_url: Url,
+        gun: &str,
+        credentials: Option<Credentials>,
+        tls: &TlsSettings,
+    ) -> Result<Client, RegistryError> {
+        let configured_base = configured_base(base_url)?;
+        check_gun(gun)?;
+        Client::for_name(configured_base, gun, credentials, tls, false)
+    }
+
+    fn for_name(
+        configured_base: Url,
+        name: &str,
+        credentials: Option<Credentials>,
+        tls: &TlsSettings,
+        allow_http_fallback: bool,
+    ) -> Result<Client, RegistryError> {
         Ok(Client {
             inner: Arc::new(Inner {
                 transport: Transport::new(tls)?,
                 registry: host_port(&configured_base),
                 configured_base,
-                repository: repository.to_owned(),
+                repository: name.to_owned(),
                 credentials,
                 allow_http_fallback,
                 session: Mutex::new(None),
@@ -320,6 +330,25 @@ impl Client {
             bytes,
             media_type,
         }))
+    }
+
+    /// A Notary (TUF) metadata file of this client's trust collection, as served:
+    /// `GET /v2/<gun>/_trust/tuf/<name>.json` where `name` is a role (`root`, `timestamp`,
+    /// `targets/releases`) optionally followed by `.<hex checksum>` (Notary's consistent
+    /// names). `None` when the server answers 404. At most `max_size` bytes.
+    pub fn trust_metadata(
+        &self,
+        name: &str,
+        max_size: u64,
+    ) -> Result<Option<Vec<u8>>, RegistryError> {
+        check_metadata_name(name)?;
+        let path = format!("v2/{}/_trust/tuf/{name}.json", self.inner.repository);
+        let Fetched { response, url } = self.inner.get(&path, Some("application/json"))?;
+        if response.status() == 404 {
+            return Ok(None);
+        }
+        let response = expect_ok(response, &url)?;
+        read_limited(response, &url, max_size).map(Some)
     }
 
     /// Starts downloading a blob (`sha256:<hex>`) and returns its body as a stream.
@@ -670,6 +699,28 @@ fn manifest_media_type(
     Ok(media_type.to_owned())
 }
 
+/// `scheme://host[:port]/` of a base URL: any path, query and user info dropped (credentials
+/// come only from the configuration's auths).
+fn configured_base(base_url: Url) -> Result<Url, RegistryError> {
+    let invalid_url = |reason| RegistryError::InvalidUrl {
+        url: redact(&base_url),
+        reason,
+    };
+    if !matches!(base_url.scheme(), "http" | "https") {
+        return Err(invalid_url("the scheme must be https or http"));
+    }
+    if base_url.host_str().is_none_or(str::is_empty) {
+        return Err(invalid_url("no host"));
+    }
+    let mut configured_base = base_url.clone();
+    configured_base.set_path("/");
+    let _ = configured_base.set_username("");
+    let _ = configured_base.set_password(None);
+    configured_base.set_query(None);
+    configured_base.set_fragment(None);
+    Ok(configured_base)
+}
+
 fn invalid_name(what: &'static str, value: &str, reason: &'static str) -> RegistryError {
     RegistryError::InvalidName {
         what,
@@ -730,6 +781,46 @@ fn check_repository(repository: &str) -> Result<(), RegistryError> {
             "repository",
             repository,
             "expected lowercase path components like library/alpine",
+        ));
+    }
+    Ok(())
+}
+
+/// A Notary GUN: `host[:port]/` and a repository (what keeps it inside `/v2/<gun>/_trust/`).
+fn check_gun(gun: &str) -> Result<(), RegistryError> {
+    let (host, repository) = gun
+        .split_once('/')
+        .ok_or_else(|| invalid_name("trust collection", gun, "expected host[:port]/repository"))?;
+    let host_ok = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
+        && !host.contains("..");
+    if !host_ok {
+        return Err(invalid_name(
+            "trust collection",
+            gun,
+            "expected host[:port]/repository",
+        ));
+    }
+    check_repository(repository)
+}
+
+/// A TUF role name (`root`, `targets/releases`), optionally with `.<hex checksum>`.
+fn check_metadata_name(name: &str) -> Result<(), RegistryError> {
+    let ok = !name.is_empty()
+        && name.len() <= 255
+        && name
+            .split('/')
+            .all(|part| !part.is_empty() && !part.starts_with('.'))
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'/'));
+    if !ok {
+        return Err(invalid_name(
+            "trust metadata name",
+            name,
+            "expected a TUF role name like targets/releases",
         ));
     }
     Ok(())
@@ -801,6 +892,18 @@ mod tests {
             &format!("sha256:{}", "A".repeat(64)),
         ] {
             assert!(check_digest(bad).is_err(), "{bad}");
+        }
+        for good in ["docker.io/library/x", "127.0.0.1:5000/a/b", "[::1]:4443/r"] {
+            assert!(check_gun(good).is_ok(), "{good}");
+        }
+        for bad in ["library/x/", "x", "/x", "h../x", "h/../x", "h?/x", "h/X"] {
+            assert!(check_gun(bad).is_err(), "{bad}");
+        }
+        for good in ["root", "targets/releases", "snapshot.0af3", "targets.abc-1"] {
+            assert!(check_metadata_name(good).is_ok(), "{good}");
+        }
+        for bad in ["", "../root", "targets//x", "a/.x", "root.json?x", "a b"] {
+            assert!(check_metadata_name(bad).is_err(), "{bad}");
         }
     }
 

@@ -5,6 +5,8 @@
 //!   configuration's key directory ([`cosign::Verifier`]); [`bundle`]: the bundle half.
 //! - [`keys`]: the public keys and signature schemes cosign uses.
 //! - [`key_management`]: listing, importing and generating keys (for the CLI).
+//! - [`notary`]: Notary v1 (Docker Content Trust), a TUF client that answers which digest a
+//!   tag must have ([`notary::NotaryClient`]).
 //!
 //! Each check answers "this digest is trusted" or a [`TrustError`] saying why not. The part
 //! talks to the registry through [`crate::registry::Client`] and knows nothing of the cache:
@@ -16,6 +18,7 @@ pub mod bundle;
 pub mod cosign;
 pub mod key_management;
 pub mod keys;
+pub mod notary;
 
 use std::path::PathBuf;
 
@@ -117,6 +120,14 @@ pub enum TrustError {
     #[error("cannot generate a key pair: {reason}")]
     KeyGeneration { reason: String },
 
+    /// Notary does not vouch for the tag (or could not be asked); `source` says how.
+    #[error("{image}: Notary content trust: {source}")]
+    Notary {
+        image: String,
+        #[source]
+        source: Box<notary::NotaryError>,
+    },
+
     /// Talking to the registry failed (other than the signature tag being absent).
     #[error("{image}: fetching cosign signatures failed")]
     Registry {
@@ -137,6 +148,7 @@ impl TrustError {
             TrustError::WrongImage { .. } => 13,
             TrustError::WrongRepository { .. } => 14,
             TrustError::KeyFile { .. } | TrustError::KeyDirectory { .. } => 15,
+            TrustError::Notary { source, .. } => source.exit_code(),
             TrustError::Registry { .. }
             | TrustError::InvalidKeyName { .. }
             | TrustError::KeyExists { .. }

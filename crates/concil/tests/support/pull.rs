@@ -335,11 +335,12 @@ fn read_in_background<R: Read + Send + 'static>(pipe: Option<R>) -> JoinHandle<V
     })
 }
 
-/// A command that failed: its one `error: …` line, and all it wrote on stderr.
+/// A command that failed: its one `error: …` line, all it wrote on stderr, its exit status.
 #[derive(Debug)]
 pub struct Failure {
     pub error: String,
     pub stderr: String,
+    pub code: Option<i32>,
 }
 
 /// Checks that a command failed as the CLI contract says (non-zero exit, nothing on stdout,
@@ -366,6 +367,7 @@ pub fn expect_failure(output: &Output, what: &str) -> Failure {
     Failure {
         error: (*error).to_owned(),
         stderr,
+        code: output.status.code(),
     }
 }
 

@@ -1,0 +1,280 @@
+//! Notary's key types and signature methods, on the public keys of [`crate::trust::keys`].
+//!
+//! | keytype | `keyval.public` (base64 of) |
+//! |---|---|
+//! | `ecdsa`, `rsa` | DER SubjectPublicKeyInfo |
+//! | `ecdsa-x509`, `rsa-x509` | a PEM certificate (chain: leaf first) |
+//! | `ed25519` | the 32 raw key bytes |
+//!
+//! | method | signature |
+//! |---|---|
+//! | `ecdsa` | raw `r ‖ s` over SHA-256 of the message, whatever the curve |
+//! | `eddsa` | Ed25519 |
+//! | `rsapss` (and PyCrypto's `pycrypto-pkcs#1 pss`) | RSASSA-PSS, SHA-256 |
+//! | `rsapkcs1v15` | RSASSA-PKCS1-v1_5, SHA-256 |
+//!
+//! A key's ID is the hex SHA-256 of its canonical JSON
+//! `{"keytype":…,"keyval":{"private":null,"public":…}}`; a key listed under another ID is
+//! not used, so one key can never be counted twice towards a threshold.
+//!
+//! Written here rather than taken from a crate: no maintained Rust crate speaks Notary's TUF
+//! dialect (`tough` and `tuf` implement the TUF specification's key formats and canonical
+//! JSON, not Notary's x509 keys, raw ECDSA signatures and base64 hashes).
+
+use base64::Engine as _;
+use x509_cert::der::{self, Encode as _};
+use p256::ecdsa::signature::hazmat::PrehashVerifier as _;
+use p256::ecdsa::signature::Verifier as _;
+use sha2::{Digest as _, Sha256, Sha384, Sha512};
+use x509_cert::Certificate;
+
+use super::metadata::Key;
+use crate::trust::keys::PublicKey;
+
+const OID_ECDSA_SHA256: der::asn1::ObjectIdentifier =
+    der::asn1::ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
+const OID_ECDSA_SHA384: der::asn1::ObjectIdentifier =
+    der::asn1::ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.3");
+const OID_RSA_SHA256: der::asn1::ObjectIdentifier =
+    der::asn1::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.11");
+const OID_RSA_SHA384: der::asn1::ObjectIdentifier =
+    der::asn1::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.12");
+const OID_RSA_SHA512: der::asn1::ObjectIdentifier =
+    der::asn1::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.13");
+
+/// A usable TUF key: its ID, the public key, and for `-x509` types the certificates.
+#[derive(Debug, Clone)]
+pub struct TufKey {
+    pub id: String,
+    pub key: PublicKey,
+    /// Leaf first; empty for bare keys.
+    pub certificates: Vec<Certificate>,
+}
+
+/// The ID Notary gives a key.
+pub fn key_id(key: &Key) -> String {
+    let canonical = serde_json::json!({
+        "keytype": key.keytype,
+        "keyval": {"private": null, "public": key.keyval.public},
+    });
+    // serde_json writes maps with sorted keys and no whitespace: canonical JSON for these
+    // ASCII strings.
+    hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
+}
+
+/// Parses the key listed under `id`; the error says why it cannot be used.
+pub fn parse_key(id: &str, key: &Key) -> Result<TufKey, String> {
+    if key_id(key) != id {
+        return Err(format!("key {id} is listed under an ID that is not its own"));
+    }
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(&key.keyval.public)
+        .map_err(|e| format!("key {id}: public key is not base64: {e}"))?;
+    let bad = |reason: String| format!("key {id} ({}): {reason}", key.keytype);
+    let (public, certificates) = match key.keytype.as_str() {
+        "ecdsa" | "rsa" => (
+            PublicKey::from_der(&raw).map_err(|e| bad(e.to_string()))?,
+            Vec::new(),
+        ),
+        "ecdsa-x509" | "rsa-x509" => {
+            let certificates =
+                Certificate::load_pem_chain(&raw).map_err(|e| bad(format!("certificate: {e}")))?;
+            let leaf = certificates
+                .first()
+                .ok_or_else(|| bad("no certificate".to_owned()))?;
+            let spki = leaf
+                .tbs_certificate()
+                .subject_public_key_info()
+                .to_der()
+                .map_err(|e| bad(e.to_string()))?;
+            (
+                PublicKey::from_der(&spki).map_err(|e| bad(e.to_string()))?,
+                certificates,
+            )
+        }
+        "ed25519" => {
+            let bytes: [u8; 32] = raw
+                .as_slice()
+                .try_into()
+                .map_err(|_| bad(format!("{} bytes, expected 32", raw.len())))?;
+            let key = ed25519_dalek::VerifyingKey::from_bytes(&bytes)
+                .map_err(|e| bad(e.to_string()))?;
+            (PublicKey::Ed25519(key), Vec::new())
+        }
+        other => return Err(format!("key {id}: unsupported key type {other:?}")),
+    };
+    let expected_family = match key.keytype.as_str() {
+        "ecdsa" | "ecdsa-x509" => matches!(public, PublicKey::EcdsaP256(_) | PublicKey::EcdsaP384(_)),
+        "rsa" | "rsa-x509" => matches!(public, PublicKey::Rsa(_)),
+        _ => true,
+    };
+    if !expected_family {
+        return Err(bad(format!("holds a {} key", public.algorithm())));
+    }
+    Ok(TufKey {
+        id: id.to_owned(),
+        key: public,
+        certificates,
+    })
+}
+
+impl TufKey {
+    /// Whether `signature` (raw bytes) by `method` is this key's signature of `message`.
+    pub fn verifies(&self, method: &str, message: &[u8], signature: &[u8]) -> bool {
+        match (method, &self.key) {
+            ("ecdsa", PublicKey::EcdsaP256(key)) => p256::ecdsa::Signature::from_slice(signature)
+                .is_ok_and(|s| key.verify(message, &s).is_ok()),
+            ("ecdsa", PublicKey::EcdsaP384(key)) => p384::ecdsa::Signature::from_slice(signature)
+                .is_ok_and(|s| key.verify_prehash(&Sha256::digest(message), &s).is_ok()),
+            ("eddsa", PublicKey::Ed25519(key)) => ed25519_dalek::Signature::from_slice(signature)
+                .is_ok_and(|s| key.verify(message, &s).is_ok()),
+            ("rsapss" | "pycrypto-pkcs#1 pss", PublicKey::Rsa(key)) => {
+                rsa::pss::Signature::try_from(signature).is_ok_and(|s| {
+                    rsa::pss::VerifyingKey::<Sha256>::new_with_auto_salt_len(key.clone())
+                        .verify(message, &s)
+                        .is_ok()
+                })
+            }
+            ("rsapkcs1v15", PublicKey::Rsa(key)) => {
+                rsa::pkcs1v15::Signature::try_from(signature).is_ok_and(|s| {
+                    rsa::pkcs1v15::VerifyingKey::<Sha256>::new(key.clone())
+                        .verify(message, &s)
+                        .is_ok()
+                })
+            }
+            _ => false,
+        }
+    }
+
+    /// For `-x509` keys: whether the leaf certificate is valid at `now` (seconds since the
+    /// epoch). Notary does not count signatures by keys whose certificate has expired.
+    pub fn certificate_valid_at(&self, now: i64) -> Result<(), String> {
+        let Some(leaf) = self.certificates.first() else {
+            return Ok(());
+        };
+        check_validity(leaf, now).map_err(|reason| format!("key {}: {reason}", self.id))
+    }
+
+    /// Whether the key's certificate chains (through the intermediates sent with it) to one of
+    /// `anchors`, every certificate on the way valid at `now`.
+    pub fn chains_to(&self, anchors: &[Certificate], now: i64) -> Result<(), String> {
+        let Some(leaf) = self.certificates.first() else {
+            return Err(format!("key {} is not a certificate", self.id));
+        };
+        let mut current = leaf;
+        // Leaf, then at most a few intermediates.
+        for _ in 0..=self.certificates.len() {
+            check_validity(current, now)?;
+            let issuer = current.tbs_certificate().issuer();
+            if let Some(anchor) = anchors.iter().find(|a| {
+                a.tbs_certificate().subject() == issuer && issued_by(current, a)
+            }) {
+                return check_validity(anchor, now);
+            }
+            match self.certificates.iter().find(|c| {
+                !std::ptr::eq(*c, current)
+                    && c.tbs_certificate().subject() == issuer
+                    && issued_by(current, c)
+            }) {
+                Some(intermediate) => current = intermediate,
+                None => break,
+            }
+        }
+        Err(format!(
+            "the certificate of key {} ({}) is not issued by a pinned CA",
+            self.id,
+            leaf.tbs_certificate().subject()
+        ))
+    }
+}
+
+fn check_validity(certificate: &Certificate, now: i64) -> Result<(), String> {
+    let validity = certificate.tbs_certificate().validity();
+    let secs = |t: &x509_cert::time::Time| {
+        i64::try_from(t.to_unix_duration().as_secs()).unwrap_or(i64::MAX)
+    };
+    if now < secs(&validity.not_before) || now > secs(&validity.not_after) {
+        return Err(format!(
+            "certificate {} is valid from {} to {}",
+            certificate.tbs_certificate().subject(),
+            validity.not_before,
+            validity.not_after
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `issuer`'s key made `certificate`'s signature.
+fn issued_by(certificate: &Certificate, issuer: &Certificate) -> bool {
+    let Ok(tbs) = certificate.tbs_certificate().to_der() else {
+        return false;
+    };
+    let Some(signature) = certificate.signature().as_bytes() else {
+        return false;
+    };
+    let Ok(spki) = issuer.tbs_certificate().subject_public_key_info().to_der() else {
+        return false;
+    };
+    let Ok(key) = PublicKey::from_der(&spki) else {
+        return false;
+    };
+    let algorithm = certificate.signature_algorithm().oid;
+    match key {
+        PublicKey::EcdsaP256(key) => {
+            let Ok(signature) = p256::ecdsa::Signature::from_der(signature) else {
+                return false;
+            };
+            let digest = if algorithm == OID_ECDSA_SHA256 {
+                Sha256::digest(&tbs).to_vec()
+            } else if algorithm == OID_ECDSA_SHA384 {
+                Sha384::digest(&tbs).to_vec()
+            } else {
+                return false;
+            };
+            key.verify_prehash(&digest, &signature).is_ok()
+        }
+        PublicKey::EcdsaP384(key) => {
+            let Ok(signature) = p384::ecdsa::Signature::from_der(signature) else {
+                return false;
+            };
+            let digest = if algorithm == OID_ECDSA_SHA256 {
+                Sha256::digest(&tbs).to_vec()
+            } else if algorithm == OID_ECDSA_SHA384 {
+                Sha384::digest(&tbs).to_vec()
+            } else {
+                return false;
+            };
+            key.verify_prehash(&digest, &signature).is_ok()
+        }
+        PublicKey::Rsa(key) => {
+            let Ok(signature) = rsa::pkcs1v15::Signature::try_from(signature) else {
+                return false;
+            };
+            if algorithm == OID_RSA_SHA256 {
+                rsa::pkcs1v15::VerifyingKey::<Sha256>::new(key)
+                    .verify(&tbs, &signature)
+                    .is_ok()
+            } else if algorithm == OID_RSA_SHA384 {
+                rsa::pkcs1v15::VerifyingKey::<Sha384>::new(key)
+                    .verify(&tbs, &signature)
+                    .is_ok()
+            } else if algorithm == OID_RSA_SHA512 {
+                rsa::pkcs1v15::VerifyingKey::<Sha512>::new(key)
+                    .verify(&tbs, &signature)
+                    .is_ok()
+            } else {
+                false
+            }
+        }
+        PublicKey::Ed25519(_) => false,
+    }
+}
+
+/// Parses the certificates of a PEM file (a `trust_pinning.ca` file).
+pub fn load_certificates(pem: &[u8]) -> Result<Vec<Certificate>, String> {
+    let certificates = Certificate::load_pem_chain(pem).map_err(|e| e.to_string())?;
+    if certificates.is_empty() {
+        return Err("no certificate".to_owned());
+    }
+    Ok(certificates)
+}

@@ -1,0 +1,662 @@
+//! Notary v1 (Docker Content Trust): which digest a tag must have, from TUF metadata.
+//!
+//! # The update, as Notary's client does it
+//! For the trust collection (GUN) `host[:port]/repository`, from
+//! `<server>/v2/<gun>/_trust/tuf/`:
+//! 1. `root.json`: trusted if a threshold of its own root keys signed it and, the first time
+//!    (nothing cached), if `trust_pinning` allows it ([`pinning`]): pinned root certificate
+//!    IDs, a CA the root certificate must chain to, or trust on first use. Pinning is checked
+//!    on every root, not only the first. A root that differs from the cached one must be a
+//!    higher version signed by a threshold of the cached root's keys as well as its own
+//!    (rotation).
+//! 2. `timestamp.json`, signed by the root's timestamp keys.
+//! 3. `snapshot.<sha256>.json`, the length and hashes the timestamp lists, signed by the
+//!    snapshot keys; the root must be the one it lists.
+//! 4. `targets.<sha256>.json` as the snapshot lists it, signed by the targets keys, and the
+//!    `targets/releases` delegation (Docker's signers) the same way, signed by the keys the
+//!    targets role delegates to. A tag is looked up in `targets/releases`, then `targets`.
+//!
+//! Every file must be unexpired, signed by its role's threshold (signatures over the
+//! `signed` member exactly as served; key types and methods in [`keys`]) and not older than
+//! the version cached before (rollback). Files are fetched by checksum (Notary's consistent
+//! names) so a publish between two requests cannot mix versions. Only after the whole chain
+//! verifies is it written to the cache, `<trust dir>/tuf/<gun>/metadata/<role>.json`
+//! (Docker's layout). When the server cannot be reached, the cached chain is verified the
+//! same way and used if it has not expired, with a warning.
+//!
+//! The store then fetches the manifest by the trusted digest and checks it against the
+//! target's length and hashes ([`NotaryTarget::check_manifest`]).
+
+mod error;
+pub mod keys;
+pub mod metadata;
+pub mod pinning;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use url::Url;
+
+use crate::config::Credentials;
+use crate::registry::{Client, RegistryError, TlsSettings};
+pub use error::NotaryError;
+use metadata::{
+    FileMeta, Key, Role, RoleKeys, Root, SignedFile, Snapshot, Targets, Timestamp, RELEASES,
+    ROOT, SNAPSHOT, TARGETS, TIMESTAMP,
+};
+use pinning::{Anchor, TrustPinning};
+
+/// Root and timestamp have no signed length; larger files than this are refused.
+const MAX_UNLISTED_METADATA_SIZE: u64 = 8 * 1024 * 1024;
+
+/// Where and how to ask.
+#[derive(Debug, Clone)]
+pub struct NotarySettings {
+    /// The Notary server (`Config::notary_url`).
+    pub server: Url,
+    /// `host[:port]/repository`.
+    pub gun: String,
+    pub credentials: Option<Credentials>,
+    pub tls: TlsSettings,
+    /// The trust directory (`Config::notary_trust_dir`).
+    pub trust_dir: PathBuf,
+    pub pinning: TrustPinning,
+}
+
+/// What to look up.
+#[derive(Debug, Clone, Copy)]
+pub enum Wanted<'a> {
+    Tag(&'a str),
+    /// A `sha256:` digest that some signed tag must have.
+    Digest(&'a str),
+}
+
+/// A signed target: the digest a tag must have, with what was signed about it.
+#[derive(Debug, Clone)]
+pub struct NotaryTarget {
+    pub gun: String,
+    /// The tag (target name).
+    pub name: String,
+    /// The role that signed it (`targets/releases` or `targets`).
+    pub role: String,
+    /// `sha256:<hex>`.
+    pub digest: String,
+    meta: FileMeta,
+}
+
+impl NotaryTarget {
+    /// Checks the manifest fetched by [`Self::digest`] against every signed hash and the
+    /// signed length.
+    pub fn check_manifest(&self, bytes: &[u8]) -> Result<(), NotaryError> {
+        metadata::check_file(bytes, &self.meta).map_err(|detail| NotaryError::ManifestMismatch {
+            gun: self.gun.clone(),
+            target: self.name.clone(),
+            digest: self.digest.clone(),
+            detail,
+        })
+    }
+}
+
+/// A Notary client for one trust collection.
+#[derive(Debug)]
+pub struct NotaryClient {
+    gun: String,
+    server: String,
+    client: Client,
+    metadata_dir: PathBuf,
+    pinning: TrustPinning,
+}
+
+/// A verified chain of metadata.
+struct Trusted {
+    root: SignedFile<Root>,
+    timestamp: SignedFile<Timestamp>,
+    snapshot: SignedFile<Snapshot>,
+    targets: SignedFile<Targets>,
+    releases: Option<SignedFile<Targets>>,
+}
+
+/// The metadata cached for the collection, as files (any of them may be missing).
+#[derive(Default)]
+struct Cached {
+    files: BTreeMap<&'static str, Vec<u8>>,
+}
+
+impl Cached {
+    fn version<T: Role>(&self, role: &str) -> Option<u64> {
+        let bytes = self.files.get(role)?.clone();
+        metadata::parse::<T>(bytes)
+            .ok()
+            .map(|file| file.signed.common().version)
+    }
+}
+
+/// Where a role's file comes from: the server (by checksum when it is listed) or the cache.
+type Fetch<'a> = dyn FnMut(&'static str, Option<&FileMeta>) -> Result<Option<Vec<u8>>, NotaryError> + 'a;
+
+impl NotaryClient {
+    pub fn new(settings: NotarySettings) -> Result<NotaryClient, NotaryError> {
+        let server = settings.server.to_string();
+        let client = Client::notary(
+            settings.server,
+            &settings.gun,
+            settings.credentials,
+            &settings.tls,
+        )
+        .map_err(|source| NotaryError::Server {
+            gun: settings.gun.clone(),
+            role: ROOT.to_owned(),
+            source: Box::new(source),
+        })?;
+        Ok(NotaryClient {
+            metadata_dir: settings
+                .trust_dir
+                .join("tuf")
+                .join(&settings.gun)
+                .join("metadata"),
+            gun: settings.gun,
+            server,
+            client,
+            pinning: settings.pinning,
+        })
+    }
+
+    /// The signed target for `wanted`, after updating the trust data.
+    pub fn target(&self, wanted: Wanted<'_>) -> Result<NotaryTarget, NotaryError> {
+        let trusted = self.update()?;
+        self.find(&trusted, wanted)
+    }
+
+    fn update(&self) -> Result<Trusted, NotaryError> {
+        let cached = self.load_cached()?;
+        let root = match self.client.trust_metadata(ROOT, MAX_UNLISTED_METADATA_SIZE) {
+            Ok(Some(root)) => root,
+            Ok(None) => {
+                return Err(NotaryError::NotPublished {
+                    gun: self.gun.clone(),
+                    server: self.server.clone(),
+                })
+            }
+            Err(error) if is_unreachable(&error) => return self.offline(&cached, error),
+            Err(source) => return Err(self.server_error(ROOT, source)),
+        };
+        let mut fetch = |role: &'static str, meta: Option<&FileMeta>| self.fetch(role, meta);
+        let trusted = self.verify_chain(root, &cached, &mut fetch)?;
+        self.save(&trusted)?;
+        Ok(trusted)
+    }
+
+    /// The cached chain, verified as if served, when the server cannot be reached.
+    fn offline(&self, cached: &Cached, error: RegistryError) -> Result<Trusted, NotaryError> {
+        let unreachable = |error| NotaryError::Unreachable {
+            gun: self.gun.clone(),
+            server: self.server.clone(),
+            source: Box::new(error),
+        };
+        let Some(root) = cached.files.get(ROOT).cloned() else {
+            return Err(unreachable(error));
+        };
+        let mut from_cache =
+            |role: &'static str, _: Option<&FileMeta>| Ok(cached.files.get(role).cloned());
+        match self.verify_chain(root, cached, &mut from_cache) {
+            Ok(trusted) => {
+                tracing::warn!(gun = %self.gun, server = %self.server, %error,
+                    "Notary server unreachable; using cached trust data that has not expired");
+                Ok(trusted)
+            }
+            Err(problem) => {
+                tracing::warn!(gun = %self.gun, %problem, "cached trust data is not usable");
+                Err(unreachable(error))
+            }
+        }
+    }
+
+    /// Verifies root → timestamp → snapshot → targets (→ releases), each file from `fetch`.
+    fn verify_chain(
+        &self,
+        root: Vec<u8>,
+        cached: &Cached,
+        fetch: &mut Fetch<'_>,
+    ) -> Result<Trusted, NotaryError> {
+        let now = metadata::now();
+        let root = self.trusted_root(root, cached, now)?;
+
+        let timestamp = self.required(fetch, TIMESTAMP, None)?;
+        let timestamp = self.parse::<Timestamp>(TIMESTAMP, timestamp)?;
+        self.check_role(&timestamp, TIMESTAMP, &root.signed.keys, self.role_keys(&root, TIMESTAMP)?, now)?;
+        self.check_fresh(&timestamp, TIMESTAMP, cached.version::<Timestamp>(TIMESTAMP), now)?;
+
+        let snapshot_meta = self.listed(&timestamp.signed.meta, SNAPSHOT, TIMESTAMP)?;
+        let snapshot = self.required(fetch, SNAPSHOT, Some(snapshot_meta))?;
+        self.check_listed(&snapshot, snapshot_meta, SNAPSHOT, TIMESTAMP)?;
+        let snapshot = self.parse::<Snapshot>(SNAPSHOT, snapshot)?;
+        self.check_role(&snapshot, SNAPSHOT, &root.signed.keys, self.role_keys(&root, SNAPSHOT)?, now)?;
+        self.check_fresh(&snapshot, SNAPSHOT, cached.version::<Snapshot>(SNAPSHOT), now)?;
+        if let Some(root_meta) = snapshot.signed.meta.get(ROOT) {
+            self.check_listed(&root.bytes, root_meta, ROOT, SNAPSHOT)?;
+        }
+
+        let targets_meta = self.listed(&snapshot.signed.meta, TARGETS, SNAPSHOT)?;
+        let targets = self.required(fetch, TARGETS, Some(targets_meta))?;
+        self.check_listed(&targets, targets_meta, TARGETS, SNAPSHOT)?;
+        let targets = self.parse::<Targets>(TARGETS, targets)?;
+        self.check_role(&targets, TARGETS, &root.signed.keys, self.role_keys(&root, TARGETS)?, now)?;
+        self.check_fresh(&targets, TARGETS, cached.version::<Targets>(TARGETS), now)?;
+
+        let releases = match (
+            delegation(&targets.signed, RELEASES),
+            snapshot.signed.meta.get(RELEASES),
+        ) {
+            (Some((keys, role)), Some(meta)) => {
+                let releases = self.required(fetch, RELEASES, Some(meta))?;
+                self.check_listed(&releases, meta, RELEASES, SNAPSHOT)?;
+                let releases = self.parse::<Targets>(RELEASES, releases)?;
+                self.check_role(&releases, RELEASES, keys, &role.keys, now)?;
+                self.check_fresh(&releases, RELEASES, cached.version::<Targets>(RELEASES), now)?;
+                Some(releases)
+            }
+            _ => None,
+        };
+        Ok(Trusted {
+            root,
+            timestamp,
+            snapshot,
+            targets,
+            releases,
+        })
+    }
+
+    /// The root, trusted by its own threshold, pinning, and the cached root (rotation).
+    fn trusted_root(
+        &self,
+        served: Vec<u8>,
+        cached: &Cached,
+        now: i64,
+    ) -> Result<SignedFile<Root>, NotaryError> {
+        let root = self.parse::<Root>(ROOT, served)?;
+        let own_keys = self.role_keys(&root, ROOT)?;
+        let signers = self.check_role(&root, ROOT, &root.signed.keys, own_keys, now)?;
+        let previous = cached
+            .files
+            .get(ROOT)
+            .and_then(|bytes| metadata::parse::<Root>(bytes.clone()).ok());
+        match &previous {
+            Some(previous) if previous.bytes == root.bytes => {}
+            Some(previous) => {
+                let trusted = previous.signed.common.version;
+                let served = root.signed.common.version;
+                if served <= trusted {
+                    return Err(NotaryError::Rollback {
+                        gun: self.gun.clone(),
+                        role: ROOT.to_owned(),
+                        trusted,
+                        served,
+                    });
+                }
+                let old_keys = self.role_keys(previous, ROOT)?;
+                self.check_role(&root, "root (rotation: by the keys of the trusted root)", &previous.signed.keys, old_keys, now)?;
+                tracing::info!(gun = %self.gun, trusted, served, "root of trust rotated");
+            }
+            None => {}
+        }
+        self.check_pinning(&signers, previous.is_none(), now)?;
+        self.check_fresh(&root, ROOT, None, now)?;
+        Ok(root)
+    }
+
+    fn check_pinning(
+        &self,
+        signers: &BTreeMap<String, keys::TufKey>,
+        first_use: bool,
+        now: i64,
+    ) -> Result<(), NotaryError> {
+        let refuse = |reason: String| NotaryError::Pinning {
+            gun: self.gun.clone(),
+            reason,
+        };
+        match self.pinning.anchor(&self.gun) {
+            Anchor::Certs(ids) => {
+                if !signers.keys().any(|id| ids.contains(id)) {
+                    return Err(refuse(format!(
+                        "the root is signed by {}, none of the pinned certificates {}",
+                        join(signers.keys()),
+                        ids.join(", ")
+                    )));
+                }
+            }
+            Anchor::Ca(path) => {
+                let pem = fs::read(&path).map_err(|e| NotaryError::CaFile {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?;
+                let anchors = keys::load_certificates(&pem)
+                    .map_err(|reason| NotaryError::CaFile { path: path.clone(), reason })?;
+                let mut problems = Vec::new();
+                let chained = signers.values().any(|key| match key.chains_to(&anchors, now) {
+                    Ok(()) => true,
+                    Err(problem) => {
+                        problems.push(problem);
+                        false
+                    }
+                });
+                if !chained {
+                    return Err(refuse(format!(
+                        "no root signature by a certificate issued by the CA in {}: {}",
+                        path.display(),
+                        problems.join("; ")
+                    )));
+                }
+            }
+            Anchor::FirstUse if first_use => {
+                tracing::info!(gun = %self.gun, keys = %join(signers.keys()), "trusting the root on first use");
+            }
+            Anchor::Refused if first_use => {
+                return Err(refuse(
+                    "nothing is pinned for this repository, no root is cached, and disable_tofu is set"
+                        .to_owned(),
+                ));
+            }
+            Anchor::FirstUse | Anchor::Refused => {}
+        }
+        Ok(())
+    }
+
+    /// Checks that a threshold of `role_keys` signed `file`; returns the keys that did.
+    fn check_role<T>(
+        &self,
+        file: &SignedFile<T>,
+        role: &str,
+        keys: &BTreeMap<String, Key>,
+        role_keys: &RoleKeys,
+        now: i64,
+    ) -> Result<BTreeMap<String, keys::TufKey>, NotaryError> {
+        if role_keys.threshold == 0 {
+            return Err(self.malformed(role, "threshold 0".to_owned()));
+        }
+        let mut signers = BTreeMap::new();
+        let mut problems = Vec::new();
+        for signature in &file.signatures {
+            let id = &signature.keyid;
+            if signers.contains_key(id) {
+                continue;
+            }
+            if !role_keys.keyids.contains(id) {
+                problems.push(format!("key {id} is not a {role} key"));
+                continue;
+            }
+            let Some(key) = keys.get(id) else {
+                problems.push(format!("key {id} is not listed"));
+                continue;
+            };
+            let key = match keys::parse_key(id, key)
+                .and_then(|key| key.certificate_valid_at(now).map(|()| key))
+            {
+                Ok(key) => key,
+                Err(problem) => {
+                    problems.push(problem);
+                    continue;
+                }
+            };
+            let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(&signature.sig) else {
+                problems.push(format!("signature by key {id} is not base64"));
+                continue;
+            };
+            if key.verifies(&signature.method, &file.signed_bytes, &bytes) {
+                signers.insert(id.clone(), key);
+            } else {
+                problems.push(format!(
+                    "signature by key {id} (method {}) does not verify",
+                    signature.method
+                ));
+            }
+        }
+        if signers.len() < role_keys.threshold as usize {
+            return Err(NotaryError::Threshold {
+                gun: self.gun.clone(),
+                role: role.to_owned(),
+                valid: signers.len(),
+                threshold: role_keys.threshold,
+                problems,
+            });
+        }
+        Ok(signers)
+    }
+
+    /// Unexpired, and not older than the version trusted before.
+    fn check_fresh<T: Role>(
+        &self,
+        file: &SignedFile<T>,
+        role: &str,
+        trusted: Option<u64>,
+        now: i64,
+    ) -> Result<(), NotaryError> {
+        let common = file.signed.common();
+        let expires = metadata::parse_time(&common.expires).map_err(|r| self.malformed(role, r))?;
+        if expires <= now {
+            return Err(NotaryError::Expired {
+                gun: self.gun.clone(),
+                role: role.to_owned(),
+                expires: common.expires.clone(),
+            });
+        }
+        if let Some(trusted) = trusted.filter(|&trusted| common.version < trusted) {
+            return Err(NotaryError::Rollback {
+                gun: self.gun.clone(),
+                role: role.to_owned(),
+                trusted,
+                served: common.version,
+            });
+        }
+        Ok(())
+    }
+
+    fn role_keys<'a>(&self, root: &'a SignedFile<Root>, role: &str) -> Result<&'a RoleKeys, NotaryError> {
+        root.signed
+            .roles
+            .get(role)
+            .ok_or_else(|| self.malformed(ROOT, format!("no {role} role")))
+    }
+
+    fn listed<'a>(
+        &self,
+        meta: &'a BTreeMap<String, FileMeta>,
+        role: &str,
+        listed_by: &str,
+    ) -> Result<&'a FileMeta, NotaryError> {
+        meta.get(role)
+            .ok_or_else(|| self.malformed(listed_by, format!("does not list {role}")))
+    }
+
+    fn check_listed(
+        &self,
+        bytes: &[u8],
+        meta: &FileMeta,
+        role: &str,
+        listed_by: &str,
+    ) -> Result<(), NotaryError> {
+        metadata::check_file(bytes, meta).map_err(|detail| NotaryError::MetadataMismatch {
+            gun: self.gun.clone(),
+            role: role.to_owned(),
+            signed_by: listed_by.to_owned(),
+            detail,
+        })
+    }
+
+    fn required(
+        &self,
+        fetch: &mut Fetch<'_>,
+        role: &'static str,
+        meta: Option<&FileMeta>,
+    ) -> Result<Vec<u8>, NotaryError> {
+        fetch(role, meta)?.ok_or_else(|| NotaryError::NotPublished {
+            gun: self.gun.clone(),
+            server: self.server.clone(),
+        })
+    }
+
+    fn parse<T: Role>(&self, role: &str, bytes: Vec<u8>) -> Result<SignedFile<T>, NotaryError> {
+        metadata::parse(bytes).map_err(|reason| self.malformed(role, reason))
+    }
+
+    /// A role's file from the server: by checksum when its listing gives one.
+    fn fetch(&self, role: &'static str, meta: Option<&FileMeta>) -> Result<Option<Vec<u8>>, NotaryError> {
+        let checksum = meta
+            .map(metadata::sha256_hex)
+            .transpose()
+            .map_err(|reason| self.malformed(role, reason))?
+            .flatten();
+        let name = match &checksum {
+            Some(hex) => format!("{role}.{hex}"),
+            None => role.to_owned(),
+        };
+        let max_size = meta.map_or(MAX_UNLISTED_METADATA_SIZE, |meta| meta.length);
+        self.client
+            .trust_metadata(&name, max_size)
+            .map_err(|source| self.server_error(role, source))
+    }
+
+    fn find(&self, trusted: &Trusted, wanted: Wanted<'_>) -> Result<NotaryTarget, NotaryError> {
+        let releases = trusted.releases.as_ref().and_then(|releases| {
+            let (_, role) = delegation(&trusted.targets.signed, RELEASES)?;
+            Some((RELEASES, &releases.signed, Some(role)))
+        });
+        let roles = releases
+            .into_iter()
+            .chain([(TARGETS, &trusted.targets.signed, None)]);
+        let mut looked_in = Vec::new();
+        for (role, targets, delegated) in roles {
+            looked_in.push(role.to_owned());
+            let found = targets.targets.iter().find(|(name, meta)| {
+                let matches = match wanted {
+                    Wanted::Tag(tag) => name.as_str() == tag,
+                    Wanted::Digest(digest) => metadata::sha256_hex(meta)
+                        .ok()
+                        .flatten()
+                        .is_some_and(|hex| digest.strip_prefix("sha256:") == Some(hex.as_str())),
+                };
+                matches && delegated.is_none_or(|d: &metadata::DelegatedRole| d.covers(name))
+            });
+            if let Some((name, meta)) = found {
+                let hex = metadata::sha256_hex(meta)
+                    .map_err(|reason| self.malformed(role, reason))?
+                    .ok_or_else(|| self.malformed(role, format!("target {name} has no sha256")))?;
+                tracing::info!(gun = %self.gun, target = %name, role, digest = %hex, "Notary target trusted");
+                return Ok(NotaryTarget {
+                    gun: self.gun.clone(),
+                    name: name.clone(),
+                    role: role.to_owned(),
+                    digest: format!("sha256:{hex}"),
+                    meta: meta.clone(),
+                });
+            }
+        }
+        Err(NotaryError::TargetNotSigned {
+            gun: self.gun.clone(),
+            what: match wanted {
+                Wanted::Tag(tag) => format!("tag {tag}"),
+                Wanted::Digest(digest) => format!("no tag with digest {digest}"),
+            },
+            roles: looked_in,
+        })
+    }
+
+    fn load_cached(&self) -> Result<Cached, NotaryError> {
+        let mut cached = Cached::default();
+        for role in [ROOT, TIMESTAMP, SNAPSHOT, TARGETS, RELEASES] {
+            let path = self.cache_path(role);
+            match fs::read(&path) {
+                Ok(bytes) => {
+                    cached.files.insert(role, bytes);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => return Err(NotaryError::Cache { path, source }),
+            }
+        }
+        Ok(cached)
+    }
+
+    /// Writes the verified chain, each file atomically (several nodes may share the cache).
+    fn save(&self, trusted: &Trusted) -> Result<(), NotaryError> {
+        let files = [
+            (ROOT, &trusted.root.bytes),
+            (TIMESTAMP, &trusted.timestamp.bytes),
+            (SNAPSHOT, &trusted.snapshot.bytes),
+            (TARGETS, &trusted.targets.bytes),
+        ]
+        .into_iter()
+        .chain(trusted.releases.as_ref().map(|r| (RELEASES, &r.bytes)));
+        for (role, bytes) in files {
+            let path = self.cache_path(role);
+            write_atomically(&path, bytes).map_err(|source| NotaryError::Cache { path, source })?;
+        }
+        Ok(())
+    }
+
+    fn cache_path(&self, role: &str) -> PathBuf {
+        self.metadata_dir.join(format!("{role}.json"))
+    }
+
+    fn malformed(&self, role: &str, reason: String) -> NotaryError {
+        NotaryError::Malformed {
+            gun: self.gun.clone(),
+            role: role.to_owned(),
+            reason,
+        }
+    }
+
+    fn server_error(&self, role: &str, source: RegistryError) -> NotaryError {
+        if is_unreachable(&source) {
+            return NotaryError::Unreachable {
+                gun: self.gun.clone(),
+                server: self.server.clone(),
+                source: Box::new(source),
+            };
+        }
+        NotaryError::Server {
+            gun: self.gun.clone(),
+            role: role.to_owned(),
+            source: Box::new(source),
+        }
+    }
+}
+
+/// The keys and role of a delegation the targets role makes.
+fn delegation<'a>(
+    targets: &'a Targets,
+    name: &str,
+) -> Option<(&'a BTreeMap<String, Key>, &'a metadata::DelegatedRole)> {
+    let delegations = targets.delegations.as_ref()?;
+    let role = delegations.roles.iter().find(|role| role.name == name)?;
+    Some((&delegations.keys, role))
+}
+
+/// Connection failures and server-side outages: the cases where cached data may stand in.
+fn is_unreachable(error: &RegistryError) -> bool {
+    match error {
+        RegistryError::Connection { .. } => true,
+        RegistryError::Status { status, .. } => *status >= 500,
+        _ => false,
+    }
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir)?;
+    let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("metadata");
+    let temporary = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
+    let mut file = fs::File::create(&temporary)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    fs::rename(&temporary, path)
+}
+
+fn join<'a>(items: impl Iterator<Item = &'a String>) -> String {
+    let items: BTreeSet<&String> = items.collect();
+    if items.is_empty() {
+        return "no key".to_owned();
+    }
+    items.into_iter().map(String::as_str).collect::<Vec<_>>().join(", ")
+}
