@@ -121,7 +121,7 @@ pub enum TrustError {
     KeyGeneration { reason: String },
 
     /// Notary does not vouch for the tag (or could not be asked); `source` says how.
-    #[error("{image}: Notary content trust: {source}")]
+    #[error("{image}: Notary content trust")]
     Notary {
         image: String,
         #[source]

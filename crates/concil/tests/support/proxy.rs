@@ -1,16 +1,27 @@
-//! A fault-injecting HTTP/1.1 proxy for loopback registries.
+//! A fault-injecting HTTP/1.1 proxy for loopback registries and notary servers.
 //!
-//! It forwards every request to one plain-HTTP upstream (`host:port`) and, for responses to
-//! `GET /v2/<repo>/blobs/<digest>` only, can flip one body byte, cut the body short, or
-//! throttle it. Every connection carries exactly one exchange: the proxy forces
-//! `Connection: close` on the request and on the response, so a body simply ends when the
-//! upstream closes and nothing has to be re-framed.
+//! It forwards every request to one plain-HTTP upstream (`host:port`). Every connection carries
+//! exactly one exchange: the proxy forces `Connection: close` on the request and on the
+//! response, so a body simply ends when the upstream closes and nothing has to be re-framed.
 //!
-//! Fault offsets count body bytes as they travel on the wire. The registry serves blobs with
-//! `Content-Length` (not chunked), so for blob responses they are blob bytes (for a `206`
-//! response: bytes of the requested range). Blobs the registry redirects elsewhere (`307`) are
-//! not faulted: their bodies come from the redirect target, not through the proxy. The upstream
-//! must speak plain HTTP (the proxy reads the requests).
+//! Two kinds of fault, set independently:
+//!
+//! - Blob faults ([`Proxy::set_fault`], [`BlobFault`]): for responses to
+//!   `GET /v2/<repo>/blobs/<digest>` only, flip one body byte, cut the body short, or throttle
+//!   it. Offsets count body bytes as they travel on the wire. The registry serves blobs with
+//!   `Content-Length` (not chunked), so they are blob bytes (for a `206` response: bytes of the
+//!   requested range). Blobs the registry redirects elsewhere (`307`) are not faulted: their
+//!   bodies come from the redirect target, not through the proxy.
+//! - Path faults ([`Proxy::set_path_faults`], [`PathFault`]): for any `GET` whose path (query
+//!   left out) matches a [`PathMatch`] — a suffix such as `/manifests/v1`, or a TUF role's
+//!   metadata under `/_trust/tuf/` by plain or consistent (checksum) name — flip a body byte of
+//!   the upstream's `200`/`206` response, answer `200` with canned bytes without asking the
+//!   upstream (replay old metadata, serve metadata a test made), answer a bare status (`404`,
+//!   `503`), or close the connection without answering (server unreachable). A flipped request
+//!   goes upstream as HTTP/1.0 so the body is never chunked (notary-server chunks metadata over
+//!   2 KiB) and the offset counts body bytes. A path fault takes precedence over a blob fault.
+//!
+//! The upstream must speak plain HTTP (the proxy reads the requests).
 //!
 //! This file is also the body of the `throttle_proxy` example (`#[path]`-included there), so the
 //! benchmarks throttle exactly the way the tests do and the library crate carries no test code.
@@ -115,6 +126,74 @@ impl BlobFault {
     }
 }
 
+/// Which `GET` requests a [`PathFault`] applies to, by path (the query is left out).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathMatch {
+    /// Paths ending with this, e.g. `/manifests/v1`.
+    Suffix(String),
+    /// The metadata of one TUF role (`root`, `targets`, `targets/releases`, or a versioned root
+    /// such as `2.root`) under `/_trust/tuf/`: `<role>.json`, or its consistent name
+    /// `<role>.<sha256 hex>.json`, which is how the notary client asks for snapshot and targets.
+    TufRole(String),
+}
+
+impl PathMatch {
+    fn matches(&self, path: &str) -> bool {
+        match self {
+            PathMatch::Suffix(suffix) => path.ends_with(suffix.as_str()),
+            PathMatch::TufRole(role) => {
+                let Some((_, file)) = path.split_once("/_trust/tuf/") else {
+                    return false;
+                };
+                let Some(name) = file
+                    .strip_prefix(role.as_str())
+                    .and_then(|rest| rest.strip_suffix(".json"))
+                else {
+                    return false;
+                };
+                name.is_empty()
+                    || name.strip_prefix('.').is_some_and(|checksum| {
+                        checksum.len() == 64 && checksum.bytes().all(|b| b.is_ascii_hexdigit())
+                    })
+            }
+        }
+    }
+}
+
+/// What to do to a request a [`PathMatch`] selected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathAction {
+    /// Invert every bit of body byte `offset` of the upstream's `200`/`206` response; other
+    /// responses pass unchanged and do not use up the fault.
+    FlipByte { offset: u64 },
+    /// Answer `200` with this body (and its `Content-Length`); the upstream is not asked.
+    Replace { body: Vec<u8> },
+    /// Answer this status with an empty body; the upstream is not asked.
+    Status { code: u16 },
+    /// Close the connection without answering; the upstream is not asked.
+    Drop,
+}
+
+/// A path fault: what to do, to which requests, how often.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathFault {
+    pub path: PathMatch,
+    pub action: PathAction,
+    /// Only this many faulted responses, later ones pass unchanged; `None`: all of them.
+    pub times: Option<u32>,
+}
+
+impl PathFault {
+    /// `action` on every request `path` matches.
+    pub fn always(path: PathMatch, action: PathAction) -> Self {
+        PathFault {
+            path,
+            action,
+            times: None,
+        }
+    }
+}
+
 /// A running proxy; stops accepting when dropped.
 pub struct Proxy {
     addr: SocketAddr,
@@ -126,9 +205,11 @@ pub struct Proxy {
 struct Shared {
     upstream: SocketAddr,
     plan: Mutex<Option<BlobFault>>,
+    path_plan: Mutex<Vec<PathFault>>,
     stopping: AtomicBool,
     blob_responses: AtomicU64,
     faulted_responses: AtomicU64,
+    path_faulted_responses: AtomicU64,
 }
 
 impl Proxy {
@@ -155,9 +236,11 @@ impl Proxy {
         let shared = Arc::new(Shared {
             upstream: upstream_addr,
             plan: Mutex::new(None),
+            path_plan: Mutex::new(Vec::new()),
             stopping: AtomicBool::new(false),
             blob_responses: AtomicU64::new(0),
             faulted_responses: AtomicU64::new(0),
+            path_faulted_responses: AtomicU64::new(0),
         });
         let acceptor_shared = Arc::clone(&shared);
         let acceptor = thread::Builder::new()
@@ -197,6 +280,21 @@ impl Proxy {
     pub fn faulted_responses(&self) -> u64 {
         self.shared.faulted_responses.load(Ordering::SeqCst)
     }
+
+    /// Replaces the path faults for requests that start from now on (empty: none). The first
+    /// fault that matches a request and has uses left applies.
+    pub fn set_path_faults(&self, faults: Vec<PathFault>) {
+        *self
+            .shared
+            .path_plan
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = faults;
+    }
+
+    /// How many responses a path fault has altered, replaced, or dropped so far.
+    pub fn path_faulted_responses(&self) -> u64 {
+        self.shared.path_faulted_responses.load(Ordering::SeqCst)
+    }
 }
 
 impl Drop for Proxy {
@@ -225,6 +323,37 @@ impl Shared {
             None => {}
         }
         Some(current.fault)
+    }
+
+    /// The first path fault for `path` with uses left: its index and action. Uses nothing up.
+    fn find_path_fault(&self, path: &str) -> Option<(usize, PathAction)> {
+        let plan = self
+            .path_plan
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        plan.iter()
+            .enumerate()
+            .find(|(_, fault)| fault.times != Some(0) && fault.path.matches(path))
+            .map(|(index, fault)| (index, fault.action.clone()))
+    }
+
+    /// Uses up one application of path fault `index` and counts it; false when none was left
+    /// (another connection took the last one) or the plan was replaced meanwhile.
+    fn use_path_fault(&self, index: usize, action: &PathAction) -> bool {
+        let mut plan = self
+            .path_plan
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let Some(fault) = plan.get_mut(index).filter(|fault| fault.action == *action) else {
+            return false;
+        };
+        match &mut fault.times {
+            Some(0) => return false,
+            Some(left) => *left -= 1,
+            None => {}
+        }
+        self.path_faulted_responses.fetch_add(1, Ordering::SeqCst);
+        true
     }
 }
 
@@ -277,7 +406,28 @@ fn serve(mut client: TcpStream, shared: &Shared) -> Result<(), ProxyError> {
         return Ok(()); // connected and closed without a request (e.g. the wake-up in Drop)
     };
     let request = Head::parse(&request_head, Side::Client)?;
-    let blob_digest = request.blob_get_digest();
+    let path_fault = request
+        .get_path()
+        .and_then(|path| shared.find_path_fault(path));
+    // A path fault replaces blob faults for its request.
+    let blob_digest = match path_fault {
+        Some(_) => None,
+        None => request.blob_get_digest(),
+    };
+    let flip_offset = match path_fault {
+        Some((index, PathAction::FlipByte { offset })) => Some((index, offset)),
+        Some((index, action)) => {
+            if shared.use_path_fault(index, &action) {
+                return answer_without_upstream(&mut client, &action);
+            }
+            None
+        }
+        None => None,
+    };
+    let request_head = match flip_offset {
+        Some(_) => request.as_http10_with_connection_close(),
+        None => request.with_connection_close(),
+    };
 
     let mut upstream =
         TcpStream::connect(shared.upstream).map_err(|source| ProxyError::Connect {
@@ -285,7 +435,7 @@ fn serve(mut client: TcpStream, shared: &Shared) -> Result<(), ProxyError> {
             source,
         })?;
     upstream
-        .write_all(&request.with_connection_close())
+        .write_all(&request_head)
         .and_then(|()| upstream.write_all(&request_rest))
         .map_err(io_error("sending the request head upstream"))?;
 
@@ -305,10 +455,33 @@ fn serve(mut client: TcpStream, shared: &Shared) -> Result<(), ProxyError> {
         })
         .map_err(io_error("spawning the request body thread"))?;
 
-    let result = forward_response(&mut upstream, &mut client, blob_digest, shared);
+    let result = forward_response(&mut upstream, &mut client, blob_digest, flip_offset, shared);
     let _ = client.shutdown(Shutdown::Both);
     let _ = upstream.shutdown(Shutdown::Both);
     let _ = request_pump.join();
+    result
+}
+
+/// Carries out a path fault that needs no upstream response: answers, or closes without one.
+fn answer_without_upstream(client: &mut TcpStream, action: &PathAction) -> Result<(), ProxyError> {
+    let (code, body): (u16, &[u8]) = match action {
+        PathAction::Replace { body } => (200, body),
+        PathAction::Status { code } => (*code, &[]),
+        PathAction::Drop | PathAction::FlipByte { .. } => {
+            let _ = client.shutdown(Shutdown::Both);
+            return Ok(());
+        }
+    };
+    let head = format!(
+        "HTTP/1.1 {code} Injected\r\nContent-Type: application/octet-stream\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let result = client
+        .write_all(head.as_bytes())
+        .and_then(|()| client.write_all(body))
+        .map_err(io_error("sending an injected response to the client"));
+    let _ = client.shutdown(Shutdown::Both);
     result
 }
 
@@ -316,6 +489,7 @@ fn forward_response(
     upstream: &mut TcpStream,
     client: &mut TcpStream,
     blob_digest: Option<&str>,
+    flip_offset: Option<(usize, u64)>,
     shared: &Shared,
 ) -> Result<(), ProxyError> {
     let Some((response_head, response_rest)) = read_head(upstream, Side::Upstream)? else {
@@ -337,7 +511,15 @@ fn forward_response(
             }
             fault
         }
-        _ => None,
+        _ => match flip_offset {
+            Some((index, offset))
+                if response.is_success_with_body()
+                    && shared.use_path_fault(index, &PathAction::FlipByte { offset }) =>
+            {
+                Some(Fault::FlipByte { offset })
+            }
+            _ => None,
+        },
     };
     let mut body = io::Cursor::new(response_rest).chain(upstream);
     forward_body(&mut body, client, fault)
@@ -477,8 +659,22 @@ impl<'a> Head<'a> {
 
     /// The head to forward: connection headers replaced by `Connection: close`.
     fn with_connection_close(&self) -> Vec<u8> {
+        self.forwarded(self.start_line)
+    }
+
+    /// A request head to forward as HTTP/1.0, which no server answers with a chunked body.
+    fn as_http10_with_connection_close(&self) -> Vec<u8> {
+        match self.start_line.rsplit_once(' ') {
+            Some((method_and_target, _version)) => {
+                self.forwarded(&format!("{method_and_target} HTTP/1.0"))
+            }
+            None => self.with_connection_close(),
+        }
+    }
+
+    fn forwarded(&self, start_line: &str) -> Vec<u8> {
         let mut out = String::with_capacity(512);
-        out.push_str(self.start_line);
+        out.push_str(start_line);
         out.push_str("\r\n");
         for line in &self.header_lines {
             let name = line.split(':').next().unwrap_or_default().trim();
@@ -494,15 +690,21 @@ impl<'a> Head<'a> {
         out.into_bytes()
     }
 
-    /// For `GET /v2/<repo>/blobs/<digest>[?query]`: the digest.
-    fn blob_get_digest(&self) -> Option<&'a str> {
+    /// For `GET <path>[?query]`: the path.
+    fn get_path(&self) -> Option<&'a str> {
         let mut parts = self.start_line.split(' ');
         if parts.next() != Some("GET") {
             return None;
         }
-        let target = parts.next()?;
-        let path = target.split('?').next()?;
-        let (repo, digest) = path.strip_prefix("/v2/")?.rsplit_once("/blobs/")?;
+        parts.next()?.split('?').next()
+    }
+
+    /// For `GET /v2/<repo>/blobs/<digest>[?query]`: the digest.
+    fn blob_get_digest(&self) -> Option<&'a str> {
+        let (repo, digest) = self
+            .get_path()?
+            .strip_prefix("/v2/")?
+            .rsplit_once("/blobs/")?;
         let is_digest = digest.contains(':') && !digest.contains('/');
         (!repo.is_empty() && is_digest).then_some(digest)
     }

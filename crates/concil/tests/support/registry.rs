@@ -383,7 +383,8 @@ fn registry_url(tls: bool, port: u16) -> Url {
 }
 
 /// Polls `GET /v2/` until it answers 200 or 401; false if the process died or 15 s passed.
-fn wait_until_ready(child: &mut Child, agent: &ureq::Agent, base: &Url) -> bool {
+/// (notary-server answers `GET /v2/` with 200 too.)
+pub fn wait_until_ready(child: &mut Child, agent: &ureq::Agent, base: &Url) -> bool {
     let deadline = Instant::now() + Duration::from_secs(15);
     let url = format!("{base}v2/");
     while Instant::now() < deadline {
@@ -411,7 +412,7 @@ fn with_auth<B>(
 }
 
 /// A `ureq` agent for the harness itself: trusts the test CA, hands back every status.
-fn test_agent(ca: Option<&Path>) -> ureq::Agent {
+pub fn test_agent(ca: Option<&Path>) -> ureq::Agent {
     let mut tls = ureq::tls::TlsConfig::builder();
     if let Some(ca) = ca {
         let pem = std::fs::read(ca).expect("read test CA");
@@ -482,7 +483,7 @@ fn registry_config(
     config
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
     listener.local_addr().expect("local address").port()
 }
@@ -528,12 +529,14 @@ fn log_field(line: &str, key: &str) -> Option<String> {
 
 /// A private CA (EC P-256) with a server certificate for 127.0.0.1/localhost and a
 /// token-signing certificate, all made with `openssl`.
-struct TestCa {
+pub struct TestCa {
     /// Holds only `ca.crt`: skopeo takes any `*.key` in a cert dir for a client key.
     cert_dir: PathBuf,
-    cert: PathBuf,
-    server_cert: PathBuf,
-    server_key: PathBuf,
+    pub cert: PathBuf,
+    /// The CA's private key (PEM), to issue more certificates with [`openssl`].
+    pub key: PathBuf,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
     /// PKCS#8 DER of the token-signing key (for ring).
     signing_key: Vec<u8>,
     /// DER of the token-signing certificate (for the JWT's `x5c`).
@@ -541,7 +544,7 @@ struct TestCa {
 }
 
 impl TestCa {
-    fn create(dir: &Path) -> TestCa {
+    pub fn create(dir: &Path) -> TestCa {
         std::fs::create_dir_all(dir).expect("CA dir");
         let p = |name: &str| dir.join(name);
         let ec = [
@@ -653,6 +656,7 @@ impl TestCa {
         TestCa {
             cert_dir,
             cert: p("ca.crt"),
+            key: p("ca.key"),
             server_cert: p("server.crt"),
             server_key: p("server.key"),
             signing_key: std::fs::read(p("signing.pk8")).expect("signing key"),
@@ -661,7 +665,8 @@ impl TestCa {
     }
 }
 
-fn openssl(dir: &Path, args: &[&[&str]]) {
+/// Runs `openssl` in `dir` with the concatenated `args`; panics with its stderr on failure.
+pub fn openssl(dir: &Path, args: &[&[&str]]) {
     let args: Vec<&str> = args.concat();
     let output = Command::new("openssl")
         .args(&args)

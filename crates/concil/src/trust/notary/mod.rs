@@ -135,7 +135,10 @@ impl Cached {
 }
 
 /// Where a role's file comes from: the server (by checksum when it is listed) or the cache.
-type Fetch<'a> = dyn FnMut(&'static str, Option<&FileMeta>) -> Result<Option<Vec<u8>>, NotaryError> + 'a;
+type Fetch<'a> = dyn FnMut(&str, Option<&FileMeta>) -> Result<Option<Vec<u8>>, NotaryError> + 'a;
+
+/// Root versions walked through at most in one update (each one a request).
+const MAX_ROOT_ROTATIONS: u64 = 1024;
 
 impl NotaryClient {
     pub fn new(settings: NotarySettings) -> Result<NotaryClient, NotaryError> {
@@ -183,7 +186,7 @@ impl NotaryClient {
             Err(error) if is_unreachable(&error) => return self.offline(&cached, error),
             Err(source) => return Err(self.server_error(ROOT, source)),
         };
-        let mut fetch = |role: &'static str, meta: Option<&FileMeta>| self.fetch(role, meta);
+        let mut fetch = |role: &str, meta: Option<&FileMeta>| self.fetch(role, meta);
         let trusted = self.verify_chain(root, &cached, &mut fetch)?;
         self.save(&trusted)?;
         Ok(trusted)
@@ -200,7 +203,7 @@ impl NotaryClient {
             return Err(unreachable(error));
         };
         let mut from_cache =
-            |role: &'static str, _: Option<&FileMeta>| Ok(cached.files.get(role).cloned());
+            |role: &str, _: Option<&FileMeta>| Ok(cached.files.get(role).cloned());
         match self.verify_chain(root, cached, &mut from_cache) {
             Ok(trusted) => {
                 tracing::warn!(gun = %self.gun, server = %self.server, %error,
@@ -222,7 +225,7 @@ impl NotaryClient {
         fetch: &mut Fetch<'_>,
     ) -> Result<Trusted, NotaryError> {
         let now = metadata::now();
-        let root = self.trusted_root(root, cached, now)?;
+        let root = self.trusted_root(root, cached, fetch, now)?;
 
         let timestamp = self.required(fetch, TIMESTAMP, None)?;
         let timestamp = self.parse::<Timestamp>(TIMESTAMP, timestamp)?;
@@ -269,42 +272,79 @@ impl NotaryClient {
         })
     }
 
-    /// The root, trusted by its own threshold, pinning, and the cached root (rotation).
+    /// The root, trusted by its own threshold, pinning, and the cached root: a newer root is
+    /// reached through every version in between (`<version>.root.json`), each signed by a
+    /// threshold of the previous version's root keys and of its own (rotation), as TUF's
+    /// client workflow and Notary's client do.
     fn trusted_root(
         &self,
         served: Vec<u8>,
         cached: &Cached,
+        fetch: &mut Fetch<'_>,
         now: i64,
     ) -> Result<SignedFile<Root>, NotaryError> {
         let root = self.parse::<Root>(ROOT, served)?;
-        let own_keys = self.role_keys(&root, ROOT)?;
-        let signers = self.check_role(&root, ROOT, &root.signed.keys, own_keys, now)?;
+        let signers = self.check_role(&root, ROOT, &root.signed.keys, self.role_keys(&root, ROOT)?, now)?;
         let previous = cached
             .files
             .get(ROOT)
             .and_then(|bytes| metadata::parse::<Root>(bytes.clone()).ok());
-        match &previous {
-            Some(previous) if previous.bytes == root.bytes => {}
-            Some(previous) => {
-                let trusted = previous.signed.common.version;
-                let served = root.signed.common.version;
-                if served <= trusted {
-                    return Err(NotaryError::Rollback {
-                        gun: self.gun.clone(),
-                        role: ROOT.to_owned(),
-                        trusted,
-                        served,
-                    });
-                }
-                let old_keys = self.role_keys(previous, ROOT)?;
-                self.check_role(&root, "root (rotation: by the keys of the trusted root)", &previous.signed.keys, old_keys, now)?;
-                tracing::info!(gun = %self.gun, trusted, served, "root of trust rotated");
+        if let Some(previous) = &previous {
+            if previous.bytes != root.bytes {
+                self.check_rotation(previous, &root, fetch, now)?;
             }
-            None => {}
         }
         self.check_pinning(&signers, previous.is_none(), now)?;
         self.check_fresh(&root, ROOT, None, now)?;
         Ok(root)
+    }
+
+    fn check_rotation(
+        &self,
+        previous: &SignedFile<Root>,
+        root: &SignedFile<Root>,
+        fetch: &mut Fetch<'_>,
+        now: i64,
+    ) -> Result<(), NotaryError> {
+        let trusted = previous.signed.common.version;
+        let served = root.signed.common.version;
+        if served <= trusted {
+            return Err(NotaryError::Rollback {
+                gun: self.gun.clone(),
+                role: ROOT.to_owned(),
+                trusted,
+                served,
+            });
+        }
+        if served - trusted > MAX_ROOT_ROTATIONS {
+            return Err(self.malformed(
+                ROOT,
+                format!("version {served} is more than {MAX_ROOT_ROTATIONS} rotations past the trusted {trusted}"),
+            ));
+        }
+        let mut current = previous.clone();
+        for version in trusted + 1..=served {
+            let next = if version == served {
+                root.clone()
+            } else {
+                let name = format!("{version}.{ROOT}");
+                let bytes = self.required(fetch, &name, None)?;
+                let next = self.parse::<Root>(&name, bytes)?;
+                if next.signed.common.version != version {
+                    return Err(self.malformed(
+                        &name,
+                        format!("holds version {}", next.signed.common.version),
+                    ));
+                }
+                self.check_role(&next, &name, &next.signed.keys, self.role_keys(&next, ROOT)?, now)?;
+                next
+            };
+            let role = format!("root version {version} (rotation: by the keys of root version {})", version - 1);
+            self.check_role(&next, &role, &current.signed.keys, self.role_keys(&current, ROOT)?, now)?;
+            current = next;
+        }
+        tracing::info!(gun = %self.gun, trusted, served, "root of trust rotated");
+        Ok(())
     }
 
     fn check_pinning(
@@ -384,7 +424,7 @@ impl NotaryClient {
                 continue;
             }
             if !role_keys.keyids.contains(id) {
-                problems.push(format!("key {id} is not a {role} key"));
+                problems.push(format!("key {id} is not one of the keys"));
                 continue;
             }
             let Some(key) = keys.get(id) else {
@@ -488,7 +528,7 @@ impl NotaryClient {
     fn required(
         &self,
         fetch: &mut Fetch<'_>,
-        role: &'static str,
+        role: &str,
         meta: Option<&FileMeta>,
     ) -> Result<Vec<u8>, NotaryError> {
         fetch(role, meta)?.ok_or_else(|| NotaryError::NotPublished {
@@ -502,7 +542,7 @@ impl NotaryClient {
     }
 
     /// A role's file from the server: by checksum when its listing gives one.
-    fn fetch(&self, role: &'static str, meta: Option<&FileMeta>) -> Result<Option<Vec<u8>>, NotaryError> {
+    fn fetch(&self, role: &str, meta: Option<&FileMeta>) -> Result<Option<Vec<u8>>, NotaryError> {
         let checksum = meta
             .map(metadata::sha256_hex)
             .transpose()
