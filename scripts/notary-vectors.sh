@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerates the Notary v1 (Docker Content Trust) test vectors in
-# crates/concil/src/trust/notary_vectors/: real TUF metadata as served by Debian's notary-server,
+# crates/concil/src/trust/notary/vectors/: real TUF metadata as served by Debian's notary-server,
 # signed by the real `notary` client 0.7 (and by the server or notary-signer for timestamps),
 # one directory per key type or feature, and its README.md (which key signed what).
 #
@@ -10,7 +10,7 @@
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-out=$repo/crates/concil/src/trust/notary_vectors
+out=$repo/crates/concil/src/trust/notary/vectors
 work=$(mktemp -d)
 pids=()
 

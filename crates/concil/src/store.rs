@@ -580,7 +580,12 @@ impl Store {
                     (None, None) => Wanted::Tag("latest"),
                 };
                 let target = client.target(wanted).map_err(notary_error)?;
-                if let Some(pinned) = self.reference.digest.as_ref().filter(|d| **d != target.digest) {
+                if let Some(pinned) = self
+                    .reference
+                    .digest
+                    .as_ref()
+                    .filter(|d| **d != target.digest)
+                {
                     return Err(notary_error(NotaryError::TargetNotSigned {
                         gun: target.gun,
                         what: format!(
@@ -592,7 +597,9 @@ impl Store {
                     .into());
                 }
                 let manifest = self.fetch_manifest(&target.digest)?;
-                target.check_manifest(&manifest.bytes).map_err(notary_error)?;
+                target
+                    .check_manifest(&manifest.bytes)
+                    .map_err(notary_error)?;
                 Ok((manifest, Verification::Notary))
             }
         }

@@ -253,8 +253,10 @@ fn pull_refuses_when_notary_is_unreachable() -> TestResult {
         .ok_or("config_for disables content trust")?;
     config["content_trust"] = json!("notary");
     // Nothing listens there.
-    config["remote_servers"][registry.host()]["notary"] =
-        json!(format!("https://127.0.0.1:{}", support::registry::free_port()));
+    config["remote_servers"][registry.host()]["notary"] = json!(format!(
+        "https://127.0.0.1:{}",
+        support::registry::free_port()
+    ));
     let home = ConcilHome::new(config);
     let pushed_lines = registry.log_lines().len();
 

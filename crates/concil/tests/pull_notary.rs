@@ -140,13 +140,25 @@ fn published_tag_pulls_and_reports_notary() -> TestResult {
     let home = setup.home();
     let pulled = home.pull_json(&image.reference, &[]);
     assert_eq!(pulled["verified"], "notary", "{pulled}");
-    assert_eq!(pulled["manifest_digest"], image.manifest_digest.as_str(), "{pulled}");
+    assert_eq!(
+        pulled["manifest_digest"],
+        image.manifest_digest.as_str(),
+        "{pulled}"
+    );
     home.assert_holds_image(&image);
     // The verified chain is cached where Docker keeps it.
-    let metadata = home.cache_dir().join("notary/tuf").join(&gun).join("metadata");
+    let metadata = home
+        .cache_dir()
+        .join("notary/tuf")
+        .join(&gun)
+        .join("metadata");
     for role in ["root", "timestamp", "snapshot", "targets"] {
         let cached = fs::read(metadata.join(format!("{role}.json")))?;
-        assert_eq!(cached, setup.notary.metadata(&gun, role), "{role} cached as served");
+        assert_eq!(
+            cached,
+            setup.notary.metadata(&gun, role),
+            "{role} cached as served"
+        );
     }
     Ok(())
 }
@@ -169,7 +181,10 @@ fn unsigned_tag_and_unknown_repository_are_refused() -> TestResult {
         .iter()
         .filter(|line| line.contains("/manifests/"))
         .count();
-    assert_eq!(manifest_requests, 0, "refused before any manifest was fetched");
+    assert_eq!(
+        manifest_requests, 0,
+        "refused before any manifest was fetched"
+    );
     Ok(())
 }
 
@@ -197,7 +212,12 @@ fn signed_digest_that_is_not_the_manifest_is_refused() -> TestResult {
         reference: image.reference.replace(":v1", ":badlength"),
         ..image.clone()
     };
-    expect_refusal(&home, &bad_length, WRONG_CONTENT, "does not match the signed target");
+    expect_refusal(
+        &home,
+        &bad_length,
+        WRONG_CONTENT,
+        "does not match the signed target",
+    );
     let failure = home.pull_failure(&image.reference, &[]);
     assert_ne!(failure.code, Some(0));
     assert!(failure.error.contains("sha256:"), "{}", failure.error);
@@ -222,7 +242,11 @@ fn a_new_publish_is_followed() -> TestResult {
     // registry's tag (which still points to the first image).
     setup.sign(&second, "v1")?;
     let pulled = home.pull_json(&first.reference, &[]);
-    assert_eq!(pulled["manifest_digest"], second.manifest_digest.as_str(), "{pulled}");
+    assert_eq!(
+        pulled["manifest_digest"],
+        second.manifest_digest.as_str(),
+        "{pulled}"
+    );
     assert_eq!(pulled["verified"], "notary");
     Ok(())
 }
@@ -272,9 +296,12 @@ fn releases_delegation_is_preferred_and_verified() -> TestResult {
     setup.sign(&other, "v1")?;
     let ca = SigningCa::new();
     let signer = ca.delegation_key("alice", KeyAlgorithm::Ecdsa);
-    setup
-        .publisher
-        .delegation_add(&gun, "targets/releases", &signer.cert_file, &signer.key_file)?;
+    setup.publisher.delegation_add(
+        &gun,
+        "targets/releases",
+        &signer.cert_file,
+        &signer.key_file,
+    )?;
     let hex = image.manifest_digest.trim_start_matches("sha256:");
     setup.publisher.add_hash_to_role(
         &gun,
@@ -287,7 +314,11 @@ fn releases_delegation_is_preferred_and_verified() -> TestResult {
 
     let home = setup.home();
     let pulled = home.pull_json(&image.reference, &[]);
-    assert_eq!(pulled["manifest_digest"], image.manifest_digest.as_str(), "{pulled}");
+    assert_eq!(
+        pulled["manifest_digest"],
+        image.manifest_digest.as_str(),
+        "{pulled}"
+    );
     Ok(())
 }
 
@@ -316,7 +347,11 @@ fn root_rotation_is_followed() -> TestResult {
             .join(&gun)
             .join("metadata/root.json"),
     )?;
-    assert_eq!(cached, setup.notary.metadata(&gun, "root"), "the new root is cached");
+    assert_eq!(
+        cached,
+        setup.notary.metadata(&gun, "root"),
+        "the new root is cached"
+    );
     Ok(())
 }
 
@@ -334,7 +369,10 @@ fn trust_pinning_certs_ca_and_disable_tofu() -> TestResult {
     let notary_url = setup.notary.url().to_string();
 
     // Pinned to the published root's certificate: pulls. Pinned by wildcard to another: no.
-    let home = setup.home_with(&notary_url, json!({"trust_pinning": {"certs": {gun.clone(): ids}}}));
+    let home = setup.home_with(
+        &notary_url,
+        json!({"trust_pinning": {"certs": {gun.clone(): ids}}}),
+    );
     home.pull_json(&image.reference, &[]);
     let prefix = format!("{}/notary/*", setup.registry.host());
     let home = setup.home_with(
@@ -357,7 +395,10 @@ fn trust_pinning_certs_ca_and_disable_tofu() -> TestResult {
     expect_refusal(&home, &image, PINNING, "not issued by a pinned CA");
 
     // Nothing pinned and no first use allowed: refused until a root is cached.
-    let home = setup.home_with(&notary_url, json!({"trust_pinning": {"disable_tofu": true}}));
+    let home = setup.home_with(
+        &notary_url,
+        json!({"trust_pinning": {"disable_tofu": true}}),
+    );
     expect_refusal(&home, &image, PINNING, "disable_tofu");
     Ok(())
 }
@@ -433,7 +474,12 @@ fn tampered_metadata_is_refused() -> TestResult {
         PathMatch::TufRole("targets".into()),
         PathAction::FlipByte { offset: 40 },
     )]);
-    expect_refusal(&home, &proxied.image, WRONG_CONTENT, "does not match what snapshot signed");
+    expect_refusal(
+        &home,
+        &proxied.image,
+        WRONG_CONTENT,
+        "does not match what snapshot signed",
+    );
     assert!(proxied.proxy.path_faulted_responses() > 0);
 
     // A byte of timestamp.json (which nothing hashes) changed: its signature fails.

@@ -221,7 +221,13 @@ impl Client {
     ) -> Result<Client, RegistryError> {
         let configured_base = configured_base(base_url)?;
         check_repository(repository)?;
-        Client::for_name(configured_base, repository, credentials, tls, allow_http_fallback)
+        Client::for_name(
+            configured_base,
+            repository,
+            credentials,
+            tls,
+            allow_http_fallback,
+        )
     }
 
     /// A client for a Notary server at `base_url` serving the trust data of `gun`

@@ -9,7 +9,9 @@ use crate::registry::RegistryError;
 #[derive(Debug, thiserror::Error)]
 pub enum NotaryError {
     /// The server has no trust data for the collection (404 for its metadata).
-    #[error("{gun}: the Notary server {server} has no trust data for this repository (not signed)")]
+    #[error(
+        "{gun}: the Notary server {server} has no trust data for this repository (not signed)"
+    )]
     NotPublished { gun: String, server: String },
 
     /// The trust data exists but signs no such tag (or no tag with this digest).
@@ -83,7 +85,9 @@ pub enum NotaryError {
     },
 
     /// The server could not be reached and no usable metadata is cached.
-    #[error("{gun}: the Notary server {server} cannot be reached and no unexpired trust data is cached")]
+    #[error(
+        "{gun}: the Notary server {server} cannot be reached and no unexpired trust data is cached"
+    )]
     Unreachable {
         gun: String,
         server: String,

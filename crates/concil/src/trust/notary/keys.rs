@@ -22,10 +22,10 @@
 //! JSON, not Notary's x509 keys, raw ECDSA signatures and base64 hashes).
 
 use base64::Engine as _;
-use x509_cert::der::{self, Encode as _};
 use p256::ecdsa::signature::hazmat::PrehashVerifier as _;
 use p256::ecdsa::signature::Verifier as _;
 use sha2::{Digest as _, Sha256, Sha384, Sha512};
+use x509_cert::der::{self, Encode as _};
 use x509_cert::Certificate;
 
 use super::metadata::Key;
@@ -65,7 +65,9 @@ pub fn key_id(key: &Key) -> String {
 /// Parses the key listed under `id`; the error says why it cannot be used.
 pub fn parse_key(id: &str, key: &Key) -> Result<TufKey, String> {
     if key_id(key) != id {
-        return Err(format!("key {id} is listed under an ID that is not its own"));
+        return Err(format!(
+            "key {id} is listed under an ID that is not its own"
+        ));
     }
     let raw = base64::engine::general_purpose::STANDARD
         .decode(&key.keyval.public)
@@ -97,14 +99,16 @@ pub fn parse_key(id: &str, key: &Key) -> Result<TufKey, String> {
                 .as_slice()
                 .try_into()
                 .map_err(|_| bad(format!("{} bytes, expected 32", raw.len())))?;
-            let key = ed25519_dalek::VerifyingKey::from_bytes(&bytes)
-                .map_err(|e| bad(e.to_string()))?;
+            let key =
+                ed25519_dalek::VerifyingKey::from_bytes(&bytes).map_err(|e| bad(e.to_string()))?;
             (PublicKey::Ed25519(key), Vec::new())
         }
         other => return Err(format!("key {id}: unsupported key type {other:?}")),
     };
     let expected_family = match key.keytype.as_str() {
-        "ecdsa" | "ecdsa-x509" => matches!(public, PublicKey::EcdsaP256(_) | PublicKey::EcdsaP384(_)),
+        "ecdsa" | "ecdsa-x509" => {
+            matches!(public, PublicKey::EcdsaP256(_) | PublicKey::EcdsaP384(_))
+        }
         "rsa" | "rsa-x509" => matches!(public, PublicKey::Rsa(_)),
         _ => true,
     };
@@ -135,13 +139,12 @@ impl TufKey {
                         .is_ok()
                 })
             }
-            ("rsapkcs1v15", PublicKey::Rsa(key)) => {
-                rsa::pkcs1v15::Signature::try_from(signature).is_ok_and(|s| {
+            ("rsapkcs1v15", PublicKey::Rsa(key)) => rsa::pkcs1v15::Signature::try_from(signature)
+                .is_ok_and(|s| {
                     rsa::pkcs1v15::VerifyingKey::<Sha256>::new(key.clone())
                         .verify(message, &s)
                         .is_ok()
-                })
-            }
+                }),
             _ => false,
         }
     }
@@ -166,9 +169,10 @@ impl TufKey {
         for _ in 0..=self.certificates.len() {
             check_validity(current, now)?;
             let issuer = current.tbs_certificate().issuer();
-            if let Some(anchor) = anchors.iter().find(|a| {
-                a.tbs_certificate().subject() == issuer && issued_by(current, a)
-            }) {
+            if let Some(anchor) = anchors
+                .iter()
+                .find(|a| a.tbs_certificate().subject() == issuer && issued_by(current, a))
+            {
                 return check_validity(anchor, now);
             }
             match self.certificates.iter().find(|c| {

@@ -146,7 +146,9 @@ pub struct DelegatedRole {
 impl DelegatedRole {
     /// Whether this delegation may sign a target called `name`.
     pub fn covers(&self, name: &str) -> bool {
-        self.paths.iter().any(|prefix| name.starts_with(prefix.as_str()))
+        self.paths
+            .iter()
+            .any(|prefix| name.starts_with(prefix.as_str()))
             || self.path_hash_prefixes.iter().any(|prefix| {
                 hex::encode(Sha256::digest(name.as_bytes())).starts_with(prefix.as_str())
             })
@@ -208,11 +210,7 @@ pub fn now() -> i64 {
 /// sha512 must be listed); otherwise what differs.
 pub fn check_file(bytes: &[u8], meta: &FileMeta) -> Result<(), String> {
     if bytes.len() as u64 != meta.length {
-        return Err(format!(
-            "{} bytes, {} signed",
-            bytes.len(),
-            meta.length
-        ));
+        return Err(format!("{} bytes, {} signed", bytes.len(), meta.length));
     }
     let mut checked = 0;
     for (algorithm, expected) in &meta.hashes {
@@ -292,7 +290,11 @@ mod tests {
         let sha256 = b64(&Sha256::digest(bytes));
         let sha512 = b64(&Sha512::digest(bytes));
         assert!(check_file(bytes, &meta(3, &[("sha256", sha256.clone())])).is_ok());
-        assert!(check_file(bytes, &meta(3, &[("sha256", sha256.clone()), ("sha512", sha512)])).is_ok());
+        assert!(check_file(
+            bytes,
+            &meta(3, &[("sha256", sha256.clone()), ("sha512", sha512)])
+        )
+        .is_ok());
         assert!(check_file(bytes, &meta(4, &[("sha256", sha256.clone())])).is_err());
         assert!(check_file(b"abd", &meta(3, &[("sha256", sha256)])).is_err());
         assert!(check_file(bytes, &meta(3, &[("md5", "x".to_owned())])).is_err());

@@ -31,6 +31,8 @@ mod error;
 pub mod keys;
 pub mod metadata;
 pub mod pinning;
+#[cfg(test)]
+mod vector_tests;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -44,8 +46,8 @@ use crate::config::Credentials;
 use crate::registry::{Client, RegistryError, TlsSettings};
 pub use error::NotaryError;
 use metadata::{
-    FileMeta, Key, Role, RoleKeys, Root, SignedFile, Snapshot, Targets, Timestamp, RELEASES,
-    ROOT, SNAPSHOT, TARGETS, TIMESTAMP,
+    FileMeta, Key, Role, RoleKeys, Root, SignedFile, Snapshot, Targets, Timestamp, RELEASES, ROOT,
+    SNAPSHOT, TARGETS, TIMESTAMP,
 };
 use pinning::{Anchor, TrustPinning};
 
@@ -187,7 +189,7 @@ impl NotaryClient {
             Err(source) => return Err(self.server_error(ROOT, source)),
         };
         let mut fetch = |role: &str, meta: Option<&FileMeta>| self.fetch(role, meta);
-        let trusted = self.verify_chain(root, &cached, &mut fetch)?;
+        let trusted = self.verify_chain(root, &cached, &mut fetch, metadata::now())?;
         self.save(&trusted)?;
         Ok(trusted)
     }
@@ -202,9 +204,8 @@ impl NotaryClient {
         let Some(root) = cached.files.get(ROOT).cloned() else {
             return Err(unreachable(error));
         };
-        let mut from_cache =
-            |role: &str, _: Option<&FileMeta>| Ok(cached.files.get(role).cloned());
-        match self.verify_chain(root, cached, &mut from_cache) {
+        let mut from_cache = |role: &str, _: Option<&FileMeta>| Ok(cached.files.get(role).cloned());
+        match self.verify_chain(root, cached, &mut from_cache, metadata::now()) {
             Ok(trusted) => {
                 tracing::warn!(gun = %self.gun, server = %self.server, %error,
                     "Notary server unreachable; using cached trust data that has not expired");
@@ -223,21 +224,43 @@ impl NotaryClient {
         root: Vec<u8>,
         cached: &Cached,
         fetch: &mut Fetch<'_>,
+        now: i64,
     ) -> Result<Trusted, NotaryError> {
-        let now = metadata::now();
         let root = self.trusted_root(root, cached, fetch, now)?;
 
         let timestamp = self.required(fetch, TIMESTAMP, None)?;
         let timestamp = self.parse::<Timestamp>(TIMESTAMP, timestamp)?;
-        self.check_role(&timestamp, TIMESTAMP, &root.signed.keys, self.role_keys(&root, TIMESTAMP)?, now)?;
-        self.check_fresh(&timestamp, TIMESTAMP, cached.version::<Timestamp>(TIMESTAMP), now)?;
+        self.check_role(
+            &timestamp,
+            TIMESTAMP,
+            &root.signed.keys,
+            self.role_keys(&root, TIMESTAMP)?,
+            now,
+        )?;
+        self.check_fresh(
+            &timestamp,
+            TIMESTAMP,
+            cached.version::<Timestamp>(TIMESTAMP),
+            now,
+        )?;
 
         let snapshot_meta = self.listed(&timestamp.signed.meta, SNAPSHOT, TIMESTAMP)?;
         let snapshot = self.required(fetch, SNAPSHOT, Some(snapshot_meta))?;
         self.check_listed(&snapshot, snapshot_meta, SNAPSHOT, TIMESTAMP)?;
         let snapshot = self.parse::<Snapshot>(SNAPSHOT, snapshot)?;
-        self.check_role(&snapshot, SNAPSHOT, &root.signed.keys, self.role_keys(&root, SNAPSHOT)?, now)?;
-        self.check_fresh(&snapshot, SNAPSHOT, cached.version::<Snapshot>(SNAPSHOT), now)?;
+        self.check_role(
+            &snapshot,
+            SNAPSHOT,
+            &root.signed.keys,
+            self.role_keys(&root, SNAPSHOT)?,
+            now,
+        )?;
+        self.check_fresh(
+            &snapshot,
+            SNAPSHOT,
+            cached.version::<Snapshot>(SNAPSHOT),
+            now,
+        )?;
         if let Some(root_meta) = snapshot.signed.meta.get(ROOT) {
             self.check_listed(&root.bytes, root_meta, ROOT, SNAPSHOT)?;
         }
@@ -246,7 +269,13 @@ impl NotaryClient {
         let targets = self.required(fetch, TARGETS, Some(targets_meta))?;
         self.check_listed(&targets, targets_meta, TARGETS, SNAPSHOT)?;
         let targets = self.parse::<Targets>(TARGETS, targets)?;
-        self.check_role(&targets, TARGETS, &root.signed.keys, self.role_keys(&root, TARGETS)?, now)?;
+        self.check_role(
+            &targets,
+            TARGETS,
+            &root.signed.keys,
+            self.role_keys(&root, TARGETS)?,
+            now,
+        )?;
         self.check_fresh(&targets, TARGETS, cached.version::<Targets>(TARGETS), now)?;
 
         let releases = match (
@@ -258,7 +287,12 @@ impl NotaryClient {
                 self.check_listed(&releases, meta, RELEASES, SNAPSHOT)?;
                 let releases = self.parse::<Targets>(RELEASES, releases)?;
                 self.check_role(&releases, RELEASES, keys, &role.keys, now)?;
-                self.check_fresh(&releases, RELEASES, cached.version::<Targets>(RELEASES), now)?;
+                self.check_fresh(
+                    &releases,
+                    RELEASES,
+                    cached.version::<Targets>(RELEASES),
+                    now,
+                )?;
                 Some(releases)
             }
             _ => None,
@@ -284,7 +318,13 @@ impl NotaryClient {
         now: i64,
     ) -> Result<SignedFile<Root>, NotaryError> {
         let root = self.parse::<Root>(ROOT, served)?;
-        let signers = self.check_role(&root, ROOT, &root.signed.keys, self.role_keys(&root, ROOT)?, now)?;
+        let signers = self.check_role(
+            &root,
+            ROOT,
+            &root.signed.keys,
+            self.role_keys(&root, ROOT)?,
+            now,
+        )?;
         let previous = cached
             .files
             .get(ROOT)
@@ -336,11 +376,26 @@ impl NotaryClient {
                         format!("holds version {}", next.signed.common.version),
                     ));
                 }
-                self.check_role(&next, &name, &next.signed.keys, self.role_keys(&next, ROOT)?, now)?;
+                self.check_role(
+                    &next,
+                    &name,
+                    &next.signed.keys,
+                    self.role_keys(&next, ROOT)?,
+                    now,
+                )?;
                 next
             };
-            let role = format!("root version {version} (rotation: by the keys of root version {})", version - 1);
-            self.check_role(&next, &role, &current.signed.keys, self.role_keys(&current, ROOT)?, now)?;
+            let role = format!(
+                "root version {version} (rotation: by the keys of root version {})",
+                version - 1
+            );
+            self.check_role(
+                &next,
+                &role,
+                &current.signed.keys,
+                self.role_keys(&current, ROOT)?,
+                now,
+            )?;
             current = next;
         }
         tracing::info!(gun = %self.gun, trusted, served, "root of trust rotated");
@@ -372,16 +427,21 @@ impl NotaryClient {
                     path: path.clone(),
                     reason: e.to_string(),
                 })?;
-                let anchors = keys::load_certificates(&pem)
-                    .map_err(|reason| NotaryError::CaFile { path: path.clone(), reason })?;
+                let anchors =
+                    keys::load_certificates(&pem).map_err(|reason| NotaryError::CaFile {
+                        path: path.clone(),
+                        reason,
+                    })?;
                 let mut problems = Vec::new();
-                let chained = signers.values().any(|key| match key.chains_to(&anchors, now) {
-                    Ok(()) => true,
-                    Err(problem) => {
-                        problems.push(problem);
-                        false
-                    }
-                });
+                let chained = signers
+                    .values()
+                    .any(|key| match key.chains_to(&anchors, now) {
+                        Ok(()) => true,
+                        Err(problem) => {
+                            problems.push(problem);
+                            false
+                        }
+                    });
                 if !chained {
                     return Err(refuse(format!(
                         "no root signature by a certificate issued by the CA in {}: {}",
@@ -493,7 +553,11 @@ impl NotaryClient {
         Ok(())
     }
 
-    fn role_keys<'a>(&self, root: &'a SignedFile<Root>, role: &str) -> Result<&'a RoleKeys, NotaryError> {
+    fn role_keys<'a>(
+        &self,
+        root: &'a SignedFile<Root>,
+        role: &str,
+    ) -> Result<&'a RoleKeys, NotaryError> {
         root.signed
             .roles
             .get(role)
@@ -685,8 +749,16 @@ fn is_unreachable(error: &RegistryError) -> bool {
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir)?;
-    let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("metadata");
-    let temporary = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
+    let file_name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("metadata");
+    // Unique per process and thread: stores in other threads may update the same collection.
+    let temporary = dir.join(format!(
+        ".{file_name}.{}.{:?}.tmp",
+        std::process::id(),
+        std::thread::current().id()
+    ));
     let mut file = fs::File::create(&temporary)?;
     file.write_all(bytes)?;
     file.sync_all()?;
@@ -698,5 +770,9 @@ fn join<'a>(items: impl Iterator<Item = &'a String>) -> String {
     if items.is_empty() {
         return "no key".to_owned();
     }
-    items.into_iter().map(String::as_str).collect::<Vec<_>>().join(", ")
+    items
+        .into_iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
 }

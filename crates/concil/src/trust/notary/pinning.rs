@@ -52,11 +52,11 @@ impl TrustPinning {
             Some(value) if !value.is_object() => Err(NotaryError::InvalidPinning {
                 reason: "expected an object with certs, ca and disable_tofu".to_owned(),
             }),
-            Some(value) => TrustPinning::deserialize(value).map_err(|e| {
-                NotaryError::InvalidPinning {
+            Some(value) => {
+                TrustPinning::deserialize(value).map_err(|e| NotaryError::InvalidPinning {
                     reason: e.to_string(),
-                }
-            }),
+                })
+            }
         }
     }
 
