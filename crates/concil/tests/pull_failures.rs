@@ -271,7 +271,7 @@ fn pull_refuses_when_notary_is_unreachable() -> TestResult {
     );
 
     let failure = home.pull_failure(&image.reference, &[]);
-    assert_eq!(failure.code, Some(19), "{}", failure.error);
+    assert_eq!(failure.code, Some(22), "{}", failure.error);
     let cli = failure.error;
     assert!(cli.contains("cannot be reached"), "{cli}");
     assert!(cli.contains("failures/trust"), "{cli}");

@@ -28,9 +28,9 @@ type TestResult = Result<(), Box<dyn Error>>;
 const NOT_SIGNED: i32 = 10;
 const SIGNATURE_INVALID: i32 = 12;
 const WRONG_CONTENT: i32 = 13;
-const EXPIRED: i32 = 16;
-const ROLLBACK: i32 = 17;
-const PINNING: i32 = 18;
+const EXPIRED: i32 = 19;
+const ROLLBACK: i32 = 20;
+const PINNING: i32 = 21;
 
 /// A registry, a Notary server, and a publisher for it.
 struct Setup {

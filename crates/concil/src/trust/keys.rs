@@ -192,8 +192,9 @@ impl PublicKey {
 }
 
 #[cfg(test)]
-mod tests {
-    //! Keys and signatures made by the `openssl` command, independently of this code.
+pub(crate) mod tests {
+    //! Keys and signatures made by the `openssl` command, independently of this code (the
+    //! helpers serve Notary's key tests too).
 
     use std::path::Path;
     use std::process::Command;
@@ -202,7 +203,7 @@ mod tests {
 
     const MESSAGE: &[u8] = b"{\"critical\":{\"type\":\"cosign container image signature\"}}";
 
-    fn openssl(args: &[&str], dir: &Path) -> Vec<u8> {
+    pub(crate) fn openssl(args: &[&str], dir: &Path) -> Vec<u8> {
         let output = Command::new("openssl")
             .args(args)
             .current_dir(dir)

@@ -119,16 +119,17 @@ pub enum NotaryError {
 
 impl NotaryError {
     /// The process exit status, in the scheme of [`super::super::TrustError::exit_code`]:
-    /// not signed 10, signatures 12, signed content for something else 13, then Notary's own.
+    /// not signed 10, signatures 12, signed content for something else 13, then Notary's own
+    /// (19–22; 16–18 are keyless cosign's).
     pub fn exit_code(&self) -> u8 {
         match self {
             NotaryError::NotPublished { .. } | NotaryError::TargetNotSigned { .. } => 10,
             NotaryError::Threshold { .. } | NotaryError::Malformed { .. } => 12,
             NotaryError::MetadataMismatch { .. } | NotaryError::ManifestMismatch { .. } => 13,
-            NotaryError::Expired { .. } => 16,
-            NotaryError::Rollback { .. } => 17,
-            NotaryError::Pinning { .. } => 18,
-            NotaryError::Unreachable { .. } => 19,
+            NotaryError::Expired { .. } => 19,
+            NotaryError::Rollback { .. } => 20,
+            NotaryError::Pinning { .. } => 21,
+            NotaryError::Unreachable { .. } => 22,
             NotaryError::InvalidPinning { .. } | NotaryError::CaFile { .. } => 15,
             NotaryError::Server { .. } | NotaryError::Cache { .. } => 1,
         }

@@ -282,3 +282,123 @@ pub fn load_certificates(pem: &[u8]) -> Result<Vec<Certificate>, String> {
     }
     Ok(certificates)
 }
+
+#[cfg(test)]
+mod tests {
+    //! Key types and methods the real Notary vectors (`vector_tests`) cannot show: bare `rsa`
+    //! keys, PKCS#1 v1.5, and P-384; keys and signatures made by the `openssl` command.
+
+    use std::path::Path;
+
+    use super::*;
+    use crate::trust::keys::tests::openssl;
+
+    const MESSAGE: &[u8] = b"{\"_type\":\"Targets\",\"version\":1}";
+
+    /// A TUF key of `keytype` for `key.pem` (public part as DER SubjectPublicKeyInfo).
+    fn tuf_key(dir: &Path, genpkey: &[&str], keytype: &str) -> TufKey {
+        let mut args = vec!["genpkey", "-out", "key.pem"];
+        args.extend_from_slice(genpkey);
+        openssl(&args, dir);
+        let der = openssl(
+            &["pkey", "-in", "key.pem", "-pubout", "-outform", "DER"],
+            dir,
+        );
+        let key = Key {
+            keytype: keytype.to_owned(),
+            keyval: super::super::metadata::KeyValue {
+                public: base64::engine::general_purpose::STANDARD.encode(der),
+            },
+        };
+        parse_key(&key_id(&key), &key).expect("key parses")
+    }
+
+    fn sign(dir: &Path, options: &[&str]) -> Vec<u8> {
+        std::fs::write(dir.join("message"), MESSAGE).unwrap();
+        let mut args = vec!["dgst", "-sha256", "-sign", "key.pem"];
+        args.extend_from_slice(options);
+        args.push("message");
+        openssl(&args, dir)
+    }
+
+    #[test]
+    fn bare_rsa_keys_with_pss_and_pkcs1() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = tuf_key(
+            dir.path(),
+            &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"],
+            "rsa",
+        );
+        let pss = sign(
+            dir.path(),
+            &[
+                "-sigopt",
+                "rsa_padding_mode:pss",
+                "-sigopt",
+                "rsa_pss_saltlen:32",
+            ],
+        );
+        assert!(key.verifies("rsapss", MESSAGE, &pss));
+        assert!(!key.verifies("rsapkcs1v15", MESSAGE, &pss));
+        assert!(!key.verifies("rsapss", b"{}", &pss));
+        let pkcs1 = sign(dir.path(), &[]);
+        assert!(key.verifies("rsapkcs1v15", MESSAGE, &pkcs1));
+        assert!(!key.verifies("rsapss", MESSAGE, &pkcs1));
+        assert!(!key.verifies("ecdsa", MESSAGE, &pkcs1));
+    }
+
+    /// Notary's `ecdsa` method is raw r‖s over SHA-256 whatever the curve; openssl writes DER.
+    #[test]
+    fn p384_raw_signature_over_sha256() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = tuf_key(
+            dir.path(),
+            &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-384"],
+            "ecdsa",
+        );
+        let der = sign(dir.path(), &[]);
+        let raw = p384::ecdsa::Signature::from_der(&der).unwrap().to_bytes();
+        assert!(key.verifies("ecdsa", MESSAGE, &raw));
+        assert!(
+            !key.verifies("ecdsa", MESSAGE, &der),
+            "DER is not Notary's encoding"
+        );
+        assert!(!key.verifies("ecdsa", b"{}", &raw));
+    }
+
+    #[test]
+    fn key_type_must_match_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        openssl(
+            &[
+                "genpkey",
+                "-algorithm",
+                "EC",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-out",
+                "key.pem",
+            ],
+            dir.path(),
+        );
+        let der = openssl(
+            &["pkey", "-in", "key.pem", "-pubout", "-outform", "DER"],
+            dir.path(),
+        );
+        let key = Key {
+            keytype: "rsa".to_owned(),
+            keyval: super::super::metadata::KeyValue {
+                public: base64::engine::general_purpose::STANDARD.encode(der),
+            },
+        };
+        let error = parse_key(&key_id(&key), &key).unwrap_err();
+        assert!(error.contains("holds a ECDSA P-256 key"), "{error}");
+        let unknown = Key {
+            keytype: "dsa".to_owned(),
+            ..key
+        };
+        assert!(parse_key(&key_id(&unknown), &unknown)
+            .unwrap_err()
+            .contains("unsupported key type"));
+    }
+}
