@@ -550,7 +550,7 @@ impl Store {
                 let verified = Verifier::from_config(&self.config)?
                     .check_docker_reference(self.config.cosign_check_identity)
                     .verify(&self.client, &self.image, &repository, digest)?;
-                tracing::info!(digest, key = %verified.key_name, "cosign signature verified");
+                tracing::info!(digest, signed_by = %verified.signed_by, "cosign signature verified");
                 Ok(Verification::Cosign)
             }
             ContentTrust::Notary => Err(StoreError::ContentTrustUnavailable {

@@ -1,6 +1,7 @@
 //! Real peers for the integration tests, started by the tests themselves on 127.0.0.1.
 //!
 //! - `cosign`: cosign signatures made by sigstore-rs and pushed in cosign's registry format.
+//! - `keyless`: a Fulcio-like CA and Rekor-like log made with `openssl`, for keyless cosign.
 //! - `registry`: Debian's `docker-registry` (plain HTTP, HTTPS with a private CA, htpasswd,
 //!   bearer tokens from an in-suite token issuer) and its access log.
 //! - `images`: real images built with umoci and pushed with skopeo (or PUT with the HTTP API).
@@ -10,6 +11,7 @@
 #![allow(dead_code)] // each test binary uses its own subset of the support code
 
 pub mod cosign;
+pub mod keyless;
 pub mod images;
 pub mod proxy;
 pub mod pull;
