@@ -99,10 +99,18 @@ impl Fixture {
 
     /// Verifies our digest keylessly (no keys) requiring `identity` for our repository.
     fn verify(&self, identity: CosignIdentity) -> Result<CosignVerified, TrustError> {
+        self.verify_with_root(&self.trusted_root(), identity)
+    }
+
+    fn verify_with_root(
+        &self,
+        trusted_root: &Path,
+        identity: CosignIdentity,
+    ) -> Result<CosignVerified, TrustError> {
         let identities: CosignIdentities = [(format!("{}/*", self.registry.host()), identity)]
             .into_iter()
             .collect();
-        let root = TrustedRoot::from_file(&self.trusted_root()).expect("trusted root loads");
+        let root = TrustedRoot::from_file(trusted_root).expect("trusted root loads");
         let client = Client::new(
             self.registry.url(),
             self.repo,
@@ -501,4 +509,70 @@ fn bundle_with_only_an_inclusion_proof_has_no_signed_time() {
     let error = fixture.verify(workflow_identity()).expect_err("no SET");
     assert_eq!(error.exit_code(), 18, "{error}");
     assert!(error.to_string().contains("no signed entry timestamp"), "{error}");
+}
+
+/// The real thing: the bundle cosign v3 made in GitHub Actions for a kubewarden-controller
+/// image (Fulcio certificate, Rekor SET), checked against sigstore's public trusted root
+/// (tests/data/sigstore, from sigstore-rs). Attached to our test image, every keyless check
+/// passes and only the statement's subject, another image, refuses it.
+#[test]
+fn real_cosign_v3_bundle_verifies_against_sigstores_trusted_root() {
+    const KUBEWARDEN: &str = "https://github.com/kubewarden/kubewarden-controller/.github/workflows/release.yml@refs/tags/v1.34.0";
+    const SIGNED: &str = "sha256:c811d58de79c92f03214e63aa339484e488d694ae8a6283b5f3f17a9faf50172";
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/sigstore");
+    let root = data.join("sigstore_trusted_root.json");
+    let bundle = std::fs::read(data.join("bundle_v03.json")).expect("real bundle");
+    let fixture = Fixture::new("keyless/real");
+    push_bundles(
+        &fixture.registry,
+        fixture.repo,
+        fixture.digest(),
+        OCI_MANIFEST,
+        &[bundle.clone()],
+        &[],
+    );
+    let kubewarden = || CosignIdentity {
+        subject: IdentityMatch::exact(KUBEWARDEN),
+        issuer: IdentityMatch::exact(GITHUB_ISSUER),
+    };
+    let error = fixture
+        .verify_with_root(&root, kubewarden())
+        .expect_err("signed for another image");
+    assert!(
+        matches!(&error, TrustError::WrongImage { signed_digest, .. } if signed_digest == SIGNED),
+        "{error}"
+    );
+
+    let error = fixture
+        .verify_with_root(&root, workflow_identity())
+        .expect_err("another signer");
+    assert!(
+        matches!(&error, TrustError::IdentityMismatch { found, .. } if found.contains(KUBEWARDEN)),
+        "{error}"
+    );
+
+    // Our test CA does not vouch for sigstore's certificates.
+    let error = fixture.verify(kubewarden()).expect_err("untrusted CA");
+    assert!(
+        matches!(&error, TrustError::CertificateUntrusted { .. } | TrustError::NoTransparencyLogEntry { .. }),
+        "{error}"
+    );
+
+    // One changed digit of the integrated time breaks Rekor's SET.
+    let mut tampered: serde_json::Value = serde_json::from_slice(&bundle).expect("bundle JSON");
+    let entry = &mut tampered["verificationMaterial"]["tlogEntries"][0];
+    let time: i64 = entry["integratedTime"].as_str().expect("time").parse().expect("number");
+    entry["integratedTime"] = json!((time + 1).to_string());
+    push_bundles(
+        &fixture.registry,
+        fixture.repo,
+        fixture.digest(),
+        OCI_MANIFEST,
+        &[serde_json::to_vec(&tampered).expect("JSON")],
+        &[],
+    );
+    let error = fixture
+        .verify_with_root(&root, kubewarden())
+        .expect_err("tampered");
+    assert_eq!(error.exit_code(), 18, "{error}");
 }
