@@ -1143,7 +1143,9 @@ mod tests {
         assert!(!other
             .subject
             .matches(&format!("https://evil.example/{workflow}")));
-        assert!(identities.for_repository("ghcr.io", "someone/else").is_none());
+        assert!(identities
+            .for_repository("ghcr.io", "someone/else")
+            .is_none());
         let local = identities.for_repository("localhost:5000", "any").unwrap();
         assert_eq!(local.issuer.to_string(), "\"https://issuer.example\"");
         assert_eq!(
@@ -1157,13 +1159,19 @@ mod tests {
     fn unusable_cosign_identities_name_their_key() {
         let (dir, env) = home();
         for (entry, reason) in [
-            (r#"{"issuer": "i"}"#, "subject or subject_regexp is required"),
+            (
+                r#"{"issuer": "i"}"#,
+                "subject or subject_regexp is required",
+            ),
             (r#"{"subject": "s"}"#, "issuer or issuer_regexp is required"),
             (
                 r#"{"subject": "s", "subject_regexp": "s", "issuer": "i"}"#,
                 "not both",
             ),
-            (r#"{"subject_regexp": "(", "issuer": "i"}"#, "does not compile"),
+            (
+                r#"{"subject_regexp": "(", "issuer": "i"}"#,
+                "does not compile",
+            ),
         ] {
             let json = format!(r#"{{"cosign_identities": {{"reg.example/app": {entry}}}}}"#);
             let error = load(&dir, &env, &json).unwrap_err();

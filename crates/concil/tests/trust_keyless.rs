@@ -196,7 +196,9 @@ fn email_identity_passes() {
             issuer: IdentityMatch::exact(issuer),
         })
         .expect("trusted");
-    assert!(matches!(&verified.signed_by, SignedBy::Certificate(signer) if signer.subject == "dev@example.org"));
+    assert!(
+        matches!(&verified.signed_by, SignedBy::Certificate(signer) if signer.subject == "dev@example.org")
+    );
 }
 
 #[test]
@@ -242,7 +244,10 @@ fn another_identity_or_issuer_is_a_mismatch() {
             issuer: IdentityMatch::exact(GITHUB_ISSUER),
         })
         .expect_err("partial match");
-    assert!(matches!(error, TrustError::IdentityMismatch { .. }), "{error}");
+    assert!(
+        matches!(error, TrustError::IdentityMismatch { .. }),
+        "{error}"
+    );
 }
 
 #[test]
@@ -256,8 +261,13 @@ fn certificate_from_an_untrusted_ca_is_refused() {
     );
     // Logged in the trusted log: only the CA is wrong.
     fixture.push_legacy(&leaf, &fixture.sigstore, now());
-    let error = fixture.verify(workflow_identity()).expect_err("untrusted CA");
-    assert!(matches!(error, TrustError::CertificateUntrusted { .. }), "{error}");
+    let error = fixture
+        .verify(workflow_identity())
+        .expect_err("untrusted CA");
+    assert!(
+        matches!(error, TrustError::CertificateUntrusted { .. }),
+        "{error}"
+    );
     assert_eq!(error.exit_code(), 17);
     assert!(
         error.to_string().contains("not issued by a Fulcio CA"),
@@ -273,10 +283,18 @@ fn entries_of_unknown_logs_or_tampered_are_refused() {
     // A SET by a log the trusted root does not name.
     let unknown_log = Sigstore::new();
     fixture.push_legacy(&leaf, &unknown_log, now());
-    let error = fixture.verify(workflow_identity()).expect_err("unknown log");
-    assert!(matches!(error, TrustError::NoTransparencyLogEntry { .. }), "{error}");
+    let error = fixture
+        .verify(workflow_identity())
+        .expect_err("unknown log");
+    assert!(
+        matches!(error, TrustError::NoTransparencyLogEntry { .. }),
+        "{error}"
+    );
     assert_eq!(error.exit_code(), 18);
-    assert!(error.to_string().contains("not in the trusted root"), "{error}");
+    assert!(
+        error.to_string().contains("not in the trusted root"),
+        "{error}"
+    );
 
     // The trusted log's SET, with the entry changed afterwards (another integrated time).
     let payload = payload(&fixture.repository, fixture.digest());
@@ -285,9 +303,13 @@ fn entries_of_unknown_logs_or_tampered_are_refused() {
     let mut entry = fixture.sigstore.log(&body, now(), 8);
     entry.integrated_time -= 30;
     fixture.push_legacy_layer(payload.clone(), &signature, &leaf, &entry);
-    let error = fixture.verify(workflow_identity()).expect_err("tampered entry");
+    let error = fixture
+        .verify(workflow_identity())
+        .expect_err("tampered entry");
     assert!(
-        error.to_string().contains("signed entry timestamp does not verify"),
+        error
+            .to_string()
+            .contains("signed entry timestamp does not verify"),
         "{error}"
     );
     assert_eq!(error.exit_code(), 18);
@@ -298,7 +320,9 @@ fn entries_of_unknown_logs_or_tampered_are_refused() {
     let other_body = hashedrekord_body(&sha256_hex(&payload), &other_signature, &leaf.pem);
     let entry = fixture.sigstore.log(&other_body, now(), 9);
     fixture.push_legacy_layer(payload, &signature, &leaf, &entry);
-    let error = fixture.verify(workflow_identity()).expect_err("entry of another signature");
+    let error = fixture
+        .verify(workflow_identity())
+        .expect_err("entry of another signature");
     assert!(
         error.to_string().contains("records another signature"),
         "{error}"
@@ -318,9 +342,17 @@ fn signing_time_must_lie_within_the_certificate() {
 
     // Logged now, long after the certificate expired.
     fixture.push_legacy(&leaf, &fixture.sigstore, now());
-    let error = fixture.verify(workflow_identity()).expect_err("logged too late");
-    assert!(matches!(error, TrustError::CertificateUntrusted { .. }), "{error}");
-    assert!(error.to_string().contains("but the log's time is"), "{error}");
+    let error = fixture
+        .verify(workflow_identity())
+        .expect_err("logged too late");
+    assert!(
+        matches!(error, TrustError::CertificateUntrusted { .. }),
+        "{error}"
+    );
+    assert!(
+        error.to_string().contains("but the log's time is"),
+        "{error}"
+    );
     assert_eq!(error.exit_code(), 17);
 
     // Logged five minutes into its ten: the certificate has expired since, which is how
@@ -370,7 +402,10 @@ fn keyless_needs_a_trusted_root_and_an_identity() {
         .verify(&client, "x", &fixture.repository, fixture.digest())
         .expect_err("nothing to trust");
     assert_eq!(error.exit_code(), 11);
-    assert!(error.to_string().contains("no cosign_trusted_root"), "{error}");
+    assert!(
+        error.to_string().contains("no cosign_trusted_root"),
+        "{error}"
+    );
 
     // A trusted root, but the only identity is for another repository.
     let root = TrustedRoot::from_file(&fixture.trusted_root()).expect("root");
@@ -392,7 +427,10 @@ fn keyless_needs_a_trusted_root_and_an_identity() {
         .verify(&client, "x", &fixture.repository, fixture.digest())
         .expect_err("keyless not configured");
     assert!(
-        matches!(rejections(&error), [SignatureRejection::KeylessNotConfigured { .. }]),
+        matches!(
+            rejections(&error),
+            [SignatureRejection::KeylessNotConfigured { .. }]
+        ),
         "{error}"
     );
     assert_eq!(error.exit_code(), 12);
@@ -429,7 +467,9 @@ fn dsse_keyless_bundle(fixture: &Fixture, leaf: &Leaf, time: i64, with_promise: 
     if !with_promise {
         // An inclusion proof instead of the promise: membership, but no signed time.
         let tlog = &mut bundle["verificationMaterial"]["tlogEntries"][0];
-        tlog.as_object_mut().expect("entry").remove("inclusionPromise");
+        tlog.as_object_mut()
+            .expect("entry")
+            .remove("inclusionPromise");
         tlog["inclusionProof"] = json!({
             "logIndex": "11", "rootHash": base64(&[0; 32]), "treeSize": "12",
             "hashes": [], "checkpoint": {"envelope": "rekor.concil.test\n12\nAAAA\n\n"},
@@ -453,7 +493,9 @@ fn keyless_bundle_as_referrer_passes() {
     );
     let verified = fixture.verify(workflow_identity()).expect("trusted bundle");
     assert_eq!(verified.format, SignatureFormat::Bundle);
-    assert!(matches!(&verified.signed_by, SignedBy::Certificate(signer) if signer.subject == WORKFLOW && signer.log_index == 11));
+    assert!(
+        matches!(&verified.signed_by, SignedBy::Certificate(signer) if signer.subject == WORKFLOW && signer.log_index == 11)
+    );
 
     let error = fixture
         .verify(CosignIdentity {
@@ -508,7 +550,10 @@ fn bundle_with_only_an_inclusion_proof_has_no_signed_time() {
     );
     let error = fixture.verify(workflow_identity()).expect_err("no SET");
     assert_eq!(error.exit_code(), 18, "{error}");
-    assert!(error.to_string().contains("no signed entry timestamp"), "{error}");
+    assert!(
+        error.to_string().contains("no signed entry timestamp"),
+        "{error}"
+    );
 }
 
 /// The real thing: the bundle cosign v3 made in GitHub Actions for a kubewarden-controller
@@ -528,7 +573,7 @@ fn real_cosign_v3_bundle_verifies_against_sigstores_trusted_root() {
         fixture.repo,
         fixture.digest(),
         OCI_MANIFEST,
-        &[bundle.clone()],
+        std::slice::from_ref(&bundle),
         &[],
     );
     let kubewarden = || CosignIdentity {
@@ -554,14 +599,21 @@ fn real_cosign_v3_bundle_verifies_against_sigstores_trusted_root() {
     // Our test CA does not vouch for sigstore's certificates.
     let error = fixture.verify(kubewarden()).expect_err("untrusted CA");
     assert!(
-        matches!(&error, TrustError::CertificateUntrusted { .. } | TrustError::NoTransparencyLogEntry { .. }),
+        matches!(
+            &error,
+            TrustError::CertificateUntrusted { .. } | TrustError::NoTransparencyLogEntry { .. }
+        ),
         "{error}"
     );
 
     // One changed digit of the integrated time breaks Rekor's SET.
     let mut tampered: serde_json::Value = serde_json::from_slice(&bundle).expect("bundle JSON");
     let entry = &mut tampered["verificationMaterial"]["tlogEntries"][0];
-    let time: i64 = entry["integratedTime"].as_str().expect("time").parse().expect("number");
+    let time: i64 = entry["integratedTime"]
+        .as_str()
+        .expect("time")
+        .parse()
+        .expect("number");
     entry["integratedTime"] = json!((time + 1).to_string());
     push_bundles(
         &fixture.registry,

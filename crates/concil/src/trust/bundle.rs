@@ -241,11 +241,9 @@ fn check_bundle(
             let key = signatures
                 .iter()
                 .find_map(|signature| verifier.key_for(&signed, signature));
+            // A keyless envelope has one signature (cosign writes one); the first is checked.
             let signed_by = match (key, keyless, signatures.first()) {
-                (Some(key), _, _) => SignedBy::Key {
-                    name: key.name.clone(),
-                    path: key.path.clone(),
-                },
+                (Some(key), _, _) => SignedBy::key(key),
                 (None, Some((certificate, log_entries)), Some(signature)) => {
                     let keyless_signature = KeylessSignature {
                         certificate,
@@ -297,10 +295,7 @@ fn check_bundle(
             // The manifest bytes hash to our digest (the client checked), so a signature
             // over them vouches for exactly this digest.
             let signed_by = match (verifier.key_for(manifest, &signature), keyless) {
-                (Some(key), _) => SignedBy::Key {
-                    name: key.name.clone(),
-                    path: key.path.clone(),
-                },
+                (Some(key), _) => SignedBy::key(key),
                 (None, Some((certificate, log_entries))) => {
                     let keyless_signature = KeylessSignature {
                         certificate,
@@ -427,7 +422,7 @@ struct VerificationMaterial {
 impl VerificationMaterial {
     /// The leaf certificate (DER) and the log entries of a keyless bundle; `None` without a
     /// certificate.
-    fn keyless(&self) -> Result<Option<(Vec<u8>, Vec<LogEntry>)>, String> {
+    fn keyless(&self) -> Result<Option<KeylessMaterial>, String> {
         let leaf = match (&self.certificate, &self.x509_certificate_chain) {
             (Some(certificate), _) => certificate,
             (None, Some(chain)) => match chain.certificates.first() {
@@ -446,6 +441,9 @@ impl VerificationMaterial {
         Ok(Some((certificate, entries)))
     }
 }
+
+/// A keyless bundle's leaf certificate (DER) and log entries.
+type KeylessMaterial = (Vec<u8>, Vec<LogEntry>);
 
 #[derive(Deserialize)]
 struct CertificateChain {

@@ -150,7 +150,7 @@ pub enum SignedBy {
 }
 
 impl SignedBy {
-    fn key(key: &TrustedKey) -> SignedBy {
+    pub(super) fn key(key: &TrustedKey) -> SignedBy {
         SignedBy::Key {
             name: key.name.clone(),
             path: key.path.clone(),
@@ -356,14 +356,17 @@ impl Verifier {
     /// The trusted root and the signer identity keyless signatures in `repository`
     /// (`registry/path`) are checked against, or why there are none.
     fn keyless_for(&self, repository: &str) -> Result<(&TrustedRoot, &CosignIdentity), KeylessGap> {
-        let root = self.trusted_root.as_ref().ok_or(KeylessGap::NoTrustedRoot)?;
+        let root = self
+            .trusted_root
+            .as_ref()
+            .ok_or(KeylessGap::NoTrustedRoot)?;
         let (registry, path) = repository.split_once('/').unwrap_or((repository, ""));
-        let identity =
-            self.identities
-                .for_repository(registry, path)
-                .ok_or_else(|| KeylessGap::NoIdentity {
-                    repository: repository.to_owned(),
-                })?;
+        let identity = self
+            .identities
+            .for_repository(registry, path)
+            .ok_or_else(|| KeylessGap::NoIdentity {
+                repository: repository.to_owned(),
+            })?;
         Ok((root, identity))
     }
 
@@ -640,35 +643,24 @@ impl<'a> Attempt<'a> {
         ) {
             (Some(key), _) => SignedBy::key(key),
             (None, Some(certificate)) => {
-                let log_entry = annotation(REKOR_BUNDLE_ANNOTATION)
-                    .map(|bundle| keyless::LogEntry::from_cosign_annotation(bundle));
-                let certificate = x509_cert::der::pem::decode_vec(certificate.as_bytes())
-                    .ok()
-                    .filter(|(label, _)| *label == "CERTIFICATE");
-                let (Some((_, certificate)), Some(Ok(log_entry))) = (certificate, &log_entry)
-                else {
-                    self.rejected.push(match log_entry {
-                        Some(Err(reason)) => SignatureRejection::TransparencyLog {
-                            blob,
-                            reason: format!("{REKOR_BUNDLE_ANNOTATION}: {reason}"),
-                        },
-                        None => SignatureRejection::TransparencyLog {
-                            blob,
-                            reason: format!("no {REKOR_BUNDLE_ANNOTATION} annotation"),
-                        },
-                        Some(Ok(_)) => SignatureRejection::CertificateUntrusted {
-                            blob,
-                            reason: format!("{CERTIFICATE_ANNOTATION} is not a PEM certificate"),
-                        },
-                    });
-                    return Ok(None);
+                let material = legacy_keyless_material(
+                    &blob,
+                    certificate,
+                    annotation(REKOR_BUNDLE_ANNOTATION),
+                );
+                let (certificate, log_entry) = match material {
+                    Ok(material) => material,
+                    Err(rejection) => {
+                        self.rejected.push(rejection);
+                        return Ok(None);
+                    }
                 };
                 let keyless_signature = KeylessSignature {
                     certificate,
                     signature: &signature,
                     signed: &payload,
                     artifact: keyless::LoggedArtifact::Message,
-                    log_entries: vec![log_entry.clone()],
+                    log_entries: vec![log_entry],
                 };
                 match self.keyless_signer(&blob, &keyless_signature) {
                     Some(signed_by) => signed_by,
@@ -738,6 +730,35 @@ pub(super) fn is_bad_content(error: &RegistryError) -> bool {
             | RegistryError::Schema1 { .. }
             | RegistryError::Malformed { .. }
     )
+}
+
+/// The certificate (DER) and Rekor entry of a keyless `.sig` layer, from its annotations.
+fn legacy_keyless_material(
+    blob: &str,
+    certificate: &str,
+    rekor_bundle: Option<&String>,
+) -> Result<(Vec<u8>, keyless::LogEntry), SignatureRejection> {
+    let certificate = match x509_cert::der::pem::decode_vec(certificate.as_bytes()) {
+        Ok(("CERTIFICATE", der)) => der,
+        _ => {
+            return Err(SignatureRejection::CertificateUntrusted {
+                blob: blob.to_owned(),
+                reason: format!("{CERTIFICATE_ANNOTATION} is not a PEM certificate"),
+            })
+        }
+    };
+    let transparency_log = |reason| SignatureRejection::TransparencyLog {
+        blob: blob.to_owned(),
+        reason,
+    };
+    let Some(rekor_bundle) = rekor_bundle else {
+        return Err(transparency_log(format!(
+            "no {REKOR_BUNDLE_ANNOTATION} annotation (signed without a transparency log)"
+        )));
+    };
+    let entry = keyless::LogEntry::from_cosign_annotation(rekor_bundle)
+        .map_err(|reason| transparency_log(format!("{REKOR_BUNDLE_ANNOTATION}: {reason}")))?;
+    Ok((certificate, entry))
 }
 
 /// The claim of a cosign simple-signing payload, or why it is not one.

@@ -38,7 +38,7 @@
 use std::fmt;
 use std::fs;
 use std::io::Read as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use base64::Engine as _;
 use serde::Deserialize;
@@ -94,7 +94,6 @@ pub enum TrustedRootProblem {
 /// The Fulcio CAs and Rekor logs keyless signatures are checked against.
 #[derive(Debug, Clone)]
 pub struct TrustedRoot {
-    path: PathBuf,
     authorities: Vec<CertificateAuthority>,
     logs: Vec<TransparencyLog>,
 }
@@ -123,7 +122,7 @@ struct ValidFor {
 
 impl ValidFor {
     fn contains(self, time: u64) -> bool {
-        self.start.map_or(true, |start| start <= time) && self.end.map_or(true, |end| time <= end)
+        self.start.is_none_or(|start| start <= time) && self.end.is_none_or(|end| time <= end)
     }
 }
 
@@ -137,12 +136,10 @@ impl TrustedRoot {
         if text.len() as u64 > MAX_TRUSTED_ROOT_SIZE {
             return Err(TrustedRootProblem::TooLarge);
         }
-        let mut root = TrustedRoot::from_json(&text)?;
-        root.path = path.to_path_buf();
-        Ok(root)
+        TrustedRoot::from_json(&text)
     }
 
-    /// Parses the JSON of a trusted root (its `path` stays empty).
+    /// Parses the JSON of a trusted root.
     pub fn from_json(text: &[u8]) -> Result<TrustedRoot, TrustedRootProblem> {
         let file: TrustedRootFile =
             serde_json::from_slice(text).map_err(|e| TrustedRootProblem::NotJson(e.to_string()))?;
@@ -170,15 +167,7 @@ impl TrustedRoot {
         if logs.is_empty() {
             return Err(TrustedRootProblem::NoLog);
         }
-        Ok(TrustedRoot {
-            path: PathBuf::new(),
-            authorities,
-            logs,
-        })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
+        Ok(TrustedRoot { authorities, logs })
     }
 }
 
@@ -383,8 +372,7 @@ pub(super) fn verify(
         .any(|authority| authority.issued(&leaf, time))
     {
         return Err(KeylessRejection::Certificate(format!(
-            "not issued by a Fulcio CA of {} valid at the log's time {}",
-            root.path.display(),
+            "not issued by a Fulcio CA of the trusted root valid at the log's time {}",
             format_time(time)
         )));
     }
@@ -401,7 +389,10 @@ pub(super) fn verify(
         }),
         _ => Err(KeylessRejection::Identity {
             expected: format!("subject {} issued by {}", identity.subject, identity.issuer),
-            found: format!("subject {} issued by {issuer:?}", DisplaySubjects(&subjects)),
+            found: format!(
+                "subject {} issued by {issuer:?}",
+                DisplaySubjects(&subjects)
+            ),
         }),
     }
 }
@@ -462,8 +453,7 @@ fn body_records(body: &[u8], signature: &KeylessSignature<'_>) -> Result<(), Str
         serde_json::from_slice(body).map_err(|e| format!("body is not a Rekor entry: {e}"))?;
     let same_certificate = |encoded: &str| {
         decode_base64(encoded).is_some_and(|pem| {
-            x509_cert::der::pem::decode_vec(&pem)
-                .is_ok_and(|(_, der)| der == signature.certificate)
+            x509_cert::der::pem::decode_vec(&pem).is_ok_and(|(_, der)| der == signature.certificate)
         })
     };
     let same_signature =
@@ -489,7 +479,8 @@ fn body_records(body: &[u8], signature: &KeylessSignature<'_>) -> Result<(), Str
         ("dsse", LoggedArtifact::Dsse { payload }) => {
             let spec: DsseSpec =
                 serde_json::from_value(body.spec).map_err(|e| format!("dsse body: {e}"))?;
-            if spec.payload_hash.algorithm != "sha256" || spec.payload_hash.value != hash_of(payload)
+            if spec.payload_hash.algorithm != "sha256"
+                || spec.payload_hash.value != hash_of(payload)
             {
                 return Err("the entry records another payload hash".to_owned());
             }
@@ -517,11 +508,10 @@ fn check_leaf(leaf: &Certificate, time: u64) -> Result<(), String> {
             format_time(time)
         ));
     }
-    if let Some(extension) = tbs
-        .extensions()
-        .into_iter()
-        .flatten()
-        .find(|extension| extension.critical && !UNDERSTOOD_CRITICAL.contains(&extension.extn_id))
+    if let Some(extension) =
+        tbs.extensions().into_iter().flatten().find(|extension| {
+            extension.critical && !UNDERSTOOD_CRITICAL.contains(&extension.extn_id)
+        })
     {
         return Err(format!(
             "unhandled critical extension {}",
@@ -533,7 +523,9 @@ fn check_leaf(leaf: &Certificate, time: u64) -> Result<(), String> {
         .map_err(|e| format!("extended key usage: {e}"))?
         .is_some_and(|(_, usage)| usage.0.contains(&OID_CODE_SIGNING));
     if !code_signing {
-        return Err("not a code-signing certificate (no extended key usage codeSigning)".to_owned());
+        return Err(
+            "not a code-signing certificate (no extended key usage codeSigning)".to_owned(),
+        );
     }
     let key_usage = tbs
         .get_extension::<KeyUsage>()
@@ -575,7 +567,10 @@ fn identity_of(leaf: &Certificate) -> Result<(Vec<String>, String), String> {
             .find(|extension| extension.extn_id == oid)
             .map(|extension| extension.extn_value.as_bytes())
     };
-    let issuer = match (extension(OID_FULCIO_ISSUER_V2), extension(OID_FULCIO_ISSUER_V1)) {
+    let issuer = match (
+        extension(OID_FULCIO_ISSUER_V2),
+        extension(OID_FULCIO_ISSUER_V1),
+    ) {
         (Some(value), _) => Utf8StringRef::from_der(value)
             .map(|text| text.as_str().to_owned())
             .map_err(|e| format!("issuer extension {OID_FULCIO_ISSUER_V2}: {e}"))?,
@@ -654,7 +649,10 @@ fn parse_rfc3339(text: &str) -> Option<u64> {
 /// Unix seconds as `2024-01-02T03:04:05Z`.
 fn format_time(seconds: u64) -> String {
     x509_cert::der::DateTime::from_unix_duration(std::time::Duration::from_secs(seconds))
-        .map_or_else(|_| format!("{seconds} (Unix time)"), |time| time.to_string())
+        .map_or_else(
+            |_| format!("{seconds} (Unix time)"),
+            |time| time.to_string(),
+        )
 }
 
 /// Standard base64 (protobuf JSON's bytes, Rekor's bodies).
@@ -820,7 +818,10 @@ mod tests {
             parse_rfc3339("2021-03-07T03:20:29.000Z"),
             Some(1_615_087_229)
         );
-        assert_eq!(parse_rfc3339("2022-04-13T20:06:15.123456789Z"), Some(1_649_880_375));
+        assert_eq!(
+            parse_rfc3339("2022-04-13T20:06:15.123456789Z"),
+            Some(1_649_880_375)
+        );
         assert_eq!(parse_rfc3339("2021-03-07T03:20:29+01:00"), None);
         assert_eq!(parse_rfc3339("2021-03-07T03:20:29.x0Z"), None);
         assert_eq!(parse_rfc3339("2021-13-07T03:20:29Z"), None);

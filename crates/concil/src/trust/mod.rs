@@ -292,7 +292,10 @@ mod tests {
         };
         let message = with_dir.to_string();
         assert!(message.contains("/etc/concil/cosign holds no *.pub file"));
-        assert!(message.contains("no cosign_identities entry matches"), "{message}");
+        assert!(
+            message.contains("no cosign_identities entry matches"),
+            "{message}"
+        );
         let keyless = [
             TrustError::IdentityMismatch {
                 image: image(),

@@ -61,8 +61,15 @@ fn openssl(dir: &Path, args: &[&str]) -> Vec<u8> {
 
 /// `YYYYMMDDHHMMSSZ` for `openssl ca -startdate/-enddate`, by `date`.
 fn openssl_time(dir: &Path, unix: i64) -> String {
-    let out = run(dir, "date", &["-u", "-d", &format!("@{unix}"), "+%Y%m%d%H%M%SZ"]);
-    String::from_utf8(out).expect("date output").trim().to_owned()
+    let out = run(
+        dir,
+        "date",
+        &["-u", "-d", &format!("@{unix}"), "+%Y%m%d%H%M%SZ"],
+    );
+    String::from_utf8(out)
+        .expect("date output")
+        .trim()
+        .to_owned()
 }
 
 /// The DER of a PEM certificate file.
@@ -109,7 +116,13 @@ impl Leaf {
         std::fs::write(&file, message).expect("write message");
         openssl(
             &self.dir,
-            &["dgst", "-sha256", "-sign", &self.key, file.to_str().expect("utf-8 path")],
+            &[
+                "dgst",
+                "-sha256",
+                "-sign",
+                &self.key,
+                file.to_str().expect("utf-8 path"),
+            ],
         )
     }
 }
@@ -144,32 +157,93 @@ impl Sigstore {
         std::fs::write(path.join("ca.cnf"), CA_CONFIG).expect("ca config");
         let start = now() - 86_400;
         let end = now() + 365 * 86_400;
-        for (name, subject) in [("root", "/O=concil-test/CN=fulcio-root"), ("intermediate", "/O=concil-test/CN=fulcio-intermediate")] {
+        for (name, subject) in [
+            ("root", "/O=concil-test/CN=fulcio-root"),
+            ("intermediate", "/O=concil-test/CN=fulcio-intermediate"),
+        ] {
             openssl(
                 path,
-                &["ecparam", "-name", "secp384r1", "-genkey", "-noout", "-out", &format!("{name}.key")],
+                &[
+                    "ecparam",
+                    "-name",
+                    "secp384r1",
+                    "-genkey",
+                    "-noout",
+                    "-out",
+                    &format!("{name}.key"),
+                ],
             );
             openssl(
                 path,
-                &["req", "-new", "-key", &format!("{name}.key"), "-subj", subject, "-out", &format!("{name}.csr")],
+                &[
+                    "req",
+                    "-new",
+                    "-key",
+                    &format!("{name}.key"),
+                    "-subj",
+                    subject,
+                    "-out",
+                    &format!("{name}.csr"),
+                ],
             );
         }
         let (start, end) = (openssl_time(path, start), openssl_time(path, end));
         let ca = |args: &[&str]| {
             let mut all = vec![
-                "ca", "-batch", "-config", "ca.cnf", "-notext", "-md", "sha384", "-startdate",
-                &start, "-enddate", &end,
+                "ca",
+                "-batch",
+                "-config",
+                "ca.cnf",
+                "-notext",
+                "-md",
+                "sha384",
+                "-startdate",
+                &start,
+                "-enddate",
+                &end,
             ];
             all.extend_from_slice(args);
             openssl(path, &all);
         };
-        ca(&["-selfsign", "-keyfile", "root.key", "-in", "root.csr", "-out", "root.pem", "-extensions", "ca_ext"]);
-        ca(&["-cert", "root.pem", "-keyfile", "root.key", "-in", "intermediate.csr", "-out", "intermediate.pem", "-extensions", "ca_ext"]);
+        ca(&[
+            "-selfsign",
+            "-keyfile",
+            "root.key",
+            "-in",
+            "root.csr",
+            "-out",
+            "root.pem",
+            "-extensions",
+            "ca_ext",
+        ]);
+        ca(&[
+            "-cert",
+            "root.pem",
+            "-keyfile",
+            "root.key",
+            "-in",
+            "intermediate.csr",
+            "-out",
+            "intermediate.pem",
+            "-extensions",
+            "ca_ext",
+        ]);
         openssl(
             path,
-            &["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", "log.key"],
+            &[
+                "genpkey",
+                "-algorithm",
+                "EC",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-out",
+                "log.key",
+            ],
         );
-        let log_public_der = openssl(path, &["pkey", "-in", "log.key", "-pubout", "-outform", "DER"]);
+        let log_public_der = openssl(
+            path,
+            &["pkey", "-in", "log.key", "-pubout", "-outform", "DER"],
+        );
         let chain = vec![der_of(path, "intermediate.pem"), der_of(path, "root.pem")];
         Sigstore {
             dir,
@@ -227,11 +301,28 @@ impl Sigstore {
         let key = format!("leaf{n}.key");
         openssl(
             path,
-            &["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", &key],
+            &[
+                "genpkey",
+                "-algorithm",
+                "EC",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-out",
+                &key,
+            ],
         );
         openssl(
             path,
-            &["req", "-new", "-key", &key, "-subj", "/O=sigstore.dev", "-out", &format!("leaf{n}.csr")],
+            &[
+                "req",
+                "-new",
+                "-key",
+                &key,
+                "-subj",
+                "/O=sigstore.dev",
+                "-out",
+                &format!("leaf{n}.csr"),
+            ],
         );
         let extensions = format!(
             "[leaf]\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n\
@@ -242,14 +333,36 @@ impl Sigstore {
             identity.issuer
         );
         std::fs::write(path.join(format!("leaf{n}.cnf")), extensions).expect("leaf extensions");
-        let (start, end) = (openssl_time(path, not_before), openssl_time(path, not_after));
+        let (start, end) = (
+            openssl_time(path, not_before),
+            openssl_time(path, not_after),
+        );
         openssl(
             path,
             &[
-                "ca", "-batch", "-config", "ca.cnf", "-notext", "-md", "sha384", "-startdate", &start,
-                "-enddate", &end, "-cert", "intermediate.pem", "-keyfile", "intermediate.key", "-in",
-                &format!("leaf{n}.csr"), "-out", &format!("leaf{n}.pem"), "-extfile",
-                &format!("leaf{n}.cnf"), "-extensions", "leaf",
+                "ca",
+                "-batch",
+                "-config",
+                "ca.cnf",
+                "-notext",
+                "-md",
+                "sha384",
+                "-startdate",
+                &start,
+                "-enddate",
+                &end,
+                "-cert",
+                "intermediate.pem",
+                "-keyfile",
+                "intermediate.key",
+                "-in",
+                &format!("leaf{n}.csr"),
+                "-out",
+                &format!("leaf{n}.pem"),
+                "-extfile",
+                &format!("leaf{n}.cnf"),
+                "-extensions",
+                "leaf",
             ],
         );
         let pem = std::fs::read_to_string(path.join(format!("leaf{n}.pem"))).expect("leaf PEM");
@@ -297,7 +410,12 @@ pub fn hashedrekord_body(content_sha256: &str, signature: &[u8], certificate_pem
 }
 
 /// A `dsse` v0.0.1 body for an envelope around `payload` with one signature.
-pub fn dsse_body(envelope: &[u8], payload: &[u8], signature: &[u8], certificate_pem: &str) -> Vec<u8> {
+pub fn dsse_body(
+    envelope: &[u8],
+    payload: &[u8],
+    signature: &[u8],
+    certificate_pem: &str,
+) -> Vec<u8> {
     serde_json::to_vec(&json!({
         "apiVersion": "0.0.1",
         "kind": "dsse",

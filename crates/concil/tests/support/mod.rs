@@ -11,8 +11,8 @@
 #![allow(dead_code)] // each test binary uses its own subset of the support code
 
 pub mod cosign;
-pub mod keyless;
 pub mod images;
+pub mod keyless;
 pub mod proxy;
 pub mod pull;
 pub mod registry;
