@@ -559,7 +559,8 @@ fn bundle_with_only_an_inclusion_proof_has_no_signed_time() {
 /// The real thing: the bundle cosign v3 made in GitHub Actions for a kubewarden-controller
 /// image (Fulcio certificate, Rekor SET), checked against sigstore's public trusted root
 /// (tests/data/sigstore, from sigstore-rs). Attached to our test image, every keyless check
-/// passes and only the statement's subject, another image, refuses it.
+/// (chain, SET, inclusion proof and checkpoint, entry body, identity) passes and only the
+/// statement's subject, another image, refuses it.
 #[test]
 fn real_cosign_v3_bundle_verifies_against_sigstores_trusted_root() {
     const KUBEWARDEN: &str = "https://github.com/kubewarden/kubewarden-controller/.github/workflows/release.yml@refs/tags/v1.34.0";
@@ -603,6 +604,29 @@ fn real_cosign_v3_bundle_verifies_against_sigstores_trusted_root() {
             &error,
             TrustError::CertificateUntrusted { .. } | TrustError::NoTransparencyLogEntry { .. }
         ),
+        "{error}"
+    );
+
+    // The SET still holds, but one hash of the inclusion proof changed: it leads elsewhere.
+    let mut bad_proof: serde_json::Value = serde_json::from_slice(&bundle).expect("bundle JSON");
+    bad_proof["verificationMaterial"]["tlogEntries"][0]["inclusionProof"]["hashes"][0] =
+        json!(base64(&[7; 32]));
+    push_bundles(
+        &fixture.registry,
+        fixture.repo,
+        fixture.digest(),
+        OCI_MANIFEST,
+        &[serde_json::to_vec(&bad_proof).expect("JSON")],
+        &[],
+    );
+    let error = fixture
+        .verify_with_root(&root, kubewarden())
+        .expect_err("bad inclusion proof");
+    assert_eq!(error.exit_code(), 18, "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains("inclusion proof leads to another root"),
         "{error}"
     );
 

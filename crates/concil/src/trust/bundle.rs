@@ -32,7 +32,9 @@ use super::cosign::{
     is_bad_content, Attempt, CosignVerified, SignatureFormat, SignatureRejection, SignedBy,
     SignedClaim, MAX_SIGNATURES,
 };
-use super::keyless::{decode_base64, KeylessSignature, LogEntry, LoggedArtifact, RawBytesFile};
+use super::keyless::{
+    decode_base64, InclusionProof, KeylessSignature, LogEntry, LoggedArtifact, RawBytesFile,
+};
 use super::TrustError;
 use crate::registry::{Descriptor, Manifest, ParsedManifest, RegistryError};
 
@@ -461,6 +463,8 @@ struct TransparencyLogEntry {
     integrated_time: i64,
     #[serde(default)]
     inclusion_promise: Option<InclusionPromise>,
+    #[serde(default)]
+    inclusion_proof: Option<InclusionProofFile>,
     canonicalized_body: String,
 }
 
@@ -479,6 +483,25 @@ impl TransparencyLogEntry {
                 .as_ref()
                 .map(|promise| field("signedEntryTimestamp", &promise.signed_entry_timestamp))
                 .transpose()?,
+            inclusion_proof: self
+                .inclusion_proof
+                .as_ref()
+                .map(|proof| {
+                    Ok::<_, String>(InclusionProof {
+                        index: u64::try_from(proof.log_index)
+                            .map_err(|_| "tlogEntries: negative inclusionProof.logIndex")?,
+                        tree_size: u64::try_from(proof.tree_size)
+                            .map_err(|_| "tlogEntries: negative inclusionProof.treeSize")?,
+                        root_hash: field("inclusionProof.rootHash", &proof.root_hash)?,
+                        hashes: proof
+                            .hashes
+                            .iter()
+                            .map(|hash| field("inclusionProof.hashes", hash))
+                            .collect::<Result<_, _>>()?,
+                        checkpoint: proof.checkpoint.envelope.clone(),
+                    })
+                })
+                .transpose()?,
         })
     }
 }
@@ -487,6 +510,24 @@ impl TransparencyLogEntry {
 #[serde(rename_all = "camelCase")]
 struct LogId {
     key_id: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct InclusionProofFile {
+    #[serde(deserialize_with = "protobuf_int64")]
+    log_index: i64,
+    root_hash: String,
+    #[serde(deserialize_with = "protobuf_int64")]
+    tree_size: i64,
+    #[serde(default)]
+    hashes: Vec<String>,
+    checkpoint: Checkpoint,
+}
+
+#[derive(Deserialize)]
+struct Checkpoint {
+    envelope: String,
 }
 
 #[derive(Deserialize)]

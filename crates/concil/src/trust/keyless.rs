@@ -11,7 +11,9 @@
 //!    entry body (`hashedrekord`, cosign 1's `rekord`, or `dsse`) records this signature, this
 //!    certificate and the hash of what was signed. The SET is what makes `integratedTime` a
 //!    signed time; an inclusion proof alone proves membership but no time (sigstore then needs
-//!    a timestamp authority), so entries without a SET are refused.
+//!    a timestamp authority), so entries without a SET are refused. An inclusion proof given
+//!    beside the SET must hold too: the entry's leaf hash leads through the proof's hashes to
+//!    the root hash of a checkpoint the log signed (RFC 9162 audit path, signed note).
 //! 3. At `integratedTime`, the leaf certificate was valid (Fulcio's live ten minutes: an
 //!    expired certificate is fine as long as the log saw the signature in time) and was issued
 //!    by a Fulcio CA of the trusted root valid then: the leaf is signed by the first
@@ -280,6 +282,19 @@ pub(super) struct LogEntry {
     pub(super) log_id: Vec<u8>,
     /// The signed entry timestamp, if the entry has one.
     pub(super) signed_entry_timestamp: Option<Vec<u8>>,
+    pub(super) inclusion_proof: Option<InclusionProof>,
+}
+
+/// A Merkle audit path from an entry to a signed checkpoint of the log.
+#[derive(Debug, Clone)]
+pub(super) struct InclusionProof {
+    /// The entry's index in this log shard's tree (not the global log index).
+    pub(super) index: u64,
+    pub(super) tree_size: u64,
+    pub(super) root_hash: Vec<u8>,
+    pub(super) hashes: Vec<Vec<u8>>,
+    /// The signed note: `origin\nsize\nbase64 root\n[…]\n\n— name base64(key hint ‖ signature)\n`.
+    pub(super) checkpoint: String,
 }
 
 impl LogEntry {
@@ -299,6 +314,7 @@ impl LogEntry {
                 decode_base64(&annotation.signed_entry_timestamp)
                     .ok_or_else(|| "SignedEntryTimestamp is not base64".to_owned())?,
             ),
+            inclusion_proof: None,
         })
     }
 
@@ -444,7 +460,94 @@ fn check_entry(
             format_time(time)
         ));
     }
-    body_records(&entry.body, signature)
+    body_records(&entry.body, signature)?;
+    match &entry.inclusion_proof {
+        Some(proof) => check_inclusion(log, &entry.body, proof),
+        None => Ok(()),
+    }
+}
+
+/// Whether `proof` leads from the entry `body` to a checkpoint `log` signed.
+fn check_inclusion(
+    log: &TransparencyLog,
+    body: &[u8],
+    proof: &InclusionProof,
+) -> Result<(), String> {
+    let leaf = Sha256::new()
+        .chain_update([0])
+        .chain_update(body)
+        .finalize();
+    let root = audit_path_root(proof.index, proof.tree_size, leaf.to_vec(), &proof.hashes)
+        .ok_or_else(|| "the inclusion proof does not fit its tree size".to_owned())?;
+    if root != proof.root_hash {
+        return Err("the inclusion proof leads to another root hash".to_owned());
+    }
+    let (size, checkpoint_root) = signed_checkpoint(log, &proof.checkpoint)?;
+    if size != proof.tree_size || checkpoint_root != root {
+        return Err("the checkpoint is of another tree than the inclusion proof".to_owned());
+    }
+    Ok(())
+}
+
+/// The root an RFC 9162 (2.1.3.2) audit path leads to from leaf `index` of a tree of `size`.
+fn audit_path_root(index: u64, size: u64, leaf: Vec<u8>, path: &[Vec<u8>]) -> Option<Vec<u8>> {
+    if index >= size {
+        return None;
+    }
+    let node = |left: &[u8], right: &[u8]| {
+        Sha256::new()
+            .chain_update([1])
+            .chain_update(left)
+            .chain_update(right)
+            .finalize()
+            .to_vec()
+    };
+    let (mut position, mut last, mut hash) = (index, size - 1, leaf);
+    for sibling in path {
+        if last == 0 {
+            return None;
+        }
+        if position & 1 == 1 || position == last {
+            hash = node(sibling, &hash);
+            while position & 1 == 0 && position != 0 {
+                position >>= 1;
+                last >>= 1;
+            }
+        } else {
+            hash = node(&hash, sibling);
+        }
+        position >>= 1;
+        last >>= 1;
+    }
+    (last == 0).then_some(hash)
+}
+
+/// The tree size and root hash of a checkpoint with a signature by `log`'s key over its
+/// text (everything before the blank line, final newline included).
+fn signed_checkpoint(log: &TransparencyLog, envelope: &str) -> Result<(u64, Vec<u8>), String> {
+    let (text, signatures) = envelope
+        .split_once("\n\n")
+        .ok_or_else(|| "the checkpoint has no signature".to_owned())?;
+    let signed = format!("{text}\n");
+    let verified = signatures
+        .lines()
+        .filter_map(|line| line.strip_prefix("\u{2014} "))
+        .filter_map(|line| line.rsplit_once(' '))
+        .filter_map(|(_, signature)| decode_base64(signature))
+        .any(|hinted| {
+            // A 4-byte key hint precedes the signature.
+            hinted
+                .get(4..)
+                .is_some_and(|signature| log.key.verifies(signed.as_bytes(), signature))
+        });
+    if !verified {
+        return Err("the checkpoint is not signed by the log's key".to_owned());
+    }
+    let mut lines = text.lines().skip(1);
+    let size = lines.next().and_then(|size| size.parse().ok());
+    let root = lines.next().and_then(decode_base64);
+    size.zip(root)
+        .ok_or_else(|| "the checkpoint names no tree size and root hash".to_owned())
 }
 
 /// Whether the entry body records this signature, certificate and signed content.
@@ -836,11 +939,47 @@ mod tests {
             log_index: 42,
             log_id: vec![0xab, 0x01],
             signed_entry_timestamp: None,
+            inclusion_proof: None,
         };
         assert_eq!(
             entry.canonical_payload(),
             r#"{"body":"e30=","integratedTime":1700000000,"logID":"ab01","logIndex":42}"#
         );
+    }
+
+    #[test]
+    fn audit_paths_of_a_small_tree() {
+        let leaf = |n: u8| Sha256::digest([0, n]).to_vec();
+        let node = |l: &[u8], r: &[u8]| {
+            Sha256::new()
+                .chain_update([1])
+                .chain_update(l)
+                .chain_update(r)
+                .finalize()
+                .to_vec()
+        };
+        // Five leaves: root = node(node(node(0,1), node(2,3)), 4).
+        let (l0, l1, l2, l3, l4) = (leaf(0), leaf(1), leaf(2), leaf(3), leaf(4));
+        let left = node(&node(&l0, &l1), &node(&l2, &l3));
+        let root = node(&left, &l4);
+        let path_2 = vec![l3.clone(), node(&l0, &l1), l4.clone()];
+        assert_eq!(
+            audit_path_root(2, 5, l2.clone(), &path_2),
+            Some(root.clone())
+        );
+        assert_eq!(
+            audit_path_root(4, 5, l4.clone(), std::slice::from_ref(&left)),
+            Some(root.clone())
+        );
+        assert_ne!(
+            audit_path_root(3, 5, l2.clone(), &path_2),
+            Some(root.clone())
+        );
+        assert_eq!(
+            audit_path_root(5, 5, l4.clone(), std::slice::from_ref(&left)),
+            None
+        );
+        assert_eq!(audit_path_root(4, 5, l4, &[left, l0]), None);
     }
 
     #[test]
