@@ -18,6 +18,9 @@
 //! - Credentials are decoded when the file is loaded, so a bad `auths` entry fails early and
 //!   names its key (never the value); Docker's `config.json` is a further fallback.
 //! - `~` is expanded as `~` and `~/…` (not `~user`). Unknown keys are ignored, as in 1.0.
+//! - New keys for keyless cosign verification: `cosign_trusted_root` (a sigstore
+//!   `trusted_root.json`) and `cosign_identities` (the certificate identity and issuer to
+//!   require, keyed like `auths`); concil 1.0 ignores them.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -100,6 +103,13 @@ pub enum ConfigError {
         origin: String,
         key: String,
         problem: AuthProblem,
+    },
+    /// A `cosign_identities` entry that cannot be used (`key` is its repository pattern).
+    #[error("configuration file {}: cosign_identities entry {key:?}: {reason}", path.display())]
+    InvalidCosignIdentity {
+        path: PathBuf,
+        key: String,
+        reason: String,
     },
     #[error("cannot expand `~` in {what}: the home directory is unknown (HOME is not set)")]
     NoHomeDirectory { what: &'static str },
@@ -232,6 +242,11 @@ pub struct Config {
     /// `cosign_check_identity`: a cosign signature counts only when its signed
     /// `docker-reference` names the repository being pulled (default false, as cosign).
     pub cosign_check_identity: bool,
+    /// `cosign_trusted_root`: a sigstore `trusted_root.json` (Fulcio CAs, Rekor keys) that
+    /// keyless signatures are checked against; `None`: keyless signatures are not accepted.
+    pub cosign_trusted_root: Option<PathBuf>,
+    /// `cosign_identities`: who must have signed keylessly, per repository pattern.
+    pub cosign_identities: CosignIdentities,
     /// Keyed by registry name, `host` or `host:port`.
     pub remote_servers: BTreeMap<String, RemoteServer>,
     /// Notary trust pinning, kept as written for the Notary engine.
@@ -251,10 +266,22 @@ struct ConfigFile {
     disable_content_trust: Option<bool>,
     content_trust: Option<ContentTrust>,
     cosign_check_identity: Option<bool>,
+    cosign_trusted_root: Option<PathBuf>,
+    cosign_identities: Option<BTreeMap<String, CosignIdentityFile>>,
     remote_servers: Option<BTreeMap<String, RemoteServerFile>>,
     /// Checked by hand: serde's type errors quote the value, which here is a secret.
     auths: Option<Value>,
     trust_pinning: Option<Value>,
+}
+
+/// A `cosign_identities` value as written: one of `subject`/`subject_regexp` and one of
+/// `issuer`/`issuer_regexp`.
+#[derive(Deserialize)]
+struct CosignIdentityFile {
+    subject: Option<String>,
+    subject_regexp: Option<String>,
+    issuer: Option<String>,
+    issuer_regexp: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -319,6 +346,25 @@ impl Config {
             .collect::<Result<_, ConfigError>>()?;
         let mut auths = file_auths(file.auths.as_ref(), &file_path())?;
         add_environment_auths(env, &mut auths)?;
+        let cosign_trusted_root = file
+            .cosign_trusted_root
+            .map(|root| env.expand_home(&root, "cosign_trusted_root"))
+            .transpose()?;
+        let cosign_identities = file
+            .cosign_identities
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(key, entry)| {
+                let identity = CosignIdentity::from_file(entry).map_err(|reason| {
+                    ConfigError::InvalidCosignIdentity {
+                        path: file_path(),
+                        key: key.clone(),
+                        reason,
+                    }
+                })?;
+                Ok((key, identity))
+            })
+            .collect::<Result<_, ConfigError>>()?;
 
         Ok(Config {
             path,
@@ -328,6 +374,8 @@ impl Config {
             disable_content_trust: file.disable_content_trust.unwrap_or(false),
             content_trust: file.content_trust.unwrap_or(ContentTrust::Cosign),
             cosign_check_identity: file.cosign_check_identity.unwrap_or(false),
+            cosign_trusted_root,
+            cosign_identities: CosignIdentities(cosign_identities),
             remote_servers,
             trust_pinning: file.trust_pinning.filter(|pinning| !pinning.is_null()),
             auths,
@@ -401,15 +449,7 @@ impl Config {
     /// `host` key; tried with `host:port`, then with the bare host as concil 1.0 did), else
     /// from Docker's `config.json`.
     pub fn credentials(&self, registry: &str, repository: &str) -> Option<Credentials> {
-        let host = registry_host(registry);
-        let names: &[&str] = if host == registry {
-            &[registry]
-        } else {
-            &[registry, host]
-        };
-        names
-            .iter()
-            .find_map(|name| match_auths(&self.auths, name, repository))
+        match_repository(&self.auths, registry, repository)
             .or_else(|| self.docker_auths.get(registry))
             .cloned()
     }
@@ -596,27 +636,142 @@ fn auth_error(origin: &str, key: &str, problem: AuthProblem) -> ConfigError {
     }
 }
 
-/// The auths entry for `repository` on `registry`: exact key, else longest `*` prefix, else host.
-fn match_auths<'a>(
-    auths: &'a BTreeMap<String, Credentials>,
+/// The entry for `repository` on `registry` in a map keyed as `auths` is: tried with
+/// `host:port`, then with the bare host as concil 1.0 did.
+fn match_repository<'a, T>(
+    entries: &'a BTreeMap<String, T>,
     registry: &str,
     repository: &str,
-) -> Option<&'a Credentials> {
+) -> Option<&'a T> {
+    let host = registry_host(registry);
+    let names: &[&str] = if host == registry {
+        &[registry]
+    } else {
+        &[registry, host]
+    };
+    names
+        .iter()
+        .find_map(|name| match_repository_under(entries, name, repository))
+}
+
+/// The entry for `repository` on `registry`: exact key, else longest `*` prefix, else host.
+fn match_repository_under<'a, T>(
+    entries: &'a BTreeMap<String, T>,
+    registry: &str,
+    repository: &str,
+) -> Option<&'a T> {
     let name = format!("{registry}/{repository}");
-    auths
+    entries
         .get(&name)
         .or_else(|| {
-            auths
+            entries
                 .iter()
-                .filter_map(|(key, credentials)| {
+                .filter_map(|(key, entry)| {
                     let prefix = key.strip_suffix('*')?;
-                    name.starts_with(prefix)
-                        .then_some((prefix.len(), credentials))
+                    name.starts_with(prefix).then_some((prefix.len(), entry))
                 })
                 .max_by_key(|&(prefix_len, _)| prefix_len)
-                .map(|(_, credentials)| credentials)
+                .map(|(_, entry)| entry)
         })
-        .or_else(|| auths.get(registry))
+        .or_else(|| entries.get(registry))
+}
+
+/// `cosign_identities`: the keyless signer required per repository pattern, keyed as `auths`
+/// (`host/repo`, `host/prefix*`, `host`; exact, else longest prefix, else host).
+#[derive(Debug, Clone, Default)]
+pub struct CosignIdentities(BTreeMap<String, CosignIdentity>);
+
+impl CosignIdentities {
+    /// The identity required for `repository` on `registry`, if any is configured.
+    pub fn for_repository(&self, registry: &str, repository: &str) -> Option<&CosignIdentity> {
+        match_repository(&self.0, registry, repository)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl FromIterator<(String, CosignIdentity)> for CosignIdentities {
+    fn from_iter<I: IntoIterator<Item = (String, CosignIdentity)>>(entries: I) -> Self {
+        CosignIdentities(entries.into_iter().collect())
+    }
+}
+
+/// Who must have signed keylessly: the Fulcio certificate's subject (its email or URI
+/// subject alternative name) and the OIDC issuer recorded in it, as `cosign verify
+/// --certificate-identity[-regexp] --certificate-oidc-issuer[-regexp]` takes them.
+#[derive(Debug, Clone)]
+pub struct CosignIdentity {
+    pub subject: IdentityMatch,
+    pub issuer: IdentityMatch,
+}
+
+impl CosignIdentity {
+    fn from_file(entry: CosignIdentityFile) -> Result<CosignIdentity, String> {
+        Ok(CosignIdentity {
+            subject: IdentityMatch::one_of("subject", entry.subject, entry.subject_regexp)?,
+            issuer: IdentityMatch::one_of("issuer", entry.issuer, entry.issuer_regexp)?,
+        })
+    }
+}
+
+/// An exact value, or a regular expression the whole value must match.
+#[derive(Debug, Clone)]
+pub enum IdentityMatch {
+    Exact(String),
+    /// Anchored at both ends (cosign's `-regexp` flags are not: there `github.com/org` also
+    /// matches `github.com/organisation-of-someone-else`).
+    Regexp {
+        pattern: String,
+        regex: regex::Regex,
+    },
+}
+
+impl IdentityMatch {
+    pub fn exact(value: &str) -> IdentityMatch {
+        IdentityMatch::Exact(value.to_owned())
+    }
+
+    /// A match of the whole value against `pattern` (Rust `regex` syntax).
+    pub fn regexp(pattern: &str) -> Result<IdentityMatch, regex::Error> {
+        let regex = regex::Regex::new(&format!("^(?:{pattern})$"))?;
+        Ok(IdentityMatch::Regexp {
+            pattern: pattern.to_owned(),
+            regex,
+        })
+    }
+
+    pub fn matches(&self, value: &str) -> bool {
+        match self {
+            IdentityMatch::Exact(expected) => expected == value,
+            IdentityMatch::Regexp { regex, .. } => regex.is_match(value),
+        }
+    }
+
+    /// `name` or `name_regexp`, exactly one of them.
+    fn one_of(
+        name: &str,
+        exact: Option<String>,
+        pattern: Option<String>,
+    ) -> Result<IdentityMatch, String> {
+        match (exact, pattern) {
+            (Some(exact), None) => Ok(IdentityMatch::Exact(exact)),
+            (None, Some(pattern)) => IdentityMatch::regexp(&pattern)
+                .map_err(|error| format!("{name}_regexp does not compile: {error}")),
+            (Some(_), Some(_)) => Err(format!("give {name} or {name}_regexp, not both")),
+            (None, None) => Err(format!("{name} or {name}_regexp is required")),
+        }
+    }
+}
+
+impl std::fmt::Display for IdentityMatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            IdentityMatch::Exact(value) => write!(f, "{value:?}"),
+            IdentityMatch::Regexp { pattern, .. } => write!(f, "matching /{pattern}/"),
+        }
+    }
 }
 
 /// Docker's `config.json` auths (`$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`),
@@ -958,6 +1113,75 @@ mod tests {
         assert_eq!(user("third.example", "x"), None);
         // Prefix keys compare strings: "reg.example/*" does not match "reg.examples".
         assert_eq!(user("reg.examples", "x"), None);
+    }
+
+    #[test]
+    fn cosign_identities_match_like_auths_and_regexps_are_anchored() {
+        let (dir, env) = home();
+        let json = r#"{
+            "cosign_trusted_root": "~/sigstore/trusted_root.json",
+            "cosign_identities": {
+                "ghcr.io/org/*": {"subject_regexp": "https://github.com/org/[^/]+/.*", "issuer": "https://token.actions.githubusercontent.com"},
+                "ghcr.io/org/app": {"subject": "dev@example.org", "issuer_regexp": "https://accounts\\.example\\.org"},
+                "localhost": {"subject": "ops@example.org", "issuer": "https://issuer.example"}
+            }
+        }"#;
+        let config = load(&dir, &env, json).unwrap();
+        assert_eq!(
+            config.cosign_trusted_root,
+            Some(dir.path().join("sigstore/trusted_root.json"))
+        );
+        let identities = &config.cosign_identities;
+        let app = identities.for_repository("ghcr.io", "org/app").unwrap();
+        assert!(app.subject.matches("dev@example.org"));
+        assert!(app.issuer.matches("https://accounts.example.org"));
+        assert!(!app.issuer.matches("https://accountsXexample.org"));
+        let other = identities.for_repository("ghcr.io", "org/other").unwrap();
+        let workflow = "https://github.com/org/other/.github/workflows/release.yml@refs/tags/v1";
+        assert!(other.subject.matches(workflow));
+        // Anchored: a longer value containing a match is not one.
+        assert!(!other
+            .subject
+            .matches(&format!("https://evil.example/{workflow}")));
+        assert!(identities
+            .for_repository("ghcr.io", "someone/else")
+            .is_none());
+        let local = identities.for_repository("localhost:5000", "any").unwrap();
+        assert_eq!(local.issuer.to_string(), "\"https://issuer.example\"");
+        assert_eq!(
+            other.subject.to_string(),
+            "matching /https://github.com/org/[^/]+/.*/"
+        );
+        assert!(load(&dir, &env, "{}").unwrap().cosign_identities.is_empty());
+    }
+
+    #[test]
+    fn unusable_cosign_identities_name_their_key() {
+        let (dir, env) = home();
+        for (entry, reason) in [
+            (
+                r#"{"issuer": "i"}"#,
+                "subject or subject_regexp is required",
+            ),
+            (r#"{"subject": "s"}"#, "issuer or issuer_regexp is required"),
+            (
+                r#"{"subject": "s", "subject_regexp": "s", "issuer": "i"}"#,
+                "not both",
+            ),
+            (
+                r#"{"subject_regexp": "(", "issuer": "i"}"#,
+                "does not compile",
+            ),
+        ] {
+            let json = format!(r#"{{"cosign_identities": {{"reg.example/app": {entry}}}}}"#);
+            let error = load(&dir, &env, &json).unwrap_err();
+            let message = error.to_string();
+            assert!(
+                matches!(&error, ConfigError::InvalidCosignIdentity { key, .. } if key == "reg.example/app")
+                    && message.contains(reason),
+                "{entry}: {message}"
+            );
+        }
     }
 
     #[test]

@@ -552,7 +552,7 @@ impl Store {
                 let verified = Verifier::from_config(&self.config)?
                     .check_docker_reference(self.config.cosign_check_identity)
                     .verify(&self.client, &self.image, &repository, &manifest.digest)?;
-                tracing::info!(digest = %manifest.digest, key = %verified.key_name, "cosign signature verified");
+                tracing::info!(digest = %manifest.digest, signed_by = %verified.signed_by, "cosign signature verified");
                 Ok((manifest, Verification::Cosign))
             }
             (true, ContentTrust::Notary) => {

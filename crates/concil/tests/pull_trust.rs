@@ -15,7 +15,9 @@ use std::process::{Command, Output};
 
 use serde_json::{json, Value};
 use sigstore::crypto::SigningScheme;
-use support::cosign::{payload, push_signatures, signature_tag, SignatureLayer, Signer};
+use support::cosign::{
+    payload, push_signature_manifest, push_signatures, signature_tag, SignatureLayer, Signer,
+};
 use support::images::{Format, Images, ListKind, PushedImage, PLATFORM_MARKER};
 use support::pull::{expect_failure, run, ConcilHome, Pulled};
 use support::registry::{self, Registry};
@@ -33,6 +35,8 @@ const NO_TRUSTED_KEY: i32 = 11;
 const SIGNATURE_INVALID: i32 = 12;
 const WRONG_IMAGE: i32 = 13;
 const WRONG_REPOSITORY: i32 = 14;
+const TRUST_MATERIAL_UNUSABLE: i32 = 15;
+const IDENTITY_MISMATCH: i32 = 16;
 
 /// A concil home whose configuration reaches `registry` and says nothing about content trust,
 /// so it is on, with cosign, as by default.
@@ -630,5 +634,83 @@ fn signed_identity_is_checked_when_configured() -> TestResult {
     let (output, _) = succeeded(&pull(&home, &image.reference, &[]), "identity not checked");
     assert_eq!(output["verified"], "cosign");
 
+    Ok(())
+}
+
+/// Keyless signing end to end: a `.sig` layer with a Fulcio-like certificate and a Rekor-like
+/// SET (made with openssl, tests/support/keyless.rs), verified offline against the
+/// `cosign_trusted_root` file for the `cosign_identities` entry of the repository.
+#[test]
+fn keyless_signed_image_pulls_with_a_trusted_root_and_identity() -> TestResult {
+    use support::keyless::{
+        hashedrekord_body, keyless_layer_annotations, now, sha256_hex, Identity, Sigstore,
+    };
+    const ISSUER: &str = "https://accounts.example.org";
+    let registry = Registry::plain();
+    let images = Images::new(&registry)?;
+    let image = images.push_busybox("trust/keyless", "v1", Format::Docker)?;
+    let sigstore = Sigstore::new();
+    let leaf = sigstore.issue(
+        &Identity::email("release@example.org", ISSUER),
+        now() - 60,
+        now() + 540,
+    );
+    let payload = payload(
+        &format!("{}/trust/keyless", registry.host()),
+        &image.manifest_digest,
+    );
+    let signature = leaf.sign(&payload);
+    let body = hashedrekord_body(&sha256_hex(&payload), &signature, &leaf.pem);
+    let entry = sigstore.log(&body, now(), 1);
+    let annotations = keyless_layer_annotations(&signature, &leaf, &sigstore.chain_pem(), &entry);
+    push_signature_manifest(
+        &registry,
+        "trust/keyless",
+        &image.manifest_digest,
+        &[(payload, annotations)],
+    );
+    let root_dir = tempfile::tempdir()?;
+    let root = root_dir.path().join("trusted_root.json");
+    sigstore.write_trusted_root(&root);
+    let config = |root: &Path, subject: &str| {
+        json!({
+            "remote_servers": {registry.host(): {"registry": registry.url().as_str()}},
+            "cosign_trusted_root": root,
+            "cosign_identities": {
+                format!("{}/trust/*", registry.host()): {"subject": subject, "issuer": ISSUER},
+            },
+        })
+    };
+
+    // Refusals first: they must fetch no layer.
+    let home = ConcilHome::new(config(&root, "someone@example.org"));
+    let output = pull(&home, &image.reference, &[]);
+    let error = assert_refused(
+        &registry,
+        &home,
+        &image,
+        &output,
+        IDENTITY_MISMATCH,
+        Some(&image.manifest_digest),
+    );
+    assert!(
+        error.contains("\"release@example.org\"") && error.contains("\"someone@example.org\""),
+        "{error}"
+    );
+
+    let missing = root_dir.path().join("missing.json");
+    let home = ConcilHome::new(config(&missing, "release@example.org"));
+    let output = pull(&home, &image.reference, &[]);
+    let failure = expect_failure(&output, "pull with a missing trusted root");
+    assert_eq!(output.status.code(), Some(TRUST_MATERIAL_UNUSABLE));
+    assert!(
+        failure.error.contains(&missing.display().to_string()),
+        "{}",
+        failure.error
+    );
+
+    let home = ConcilHome::new(config(&root, "release@example.org"));
+    let (json, _) = succeeded(&pull(&home, &image.reference, &[]), "keyless pull");
+    assert_verified_pull(&home, &image, &json);
     Ok(())
 }

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use base64::Engine as _;
 use concil::registry::{Client, TlsSettings};
-use concil::trust::cosign::{signature_tag, SignatureFormat, Verifier};
+use concil::trust::cosign::{signature_tag, SignatureFormat, SignedBy, Verifier};
 use concil::trust::{SignatureRejection, TrustError};
 use serde_json::json;
 use sha2::Digest as _;
@@ -71,8 +71,13 @@ fn busybox_signed_with_p256_passes() {
         )
         .expect("signed image is trusted");
     assert_eq!(verified.digest, image.manifest_digest);
-    assert_eq!(verified.key_name, "release");
-    assert_eq!(verified.key_path, keys.path().join("release.pub"));
+    assert_eq!(
+        verified.signed_by,
+        SignedBy::Key {
+            name: "release".to_owned(),
+            path: keys.path().join("release.pub")
+        }
+    );
     assert_eq!(verified.signature_manifest, signature_manifest);
     assert_eq!(
         verified.docker_reference.as_deref(),
@@ -112,7 +117,7 @@ fn each_key_type_verifies() {
                 &image.manifest_digest,
             )
             .unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert_eq!(verified.key_name, name);
+        assert_eq!(verified.key_name(), Some(name));
     }
 }
 
@@ -326,7 +331,7 @@ fn any_trusted_signature_counts_not_only_the_last() {
     let verified = verifier(keys.path())
         .verify(&client, "two", &repository, digest)
         .expect("the second signature is trusted");
-    assert_eq!(verified.key_name, "trusted");
+    assert_eq!(verified.key_name(), Some("trusted"));
     assert_eq!(verified.signature_blob, trusted_blob);
 
     // Trusted first, then a layer without a signature: concil 1.0 looked at the last layer
@@ -543,9 +548,8 @@ fn corrupt_payload_blob_is_rejected_but_another_signature_still_counts() {
 mod bundles {
     use super::*;
 
-    const BUNDLE_V03: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
-    const OCI_EMPTY: &str = "application/vnd.oci.empty.v1+json";
-    const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+    use support::cosign::{push_bundles, BUNDLE_V03};
+
     const IN_TOTO: &str = "application/vnd.in-toto+json";
     const COSIGN_SIGN: &str = "https://sigstore.dev/cosign/sign/v1";
 
@@ -597,43 +601,6 @@ mod bundles {
         .expect("bundle JSON")
     }
 
-    /// Pushes each bundle as a referrer of `digest` (cosign's artifact manifest) and the
-    /// referrers index under the tag `sha256-<hex>`, with `extra` entries first.
-    fn push_bundles(
-        registry: &Registry,
-        repository: &str,
-        digest: &str,
-        subject_type: &str,
-        bundles: &[Vec<u8>],
-        extra: &[serde_json::Value],
-    ) {
-        let empty = registry.push_blob(repository, b"{}");
-        let mut entries = extra.to_vec();
-        for bundle in bundles {
-            let blob = registry.push_blob(repository, bundle);
-            let manifest = serde_json::to_vec(&json!({
-                "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": BUNDLE_V03,
-                "config": {"mediaType": OCI_EMPTY, "digest": empty, "size": 2},
-                "layers": [{"mediaType": BUNDLE_V03, "digest": blob, "size": bundle.len()}],
-                "subject": {"mediaType": subject_type, "digest": digest, "size": 0},
-            }))
-            .expect("manifest JSON");
-            let manifest_digest = images::sha256_digest(&manifest);
-            registry.push_manifest(repository, &manifest_digest, OCI_MANIFEST, &manifest);
-            entries.push(json!({
-                "mediaType": OCI_MANIFEST, "digest": manifest_digest, "size": manifest.len(),
-                "artifactType": BUNDLE_V03,
-                "annotations": {"dev.sigstore.bundle.content": "dsse-envelope"},
-            }));
-        }
-        let index = serde_json::to_vec(&json!({
-            "schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries,
-        }))
-        .expect("index JSON");
-        let tag = digest.replacen(':', "-", 1);
-        registry.push_manifest(repository, &tag, OCI_INDEX, &index);
-    }
-
     fn trusted(signer: &Signer) -> tempfile::TempDir {
         let keys = tempfile::tempdir().unwrap();
         signer.trust_in(keys.path(), "release");
@@ -665,7 +632,7 @@ mod bundles {
             )
             .expect("the bundle is trusted");
         assert_eq!(verified.format, SignatureFormat::Bundle);
-        assert_eq!(verified.key_name, "release");
+        assert_eq!(verified.key_name(), Some("release"));
         assert_eq!(
             verified.docker_reference.as_deref(),
             Some(repository.as_str())
@@ -860,7 +827,7 @@ mod key_management {
                 &image.manifest_digest,
             )
             .expect("signed with the generated key");
-        assert_eq!(verified.key_name, "release");
+        assert_eq!(verified.key_name(), Some("release"));
 
         // Nothing is overwritten.
         let again = generate_key_pair(

@@ -17,8 +17,11 @@
 //!   signatures of it, and do not count);
 //! - or a message signature: a trusted key's signature over the manifest bytes themselves.
 //!
-//! Only the key-based part of a bundle is checked: certificates (keyless signing) and
-//! transparency-log entries are not, as with `cosign verify --key … --insecure-ignore-tlog`.
+//! With a trusted key, only the key-based part of a bundle is checked (its log entries are
+//! not, as with `cosign verify --key … --insecure-ignore-tlog`). A bundle no trusted key
+//! verifies and whose `verificationMaterial` holds a certificate (`certificate`, or the first
+//! of `x509CertificateChain`) is checked keyless ([`super::keyless`]) with its `tlogEntries`
+//! (`inclusionPromise` is the signed entry timestamp; `canonicalizedBody` the entry body).
 
 use std::collections::BTreeMap;
 
@@ -26,8 +29,11 @@ use base64::Engine as _;
 use serde::Deserialize;
 
 use super::cosign::{
-    is_bad_content, Attempt, CosignVerified, SignatureFormat, SignatureRejection, SignedClaim,
-    TrustedKey, MAX_SIGNATURES,
+    is_bad_content, Attempt, CosignVerified, SignatureFormat, SignatureRejection, SignedBy,
+    SignedClaim, MAX_SIGNATURES,
+};
+use super::keyless::{
+    decode_base64, InclusionProof, KeylessSignature, LogEntry, LoggedArtifact, RawBytesFile,
 };
 use super::TrustError;
 use crate::registry::{Descriptor, Manifest, ParsedManifest, RegistryError};
@@ -94,15 +100,15 @@ pub(super) fn verify_bundles(
         let Some((manifest_digest, layer, bundle)) = bundle_blob(attempt, descriptor)? else {
             continue;
         };
-        let Some((key, claim)) = check_bundle(attempt, &layer, &bundle, &mut subject_manifest)?
+        let Some((signed_by, claim)) =
+            check_bundle(attempt, &layer, &bundle, &mut subject_manifest)?
         else {
             continue;
         };
         if attempt.accepts(&claim) {
             return Ok(Some(CosignVerified {
                 digest: attempt.digest.to_owned(),
-                key_name: key.name.clone(),
-                key_path: key.path.clone(),
+                signed_by,
                 format: SignatureFormat::Bundle,
                 signature_manifest: manifest_digest,
                 signature_blob: layer.digest().to_string(),
@@ -188,15 +194,16 @@ fn bundle_blob(
     Ok(Some((digest, layer, bundle)))
 }
 
-/// The trusted key that signed the bundle and what it vouches for; `None` (noted) if no
-/// trusted key signed a cosign image signature in it. `subject_manifest` caches the bytes of
-/// the manifest being verified, which message signatures are over.
-fn check_bundle<'a>(
-    attempt: &mut Attempt<'a>,
+/// Who signed the bundle (a trusted key or the keyless signer) and what it vouches for;
+/// `None` (noted) if no trusted signer signed a cosign image signature in it.
+/// `subject_manifest` caches the bytes of the manifest being verified, which message
+/// signatures are over.
+fn check_bundle(
+    attempt: &mut Attempt<'_>,
     layer: &Descriptor,
     bundle: &[u8],
     subject_manifest: &mut Option<Vec<u8>>,
-) -> Result<Option<(&'a TrustedKey, SignedClaim)>, TrustError> {
+) -> Result<Option<(SignedBy, SignedClaim)>, TrustError> {
     let blob = layer.digest().to_string();
     let invalid = |reason: String| SignatureRejection::InvalidBundle {
         blob: layer.digest().to_string(),
@@ -212,6 +219,13 @@ fn check_bundle<'a>(
         }
     };
     let verifier = attempt.verifier;
+    let keyless = match parsed.verification_material.keyless() {
+        Ok(keyless) => keyless,
+        Err(reason) => {
+            attempt.rejected.push(invalid(reason));
+            return Ok(None);
+        }
+    };
     match (parsed.dsse_envelope, parsed.message_signature) {
         (Some(envelope), _) => {
             let Some(payload) = decode_bytes(&envelope.payload) else {
@@ -221,20 +235,40 @@ fn check_bundle<'a>(
                 return Ok(None);
             };
             let signed = pre_authentication_encoding(&envelope.payload_type, &payload);
-            let key = envelope
+            let signatures: Vec<Vec<u8>> = envelope
                 .signatures
                 .iter()
                 .filter_map(|signature| decode_bytes(&signature.sig))
-                .find_map(|signature| verifier.key_for(&signed, &signature));
-            let Some(key) = key else {
-                attempt.rejected.push(SignatureRejection::NoKeyVerifies {
-                    blob,
-                    keys: verifier.keys().len(),
-                });
-                return Ok(None);
+                .collect();
+            let key = signatures
+                .iter()
+                .find_map(|signature| verifier.key_for(&signed, signature));
+            // A keyless envelope has one signature (cosign writes one); the first is checked.
+            let signed_by = match (key, keyless, signatures.first()) {
+                (Some(key), _, _) => SignedBy::key(key),
+                (None, Some((certificate, log_entries)), Some(signature)) => {
+                    let keyless_signature = KeylessSignature {
+                        certificate,
+                        signature,
+                        signed: &signed,
+                        artifact: LoggedArtifact::Dsse { payload: &payload },
+                        log_entries,
+                    };
+                    match attempt.keyless_signer(&blob, &keyless_signature) {
+                        Some(signed_by) => signed_by,
+                        None => return Ok(None),
+                    }
+                }
+                _ => {
+                    attempt.rejected.push(SignatureRejection::NoKeyVerifies {
+                        blob,
+                        keys: verifier.keys().len(),
+                    });
+                    return Ok(None);
+                }
             };
             match statement_claim(&envelope.payload_type, &payload, attempt.digest) {
-                Ok(claim) => Ok(Some((key, claim))),
+                Ok(claim) => Ok(Some((signed_by, claim))),
                 Err(reason) => {
                     attempt
                         .rejected
@@ -262,22 +296,36 @@ fn check_bundle<'a>(
             };
             // The manifest bytes hash to our digest (the client checked), so a signature
             // over them vouches for exactly this digest.
-            match verifier.key_for(manifest, &signature) {
-                Some(key) => Ok(Some((
-                    key,
-                    SignedClaim {
-                        digest: attempt.digest.to_owned(),
-                        repository: None,
-                    },
-                ))),
-                None => {
+            let signed_by = match (verifier.key_for(manifest, &signature), keyless) {
+                (Some(key), _) => SignedBy::key(key),
+                (None, Some((certificate, log_entries))) => {
+                    let keyless_signature = KeylessSignature {
+                        certificate,
+                        signature: &signature,
+                        signed: manifest,
+                        artifact: LoggedArtifact::Message,
+                        log_entries,
+                    };
+                    match attempt.keyless_signer(&blob, &keyless_signature) {
+                        Some(signed_by) => signed_by,
+                        None => return Ok(None),
+                    }
+                }
+                (None, None) => {
                     attempt.rejected.push(SignatureRejection::NoKeyVerifies {
                         blob,
                         keys: verifier.keys().len(),
                     });
-                    Ok(None)
+                    return Ok(None);
                 }
-            }
+            };
+            Ok(Some((
+                signed_by,
+                SignedClaim {
+                    digest: attempt.digest.to_owned(),
+                    repository: None,
+                },
+            )))
         }
         (None, None) => {
             attempt.rejected.push(invalid(
@@ -348,14 +396,158 @@ fn decode_bytes(text: &str) -> Option<Vec<u8>> {
         .ok()
 }
 
-/// A sigstore bundle, as far as key-based verification reads it.
-#[derive(Debug, Deserialize)]
+/// A sigstore bundle, as far as verification reads it.
+#[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Bundle {
+    #[serde(default)]
+    verification_material: VerificationMaterial,
     #[serde(default)]
     message_signature: Option<MessageSignature>,
     #[serde(default)]
     dsse_envelope: Option<Envelope>,
+}
+
+/// A bundle's `verificationMaterial`: the certificate (v0.3) or chain (v0.1, v0.2) of a
+/// keyless signature and its log entries (a `publicKey` hint is not needed).
+#[derive(Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct VerificationMaterial {
+    #[serde(default)]
+    certificate: Option<RawBytesFile>,
+    #[serde(default)]
+    x509_certificate_chain: Option<CertificateChain>,
+    #[serde(default)]
+    tlog_entries: Vec<TransparencyLogEntry>,
+}
+
+impl VerificationMaterial {
+    /// The leaf certificate (DER) and the log entries of a keyless bundle; `None` without a
+    /// certificate.
+    fn keyless(&self) -> Result<Option<KeylessMaterial>, String> {
+        let leaf = match (&self.certificate, &self.x509_certificate_chain) {
+            (Some(certificate), _) => certificate,
+            (None, Some(chain)) => match chain.certificates.first() {
+                Some(leaf) => leaf,
+                None => return Err("x509CertificateChain holds no certificate".to_owned()),
+            },
+            (None, None) => return Ok(None),
+        };
+        let certificate = decode_base64(&leaf.raw_bytes)
+            .ok_or_else(|| "the certificate's rawBytes is not base64".to_owned())?;
+        let entries = self
+            .tlog_entries
+            .iter()
+            .map(TransparencyLogEntry::log_entry)
+            .collect::<Result<_, _>>()?;
+        Ok(Some((certificate, entries)))
+    }
+}
+
+/// A keyless bundle's leaf certificate (DER) and log entries.
+type KeylessMaterial = (Vec<u8>, Vec<LogEntry>);
+
+#[derive(Deserialize)]
+struct CertificateChain {
+    certificates: Vec<RawBytesFile>,
+}
+
+/// A bundle's `tlogEntries[]` (protobuf JSON: int64 as strings, bytes as base64).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TransparencyLogEntry {
+    #[serde(deserialize_with = "protobuf_int64")]
+    log_index: i64,
+    log_id: LogId,
+    #[serde(deserialize_with = "protobuf_int64")]
+    integrated_time: i64,
+    #[serde(default)]
+    inclusion_promise: Option<InclusionPromise>,
+    #[serde(default)]
+    inclusion_proof: Option<InclusionProofFile>,
+    canonicalized_body: String,
+}
+
+impl TransparencyLogEntry {
+    fn log_entry(&self) -> Result<LogEntry, String> {
+        let field = |name: &str, text: &str| {
+            decode_base64(text).ok_or_else(|| format!("tlogEntries: {name} is not base64"))
+        };
+        Ok(LogEntry {
+            body: field("canonicalizedBody", &self.canonicalized_body)?,
+            integrated_time: self.integrated_time,
+            log_index: self.log_index,
+            log_id: field("logId.keyId", &self.log_id.key_id)?,
+            signed_entry_timestamp: self
+                .inclusion_promise
+                .as_ref()
+                .map(|promise| field("signedEntryTimestamp", &promise.signed_entry_timestamp))
+                .transpose()?,
+            inclusion_proof: self
+                .inclusion_proof
+                .as_ref()
+                .map(|proof| {
+                    Ok::<_, String>(InclusionProof {
+                        index: u64::try_from(proof.log_index)
+                            .map_err(|_| "tlogEntries: negative inclusionProof.logIndex")?,
+                        tree_size: u64::try_from(proof.tree_size)
+                            .map_err(|_| "tlogEntries: negative inclusionProof.treeSize")?,
+                        root_hash: field("inclusionProof.rootHash", &proof.root_hash)?,
+                        hashes: proof
+                            .hashes
+                            .iter()
+                            .map(|hash| field("inclusionProof.hashes", hash))
+                            .collect::<Result<_, _>>()?,
+                        checkpoint: proof.checkpoint.envelope.clone(),
+                    })
+                })
+                .transpose()?,
+        })
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LogId {
+    key_id: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct InclusionProofFile {
+    #[serde(deserialize_with = "protobuf_int64")]
+    log_index: i64,
+    root_hash: String,
+    #[serde(deserialize_with = "protobuf_int64")]
+    tree_size: i64,
+    #[serde(default)]
+    hashes: Vec<String>,
+    checkpoint: Checkpoint,
+}
+
+#[derive(Deserialize)]
+struct Checkpoint {
+    envelope: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct InclusionPromise {
+    signed_entry_timestamp: String,
+}
+
+/// An int64 as protobuf's JSON mapping writes it (a string), or as a plain number.
+fn protobuf_int64<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Int64 {
+        Number(i64),
+        Text(String),
+    }
+    match Int64::deserialize(deserializer)? {
+        Int64::Number(number) => Ok(number),
+        Int64::Text(text) => text.parse().map_err(serde::de::Error::custom),
+    }
 }
 
 #[derive(Debug, Deserialize)]

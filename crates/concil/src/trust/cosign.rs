@@ -27,6 +27,14 @@
 //!
 //! Without a trusted signature there, [`Verifier::verify`] looks for sigstore bundles among
 //! the digest's OCI 1.1 referrers ([`super::bundle`]).
+//!
+//! # Keyless signatures
+//! `cosign sign` without a key puts the signer's Fulcio certificate (PEM) in the layer's
+//! [`CERTIFICATE_ANNOTATION`], its chain in `dev.sigstore.cosign/chain` (not used: only the
+//! trusted root's CAs count) and the Rekor entry with its signed entry timestamp in
+//! [`REKOR_BUNDLE_ANNOTATION`]. A signature no trusted key verifies is checked that way when
+//! it has a certificate ([`super::keyless`]), against [`Config::cosign_trusted_root`] and the
+//! [`Config::cosign_identities`] entry of the repository.
 
 use std::fs;
 use std::io::Read as _;
@@ -35,15 +43,20 @@ use std::path::{Path, PathBuf};
 use base64::Engine as _;
 use serde::Deserialize;
 
+use super::keyless::{self, CertificateSigner, KeylessRejection, KeylessSignature, TrustedRoot};
 use super::keys::{KeyAlgorithm, PublicKey};
-use super::TrustError;
-use crate::config::Config;
+use super::{KeylessGap, TrustError};
+use crate::config::{Config, CosignIdentities, CosignIdentity};
 use crate::registry::{Client, Descriptor, ParsedManifest, RegistryError};
 
 /// The media type of a signature layer.
 pub const SIMPLESIGNING_MEDIA_TYPE: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
 /// The layer annotation holding the base64 signature.
 pub const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
+/// The layer annotation holding a keyless signature's certificate (PEM).
+pub const CERTIFICATE_ANNOTATION: &str = "dev.sigstore.cosign/certificate";
+/// The layer annotation holding a keyless signature's Rekor entry and signed entry timestamp.
+pub const REKOR_BUNDLE_ANNOTATION: &str = "dev.sigstore.cosign/bundle";
 /// `critical.type` of a signature of a container image.
 pub const IMAGE_SIGNATURE_TYPE: &str = "cosign container image signature";
 /// The extension of public key files in the key directory.
@@ -92,6 +105,25 @@ pub enum SignatureRejection {
     InvalidBundle { blob: String, reason: String },
     #[error("signature {blob}: verifies with none of the {keys} trusted keys")]
     NoKeyVerifies { blob: String, keys: usize },
+    /// A keyless signature, but keyless verification is not set up for the repository.
+    #[error("signature {blob}: keyless, but there is {gap}")]
+    KeylessNotConfigured { blob: String, gap: KeylessGap },
+    /// The certificate of a keyless signature is unusable, not valid when the log saw the
+    /// signature, or not issued by a trusted Fulcio CA.
+    #[error("signature {blob}: certificate rejected: {reason}")]
+    CertificateUntrusted { blob: String, reason: String },
+    #[error("signature {blob}: does not verify with the key of its certificate")]
+    CertificateKeyMismatch { blob: String },
+    /// No transparency-log entry of a trusted log vouches for the keyless signature.
+    #[error("signature {blob}: no valid transparency-log entry: {reason}")]
+    TransparencyLog { blob: String, reason: String },
+    /// A valid keyless signature by someone else than the configured signer.
+    #[error("signature {blob}: signed by {found}, not by {expected}")]
+    IdentityMismatch {
+        blob: String,
+        expected: String,
+        found: String,
+    },
     /// Signed by a trusted key, but not a cosign signature of a container image.
     #[error("signature {blob}: the signed payload is not a cosign image signature: {reason}")]
     NotImageSignature { blob: String, reason: String },
@@ -108,14 +140,43 @@ pub enum SignatureFormat {
     Bundle,
 }
 
+/// Who made a trusted signature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignedBy {
+    /// A trusted key ([`TrustedKey::name`] and file).
+    Key { name: String, path: PathBuf },
+    /// A Fulcio certificate for the configured identity, logged in a trusted Rekor log.
+    Certificate(CertificateSigner),
+}
+
+impl SignedBy {
+    pub(super) fn key(key: &TrustedKey) -> SignedBy {
+        SignedBy::Key {
+            name: key.name.clone(),
+            path: key.path.clone(),
+        }
+    }
+}
+
+impl std::fmt::Display for SignedBy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SignedBy::Key { name, .. } => write!(f, "key {name}"),
+            SignedBy::Certificate(signer) => write!(
+                f,
+                "{} (issuer {}, log index {})",
+                signer.subject, signer.issuer, signer.log_index
+            ),
+        }
+    }
+}
+
 /// What vouched for a manifest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CosignVerified {
     /// The manifest digest that is trusted.
     pub digest: String,
-    /// The trusted key that verified the signature ([`TrustedKey::name`]).
-    pub key_name: String,
-    pub key_path: PathBuf,
+    pub signed_by: SignedBy,
     pub format: SignatureFormat,
     /// The digest of the manifest holding the signature (the `sha256-<hex>.sig` tag's, or
     /// the bundle's referrer manifest).
@@ -127,26 +188,65 @@ pub struct CosignVerified {
     pub docker_reference: Option<String>,
 }
 
-/// Checks cosign signatures against a set of trusted keys. Cheap to keep; every
-/// [`Verifier::verify`] asks the registry afresh.
+impl CosignVerified {
+    /// The name of the trusted key that signed, if a key did.
+    pub fn key_name(&self) -> Option<&str> {
+        match &self.signed_by {
+            SignedBy::Key { name, .. } => Some(name),
+            SignedBy::Certificate(_) => None,
+        }
+    }
+}
+
+/// Checks cosign signatures against a set of trusted keys and, keyless, a trusted root and
+/// signer identities. Cheap to keep; every [`Verifier::verify`] asks the registry afresh.
 #[derive(Debug, Clone)]
 pub struct Verifier {
     keys: Vec<TrustedKey>,
     key_dir: Option<PathBuf>,
     check_docker_reference: bool,
+    trusted_root: Option<TrustedRoot>,
+    identities: CosignIdentities,
 }
 
 impl Verifier {
-    /// The keys of the configuration's key directory ([`Config::cosign_key_dir`]).
+    /// The keys of the configuration's key directory ([`Config::cosign_key_dir`]), and the
+    /// keyless set-up ([`Config::cosign_trusted_root`], [`Config::cosign_identities`]).
     pub fn from_config(config: &Config) -> Result<Verifier, TrustError> {
-        match config.cosign_key_dir() {
-            Some(dir) => Verifier::from_key_dir(&dir),
-            None => Ok(Verifier {
+        let verifier = match config.cosign_key_dir() {
+            Some(dir) => Verifier::from_key_dir(&dir)?,
+            None => Verifier {
                 keys: Vec::new(),
                 key_dir: None,
                 check_docker_reference: false,
-            }),
-        }
+                trusted_root: None,
+                identities: CosignIdentities::default(),
+            },
+        };
+        let trusted_root = config
+            .cosign_trusted_root
+            .as_deref()
+            .map(|path| {
+                TrustedRoot::from_file(path).map_err(|problem| TrustError::TrustedRoot {
+                    path: path.to_path_buf(),
+                    problem,
+                })
+            })
+            .transpose()?;
+        Ok(verifier.keyless(trusted_root, config.cosign_identities.clone()))
+    }
+
+    /// Accepts keyless signatures checked against `trusted_root` whose certificate names
+    /// the identity `identities` holds for the repository (none: keyless signatures do not
+    /// count).
+    pub fn keyless(
+        mut self,
+        trusted_root: Option<TrustedRoot>,
+        identities: CosignIdentities,
+    ) -> Verifier {
+        self.trusted_root = trusted_root;
+        self.identities = identities;
+        self
     }
 
     /// Loads every `*.pub` file of `dir` (in name order). A missing directory holds no keys
@@ -164,6 +264,8 @@ impl Verifier {
                     keys: Vec::new(),
                     key_dir: Some(dir.to_path_buf()),
                     check_docker_reference: false,
+                    trusted_root: None,
+                    identities: CosignIdentities::default(),
                 })
             }
             Err(error) => return Err(directory_error(error)),
@@ -185,6 +287,8 @@ impl Verifier {
             keys,
             key_dir: Some(dir.to_path_buf()),
             check_docker_reference: false,
+            trusted_root: None,
+            identities: CosignIdentities::default(),
         })
     }
 
@@ -203,9 +307,10 @@ impl Verifier {
         &self.keys
     }
 
-    /// Whether a trusted key signed `manifest_digest` (the digest the reference resolved to:
-    /// an index's when the tag names an index) in the repository `client` reads: first the
-    /// `sha256-<hex>.sig` tag, then sigstore bundles among the digest's referrers.
+    /// Whether a trusted key (or the configured keyless signer) signed `manifest_digest`
+    /// (the digest the reference resolved to: an index's when the tag names an index) in the
+    /// repository `client` reads: first the `sha256-<hex>.sig` tag, then sigstore bundles
+    /// among the digest's referrers.
     ///
     /// `image` is the reference as the user gave it, for messages; `repository` is
     /// `registry/repository` as in references (`docker.io/library/alpine`,
@@ -218,11 +323,13 @@ impl Verifier {
         repository: &str,
         manifest_digest: &str,
     ) -> Result<CosignVerified, TrustError> {
-        if self.keys.is_empty() {
+        let keyless = self.keyless_for(repository);
+        if let (true, Err(gap)) = (self.keys.is_empty(), &keyless) {
             return Err(TrustError::NoTrustedKey {
                 image: image.to_owned(),
                 digest: manifest_digest.to_owned(),
                 key_dir: self.key_dir.clone(),
+                keyless: gap.clone(),
             });
         }
         let mut attempt = Attempt {
@@ -230,6 +337,7 @@ impl Verifier {
             client,
             image,
             repository,
+            keyless,
             digest: manifest_digest,
             looked_at: Vec::new(),
             rejected: Vec::new(),
@@ -243,6 +351,23 @@ impl Verifier {
             return Ok(verified);
         }
         Err(attempt.into_error())
+    }
+
+    /// The trusted root and the signer identity keyless signatures in `repository`
+    /// (`registry/path`) are checked against, or why there are none.
+    fn keyless_for(&self, repository: &str) -> Result<(&TrustedRoot, &CosignIdentity), KeylessGap> {
+        let root = self
+            .trusted_root
+            .as_ref()
+            .ok_or(KeylessGap::NoTrustedRoot)?;
+        let (registry, path) = repository.split_once('/').unwrap_or((repository, ""));
+        let identity = self
+            .identities
+            .for_repository(registry, path)
+            .ok_or_else(|| KeylessGap::NoIdentity {
+                repository: repository.to_owned(),
+            })?;
+        Ok((root, identity))
     }
 
     /// The first trusted key `signature` of `message` verifies with.
@@ -259,6 +384,8 @@ pub(super) struct Attempt<'a> {
     pub(super) client: &'a Client,
     image: &'a str,
     repository: &'a str,
+    /// What keyless signatures are checked against, or why they cannot be.
+    keyless: Result<(&'a TrustedRoot, &'a CosignIdentity), KeylessGap>,
     /// The manifest digest to be vouched for.
     pub(super) digest: &'a str,
     /// Where signatures were looked for and not found, for [`TrustError::NotSigned`].
@@ -280,6 +407,48 @@ impl<'a> Attempt<'a> {
         TrustError::Registry {
             image: self.image.to_owned(),
             source,
+        }
+    }
+
+    /// Who made a keyless signature, if it is trusted; notes why not otherwise.
+    pub(super) fn keyless_signer(
+        &mut self,
+        blob: &str,
+        signature: &KeylessSignature<'_>,
+    ) -> Option<SignedBy> {
+        let blob = blob.to_owned();
+        let (root, identity) = match &self.keyless {
+            Ok(pair) => *pair,
+            Err(gap) => {
+                let gap = gap.clone();
+                self.rejected
+                    .push(SignatureRejection::KeylessNotConfigured { blob, gap });
+                return None;
+            }
+        };
+        match keyless::verify(root, identity, signature) {
+            Ok(signer) => Some(SignedBy::Certificate(signer)),
+            Err(rejection) => {
+                self.rejected.push(match rejection {
+                    KeylessRejection::Certificate(reason) => {
+                        SignatureRejection::CertificateUntrusted { blob, reason }
+                    }
+                    KeylessRejection::Signature => {
+                        SignatureRejection::CertificateKeyMismatch { blob }
+                    }
+                    KeylessRejection::TransparencyLog(reason) => {
+                        SignatureRejection::TransparencyLog { blob, reason }
+                    }
+                    KeylessRejection::Identity { expected, found } => {
+                        SignatureRejection::IdentityMismatch {
+                            blob,
+                            expected,
+                            found,
+                        }
+                    }
+                });
+                None
+            }
         }
     }
 
@@ -309,8 +478,22 @@ impl<'a> Attempt<'a> {
     }
 
     /// The most telling reason the image is not trusted: a trusted signature of something
-    /// else beats signatures that do not verify, which beat no signature at all.
+    /// else beats a valid keyless signature by another signer, which beats signatures that
+    /// do not verify (with their own status when all failed at the same keyless step), which
+    /// beat no signature at all.
     fn into_error(self) -> TrustError {
+        let identity_mismatch = self.rejected.iter().find_map(|rejection| match rejection {
+            SignatureRejection::IdentityMismatch {
+                expected, found, ..
+            } => Some((expected.clone(), found.clone())),
+            _ => None,
+        });
+        let all = |test: fn(&SignatureRejection) -> bool| {
+            !self.rejected.is_empty() && self.rejected.iter().all(test)
+        };
+        let untrusted_certificates =
+            all(|r| matches!(r, SignatureRejection::CertificateUntrusted { .. }));
+        let no_log_entries = all(|r| matches!(r, SignatureRejection::TransparencyLog { .. }));
         let image = self.image.to_owned();
         let digest = self.digest.to_owned();
         if let Some(signed_digest) = self.wrong_image {
@@ -325,6 +508,25 @@ impl<'a> Attempt<'a> {
                 digest,
                 repository: self.repository.to_owned(),
                 signed_reference,
+            }
+        } else if let Some((expected, found)) = identity_mismatch {
+            TrustError::IdentityMismatch {
+                image,
+                digest,
+                expected,
+                found,
+            }
+        } else if untrusted_certificates {
+            TrustError::CertificateUntrusted {
+                image,
+                digest,
+                rejected: self.rejected,
+            }
+        } else if no_log_entries {
+            TrustError::NoTransparencyLogEntry {
+                image,
+                digest,
+                rejected: self.rejected,
             }
         } else if !self.rejected.is_empty() {
             TrustError::SignatureInvalid {
@@ -385,14 +587,13 @@ impl<'a> Attempt<'a> {
             return Ok(None);
         }
         for layer in candidates.iter().take(MAX_SIGNATURES) {
-            let Some((key, claim)) = self.check_layer(layer)? else {
+            let Some((signed_by, claim)) = self.check_layer(layer)? else {
                 continue;
             };
             if self.accepts(&claim) {
                 return Ok(Some(CosignVerified {
                     digest: self.digest.to_owned(),
-                    key_name: key.name.clone(),
-                    key_path: key.path.clone(),
+                    signed_by,
                     format: SignatureFormat::SimpleSigning,
                     signature_manifest: signatures.digest,
                     signature_blob: layer.digest().to_string(),
@@ -410,18 +611,20 @@ impl<'a> Attempt<'a> {
         Ok(None)
     }
 
-    /// The key that signed this layer and what it signed; `None` (with the reason noted) if
-    /// no trusted key signed a cosign image signature here.
+    /// Who signed this layer and what; `None` (with the reason noted) if no trusted key or
+    /// keyless signer signed a cosign image signature here.
     fn check_layer(
         &mut self,
         layer: &Descriptor,
-    ) -> Result<Option<(&'a TrustedKey, SignedClaim)>, TrustError> {
+    ) -> Result<Option<(SignedBy, SignedClaim)>, TrustError> {
         let blob = layer.digest().to_string();
-        let signature = layer
-            .annotations()
-            .as_ref()
-            .and_then(|annotations| annotations.get(SIGNATURE_ANNOTATION));
-        let Some(signature) = signature else {
+        let annotation = |name: &str| {
+            layer
+                .annotations()
+                .as_ref()
+                .and_then(|annotations| annotations.get(name))
+        };
+        let Some(signature) = annotation(SIGNATURE_ANNOTATION) else {
             self.rejected.push(SignatureRejection::NoSignature { blob });
             return Ok(None);
         };
@@ -434,16 +637,48 @@ impl<'a> Attempt<'a> {
             return Ok(None);
         };
         let verifier = self.verifier;
-        let Some(key) = verifier.key_for(&payload, &signature) else {
-            self.rejected.push(SignatureRejection::NoKeyVerifies {
-                blob,
-                keys: verifier.keys.len(),
-            });
-            return Ok(None);
+        let signed_by = match (
+            verifier.key_for(&payload, &signature),
+            annotation(CERTIFICATE_ANNOTATION),
+        ) {
+            (Some(key), _) => SignedBy::key(key),
+            (None, Some(certificate)) => {
+                let material = legacy_keyless_material(
+                    &blob,
+                    certificate,
+                    annotation(REKOR_BUNDLE_ANNOTATION),
+                );
+                let (certificate, log_entry) = match material {
+                    Ok(material) => material,
+                    Err(rejection) => {
+                        self.rejected.push(rejection);
+                        return Ok(None);
+                    }
+                };
+                let keyless_signature = KeylessSignature {
+                    certificate,
+                    signature: &signature,
+                    signed: &payload,
+                    artifact: keyless::LoggedArtifact::Message,
+                    log_entries: vec![log_entry],
+                };
+                match self.keyless_signer(&blob, &keyless_signature) {
+                    Some(signed_by) => signed_by,
+                    None => return Ok(None),
+                }
+            }
+            (None, None) => {
+                self.rejected.push(SignatureRejection::NoKeyVerifies {
+                    blob,
+                    keys: verifier.keys.len(),
+                });
+                return Ok(None);
+            }
         };
-        // Only a verified payload is parsed: what it says counts only once a key vouched for it.
+        // Only a verified payload is parsed: what it says counts only once a signer vouched
+        // for it.
         match parse_simple_signing(&payload) {
-            Ok(claim) => Ok(Some((key, claim))),
+            Ok(claim) => Ok(Some((signed_by, claim))),
             Err(reason) => {
                 self.rejected
                     .push(SignatureRejection::NotImageSignature { blob, reason });
@@ -495,6 +730,35 @@ pub(super) fn is_bad_content(error: &RegistryError) -> bool {
             | RegistryError::Schema1 { .. }
             | RegistryError::Malformed { .. }
     )
+}
+
+/// The certificate (DER) and Rekor entry of a keyless `.sig` layer, from its annotations.
+fn legacy_keyless_material(
+    blob: &str,
+    certificate: &str,
+    rekor_bundle: Option<&String>,
+) -> Result<(Vec<u8>, keyless::LogEntry), SignatureRejection> {
+    let certificate = match x509_cert::der::pem::decode_vec(certificate.as_bytes()) {
+        Ok(("CERTIFICATE", der)) => der,
+        _ => {
+            return Err(SignatureRejection::CertificateUntrusted {
+                blob: blob.to_owned(),
+                reason: format!("{CERTIFICATE_ANNOTATION} is not a PEM certificate"),
+            })
+        }
+    };
+    let transparency_log = |reason| SignatureRejection::TransparencyLog {
+        blob: blob.to_owned(),
+        reason,
+    };
+    let Some(rekor_bundle) = rekor_bundle else {
+        return Err(transparency_log(format!(
+            "no {REKOR_BUNDLE_ANNOTATION} annotation (signed without a transparency log)"
+        )));
+    };
+    let entry = keyless::LogEntry::from_cosign_annotation(rekor_bundle)
+        .map_err(|reason| transparency_log(format!("{REKOR_BUNDLE_ANNOTATION}: {reason}")))?;
+    Ok((certificate, entry))
 }
 
 /// The claim of a cosign simple-signing payload, or why it is not one.

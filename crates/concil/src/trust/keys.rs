@@ -17,7 +17,7 @@ use ed25519_dalek::pkcs8::DecodePublicKey as _;
 use p256::ecdsa::signature::hazmat::PrehashVerifier as _;
 use p256::ecdsa::signature::Verifier as _;
 use rsa::traits::PublicKeyParts as _;
-use sha2::{Digest as _, Sha256};
+use sha2::{Digest as _, Sha256, Sha384, Sha512};
 use spki::der::{pem, Decode as _};
 use spki::{ObjectIdentifier, SubjectPublicKeyInfoRef};
 
@@ -32,6 +32,11 @@ const OID_P256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3
 const OID_P384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
 const OID_RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
 const OID_ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
+const OID_ECDSA_WITH_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
+const OID_ECDSA_WITH_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.3");
+const OID_SHA256_WITH_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.11");
+const OID_SHA384_WITH_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.12");
+const OID_SHA512_WITH_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.13");
 
 /// Why a file does not hold a usable public key. Never repeats key material.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -189,6 +194,59 @@ impl PublicKey {
                 .is_ok_and(|signature| key.verify(message, &signature).is_ok()),
         }
     }
+
+    /// Whether `signature` is this key's signature of `message` under the X.509 signature
+    /// `algorithm` (a certificate's `signatureAlgorithm`): exactly that scheme, unlike
+    /// [`PublicKey::verifies`]. ECDSA with SHA-256 or SHA-384 on either curve, RSA PKCS#1
+    /// v1.5 with SHA-256/384/512, Ed25519; anything else does not verify.
+    pub fn verifies_x509(
+        &self,
+        algorithm: ObjectIdentifier,
+        message: &[u8],
+        signature: &[u8],
+    ) -> bool {
+        let ecdsa_digest = || {
+            if algorithm == OID_ECDSA_WITH_SHA256 {
+                Some(Sha256::digest(message).to_vec())
+            } else if algorithm == OID_ECDSA_WITH_SHA384 {
+                Some(Sha384::digest(message).to_vec())
+            } else {
+                None
+            }
+        };
+        match self {
+            PublicKey::EcdsaP256(key) => ecdsa_digest().is_some_and(|digest| {
+                p256::ecdsa::Signature::from_der(signature)
+                    .is_ok_and(|signature| key.verify_prehash(&digest, &signature).is_ok())
+            }),
+            PublicKey::EcdsaP384(key) => ecdsa_digest().is_some_and(|digest| {
+                p384::ecdsa::Signature::from_der(signature)
+                    .is_ok_and(|signature| key.verify_prehash(&digest, &signature).is_ok())
+            }),
+            PublicKey::Rsa(key) => {
+                let Ok(signature) = rsa::pkcs1v15::Signature::try_from(signature) else {
+                    return false;
+                };
+                let key = key.clone();
+                if algorithm == OID_SHA256_WITH_RSA {
+                    rsa::pkcs1v15::VerifyingKey::<Sha256>::new(key)
+                        .verify(message, &signature)
+                        .is_ok()
+                } else if algorithm == OID_SHA384_WITH_RSA {
+                    rsa::pkcs1v15::VerifyingKey::<Sha384>::new(key)
+                        .verify(message, &signature)
+                        .is_ok()
+                } else if algorithm == OID_SHA512_WITH_RSA {
+                    rsa::pkcs1v15::VerifyingKey::<Sha512>::new(key)
+                        .verify(message, &signature)
+                        .is_ok()
+                } else {
+                    false
+                }
+            }
+            PublicKey::Ed25519(_) => algorithm == OID_ED25519 && self.verifies(message, signature),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -298,6 +356,36 @@ pub(crate) mod tests {
             check(&key, &pss);
         }
         assert!(!key.verifies(MESSAGE, &sign(dir.path(), &["-sha512"])));
+    }
+
+    #[test]
+    fn x509_algorithms_are_exact() {
+        let oid = |text| ObjectIdentifier::new_unwrap(text);
+        let dir = tempfile::tempdir().unwrap();
+        let p384 = key_pair(
+            dir.path(),
+            &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-384"],
+        );
+        let sha384 = sign(dir.path(), &["-sha384"]);
+        let sha256 = sign(dir.path(), &["-sha256"]);
+        assert!(p384.verifies_x509(oid("1.2.840.10045.4.3.3"), MESSAGE, &sha384));
+        assert!(p384.verifies_x509(oid("1.2.840.10045.4.3.2"), MESSAGE, &sha256));
+        assert!(!p384.verifies_x509(oid("1.2.840.10045.4.3.2"), MESSAGE, &sha384));
+        assert!(!p384.verifies_x509(oid("1.2.840.10045.4.3.3"), b"other", &sha384));
+        let p256 = key_pair(
+            dir.path(),
+            &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"],
+        );
+        let sha256 = sign(dir.path(), &["-sha256"]);
+        assert!(p256.verifies_x509(oid("1.2.840.10045.4.3.2"), MESSAGE, &sha256));
+        assert!(!p256.verifies_x509(oid("1.2.840.113549.1.1.11"), MESSAGE, &sha256));
+        let rsa = key_pair(
+            dir.path(),
+            &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"],
+        );
+        let sha512 = sign(dir.path(), &["-sha512"]);
+        assert!(rsa.verifies_x509(oid("1.2.840.113549.1.1.13"), MESSAGE, &sha512));
+        assert!(!rsa.verifies_x509(oid("1.2.840.113549.1.1.11"), MESSAGE, &sha512));
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //!
 //! - [`cosign`]: cosign signatures in the registry (the `sha256-<hex>.sig` tag, and sigstore
 //!   bundles attached as OCI 1.1 referrers), checked against the public keys in the
-//!   configuration's key directory ([`cosign::Verifier`]); [`bundle`]: the bundle half.
+//!   configuration's key directory or, keyless, against a sigstore trusted root and the
+//!   configured signer identity ([`cosign::Verifier`]); [`bundle`]: the bundle half;
+//!   [`keyless`]: Fulcio certificates and Rekor entries.
 //! - [`keys`]: the public keys and signature schemes cosign uses.
 //! - [`key_management`]: listing, importing and generating keys (for the CLI).
 //! - [`notary`]: Notary v1 (Docker Content Trust), a TUF client that answers which digest a
@@ -17,6 +19,7 @@
 pub mod bundle;
 pub mod cosign;
 pub mod key_management;
+pub mod keyless;
 pub mod keys;
 pub mod notary;
 
@@ -24,6 +27,7 @@ use std::path::PathBuf;
 
 use crate::registry::RegistryError;
 pub use cosign::SignatureRejection;
+pub use keyless::TrustedRootProblem;
 pub use keys::KeyProblem;
 
 /// Why an image is not trusted, or could not be checked.
@@ -38,15 +42,60 @@ pub enum TrustError {
         detail: String,
     },
 
-    /// Content trust is on but no public key is configured to check signatures with.
+    /// Content trust is on but neither a public key nor a keyless signer (trusted root and
+    /// identity) is configured to check signatures with.
     #[error(
-        "{image}: cannot verify {digest}: no trusted cosign keys: {} (put PEM public keys named *.pub there, or disable content trust)",
+        "{image}: cannot verify {digest}: no trusted cosign keys: {} (put PEM public keys named *.pub there, configure keyless verification, or disable content trust), and {keyless}",
         match .key_dir { Some(dir) => format!("{} holds no *.pub file", dir.display()), None => "the key directory is unknown (no configuration file and no home directory)".to_owned() }
     )]
     NoTrustedKey {
         image: String,
         digest: String,
         key_dir: Option<PathBuf>,
+        keyless: KeylessGap,
+    },
+
+    /// A keyless signature verified (trusted CA, log entry, signature) but its certificate
+    /// names another signer than the one configured for the repository.
+    #[error("{image}: the keyless cosign signature of {digest} is by {found}, not by the configured {expected}")]
+    IdentityMismatch {
+        image: String,
+        digest: String,
+        expected: String,
+        found: String,
+    },
+
+    /// Every signature was keyless and no certificate was issued by a trusted Fulcio CA (or
+    /// valid when it signed).
+    #[error(
+        "{image}: no cosign signature of {digest} has a certificate from a trusted CA ({} checked: {})",
+        .rejected.len(),
+        DisplayList(.rejected)
+    )]
+    CertificateUntrusted {
+        image: String,
+        digest: String,
+        rejected: Vec<SignatureRejection>,
+    },
+
+    /// Every signature was keyless and none has a valid transparency-log entry.
+    #[error(
+        "{image}: no cosign signature of {digest} has a valid transparency-log entry ({} checked: {})",
+        .rejected.len(),
+        DisplayList(.rejected)
+    )]
+    NoTransparencyLogEntry {
+        image: String,
+        digest: String,
+        rejected: Vec<SignatureRejection>,
+    },
+
+    /// `cosign_trusted_root` names a file that is not a usable trusted root.
+    #[error("cosign trusted root {}: {problem}", path.display())]
+    TrustedRoot {
+        path: PathBuf,
+        #[source]
+        problem: TrustedRootProblem,
     },
 
     /// Signatures exist, but none verifies with a trusted key (or the ones that do are not
@@ -147,13 +196,41 @@ impl TrustError {
             TrustError::SignatureInvalid { .. } => 12,
             TrustError::WrongImage { .. } => 13,
             TrustError::WrongRepository { .. } => 14,
-            TrustError::KeyFile { .. } | TrustError::KeyDirectory { .. } => 15,
+            TrustError::KeyFile { .. }
+            | TrustError::KeyDirectory { .. }
+            | TrustError::TrustedRoot { .. } => 15,
+            TrustError::IdentityMismatch { .. } => 16,
+            TrustError::CertificateUntrusted { .. } => 17,
+            TrustError::NoTransparencyLogEntry { .. } => 18,
             TrustError::Notary { source, .. } => source.exit_code(),
             TrustError::Registry { .. }
             | TrustError::InvalidKeyName { .. }
             | TrustError::KeyExists { .. }
             | TrustError::WriteKey { .. }
             | TrustError::KeyGeneration { .. } => 1,
+        }
+    }
+}
+
+/// Why keyless signatures cannot be accepted for a repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeylessGap {
+    /// No `cosign_trusted_root`.
+    NoTrustedRoot,
+    /// A trusted root, but no `cosign_identities` entry for the repository.
+    NoIdentity { repository: String },
+}
+
+impl std::fmt::Display for KeylessGap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeylessGap::NoTrustedRoot => {
+                f.write_str("no keyless verification (no cosign_trusted_root is configured)")
+            }
+            KeylessGap::NoIdentity { repository } => write!(
+                f,
+                "no keyless signer for {repository} (no cosign_identities entry matches it)"
+            ),
         }
     }
 }
@@ -191,6 +268,7 @@ mod tests {
                 image: image(),
                 digest: digest(),
                 key_dir: None,
+                keyless: KeylessGap::NoTrustedRoot,
             },
             TrustError::SignatureInvalid {
                 image: image(),
@@ -220,10 +298,36 @@ mod tests {
             image: image(),
             digest: digest(),
             key_dir: Some(PathBuf::from("/etc/concil/cosign")),
+            keyless: KeylessGap::NoIdentity {
+                repository: "r/x".to_owned(),
+            },
         };
-        assert!(with_dir
-            .to_string()
-            .contains("/etc/concil/cosign holds no *.pub file"));
+        let message = with_dir.to_string();
+        assert!(message.contains("/etc/concil/cosign holds no *.pub file"));
+        assert!(
+            message.contains("no cosign_identities entry matches"),
+            "{message}"
+        );
+        let keyless = [
+            TrustError::IdentityMismatch {
+                image: image(),
+                digest: digest(),
+                expected: "subject \"a\"".to_owned(),
+                found: "subject \"b\"".to_owned(),
+            },
+            TrustError::CertificateUntrusted {
+                image: image(),
+                digest: digest(),
+                rejected: Vec::new(),
+            },
+            TrustError::NoTransparencyLogEntry {
+                image: image(),
+                digest: digest(),
+                rejected: Vec::new(),
+            },
+        ];
+        let codes: Vec<u8> = keyless.iter().map(TrustError::exit_code).collect();
+        assert_eq!(codes, [16, 17, 18]);
         assert!(errors[5].to_string().contains("/k/a.pub"));
     }
 }

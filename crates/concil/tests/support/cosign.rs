@@ -111,14 +111,34 @@ pub fn push_signatures(
     digest: &str,
     layers: &[SignatureLayer],
 ) -> String {
+    let annotated: Vec<(Vec<u8>, serde_json::Value)> = layers
+        .iter()
+        .map(|layer| {
+            let annotations = match &layer.signature {
+                Some(signature) => json!({SIGNATURE_ANNOTATION: signature}),
+                None => json!({}),
+            };
+            (layer.payload.clone(), annotations)
+        })
+        .collect();
+    push_signature_manifest(registry, repository, digest, &annotated)
+}
+
+/// [`push_signatures`] with each layer's annotations given whole (a JSON object; empty: none).
+pub fn push_signature_manifest(
+    registry: &Registry,
+    repository: &str,
+    digest: &str,
+    layers: &[(Vec<u8>, serde_json::Value)],
+) -> String {
     let mut descriptors = Vec::new();
     let mut diff_ids = Vec::new();
-    for layer in layers {
-        let blob = registry.push_blob(repository, &layer.payload);
+    for (payload, annotations) in layers {
+        let blob = registry.push_blob(repository, payload);
         let mut descriptor =
-            json!({"mediaType": SIMPLESIGNING, "size": layer.payload.len(), "digest": blob});
-        if let Some(signature) = &layer.signature {
-            descriptor["annotations"] = json!({SIGNATURE_ANNOTATION: signature});
+            json!({"mediaType": SIMPLESIGNING, "size": payload.len(), "digest": blob});
+        if annotations.as_object().is_some_and(|map| !map.is_empty()) {
+            descriptor["annotations"] = annotations.clone();
         }
         descriptors.push(descriptor);
         diff_ids.push(blob);
@@ -137,4 +157,47 @@ pub fn push_signatures(
     }))
     .expect("manifest JSON");
     registry.push_manifest(repository, &signature_tag(digest), OCI_MANIFEST, &manifest)
+}
+
+/// The media type of a v0.3 sigstore bundle.
+pub const BUNDLE_V03: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
+const OCI_EMPTY: &str = "application/vnd.oci.empty.v1+json";
+const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+
+/// Pushes each bundle as a referrer of `digest` (cosign's artifact manifest) and the
+/// referrers index under the tag `sha256-<hex>` (the referrers tag schema, for registries
+/// without the referrers API), with `extra` entries first.
+pub fn push_bundles(
+    registry: &Registry,
+    repository: &str,
+    digest: &str,
+    subject_type: &str,
+    bundles: &[Vec<u8>],
+    extra: &[serde_json::Value],
+) {
+    let empty = registry.push_blob(repository, b"{}");
+    let mut entries = extra.to_vec();
+    for bundle in bundles {
+        let blob = registry.push_blob(repository, bundle);
+        let manifest = serde_json::to_vec(&json!({
+            "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": BUNDLE_V03,
+            "config": {"mediaType": OCI_EMPTY, "digest": empty, "size": 2},
+            "layers": [{"mediaType": BUNDLE_V03, "digest": blob, "size": bundle.len()}],
+            "subject": {"mediaType": subject_type, "digest": digest, "size": 0},
+        }))
+        .expect("manifest JSON");
+        let manifest_digest = super::images::sha256_digest(&manifest);
+        registry.push_manifest(repository, &manifest_digest, OCI_MANIFEST, &manifest);
+        entries.push(json!({
+            "mediaType": OCI_MANIFEST, "digest": manifest_digest, "size": manifest.len(),
+            "artifactType": BUNDLE_V03,
+            "annotations": {"dev.sigstore.bundle.content": "dsse-envelope"},
+        }));
+    }
+    let index = serde_json::to_vec(&json!({
+        "schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries,
+    }))
+    .expect("index JSON");
+    let tag = digest.replacen(':', "-", 1);
+    registry.push_manifest(repository, &tag, OCI_INDEX, &index);
 }

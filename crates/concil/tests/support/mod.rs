@@ -1,6 +1,7 @@
 //! Real peers for the integration tests, started by the tests themselves on 127.0.0.1.
 //!
 //! - `cosign`: cosign signatures made by sigstore-rs and pushed in cosign's registry format.
+//! - `keyless`: a Fulcio-like CA and Rekor-like log made with `openssl`, for keyless cosign.
 //! - `registry`: Debian's `docker-registry` (plain HTTP, HTTPS with a private CA, htpasswd,
 //!   bearer tokens from an in-suite token issuer) and its access log.
 //! - `notary`: notary-server (+ notary-signer) and the real `notary` client (content trust).
@@ -14,6 +15,7 @@
 
 pub mod cosign;
 pub mod images;
+pub mod keyless;
 pub mod notary;
 pub mod proxy;
 pub mod pull;

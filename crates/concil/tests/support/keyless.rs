@@ -1,0 +1,501 @@
+//! A Fulcio-like CA and a Rekor-like log for keyless cosign tests, made with the `openssl`
+//! command (written apart from concil's verifier; nothing here calls concil):
+//!
+//! - [`Sigstore::new`]: a P-384 root CA and intermediate (`openssl ca`, so validity windows
+//!   can lie in the past), and a P-256 log key; [`Sigstore::write_trusted_root`] names them
+//!   in a sigstore `trusted_root.json`.
+//! - [`Sigstore::issue`]: a leaf certificate for a fresh P-256 key with the identity as
+//!   subject alternative name (critical), the OIDC issuer in Fulcio's extensions
+//!   (`1.3.6.1.4.1.57264.1.1`, raw, and `…1.8`, a UTF8String), code-signing usage.
+//! - [`Sigstore::log`]: a log entry with its signed entry timestamp over the canonical
+//!   `{"body","integratedTime","logID","logIndex"}` JSON, by the log key.
+//! - [`hashedrekord_body`], [`dsse_body`]: Rekor entry bodies as Rekor canonicalizes them;
+//!   [`cosign_bundle_annotation`] and [`bundle_v03`]: how cosign stores it all.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use base64::Engine as _;
+use serde_json::{json, Value};
+use sha2::Digest as _;
+use tempfile::TempDir;
+
+/// Fulcio's issuer extension: raw bytes (deprecated).
+const ISSUER_V1: &str = "1.3.6.1.4.1.57264.1.1";
+/// Fulcio's issuer extension: a DER UTF8String.
+const ISSUER_V2: &str = "1.3.6.1.4.1.57264.1.8";
+
+pub fn base64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// Seconds since the epoch, now.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs() as i64
+}
+
+fn run(dir: &Path, program: &str, args: &[&str]) -> Vec<u8> {
+    let output = Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("run {program}: {e}"));
+    assert!(
+        output.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output.stdout
+}
+
+fn openssl(dir: &Path, args: &[&str]) -> Vec<u8> {
+    run(dir, "openssl", args)
+}
+
+/// `YYYYMMDDHHMMSSZ` for `openssl ca -startdate/-enddate`, by `date`.
+fn openssl_time(dir: &Path, unix: i64) -> String {
+    let out = run(
+        dir,
+        "date",
+        &["-u", "-d", &format!("@{unix}"), "+%Y%m%d%H%M%SZ"],
+    );
+    String::from_utf8(out)
+        .expect("date output")
+        .trim()
+        .to_owned()
+}
+
+/// The DER of a PEM certificate file.
+fn der_of(dir: &Path, pem: &str) -> Vec<u8> {
+    openssl(dir, &["x509", "-in", pem, "-outform", "DER"])
+}
+
+/// Who a leaf certificate is for.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// `URI:…` or `email:…` (openssl's subjectAltName syntax).
+    pub san: String,
+    pub issuer: String,
+}
+
+impl Identity {
+    pub fn uri(uri: &str, issuer: &str) -> Identity {
+        Identity {
+            san: format!("URI:{uri}"),
+            issuer: issuer.to_owned(),
+        }
+    }
+
+    pub fn email(email: &str, issuer: &str) -> Identity {
+        Identity {
+            san: format!("email:{email}"),
+            issuer: issuer.to_owned(),
+        }
+    }
+}
+
+/// A leaf certificate and its private key.
+pub struct Leaf {
+    dir: PathBuf,
+    key: String,
+    pub pem: String,
+    pub der: Vec<u8>,
+}
+
+impl Leaf {
+    /// The ECDSA P-256/SHA-256 DER signature of `message`, as cosign signs.
+    pub fn sign(&self, message: &[u8]) -> Vec<u8> {
+        let file = self.dir.join("message");
+        std::fs::write(&file, message).expect("write message");
+        openssl(
+            &self.dir,
+            &[
+                "dgst",
+                "-sha256",
+                "-sign",
+                &self.key,
+                file.to_str().expect("utf-8 path"),
+            ],
+        )
+    }
+}
+
+/// A log entry as the log returned it.
+#[derive(Debug, Clone)]
+pub struct Logged {
+    pub body: Vec<u8>,
+    pub integrated_time: i64,
+    pub log_index: i64,
+    pub log_id: Vec<u8>,
+    pub signed_entry_timestamp: Vec<u8>,
+}
+
+/// A test Fulcio (root and intermediate CA) and Rekor (a log key), in a temp dir.
+pub struct Sigstore {
+    dir: TempDir,
+    /// DER: intermediate, root.
+    chain: Vec<Vec<u8>>,
+    log_public_der: Vec<u8>,
+    next_leaf: std::cell::Cell<usize>,
+}
+
+impl Sigstore {
+    /// A CA valid from a day ago for a year, and a log key.
+    pub fn new() -> Sigstore {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path();
+        std::fs::create_dir(path.join("newcerts")).expect("newcerts");
+        std::fs::write(path.join("index.txt"), "").expect("index");
+        std::fs::write(path.join("serial"), "1000\n").expect("serial");
+        std::fs::write(path.join("ca.cnf"), CA_CONFIG).expect("ca config");
+        let start = now() - 86_400;
+        let end = now() + 365 * 86_400;
+        for (name, subject) in [
+            ("root", "/O=concil-test/CN=fulcio-root"),
+            ("intermediate", "/O=concil-test/CN=fulcio-intermediate"),
+        ] {
+            openssl(
+                path,
+                &[
+                    "ecparam",
+                    "-name",
+                    "secp384r1",
+                    "-genkey",
+                    "-noout",
+                    "-out",
+                    &format!("{name}.key"),
+                ],
+            );
+            openssl(
+                path,
+                &[
+                    "req",
+                    "-new",
+                    "-key",
+                    &format!("{name}.key"),
+                    "-subj",
+                    subject,
+                    "-out",
+                    &format!("{name}.csr"),
+                ],
+            );
+        }
+        let (start, end) = (openssl_time(path, start), openssl_time(path, end));
+        let ca = |args: &[&str]| {
+            let mut all = vec![
+                "ca",
+                "-batch",
+                "-config",
+                "ca.cnf",
+                "-notext",
+                "-md",
+                "sha384",
+                "-startdate",
+                &start,
+                "-enddate",
+                &end,
+            ];
+            all.extend_from_slice(args);
+            openssl(path, &all);
+        };
+        ca(&[
+            "-selfsign",
+            "-keyfile",
+            "root.key",
+            "-in",
+            "root.csr",
+            "-out",
+            "root.pem",
+            "-extensions",
+            "ca_ext",
+        ]);
+        ca(&[
+            "-cert",
+            "root.pem",
+            "-keyfile",
+            "root.key",
+            "-in",
+            "intermediate.csr",
+            "-out",
+            "intermediate.pem",
+            "-extensions",
+            "ca_ext",
+        ]);
+        openssl(
+            path,
+            &[
+                "genpkey",
+                "-algorithm",
+                "EC",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-out",
+                "log.key",
+            ],
+        );
+        let log_public_der = openssl(
+            path,
+            &["pkey", "-in", "log.key", "-pubout", "-outform", "DER"],
+        );
+        let chain = vec![der_of(path, "intermediate.pem"), der_of(path, "root.pem")];
+        Sigstore {
+            dir,
+            chain,
+            log_public_der,
+            next_leaf: std::cell::Cell::new(0),
+        }
+    }
+
+    /// The intermediate and root as PEM (cosign's `dev.sigstore.cosign/chain`).
+    pub fn chain_pem(&self) -> String {
+        ["intermediate.pem", "root.pem"]
+            .iter()
+            .map(|name| std::fs::read_to_string(self.dir.path().join(name)).expect("CA PEM"))
+            .collect()
+    }
+
+    /// Rekor's log ID: the SHA-256 of the log key's DER.
+    pub fn log_id(&self) -> Vec<u8> {
+        sha2::Sha256::digest(&self.log_public_der).to_vec()
+    }
+
+    /// The `trusted_root.json` naming this CA and log, written to `path`.
+    pub fn write_trusted_root(&self, path: &Path) {
+        let root = json!({
+            "mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1",
+            "tlogs": [{
+                "baseUrl": "https://rekor.concil.test",
+                "hashAlgorithm": "SHA2_256",
+                "publicKey": {
+                    "rawBytes": base64(&self.log_public_der),
+                    "keyDetails": "PKIX_ECDSA_P256_SHA_256",
+                    "validFor": {"start": "2020-01-01T00:00:00.000Z"},
+                },
+                "logId": {"keyId": base64(&self.log_id())},
+            }],
+            "certificateAuthorities": [{
+                "subject": {"organization": "concil-test", "commonName": "fulcio"},
+                "uri": "https://fulcio.concil.test",
+                "certChain": {"certificates": self.chain.iter().map(|der| json!({"rawBytes": base64(der)})).collect::<Vec<_>>()},
+                "validFor": {"start": "2020-01-01T00:00:00Z"},
+            }],
+            "ctlogs": [],
+            "timestampAuthorities": [],
+        });
+        std::fs::write(path, serde_json::to_vec_pretty(&root).expect("JSON")).expect("write root");
+    }
+
+    /// A leaf certificate for `identity`, valid from `not_before` to `not_after` (Unix
+    /// seconds), issued by the intermediate, for a fresh P-256 key.
+    pub fn issue(&self, identity: &Identity, not_before: i64, not_after: i64) -> Leaf {
+        let path = self.dir.path();
+        let n = self.next_leaf.get();
+        self.next_leaf.set(n + 1);
+        let key = format!("leaf{n}.key");
+        openssl(
+            path,
+            &[
+                "genpkey",
+                "-algorithm",
+                "EC",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-out",
+                &key,
+            ],
+        );
+        openssl(
+            path,
+            &[
+                "req",
+                "-new",
+                "-key",
+                &key,
+                "-subj",
+                "/O=sigstore.dev",
+                "-out",
+                &format!("leaf{n}.csr"),
+            ],
+        );
+        let extensions = format!(
+            "[leaf]\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n\
+             extendedKeyUsage=codeSigning\nsubjectAltName=critical,{}\n\
+             {ISSUER_V1}=DER:{}\n{ISSUER_V2}=ASN1:UTF8String:{}\n",
+            identity.san,
+            hex::encode(identity.issuer.as_bytes()),
+            identity.issuer
+        );
+        std::fs::write(path.join(format!("leaf{n}.cnf")), extensions).expect("leaf extensions");
+        let (start, end) = (
+            openssl_time(path, not_before),
+            openssl_time(path, not_after),
+        );
+        openssl(
+            path,
+            &[
+                "ca",
+                "-batch",
+                "-config",
+                "ca.cnf",
+                "-notext",
+                "-md",
+                "sha384",
+                "-startdate",
+                &start,
+                "-enddate",
+                &end,
+                "-cert",
+                "intermediate.pem",
+                "-keyfile",
+                "intermediate.key",
+                "-in",
+                &format!("leaf{n}.csr"),
+                "-out",
+                &format!("leaf{n}.pem"),
+                "-extfile",
+                &format!("leaf{n}.cnf"),
+                "-extensions",
+                "leaf",
+            ],
+        );
+        let pem = std::fs::read_to_string(path.join(format!("leaf{n}.pem"))).expect("leaf PEM");
+        Leaf {
+            dir: path.to_path_buf(),
+            key: path.join(key).to_str().expect("utf-8 path").to_owned(),
+            der: der_of(path, &format!("leaf{n}.pem")),
+            pem,
+        }
+    }
+
+    /// Logs `body` at `integrated_time` as entry `log_index`: the SET is this log's
+    /// signature over the canonical entry JSON.
+    pub fn log(&self, body: &[u8], integrated_time: i64, log_index: i64) -> Logged {
+        let log_id = self.log_id();
+        let canonical = format!(
+            r#"{{"body":"{}","integratedTime":{integrated_time},"logID":"{}","logIndex":{log_index}}}"#,
+            base64(body),
+            hex::encode(&log_id)
+        );
+        let path = self.dir.path();
+        std::fs::write(path.join("entry.json"), canonical).expect("write entry");
+        let set = openssl(path, &["dgst", "-sha256", "-sign", "log.key", "entry.json"]);
+        Logged {
+            body: body.to_vec(),
+            integrated_time,
+            log_index,
+            log_id,
+            signed_entry_timestamp: set,
+        }
+    }
+}
+
+/// A `hashedrekord` v0.0.1 body for a signature over content hashing to `sha256_hex`.
+pub fn hashedrekord_body(content_sha256: &str, signature: &[u8], certificate_pem: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "apiVersion": "0.0.1",
+        "kind": "hashedrekord",
+        "spec": {
+            "data": {"hash": {"algorithm": "sha256", "value": content_sha256}},
+            "signature": {"content": base64(signature), "publicKey": {"content": base64(certificate_pem.as_bytes())}},
+        },
+    }))
+    .expect("body JSON")
+}
+
+/// A `dsse` v0.0.1 body for an envelope around `payload` with one signature.
+pub fn dsse_body(
+    envelope: &[u8],
+    payload: &[u8],
+    signature: &[u8],
+    certificate_pem: &str,
+) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "apiVersion": "0.0.1",
+        "kind": "dsse",
+        "spec": {
+            "envelopeHash": {"algorithm": "sha256", "value": sha256_hex(envelope)},
+            "payloadHash": {"algorithm": "sha256", "value": sha256_hex(payload)},
+            "signatures": [{"signature": base64(signature), "verifier": base64(certificate_pem.as_bytes())}],
+        },
+    }))
+    .expect("body JSON")
+}
+
+/// cosign's `dev.sigstore.cosign/bundle` layer annotation for a log entry.
+pub fn cosign_bundle_annotation(entry: &Logged) -> String {
+    serde_json::to_string(&json!({
+        "SignedEntryTimestamp": base64(&entry.signed_entry_timestamp),
+        "Payload": {
+            "body": base64(&entry.body),
+            "integratedTime": entry.integrated_time,
+            "logIndex": entry.log_index,
+            "logID": hex::encode(&entry.log_id),
+        },
+    }))
+    .expect("annotation JSON")
+}
+
+/// The annotations of a keyless `.sig` layer: signature, certificate, chain, Rekor bundle.
+pub fn keyless_layer_annotations(
+    signature: &[u8],
+    leaf: &Leaf,
+    chain_pem: &str,
+    entry: &Logged,
+) -> Value {
+    json!({
+        "dev.cosignproject.cosign/signature": base64(signature),
+        "dev.sigstore.cosign/certificate": leaf.pem,
+        "dev.sigstore.cosign/chain": chain_pem,
+        "dev.sigstore.cosign/bundle": cosign_bundle_annotation(entry),
+    })
+}
+
+/// A v0.3 sigstore bundle: the leaf certificate, the log entry (inclusion promise), and
+/// `content` (`{"dsseEnvelope": …}` or `{"messageSignature": …}`).
+pub fn bundle_v03(leaf: &Leaf, entry: &Logged, kind: &str, content: Value) -> Vec<u8> {
+    let mut bundle = json!({
+        "mediaType": super::cosign::BUNDLE_V03,
+        "verificationMaterial": {
+            "certificate": {"rawBytes": base64(&leaf.der)},
+            "tlogEntries": [{
+                "logIndex": entry.log_index.to_string(),
+                "logId": {"keyId": base64(&entry.log_id)},
+                "kindVersion": {"kind": kind, "version": "0.0.1"},
+                "integratedTime": entry.integrated_time.to_string(),
+                "inclusionPromise": {"signedEntryTimestamp": base64(&entry.signed_entry_timestamp)},
+                "canonicalizedBody": base64(&entry.body),
+            }],
+        },
+    });
+    if let (Some(object), Some(extra)) = (bundle.as_object_mut(), content.as_object()) {
+        object.extend(extra.clone());
+    }
+    serde_json::to_vec(&bundle).expect("bundle JSON")
+}
+
+const CA_CONFIG: &str = "\
+[ca]
+default_ca = test_ca
+[test_ca]
+dir = .
+database = ./index.txt
+new_certs_dir = ./newcerts
+serial = ./serial
+policy = policy_any
+unique_subject = no
+copy_extensions = none
+[policy_any]
+organizationName = optional
+commonName = optional
+[ca_ext]
+basicConstraints = critical,CA:TRUE
+keyUsage = critical,keyCertSign,cRLSign
+subjectKeyIdentifier = hash
+";
