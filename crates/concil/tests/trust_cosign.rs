@@ -17,6 +17,7 @@ use sha2::Digest as _;
 use sigstore::crypto::SigningScheme;
 use support::cosign::{payload, push_signatures, SignatureLayer, Signer};
 use support::images::{self, Images, OCI_MANIFEST};
+use support::proxy::{PathAction, PathFault, PathMatch, Proxy};
 use support::registry::{Format, PushedImage, Registry};
 
 /// A test image in `repository` and the name cosign signs it under.
@@ -605,6 +606,72 @@ mod bundles {
         let keys = tempfile::tempdir().unwrap();
         signer.trust_in(keys.path(), "release");
         keys
+    }
+
+    /// A registry with the referrers API (OCI 1.1): the bundle is found through
+    /// `GET /v2/<name>/referrers/<digest>`, with no fallback tag left to find it by. Debian's
+    /// registry has no such API, so the fault proxy in front of it answers that one path
+    /// with the referrers index cosign wrote (the registry keeps serving everything else).
+    #[test]
+    fn bundle_found_through_the_referrers_api() {
+        let registry = Registry::plain();
+        let repo = "bundle/api";
+        let (image, repository) = push_image(&registry, repo, "v1");
+        let signer = Signer::new(SigningScheme::ECDSA_P256_SHA256_ASN1);
+        push_bundles(
+            &registry,
+            repo,
+            &image.manifest_digest,
+            OCI_MANIFEST,
+            &[message_bundle(&signer, &image.manifest)],
+            &[],
+        );
+        let tag = concil::trust::bundle::referrers_tag(&image.manifest_digest);
+        let index = client(&registry, repo)
+            .manifest(&tag)
+            .expect("the fallback tag");
+        registry.delete_manifest(repo, &index.digest);
+        let index = index.bytes;
+
+        let upstream = registry.url();
+        let proxy = Proxy::start(
+            "127.0.0.1:0",
+            &format!(
+                "{}:{}",
+                upstream.host_str().unwrap(),
+                upstream.port().unwrap()
+            ),
+        )
+        .expect("proxy");
+        proxy.set_path_faults(vec![PathFault::always(
+            PathMatch::Suffix(format!("/referrers/{}", image.manifest_digest)),
+            PathAction::Replace { body: index },
+        )]);
+        let through_proxy = Client::new(
+            format!("http://{}", proxy.addr()).parse().unwrap(),
+            repo,
+            None,
+            &TlsSettings::default(),
+            false,
+        )
+        .expect("client");
+        let keys = trusted(&signer);
+        let verified = verifier(keys.path())
+            .verify(&through_proxy, "api", &repository, &image.manifest_digest)
+            .expect("the bundle is trusted");
+        assert_eq!(verified.format, SignatureFormat::Bundle);
+        assert_eq!(
+            proxy.path_faulted_responses(),
+            1,
+            "the referrers API answered"
+        );
+
+        // Without the API answer and without the tag, nothing is found.
+        proxy.set_path_faults(Vec::new());
+        let error = verifier(keys.path())
+            .verify(&through_proxy, "api", &repository, &image.manifest_digest)
+            .expect_err("no signature left to find");
+        assert!(matches!(error, TrustError::NotSigned { .. }), "{error}");
     }
 
     #[test]
