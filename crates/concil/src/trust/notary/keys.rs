@@ -24,23 +24,12 @@
 use base64::Engine as _;
 use p256::ecdsa::signature::hazmat::PrehashVerifier as _;
 use p256::ecdsa::signature::Verifier as _;
-use sha2::{Digest as _, Sha256, Sha384, Sha512};
-use x509_cert::der::{self, Encode as _};
+use sha2::{Digest as _, Sha256};
+use x509_cert::der::Encode as _;
 use x509_cert::Certificate;
 
 use super::metadata::Key;
 use crate::trust::keys::PublicKey;
-
-const OID_ECDSA_SHA256: der::asn1::ObjectIdentifier =
-    der::asn1::ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
-const OID_ECDSA_SHA384: der::asn1::ObjectIdentifier =
-    der::asn1::ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.3");
-const OID_RSA_SHA256: der::asn1::ObjectIdentifier =
-    der::asn1::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.11");
-const OID_RSA_SHA384: der::asn1::ObjectIdentifier =
-    der::asn1::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.12");
-const OID_RSA_SHA512: der::asn1::ObjectIdentifier =
-    der::asn1::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.13");
 
 /// A usable TUF key: its ID, the public key, and for `-x509` types the certificates.
 #[derive(Debug, Clone)]
@@ -210,68 +199,15 @@ fn check_validity(certificate: &Certificate, now: i64) -> Result<(), String> {
 
 /// Whether `issuer`'s key made `certificate`'s signature.
 fn issued_by(certificate: &Certificate, issuer: &Certificate) -> bool {
-    let Ok(tbs) = certificate.tbs_certificate().to_der() else {
+    let (Ok(tbs), Some(signature), Ok(spki)) = (
+        certificate.tbs_certificate().to_der(),
+        certificate.signature().as_bytes(),
+        issuer.tbs_certificate().subject_public_key_info().to_der(),
+    ) else {
         return false;
     };
-    let Some(signature) = certificate.signature().as_bytes() else {
-        return false;
-    };
-    let Ok(spki) = issuer.tbs_certificate().subject_public_key_info().to_der() else {
-        return false;
-    };
-    let Ok(key) = PublicKey::from_der(&spki) else {
-        return false;
-    };
-    let algorithm = certificate.signature_algorithm().oid;
-    match key {
-        PublicKey::EcdsaP256(key) => {
-            let Ok(signature) = p256::ecdsa::Signature::from_der(signature) else {
-                return false;
-            };
-            let digest = if algorithm == OID_ECDSA_SHA256 {
-                Sha256::digest(&tbs).to_vec()
-            } else if algorithm == OID_ECDSA_SHA384 {
-                Sha384::digest(&tbs).to_vec()
-            } else {
-                return false;
-            };
-            key.verify_prehash(&digest, &signature).is_ok()
-        }
-        PublicKey::EcdsaP384(key) => {
-            let Ok(signature) = p384::ecdsa::Signature::from_der(signature) else {
-                return false;
-            };
-            let digest = if algorithm == OID_ECDSA_SHA256 {
-                Sha256::digest(&tbs).to_vec()
-            } else if algorithm == OID_ECDSA_SHA384 {
-                Sha384::digest(&tbs).to_vec()
-            } else {
-                return false;
-            };
-            key.verify_prehash(&digest, &signature).is_ok()
-        }
-        PublicKey::Rsa(key) => {
-            let Ok(signature) = rsa::pkcs1v15::Signature::try_from(signature) else {
-                return false;
-            };
-            if algorithm == OID_RSA_SHA256 {
-                rsa::pkcs1v15::VerifyingKey::<Sha256>::new(key)
-                    .verify(&tbs, &signature)
-                    .is_ok()
-            } else if algorithm == OID_RSA_SHA384 {
-                rsa::pkcs1v15::VerifyingKey::<Sha384>::new(key)
-                    .verify(&tbs, &signature)
-                    .is_ok()
-            } else if algorithm == OID_RSA_SHA512 {
-                rsa::pkcs1v15::VerifyingKey::<Sha512>::new(key)
-                    .verify(&tbs, &signature)
-                    .is_ok()
-            } else {
-                false
-            }
-        }
-        PublicKey::Ed25519(_) => false,
-    }
+    PublicKey::from_der(&spki)
+        .is_ok_and(|key| key.verifies_x509(certificate.signature_algorithm().oid, &tbs, signature))
 }
 
 /// Parses the certificates of a PEM file (a `trust_pinning.ca` file).
