@@ -84,11 +84,29 @@ pub enum NotaryError {
         reason: String,
     },
 
-    /// The server could not be reached and no usable metadata is cached.
-    #[error(
-        "{gun}: the Notary server {server} cannot be reached and no unexpired trust data is cached"
-    )]
+    /// The server could not be reached and the cache could not stand in; `cache` says why.
+    #[error("{gun}: the Notary server {server} cannot be reached, and {cache}")]
     Unreachable {
+        gun: String,
+        server: String,
+        cache: String,
+        #[source]
+        source: Box<RegistryError>,
+    },
+
+    /// A file another role lists (or a root version between the trusted and the served root)
+    /// is not on the server.
+    #[error("{gun}: the Notary server {server} does not have {file}, which {listed_by} calls for")]
+    MissingMetadata {
+        gun: String,
+        server: String,
+        file: String,
+        listed_by: String,
+    },
+
+    /// The server URL, GUN or TLS settings are unusable.
+    #[error("{gun}: cannot talk to the Notary server {server}")]
+    Settings {
         gun: String,
         server: String,
         #[source]
@@ -131,7 +149,10 @@ impl NotaryError {
             NotaryError::Pinning { .. } => 21,
             NotaryError::Unreachable { .. } => 22,
             NotaryError::InvalidPinning { .. } | NotaryError::CaFile { .. } => 15,
-            NotaryError::Server { .. } | NotaryError::Cache { .. } => 1,
+            NotaryError::Server { .. }
+            | NotaryError::Cache { .. }
+            | NotaryError::MissingMetadata { .. }
+            | NotaryError::Settings { .. } => 1,
         }
     }
 }

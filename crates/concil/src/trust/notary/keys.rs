@@ -26,6 +26,7 @@ use p256::ecdsa::signature::hazmat::PrehashVerifier as _;
 use p256::ecdsa::signature::Verifier as _;
 use sha2::{Digest as _, Sha256};
 use x509_cert::der::Encode as _;
+use x509_cert::ext::pkix::BasicConstraints;
 use x509_cert::Certificate;
 
 use super::metadata::Key;
@@ -36,9 +37,15 @@ use crate::trust::keys::PublicKey;
 pub struct TufKey {
     pub id: String,
     pub key: PublicKey,
+    /// The public key's bytes (DER SubjectPublicKeyInfo, raw for Ed25519): one key listed
+    /// under two IDs (bare and as a certificate) counts once towards a threshold.
+    pub key_bytes: Vec<u8>,
     /// Leaf first; empty for bare keys.
     pub certificates: Vec<Certificate>,
 }
+
+/// Notary accepts certificates whose validity starts up to a day after the local clock.
+const NOT_BEFORE_SKEW_SECS: i64 = 24 * 60 * 60;
 
 /// The ID Notary gives a key.
 pub fn key_id(key: &Key) -> String {
@@ -62,9 +69,10 @@ pub fn parse_key(id: &str, key: &Key) -> Result<TufKey, String> {
         .decode(&key.keyval.public)
         .map_err(|e| format!("key {id}: public key is not base64: {e}"))?;
     let bad = |reason: String| format!("key {id} ({}): {reason}", key.keytype);
-    let (public, certificates) = match key.keytype.as_str() {
+    let (public, key_bytes, certificates) = match key.keytype.as_str() {
         "ecdsa" | "rsa" => (
             PublicKey::from_der(&raw).map_err(|e| bad(e.to_string()))?,
+            raw,
             Vec::new(),
         ),
         "ecdsa-x509" | "rsa-x509" => {
@@ -80,6 +88,7 @@ pub fn parse_key(id: &str, key: &Key) -> Result<TufKey, String> {
                 .map_err(|e| bad(e.to_string()))?;
             (
                 PublicKey::from_der(&spki).map_err(|e| bad(e.to_string()))?,
+                spki,
                 certificates,
             )
         }
@@ -90,7 +99,7 @@ pub fn parse_key(id: &str, key: &Key) -> Result<TufKey, String> {
                 .map_err(|_| bad(format!("{} bytes, expected 32", raw.len())))?;
             let key =
                 ed25519_dalek::VerifyingKey::from_bytes(&bytes).map_err(|e| bad(e.to_string()))?;
-            (PublicKey::Ed25519(key), Vec::new())
+            (PublicKey::Ed25519(key), bytes.to_vec(), Vec::new())
         }
         other => return Err(format!("key {id}: unsupported key type {other:?}")),
     };
@@ -107,6 +116,7 @@ pub fn parse_key(id: &str, key: &Key) -> Result<TufKey, String> {
     Ok(TufKey {
         id: id.to_owned(),
         key: public,
+        key_bytes,
         certificates,
     })
 }
@@ -147,6 +157,13 @@ impl TufKey {
         check_validity(leaf, now).map_err(|reason| format!("key {}: {reason}", self.id))
     }
 
+    /// The common name of the leaf certificate (Notary names a root certificate after its GUN).
+    pub fn common_name(&self) -> Option<String> {
+        let leaf = self.certificates.first()?;
+        let name = leaf.tbs_certificate().subject().common_name().ok()??;
+        Some(name.value().into_owned())
+    }
+
     /// Whether the key's certificate chains (through the intermediates sent with it) to one of
     /// `anchors`, every certificate on the way valid at `now`.
     pub fn chains_to(&self, anchors: &[Certificate], now: i64) -> Result<(), String> {
@@ -167,6 +184,7 @@ impl TufKey {
             match self.certificates.iter().find(|c| {
                 !std::ptr::eq(*c, current)
                     && c.tbs_certificate().subject() == issuer
+                    && is_ca(c)
                     && issued_by(current, c)
             }) {
                 Some(intermediate) => current = intermediate,
@@ -181,12 +199,20 @@ impl TufKey {
     }
 }
 
+/// Whether a certificate may issue others (basicConstraints CA).
+fn is_ca(certificate: &Certificate) -> bool {
+    certificate
+        .tbs_certificate()
+        .get_extension::<BasicConstraints>()
+        .is_ok_and(|constraints| constraints.is_some_and(|(_, c)| c.ca))
+}
+
 fn check_validity(certificate: &Certificate, now: i64) -> Result<(), String> {
     let validity = certificate.tbs_certificate().validity();
     let secs = |t: &x509_cert::time::Time| {
         i64::try_from(t.to_unix_duration().as_secs()).unwrap_or(i64::MAX)
     };
-    if now < secs(&validity.not_before) || now > secs(&validity.not_after) {
+    if now + NOT_BEFORE_SKEW_SECS < secs(&validity.not_before) || now > secs(&validity.not_after) {
         return Err(format!(
             "certificate {} is valid from {} to {}",
             certificate.tbs_certificate().subject(),

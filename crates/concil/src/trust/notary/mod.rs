@@ -53,6 +53,8 @@ use pinning::{Anchor, TrustPinning};
 
 /// Root and timestamp have no signed length; larger files than this are refused.
 const MAX_UNLISTED_METADATA_SIZE: u64 = 8 * 1024 * 1024;
+/// A listed length is believed up to this (Notary's own download limit).
+const MAX_LISTED_METADATA_SIZE: u64 = 100 * 1024 * 1024;
 
 /// Where and how to ask.
 #[derive(Debug, Clone)]
@@ -151,9 +153,9 @@ impl NotaryClient {
             settings.credentials,
             &settings.tls,
         )
-        .map_err(|source| NotaryError::Server {
+        .map_err(|source| NotaryError::Settings {
             gun: settings.gun.clone(),
-            role: ROOT.to_owned(),
+            server: server.clone(),
             source: Box::new(source),
         })?;
         Ok(NotaryClient {
@@ -175,34 +177,40 @@ impl NotaryClient {
         self.find(&trusted, wanted)
     }
 
+    /// The chain from the server, verified and then cached; from the cache when the server
+    /// cannot be reached at any step.
     fn update(&self) -> Result<Trusted, NotaryError> {
         let cached = self.load_cached()?;
-        let root = match self.client.trust_metadata(ROOT, MAX_UNLISTED_METADATA_SIZE) {
-            Ok(Some(root)) => root,
-            Ok(None) => {
-                return Err(NotaryError::NotPublished {
+        let mut fetch = |role: &str, meta: Option<&FileMeta>| self.fetch(role, meta);
+        let online = self
+            .fetch(ROOT, None)
+            .and_then(|root| {
+                root.ok_or_else(|| NotaryError::NotPublished {
                     gun: self.gun.clone(),
                     server: self.server.clone(),
                 })
+            })
+            .and_then(|root| self.verify_chain(root, &cached, &mut fetch, metadata::now()));
+        match online {
+            Ok(trusted) => {
+                self.save(&trusted)?;
+                Ok(trusted)
             }
-            Err(error) if is_unreachable(&error) => return self.offline(&cached, error),
-            Err(source) => return Err(self.server_error(ROOT, source)),
-        };
-        let mut fetch = |role: &str, meta: Option<&FileMeta>| self.fetch(role, meta);
-        let trusted = self.verify_chain(root, &cached, &mut fetch, metadata::now())?;
-        self.save(&trusted)?;
-        Ok(trusted)
+            Err(NotaryError::Unreachable { source, .. }) => self.offline(&cached, *source),
+            Err(error) => Err(error),
+        }
     }
 
     /// The cached chain, verified as if served, when the server cannot be reached.
     fn offline(&self, cached: &Cached, error: RegistryError) -> Result<Trusted, NotaryError> {
-        let unreachable = |error| NotaryError::Unreachable {
+        let unreachable = |cache: String, error| NotaryError::Unreachable {
             gun: self.gun.clone(),
             server: self.server.clone(),
+            cache,
             source: Box::new(error),
         };
         let Some(root) = cached.files.get(ROOT).cloned() else {
-            return Err(unreachable(error));
+            return Err(unreachable("no trust data is cached".to_owned(), error));
         };
         let mut from_cache = |role: &str, _: Option<&FileMeta>| Ok(cached.files.get(role).cloned());
         match self.verify_chain(root, cached, &mut from_cache, metadata::now()) {
@@ -211,10 +219,10 @@ impl NotaryClient {
                     "Notary server unreachable; using cached trust data that has not expired");
                 Ok(trusted)
             }
-            Err(problem) => {
-                tracing::warn!(gun = %self.gun, %problem, "cached trust data is not usable");
-                Err(unreachable(error))
-            }
+            Err(problem) => Err(unreachable(
+                format!("the cached trust data cannot stand in: {problem}"),
+                error,
+            )),
         }
     }
 
@@ -227,15 +235,17 @@ impl NotaryClient {
         now: i64,
     ) -> Result<Trusted, NotaryError> {
         let root = self.trusted_root(root, cached, fetch, now)?;
+        let any_key = |_: &keys::TufKey| Ok(());
 
-        let timestamp = self.required(fetch, TIMESTAMP, None)?;
+        let timestamp = self.required(fetch, TIMESTAMP, None, ROOT)?;
         let timestamp = self.parse::<Timestamp>(TIMESTAMP, timestamp)?;
+        let timestamp_keys = self.role_keys(&root, TIMESTAMP)?;
         self.check_role(
             &timestamp,
             TIMESTAMP,
             &root.signed.keys,
-            self.role_keys(&root, TIMESTAMP)?,
-            now,
+            timestamp_keys,
+            &any_key,
         )?;
         self.check_fresh(
             &timestamp,
@@ -245,15 +255,16 @@ impl NotaryClient {
         )?;
 
         let snapshot_meta = self.listed(&timestamp.signed.meta, SNAPSHOT, TIMESTAMP)?;
-        let snapshot = self.required(fetch, SNAPSHOT, Some(snapshot_meta))?;
+        let snapshot = self.required(fetch, SNAPSHOT, Some(snapshot_meta), TIMESTAMP)?;
         self.check_listed(&snapshot, snapshot_meta, SNAPSHOT, TIMESTAMP)?;
         let snapshot = self.parse::<Snapshot>(SNAPSHOT, snapshot)?;
+        let snapshot_keys = self.role_keys(&root, SNAPSHOT)?;
         self.check_role(
             &snapshot,
             SNAPSHOT,
             &root.signed.keys,
-            self.role_keys(&root, SNAPSHOT)?,
-            now,
+            snapshot_keys,
+            &any_key,
         )?;
         self.check_fresh(
             &snapshot,
@@ -266,16 +277,11 @@ impl NotaryClient {
         }
 
         let targets_meta = self.listed(&snapshot.signed.meta, TARGETS, SNAPSHOT)?;
-        let targets = self.required(fetch, TARGETS, Some(targets_meta))?;
+        let targets = self.required(fetch, TARGETS, Some(targets_meta), SNAPSHOT)?;
         self.check_listed(&targets, targets_meta, TARGETS, SNAPSHOT)?;
         let targets = self.parse::<Targets>(TARGETS, targets)?;
-        self.check_role(
-            &targets,
-            TARGETS,
-            &root.signed.keys,
-            self.role_keys(&root, TARGETS)?,
-            now,
-        )?;
+        let targets_keys = self.role_keys(&root, TARGETS)?;
+        self.check_role(&targets, TARGETS, &root.signed.keys, targets_keys, &any_key)?;
         self.check_fresh(&targets, TARGETS, cached.version::<Targets>(TARGETS), now)?;
 
         let releases = match (
@@ -283,10 +289,11 @@ impl NotaryClient {
             snapshot.signed.meta.get(RELEASES),
         ) {
             (Some((keys, role)), Some(meta)) => {
-                let releases = self.required(fetch, RELEASES, Some(meta))?;
+                let releases = self.required(fetch, RELEASES, Some(meta), SNAPSHOT)?;
                 self.check_listed(&releases, meta, RELEASES, SNAPSHOT)?;
                 let releases = self.parse::<Targets>(RELEASES, releases)?;
-                self.check_role(&releases, RELEASES, keys, &role.keys, now)?;
+                // Delegation certificates are not checked for expiry (as in Notary).
+                self.check_role(&releases, RELEASES, keys, &role.keys, &any_key)?;
                 self.check_fresh(
                     &releases,
                     RELEASES,
@@ -306,10 +313,11 @@ impl NotaryClient {
         })
     }
 
-    /// The root, trusted by its own threshold, pinning, and the cached root: a newer root is
-    /// reached through every version in between (`<version>.root.json`), each signed by a
-    /// threshold of the previous version's root keys and of its own (rotation), as TUF's
-    /// client workflow and Notary's client do.
+    /// The root, trusted by a threshold of its own root keys that are certificates named after
+    /// the GUN, valid now and allowed by `trust_pinning` (or, the first time without a pin,
+    /// trusted on first use); a root other than the cached one must also be reached from it
+    /// through every version in between (`<version>.root.json`), each signed by a threshold of
+    /// the previous version's root keys (rotation), as TUF's client workflow and Notary's do.
     fn trusted_root(
         &self,
         served: Vec<u8>,
@@ -318,25 +326,97 @@ impl NotaryClient {
         now: i64,
     ) -> Result<SignedFile<Root>, NotaryError> {
         let root = self.parse::<Root>(ROOT, served)?;
-        let signers = self.check_role(
-            &root,
-            ROOT,
-            &root.signed.keys,
-            self.role_keys(&root, ROOT)?,
-            now,
-        )?;
         let previous = cached
             .files
             .get(ROOT)
-            .and_then(|bytes| metadata::parse::<Root>(bytes.clone()).ok());
-        if let Some(previous) = &previous {
-            if previous.bytes != root.bytes {
-                self.check_rotation(previous, &root, fetch, now)?;
+            .map(|bytes| self.parse::<Root>(ROOT, bytes.clone()))
+            .transpose()?;
+        let first_use = previous.is_none();
+        let anchor = self.pinning.anchor(&self.gun);
+        let refuse = |reason: String| NotaryError::Pinning {
+            gun: self.gun.clone(),
+            reason,
+        };
+        if first_use && anchor == Anchor::Refused {
+            return Err(refuse(
+                "nothing is pinned for this repository, no root is cached, and disable_tofu is set"
+                    .to_owned(),
+            ));
+        }
+        let ca_certificates = match &anchor {
+            Anchor::Ca(path) => {
+                let pem = fs::read(path).map_err(|e| NotaryError::CaFile {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?;
+                keys::load_certificates(&pem).map_err(|reason| NotaryError::CaFile {
+                    path: path.clone(),
+                    reason,
+                })?
+            }
+            _ => Vec::new(),
+        };
+        let admit = |key: &keys::TufKey| {
+            self.names_this_collection(key)?;
+            key.certificate_valid_at(now)?;
+            match &anchor {
+                Anchor::Certs(ids) if !ids.contains(&key.id) => {
+                    Err(format!("key {} is not a pinned root certificate", key.id))
+                }
+                Anchor::Ca(_) => key.chains_to(&ca_certificates, now),
+                _ => Ok(()),
+            }
+        };
+        let own_keys = self.role_keys(&root, ROOT)?;
+        match self.check_role(&root, ROOT, &root.signed.keys, own_keys, &admit) {
+            Ok(_) => {}
+            Err(NotaryError::Threshold { problems, .. }) if anchor != Anchor::FirstUse => {
+                let pinned = match &anchor {
+                    Anchor::Certs(ids) => format!("the pinned certificates {}", ids.join(", ")),
+                    Anchor::Ca(path) => {
+                        format!("certificates issued by the CA in {}", path.display())
+                    }
+                    Anchor::FirstUse | Anchor::Refused => "trusted keys".to_owned(),
+                };
+                return Err(refuse(format!(
+                    "the root is not signed by a threshold of {pinned}: none of the pinned certificates counts ({})",
+                    problems.join("; ")
+                )));
+            }
+            Err(error) => return Err(error),
+        }
+        match &previous {
+            Some(previous) if previous.bytes != root.bytes => {
+                self.check_rotation(previous, &root, fetch)?;
+            }
+            Some(_) => {}
+            None => {
+                tracing::info!(gun = %self.gun, pinned = ?anchor, "trusting the root on first use")
             }
         }
-        self.check_pinning(&signers, previous.is_none(), now)?;
         self.check_fresh(&root, ROOT, None, now)?;
         Ok(root)
+    }
+
+    /// Root keys must be certificates whose common name is the GUN (or a `prefix*` of it).
+    fn names_this_collection(&self, key: &keys::TufKey) -> Result<(), String> {
+        let name = key.common_name().ok_or_else(|| {
+            format!(
+                "root key {} is not a certificate with a common name",
+                key.id
+            )
+        })?;
+        let matches = match name.strip_suffix('*') {
+            Some(prefix) => self.gun.starts_with(prefix),
+            None => name == self.gun,
+        };
+        if !matches {
+            return Err(format!(
+                "root certificate {} is for {name:?}, not for this repository",
+                key.id
+            ));
+        }
+        Ok(())
     }
 
     fn check_rotation(
@@ -344,7 +424,6 @@ impl NotaryClient {
         previous: &SignedFile<Root>,
         root: &SignedFile<Root>,
         fetch: &mut Fetch<'_>,
-        now: i64,
     ) -> Result<(), NotaryError> {
         let trusted = previous.signed.common.version;
         let served = root.signed.common.version;
@@ -362,13 +441,16 @@ impl NotaryClient {
                 format!("version {served} is more than {MAX_ROOT_ROTATIONS} rotations past the trusted {trusted}"),
             ));
         }
+        // Earlier roots' certificates may have expired since (that is why roots rotate): only
+        // the name is required of them.
+        let named = |key: &keys::TufKey| self.names_this_collection(key);
         let mut current = previous.clone();
         for version in trusted + 1..=served {
             let next = if version == served {
                 root.clone()
             } else {
                 let name = format!("{version}.{ROOT}");
-                let bytes = self.required(fetch, &name, None)?;
+                let bytes = self.required(fetch, &name, None, &format!("root version {served}"))?;
                 let next = self.parse::<Root>(&name, bytes)?;
                 if next.signed.common.version != version {
                     return Err(self.malformed(
@@ -381,7 +463,7 @@ impl NotaryClient {
                     &name,
                     &next.signed.keys,
                     self.role_keys(&next, ROOT)?,
-                    now,
+                    &named,
                 )?;
                 next
             };
@@ -394,7 +476,7 @@ impl NotaryClient {
                 &role,
                 &current.signed.keys,
                 self.role_keys(&current, ROOT)?,
-                now,
+                &named,
             )?;
             current = next;
         }
@@ -402,81 +484,21 @@ impl NotaryClient {
         Ok(())
     }
 
-    fn check_pinning(
-        &self,
-        signers: &BTreeMap<String, keys::TufKey>,
-        first_use: bool,
-        now: i64,
-    ) -> Result<(), NotaryError> {
-        let refuse = |reason: String| NotaryError::Pinning {
-            gun: self.gun.clone(),
-            reason,
-        };
-        match self.pinning.anchor(&self.gun) {
-            Anchor::Certs(ids) => {
-                if !signers.keys().any(|id| ids.contains(id)) {
-                    return Err(refuse(format!(
-                        "the root is signed by {}, none of the pinned certificates {}",
-                        join(signers.keys()),
-                        ids.join(", ")
-                    )));
-                }
-            }
-            Anchor::Ca(path) => {
-                let pem = fs::read(&path).map_err(|e| NotaryError::CaFile {
-                    path: path.clone(),
-                    reason: e.to_string(),
-                })?;
-                let anchors =
-                    keys::load_certificates(&pem).map_err(|reason| NotaryError::CaFile {
-                        path: path.clone(),
-                        reason,
-                    })?;
-                let mut problems = Vec::new();
-                let chained = signers
-                    .values()
-                    .any(|key| match key.chains_to(&anchors, now) {
-                        Ok(()) => true,
-                        Err(problem) => {
-                            problems.push(problem);
-                            false
-                        }
-                    });
-                if !chained {
-                    return Err(refuse(format!(
-                        "no root signature by a certificate issued by the CA in {}: {}",
-                        path.display(),
-                        problems.join("; ")
-                    )));
-                }
-            }
-            Anchor::FirstUse if first_use => {
-                tracing::info!(gun = %self.gun, keys = %join(signers.keys()), "trusting the root on first use");
-            }
-            Anchor::Refused if first_use => {
-                return Err(refuse(
-                    "nothing is pinned for this repository, no root is cached, and disable_tofu is set"
-                        .to_owned(),
-                ));
-            }
-            Anchor::FirstUse | Anchor::Refused => {}
-        }
-        Ok(())
-    }
-
-    /// Checks that a threshold of `role_keys` signed `file`; returns the keys that did.
+    /// Checks that a threshold of `role_keys` signed `file`, counting only keys `admit` lets
+    /// through, each public key once; returns the keys that did.
     fn check_role<T>(
         &self,
         file: &SignedFile<T>,
         role: &str,
         keys: &BTreeMap<String, Key>,
         role_keys: &RoleKeys,
-        now: i64,
+        admit: &dyn Fn(&keys::TufKey) -> Result<(), String>,
     ) -> Result<BTreeMap<String, keys::TufKey>, NotaryError> {
         if role_keys.threshold == 0 {
             return Err(self.malformed(role, "threshold 0".to_owned()));
         }
         let mut signers = BTreeMap::new();
+        let mut counted_keys = BTreeSet::new();
         let mut problems = Vec::new();
         for signature in &file.signatures {
             let id = &signature.keyid;
@@ -491,9 +513,7 @@ impl NotaryClient {
                 problems.push(format!("key {id} is not listed"));
                 continue;
             };
-            let key = match keys::parse_key(id, key)
-                .and_then(|key| key.certificate_valid_at(now).map(|()| key))
-            {
+            let key = match keys::parse_key(id, key).and_then(|key| admit(&key).map(|()| key)) {
                 Ok(key) => key,
                 Err(problem) => {
                     problems.push(problem);
@@ -504,13 +524,17 @@ impl NotaryClient {
                 problems.push(format!("signature by key {id} is not base64"));
                 continue;
             };
-            if key.verifies(&signature.method, &file.signed_bytes, &bytes) {
-                signers.insert(id.clone(), key);
-            } else {
+            if !key.verifies(&signature.method, &file.signed_bytes, &bytes) {
                 problems.push(format!(
                     "signature by key {id} (method {}) does not verify",
                     signature.method
                 ));
+            } else if !counted_keys.insert(key.key_bytes.clone()) {
+                problems.push(format!(
+                    "key {id} is a key already counted under another ID"
+                ));
+            } else {
+                signers.insert(id.clone(), key);
             }
         }
         if signers.len() < role_keys.threshold as usize {
@@ -589,15 +613,19 @@ impl NotaryClient {
         })
     }
 
+    /// A file `listed_by` calls for; missing is an error naming both.
     fn required(
         &self,
         fetch: &mut Fetch<'_>,
-        role: &str,
+        name: &str,
         meta: Option<&FileMeta>,
+        listed_by: &str,
     ) -> Result<Vec<u8>, NotaryError> {
-        fetch(role, meta)?.ok_or_else(|| NotaryError::NotPublished {
+        fetch(name, meta)?.ok_or_else(|| NotaryError::MissingMetadata {
             gun: self.gun.clone(),
             server: self.server.clone(),
+            file: format!("{name}.json"),
+            listed_by: listed_by.to_owned(),
         })
     }
 
@@ -605,7 +633,8 @@ impl NotaryClient {
         metadata::parse(bytes).map_err(|reason| self.malformed(role, reason))
     }
 
-    /// A role's file from the server: by checksum when its listing gives one.
+    /// A role's file from the server: by checksum when its listing gives one, never more than
+    /// the listed length (itself capped) or, unlisted, [`MAX_UNLISTED_METADATA_SIZE`].
     fn fetch(&self, role: &str, meta: Option<&FileMeta>) -> Result<Option<Vec<u8>>, NotaryError> {
         let checksum = meta
             .map(metadata::sha256_hex)
@@ -616,7 +645,9 @@ impl NotaryClient {
             Some(hex) => format!("{role}.{hex}"),
             None => role.to_owned(),
         };
-        let max_size = meta.map_or(MAX_UNLISTED_METADATA_SIZE, |meta| meta.length);
+        let max_size = meta.map_or(MAX_UNLISTED_METADATA_SIZE, |meta| {
+            meta.length.min(MAX_LISTED_METADATA_SIZE)
+        });
         self.client
             .trust_metadata(&name, max_size)
             .map_err(|source| self.server_error(role, source))
@@ -673,6 +704,19 @@ impl NotaryClient {
             let path = self.cache_path(role);
             match fs::read(&path) {
                 Ok(bytes) => {
+                    // A cached file that does not parse is not "nothing cached": that would
+                    // turn a damaged cache into trust on first use and drop the rollback floor.
+                    let parsed = match role {
+                        ROOT => metadata::parse::<Root>(bytes.clone()).map(drop),
+                        TIMESTAMP => metadata::parse::<Timestamp>(bytes.clone()).map(drop),
+                        SNAPSHOT => metadata::parse::<Snapshot>(bytes.clone()).map(drop),
+                        _ => metadata::parse::<Targets>(bytes.clone()).map(drop),
+                    };
+                    if let Err(reason) = parsed {
+                        return Err(
+                            self.malformed(&format!("cached {role} ({})", path.display()), reason)
+                        );
+                    }
                     cached.files.insert(role, bytes);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -716,6 +760,7 @@ impl NotaryClient {
             return NotaryError::Unreachable {
                 gun: self.gun.clone(),
                 server: self.server.clone(),
+                cache: "the cache was not consulted".to_owned(),
                 source: Box::new(source),
             };
         }
@@ -763,16 +808,4 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     file.write_all(bytes)?;
     file.sync_all()?;
     fs::rename(&temporary, path)
-}
-
-fn join<'a>(items: impl Iterator<Item = &'a String>) -> String {
-    let items: BTreeSet<&String> = items.collect();
-    if items.is_empty() {
-        return "no key".to_owned();
-    }
-    items
-        .into_iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>()
-        .join(", ")
 }

@@ -28,10 +28,18 @@ fn vector(set: &str, file: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+fn gun_of(set: &str) -> String {
+    format!("registry.example:5000/vectors/{set}")
+}
+
 fn client(set: &str, pinning: serde_json::Value) -> NotaryClient {
+    client_for(&gun_of(set), pinning)
+}
+
+fn client_for(gun: &str, pinning: serde_json::Value) -> NotaryClient {
     NotaryClient::new(NotarySettings {
         server: Url::parse("https://notary.invalid/").unwrap(),
-        gun: format!("registry.example:5000/vectors/{set}"),
+        gun: gun.to_owned(),
         credentials: None,
         tls: TlsSettings::default(),
         trust_dir: PathBuf::from("/nonexistent"),
@@ -50,7 +58,28 @@ fn verify(
     now: i64,
     change: Change<'_>,
 ) -> Result<NotaryTarget, NotaryError> {
-    let client = client(set, pinning);
+    verify_as(
+        &gun_of(set),
+        set,
+        root_file,
+        cached_root,
+        pinning,
+        now,
+        change,
+    )
+}
+
+/// [`verify`] with a set's files served for the collection `gun`.
+fn verify_as(
+    gun: &str,
+    set: &str,
+    root_file: &str,
+    cached_root: Option<&str>,
+    pinning: serde_json::Value,
+    now: i64,
+    change: Change<'_>,
+) -> Result<NotaryTarget, NotaryError> {
+    let client = client_for(gun, pinning);
     let mut cached = Cached::default();
     if let Some(file) = cached_root {
         cached.files.insert(ROOT, vector(set, file));
@@ -167,13 +196,13 @@ fn raw_ecdsa_signatures_of_snapshot_and_targets() {
         let file = metadata::parse::<T>(vector("ecdsa-root", &format!("{role}.json"))).unwrap();
         let keys = client.role_keys(root, role).unwrap();
         let signers = client
-            .check_role(&file, role, &root.signed.keys, keys, made_at())
+            .check_role(&file, role, &root.signed.keys, keys, &|_| Ok(()))
             .unwrap();
         assert_eq!(signers.len(), 1, "{role}");
         let mut tampered = file.clone();
         tampered.signed_bytes.push(b' ');
         assert!(client
-            .check_role(&tampered, role, &root.signed.keys, keys, made_at())
+            .check_role(&tampered, role, &root.signed.keys, keys, &|_| Ok(()))
             .is_err());
     }
     let client = client("ecdsa-root", serde_json::json!({}));
@@ -192,7 +221,7 @@ fn delegation_signatures_by_x509_keys() {
         metadata::parse::<Targets>(vector("delegation", "targets/releases.json")).unwrap();
     let (keys, role) = delegation(&targets.signed, RELEASES).unwrap();
     let signers = client
-        .check_role(&releases, RELEASES, keys, &role.keys, made_at())
+        .check_role(&releases, RELEASES, keys, &role.keys, &|_| Ok(()))
         .unwrap();
     assert_eq!(signers.len(), 2);
     let methods: BTreeSet<&str> = releases
@@ -211,7 +240,7 @@ fn delegation_signatures_by_x509_keys() {
             threshold: 2,
         };
         assert!(client
-            .check_role(&alone, RELEASES, keys, &both, made_at())
+            .check_role(&alone, RELEASES, keys, &both, &|_| Ok(()))
             .is_err());
         let mut other_method = alone.clone();
         other_method.signatures[0].method = if signature.method == "ecdsa" {
@@ -221,7 +250,7 @@ fn delegation_signatures_by_x509_keys() {
         }
         .to_owned();
         assert!(client
-            .check_role(&other_method, RELEASES, keys, &role.keys, made_at())
+            .check_role(&other_method, RELEASES, keys, &role.keys, &|_| Ok(()))
             .is_err());
     }
 }
@@ -344,4 +373,53 @@ fn key_ids_are_notarys() {
         assert!(keys::parse_key(id, key).is_ok(), "{id}");
         assert!(keys::parse_key(&"0".repeat(64), key).is_err());
     }
+}
+
+/// Another repository's trust data (root certificate named after it) is not this one's, even
+/// when its root certificate comes from the pinned CA or would be trusted on first use.
+#[test]
+fn root_certificates_must_name_the_collection() {
+    let ca =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/trust/notary/vectors/rsa-root/ca.crt");
+    let victim = "registry.example:5000/victim/app";
+    for pinning in [
+        serde_json::json!({"ca": {"registry.example:5000/": ca}}),
+        serde_json::json!({}),
+    ] {
+        let error = verify_as(
+            victim,
+            "rsa-root",
+            "root.json",
+            None,
+            pinning,
+            made_at(),
+            None,
+        )
+        .unwrap_err();
+        let text = error.to_string();
+        assert!(text.contains("not for this repository"), "{text}");
+    }
+}
+
+/// A cached root that does not parse is an error naming the file, not a first use.
+#[test]
+fn damaged_cache_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = NotaryClient::new(NotarySettings {
+        server: Url::parse("https://notary.invalid/").unwrap(),
+        gun: gun_of("ecdsa-root"),
+        credentials: None,
+        tls: TlsSettings::default(),
+        trust_dir: dir.path().to_owned(),
+        pinning: TrustPinning::default(),
+    })
+    .unwrap();
+    let path = client.cache_path(ROOT);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, b"{\"signed\": trunc").unwrap();
+    let error = client.load_cached().err().expect("refused");
+    assert!(
+        matches!(&error, NotaryError::Malformed { role, .. } if role.contains(&*path.to_string_lossy())),
+        "{error}"
+    );
 }
