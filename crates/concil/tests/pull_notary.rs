@@ -564,3 +564,34 @@ fn expired_metadata_is_refused() -> TestResult {
     }
     Ok(())
 }
+
+#[test]
+fn outage_after_the_root_uses_the_cache_and_missing_files_are_named() -> TestResult {
+    let proxied = Proxied::new("notary/outage")?;
+    let home = proxied.home();
+    home.pull_json(&proxied.image.reference, &[]);
+
+    // The server answers root.json but fails on the timestamp: the cached chain stands in.
+    proxied.proxy.set_path_faults(vec![PathFault::always(
+        PathMatch::TufRole("timestamp".into()),
+        PathAction::Status { code: 503 },
+    )]);
+    let output = support::pull::run(&mut home.pull_command(&proxied.image.reference, &[]));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("Notary server unreachable"), "{stderr}");
+
+    // A file the snapshot lists is gone: named as missing, not "not signed".
+    proxied.proxy.set_path_faults(vec![PathFault::always(
+        PathMatch::TufRole("targets".into()),
+        PathAction::Status { code: 404 },
+    )]);
+    let failure = home.pull_failure(&proxied.image.reference, &[]);
+    assert_eq!(failure.code, Some(1), "{}", failure.stderr);
+    assert!(
+        failure.error.contains("does not have targets.") && failure.error.contains("snapshot"),
+        "{}",
+        failure.error
+    );
+    Ok(())
+}
