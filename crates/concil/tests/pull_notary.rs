@@ -595,3 +595,51 @@ fn outage_after_the_root_uses_the_cache_and_missing_files_are_named() -> TestRes
     );
     Ok(())
 }
+
+/// Pulls on nodes sharing one cache update the same trust data at once: each verifies, and
+/// the cache ends up holding the served chain (updates take a lock on the collection).
+#[test]
+fn concurrent_pulls_share_the_trust_cache() -> TestResult {
+    let setup = Setup::new()?;
+    let images = Images::new(&setup.registry)?;
+    let image = images.push_busybox("notary/shared", "v1", Format::Docker)?;
+    let gun = setup.gun(&image);
+    setup.publisher.init(&gun)?;
+    setup.sign(&image, "v1")?;
+    let home = setup.home();
+
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            home.pull_command(&image.reference, &[])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+        })
+        .collect::<Result<_, _>>()?;
+    for child in children {
+        let output = child.wait_with_output()?;
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let pulled: Value = serde_json::from_slice(&output.stdout)?;
+        assert_eq!(pulled["verified"], "notary");
+    }
+    let metadata = home
+        .cache_dir()
+        .join("notary/tuf")
+        .join(&gun)
+        .join("metadata");
+    for role in ["root", "timestamp", "snapshot", "targets"] {
+        let cached = fs::read(metadata.join(format!("{role}.json")))?;
+        assert_eq!(cached, setup.notary.metadata(&gun, role), "{role}");
+    }
+    let leftovers: Vec<_> = fs::read_dir(&metadata)?
+        .filter_map(Result::ok)
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    Ok(())
+}

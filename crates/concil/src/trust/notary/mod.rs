@@ -180,6 +180,9 @@ impl NotaryClient {
     /// The chain from the server, verified and then cached; from the cache when the server
     /// cannot be reached at any step.
     fn update(&self) -> Result<Trusted, NotaryError> {
+        // One update of a collection at a time across processes and nodes sharing the cache:
+        // interleaved saves could mix two chains or lower the rollback floor.
+        let _lock = self.lock()?;
         let cached = self.load_cached()?;
         let mut fetch = |role: &str, meta: Option<&FileMeta>| self.fetch(role, meta);
         let online = self
@@ -740,7 +743,36 @@ impl NotaryClient {
             let path = self.cache_path(role);
             write_atomically(&path, bytes).map_err(|source| NotaryError::Cache { path, source })?;
         }
+        if trusted.releases.is_none() {
+            // The delegation is gone: its old file must not outlive it as a version floor.
+            let path = self.cache_path(RELEASES);
+            match fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(NotaryError::Cache { path, source: e })
+                }
+                _ => {}
+            }
+        }
         Ok(())
+    }
+
+    /// An exclusive `flock` on `<metadata dir>/.lock`, released when the file is dropped.
+    fn lock(&self) -> Result<fs::File, NotaryError> {
+        let path = self.metadata_dir.join(".lock");
+        let cache_error = |source| NotaryError::Cache {
+            path: path.clone(),
+            source,
+        };
+        fs::create_dir_all(&self.metadata_dir).map_err(cache_error)?;
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(cache_error)?;
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
+            .map_err(|errno| cache_error(errno.into()))?;
+        Ok(file)
     }
 
     fn cache_path(&self, role: &str) -> PathBuf {
