@@ -18,7 +18,7 @@
 # First it checks that each really verifies ("verified": none, cosign, notary in the JSON) and
 # that cosign and notary refuse the tag `unsigned` (exit status 10). A round: cold pulls
 # (emptied cache dir, Notary's TUF metadata included) unsigned, cosign, notary; then
-# BENCH_WARM_REPS (default 5) times warm pulls (everything cached; verification still runs)
+# BENCH_WARM_REPS (default 10) times warm pulls (everything cached; verification still runs)
 # unsigned, cosign, notary. Wall time from bash's microsecond clock; CPU (user + sys) from
 # bash's `times` around the run (1 ms steps: time(1)'s 10 ms steps cannot see a warm pull; it
 # counts /usr/bin/time itself too, shown as the `floor` row, `/usr/bin/time /bin/true`); peak
@@ -34,7 +34,7 @@ set -euo pipefail
 
 export LC_ALL=C # one decimal point for awk, sort and $EPOCHREALTIME
 runs=${1:-5}
-warm_reps=${BENCH_WARM_REPS:-5}
+warm_reps=${BENCH_WARM_REPS:-10}
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 target=${CARGO_TARGET_DIR:-$repo/target}
 fixtures=${CONCIL_FIXTURES:-/var/tmp/concil-fixtures}
@@ -53,8 +53,11 @@ fi
 
 # The working tree, or the commit BENCH_REV exported aside (the same place bench-pull.sh uses).
 src=$repo
+built="working tree at $(git -C "$repo" rev-parse --short HEAD)"
+git -C "$repo" diff --quiet HEAD || built+=" with uncommitted changes"
 if [[ -n ${BENCH_REV:-} ]]; then
-    src=$bench_dir/src-$(git -C "$repo" rev-parse --short "$BENCH_REV^{commit}")
+    built="commit $(git -C "$repo" rev-parse --short "$BENCH_REV^{commit}")"
+    src=$bench_dir/src-${built#commit }
     if [[ ! -d $src ]]; then
         rm -rf "$src.part"
         mkdir -p "$src.part"
@@ -265,17 +268,20 @@ run_timed() {
 log_lines() { echo "$(wc -l <"$work/registry.log") $(wc -l <"$work/notary.log")"; }
 
 # requests_since LINES NAME: the requests each server answered since log_lines said LINES, as
-# "METHOD URI STATUS" into $work/requests-{registry,notary}-NAME.
+# "METHOD URI STATUS SERVER_TIME" into $work/requests-{registry,notary}-NAME.
 requests_since() {
     local lines
     read -r -a lines <<<"$1"
     sleep 0.3 # a server logs "response completed" after the client may have gone
+    # The registry logs logfmt (a value in quotes only when it needs them), notary-server JSON.
     tail -n +$((lines[0] + 1)) "$work/registry.log" |
-        sed -n 's/.*msg="response completed[^"]*".* http\.request\.method=\([A-Z]*\) .* http\.request\.uri="\([^"]*\)".* http\.response\.status=\([0-9]*\).*/\1 \2 \3/p' \
+        sed -n 's/.*msg="response completed[^"]*".* http\.request\.method=\([A-Z]*\).* http\.request\.uri="\{0,1\}\([^" ]*\).* http\.response\.duration="\{0,1\}\([^" ]*\).* http\.response\.status=\([0-9]*\).*/\1 \2 \4 \3/p' \
             >"$work/requests-registry-$2"
+    [[ $(tail -n +$((lines[0] + 1)) "$work/registry.log" | grep -c 'msg="response completed') == \
+        "$(wc -l <"$work/requests-registry-$2")" ]] || { log "unparsed registry log lines"; exit 1; }
     tail -n +$((lines[1] + 1)) "$work/notary.log" |
         jq -rR 'fromjson? | select(.msg == "response completed")
-            | "\(.["http.request.method"]) \(.["http.request.uri"]) \(.["http.response.status"])"' \
+            | "\(.["http.request.method"]) \(.["http.request.uri"]) \(.["http.response.status"]) \(.["http.response.duration"])"' \
             >"$work/requests-notary-$2"
 }
 
@@ -347,6 +353,7 @@ printf 'machine: %s cores, %s; load average before: %s; CPU pressure (some, avg3
     "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')" "$load_before" \
     "$(sed -n 's/^some .*avg300=\([0-9.]*\).*/\1/p' /proc/pressure/cpu 2>/dev/null)"
 printf 'session autogroup: %s; raw runs in %s\n' "$(cat /proc/self/autogroup 2>/dev/null)" "$results"
+printf 'concil built from %s (%s)\n' "$built" "$src"
 printf 'image: manifest sha256:%s, one layer of %s bytes (Debian minbase, gzip); ' \
     "$manifest_hex" "$(stat -c %s "$layer_gz")"
 printf '%s rounds (cold) and %s warm pulls (%s per round), medians\n' "$runs" \
@@ -372,7 +379,7 @@ printf '| floor | /usr/bin/time /bin/true | %.4f | %.4f | %.1f | | | | |\n' "$(m
     "$(median "$work/floor" 2)" "$(awk -v k="$(median "$work/floor" 3)" 'BEGIN { print k / 1024 }')"
 
 printf '\nHTTP requests per pull (warm-up round; "response completed" lines):\n\n'
-printf '| pull | trust | registry | notary-server | extra over unsigned |\n|---|---|---|---|---|\n'
+printf '| pull | trust | registry | notary-server | requests minus unsigned |\n|---|---|---|---|---|\n'
 for state in cold warm; do
     base=$(wc -l <"$work/requests-registry-unsigned-$state")
     for trust in "${trusts[@]}"; do

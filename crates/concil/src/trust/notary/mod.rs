@@ -196,7 +196,7 @@ impl NotaryClient {
             .and_then(|root| self.verify_chain(root, &cached, &mut fetch, metadata::now()));
         match online {
             Ok(trusted) => {
-                self.save(&trusted)?;
+                self.save(&trusted, &cached)?;
                 Ok(trusted)
             }
             Err(NotaryError::Unreachable { source, .. }) => self.offline(&cached, *source),
@@ -729,8 +729,9 @@ impl NotaryClient {
         Ok(cached)
     }
 
-    /// Writes the verified chain, each file atomically (several nodes may share the cache).
-    fn save(&self, trusted: &Trusted) -> Result<(), NotaryError> {
+    /// Writes the files of the verified chain that changed, each atomically (several nodes may
+    /// share the cache).
+    fn save(&self, trusted: &Trusted, cached: &Cached) -> Result<(), NotaryError> {
         let files = [
             (ROOT, &trusted.root.bytes),
             (TIMESTAMP, &trusted.timestamp.bytes),
@@ -740,10 +741,13 @@ impl NotaryClient {
         .into_iter()
         .chain(trusted.releases.as_ref().map(|r| (RELEASES, &r.bytes)));
         for (role, bytes) in files {
+            if cached.files.get(role) == Some(bytes) {
+                continue; // unchanged: no rewrite, no fsync on a warm pull
+            }
             let path = self.cache_path(role);
             write_atomically(&path, bytes).map_err(|source| NotaryError::Cache { path, source })?;
         }
-        if trusted.releases.is_none() {
+        if trusted.releases.is_none() && cached.files.contains_key(RELEASES) {
             // The delegation is gone: its old file must not outlive it as a version floor.
             let path = self.cache_path(RELEASES);
             match fs::remove_file(&path) {
