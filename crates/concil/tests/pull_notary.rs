@@ -571,6 +571,24 @@ fn outage_after_the_root_uses_the_cache_and_missing_files_are_named() -> TestRes
     let home = proxied.home();
     home.pull_json(&proxied.image.reference, &[]);
 
+    // Warm: snapshot and targets are cached with the hashes the timestamp and snapshot list,
+    // so they are not asked for again (a broken server for them goes unnoticed).
+    proxied.proxy.set_path_faults(vec![
+        PathFault::always(
+            PathMatch::TufRole("snapshot".into()),
+            PathAction::Status { code: 500 },
+        ),
+        PathFault::always(
+            PathMatch::TufRole("targets".into()),
+            PathAction::Status { code: 500 },
+        ),
+    ]);
+    let output = support::pull::run(&mut home.pull_command(&proxied.image.reference, &[]));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(!stderr.contains("unreachable"), "{stderr}");
+    assert_eq!(proxied.proxy.path_faulted_responses(), 0);
+
     // The server answers root.json but fails on the timestamp: the cached chain stands in.
     proxied.proxy.set_path_faults(vec![PathFault::always(
         PathMatch::TufRole("timestamp".into()),
@@ -581,11 +599,12 @@ fn outage_after_the_root_uses_the_cache_and_missing_files_are_named() -> TestRes
     assert!(output.status.success(), "{stderr}");
     assert!(stderr.contains("Notary server unreachable"), "{stderr}");
 
-    // A file the snapshot lists is gone: named as missing, not "not signed".
+    // A file the snapshot lists is gone (and not cached): named as missing, not "not signed".
     proxied.proxy.set_path_faults(vec![PathFault::always(
         PathMatch::TufRole("targets".into()),
         PathAction::Status { code: 404 },
     )]);
+    let home = proxied.home();
     let failure = home.pull_failure(&proxied.image.reference, &[]);
     assert_eq!(failure.code, Some(1), "{}", failure.stderr);
     assert!(

@@ -19,7 +19,8 @@
 //! Every file must be unexpired, signed by its role's threshold (signatures over the
 //! `signed` member exactly as served; key types and methods in [`keys`]) and not older than
 //! the version cached before (rollback). Files are fetched by checksum (Notary's consistent
-//! names) so a publish between two requests cannot mix versions. Only after the whole chain
+//! names) so a publish between two requests cannot mix versions, and not at all when the cache
+//! holds them with the listed hashes. Only after the whole chain
 //! verifies is it written to the cache, `<trust dir>/tuf/<gun>/metadata/<role>.json`
 //! (Docker's layout). When the server cannot be reached, the cached chain is verified the
 //! same way and used if it has not expired, with a warning.
@@ -184,7 +185,16 @@ impl NotaryClient {
         // interleaved saves could mix two chains or lower the rollback floor.
         let _lock = self.lock()?;
         let cached = self.load_cached()?;
-        let mut fetch = |role: &str, meta: Option<&FileMeta>| self.fetch(role, meta);
+        // A listed file already cached with the listed length and hashes is not asked for
+        // again: the listing vouches for those bytes (a warm pull asks for root and timestamp).
+        let mut fetch = |role: &str, meta: Option<&FileMeta>| {
+            if let (Some(meta), Some(bytes)) = (meta, cached.files.get(role)) {
+                if metadata::check_file(bytes, meta).is_ok() {
+                    return Ok(Some(bytes.clone()));
+                }
+            }
+            self.fetch(role, meta)
+        };
         let online = self
             .fetch(ROOT, None)
             .and_then(|root| {
