@@ -748,7 +748,10 @@ impl Store {
                     Ok(conversion) => conversion.diff_id,
                     Err(source) => {
                         // A broken download shows up as a tar or decompression error; name the
-                        // real cause when the body was cut short or changed.
+                        // real cause when the body was cut short or changed. The decoder may
+                        // stop early on corrupt data: read the rest of the body before judging
+                        // its size and digest, so a changed body is not called a short one.
+                        blob.drain()?;
                         blob.finish()?;
                         return Err(StoreError::Convert {
                             digest: digest.to_owned(),
