@@ -614,7 +614,7 @@ fn real_cosign_v3_bundle_verifies_against_sigstores_trusted_root() {
         matches!(&error, TrustError::CertificateNotLogged { .. }),
         "{error}"
     );
-    assert_eq!(error.exit_code(), 19);
+    assert_eq!(error.exit_code(), 23);
     assert!(
         error
             .to_string()

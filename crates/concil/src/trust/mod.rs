@@ -216,7 +216,7 @@ impl TrustError {
             TrustError::IdentityMismatch { .. } => 16,
             TrustError::CertificateUntrusted { .. } => 17,
             TrustError::NoTransparencyLogEntry { .. } => 18,
-            TrustError::CertificateNotLogged { .. } => 19,
+            TrustError::CertificateNotLogged { .. } => 23,
             TrustError::Notary { source, .. } => source.exit_code(),
             TrustError::Registry { .. }
             | TrustError::InvalidKeyName { .. }
@@ -347,7 +347,7 @@ mod tests {
             },
         ];
         let codes: Vec<u8> = keyless.iter().map(TrustError::exit_code).collect();
-        assert_eq!(codes, [16, 17, 18, 19]);
+        assert_eq!(codes, [16, 17, 18, 23]);
         assert!(errors[5].to_string().contains("/k/a.pub"));
     }
 }
