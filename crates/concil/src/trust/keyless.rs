@@ -212,6 +212,10 @@ impl CertificateAuthority {
         if chain.is_empty() {
             return Err("certChain holds no certificate".to_owned());
         }
+        for (index, cert) in chain.iter().enumerate() {
+            check_ca(cert, index)
+                .map_err(|reason| format!("certChain.certificates[{index}]: {reason}"))?;
+        }
         Ok(CertificateAuthority {
             chain,
             valid: ValidFor::from_file(entry.valid_for.as_ref())?,
@@ -673,6 +677,34 @@ fn check_leaf(leaf: &Certificate, time: u64) -> Result<(), String> {
     Ok(())
 }
 
+/// Whether `cert` may issue certificates with `below` CA certificates of the chain between
+/// it and the leaf (RFC 5280 basic constraints, path length, key usage), as Go's chain
+/// building (cosign, sigstore-go) demands of a trusted root's certificates.
+fn check_ca(cert: &Certificate, below: usize) -> Result<(), String> {
+    let tbs = cert.tbs_certificate();
+    let constraints = tbs
+        .get_extension::<BasicConstraints>()
+        .map_err(|e| format!("basic constraints: {e}"))?
+        .map(|(_, constraints)| constraints);
+    let Some(constraints) = constraints.filter(|constraints| constraints.ca) else {
+        return Err("not a CA certificate (basic constraints)".to_owned());
+    };
+    if let Some(path_length) = constraints.path_len_constraint {
+        if usize::from(path_length) < below {
+            return Err(format!(
+                "its path length constraint {path_length} allows fewer than the {below} CA certificates below it"
+            ));
+        }
+    }
+    let key_usage = tbs
+        .get_extension::<KeyUsage>()
+        .map_err(|e| format!("key usage: {e}"))?;
+    if key_usage.is_some_and(|(_, usage)| !usage.key_cert_sign()) {
+        return Err("key usage does not allow signing certificates".to_owned());
+    }
+    Ok(())
+}
+
 /// The subject alternative names (email, URI) and the OIDC issuer of a Fulcio certificate.
 fn identity_of(leaf: &Certificate) -> Result<(Vec<String>, String), String> {
     let tbs = leaf.tbs_certificate();
@@ -1111,6 +1143,23 @@ mod tests {
         assert!(
             reason.contains("embeds no signed certificate timestamp"),
             "{reason}"
+        );
+    }
+
+    #[test]
+    fn trusted_root_chains_hold_only_cas() {
+        let (mut root, leaf) = real_root_and_leaf();
+        assert!(TrustedRoot::from_json(&serde_json::to_vec(&root).unwrap()).is_ok());
+        // A Fulcio leaf (no CA) as the issuing certificate of a CA.
+        root["certificateAuthorities"][1]["certChain"]["certificates"][0]["rawBytes"] =
+            base64::engine::general_purpose::STANDARD
+                .encode(&leaf)
+                .into();
+        let problem = TrustedRoot::from_json(&serde_json::to_vec(&root).unwrap()).unwrap_err();
+        assert!(
+            matches!(&problem, TrustedRootProblem::Authority { authority: 1, reason }
+                if reason.contains("certificates[0]: not a CA certificate")),
+            "{problem}"
         );
     }
 
