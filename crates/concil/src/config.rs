@@ -735,6 +735,9 @@ impl IdentityMatch {
 
     /// A match of the whole value against `pattern` (Rust `regex` syntax).
     pub fn regexp(pattern: &str) -> Result<IdentityMatch, regex::Error> {
+        // The pattern must be a regular expression on its own: `a)|(.*` is not, yet wrapped
+        // it would compile to an unanchored alternative that matches anything.
+        regex::Regex::new(pattern)?;
         let regex = regex::Regex::new(&format!("^(?:{pattern})$"))?;
         Ok(IdentityMatch::Regexp {
             pattern: pattern.to_owned(),
@@ -1153,6 +1156,16 @@ mod tests {
             "matching /https://github.com/org/[^/]+/.*/"
         );
         assert!(load(&dir, &env, "{}").unwrap().cosign_identities.is_empty());
+    }
+
+    #[test]
+    fn a_regexp_cannot_close_the_anchoring_group() {
+        // Wrapped as `^(?:…)$`, this would be `^(?:https://github\.com/org/.*)|(.*)$`, whose
+        // second branch is unanchored and matches every subject.
+        let escape = r"https://github\.com/org/.*)|(.*";
+        assert!(IdentityMatch::regexp(escape).is_err());
+        let grouped = IdentityMatch::regexp("(a|b)c").unwrap();
+        assert!(grouped.matches("ac") && !grouped.matches("xac"));
     }
 
     #[test]

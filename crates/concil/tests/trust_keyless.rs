@@ -559,8 +559,8 @@ fn bundle_with_only_an_inclusion_proof_has_no_signed_time() {
 /// The real thing: the bundle cosign v3 made in GitHub Actions for a kubewarden-controller
 /// image (Fulcio certificate, Rekor SET), checked against sigstore's public trusted root
 /// (tests/data/sigstore, from sigstore-rs). Attached to our test image, every keyless check
-/// (chain, SET, inclusion proof and checkpoint, entry body, identity) passes and only the
-/// statement's subject, another image, refuses it.
+/// (chain, embedded SCT, SET, inclusion proof and checkpoint, entry body, identity) passes
+/// and only the statement's subject, another image, refuses it.
 #[test]
 fn real_cosign_v3_bundle_verifies_against_sigstores_trusted_root() {
     const KUBEWARDEN: &str = "https://github.com/kubewarden/kubewarden-controller/.github/workflows/release.yml@refs/tags/v1.34.0";
@@ -596,6 +596,39 @@ fn real_cosign_v3_bundle_verifies_against_sigstores_trusted_root() {
         matches!(&error, TrustError::IdentityMismatch { found, .. } if found.contains(KUBEWARDEN)),
         "{error}"
     );
+
+    // The certificate's SCT is checked against the root's CT logs: with another key in
+    // place of the CT log's, the certificate counts as not logged, a refusal of its own.
+    let mut root_json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&root).expect("root")).expect("root JSON");
+    let rekor_key = root_json["tlogs"][0]["publicKey"]["rawBytes"].clone();
+    for ct_log in root_json["ctlogs"].as_array_mut().expect("ctlogs") {
+        ct_log["publicKey"]["rawBytes"] = rekor_key.clone();
+    }
+    let other_ct_key = fixture.dir.path().join("other_ct_key.json");
+    std::fs::write(&other_ct_key, root_json.to_string()).expect("write root");
+    let error = fixture
+        .verify_with_root(&other_ct_key, kubewarden())
+        .expect_err("SCT by an unknown key");
+    assert!(
+        matches!(&error, TrustError::CertificateNotLogged { .. }),
+        "{error}"
+    );
+    assert_eq!(error.exit_code(), 23);
+    assert!(
+        error
+            .to_string()
+            .contains("does not verify with its CT log's key"),
+        "{error}"
+    );
+    // A trusted root that names no CT log requires no SCT (a private sigstore without CT).
+    root_json["ctlogs"] = json!([]);
+    let no_ct_logs = fixture.dir.path().join("no_ct_logs.json");
+    std::fs::write(&no_ct_logs, root_json.to_string()).expect("write root");
+    let error = fixture
+        .verify_with_root(&no_ct_logs, kubewarden())
+        .expect_err("signed for another image");
+    assert!(matches!(&error, TrustError::WrongImage { .. }), "{error}");
 
     // Our test CA does not vouch for sigstore's certificates.
     let error = fixture.verify(kubewarden()).expect_err("untrusted CA");

@@ -112,6 +112,12 @@ pub enum SignatureRejection {
     /// signature, or not issued by a trusted Fulcio CA.
     #[error("signature {blob}: certificate rejected: {reason}")]
     CertificateUntrusted { blob: String, reason: String },
+    /// The trusted root names certificate transparency logs, and the certificate embeds no
+    /// valid signed certificate timestamp of one (it may have been issued in secret).
+    #[error(
+        "signature {blob}: certificate not in a trusted certificate transparency log: {reason}"
+    )]
+    CertificateNotLogged { blob: String, reason: String },
     #[error("signature {blob}: does not verify with the key of its certificate")]
     CertificateKeyMismatch { blob: String },
     /// No transparency-log entry of a trusted log vouches for the keyless signature.
@@ -433,6 +439,9 @@ impl<'a> Attempt<'a> {
                     KeylessRejection::Certificate(reason) => {
                         SignatureRejection::CertificateUntrusted { blob, reason }
                     }
+                    KeylessRejection::CertificateTransparency(reason) => {
+                        SignatureRejection::CertificateNotLogged { blob, reason }
+                    }
                     KeylessRejection::Signature => {
                         SignatureRejection::CertificateKeyMismatch { blob }
                     }
@@ -494,6 +503,8 @@ impl<'a> Attempt<'a> {
         let untrusted_certificates =
             all(|r| matches!(r, SignatureRejection::CertificateUntrusted { .. }));
         let no_log_entries = all(|r| matches!(r, SignatureRejection::TransparencyLog { .. }));
+        let unlogged_certificates =
+            all(|r| matches!(r, SignatureRejection::CertificateNotLogged { .. }));
         let image = self.image.to_owned();
         let digest = self.digest.to_owned();
         if let Some(signed_digest) = self.wrong_image {
@@ -518,6 +529,12 @@ impl<'a> Attempt<'a> {
             }
         } else if untrusted_certificates {
             TrustError::CertificateUntrusted {
+                image,
+                digest,
+                rejected: self.rejected,
+            }
+        } else if unlogged_certificates {
+            TrustError::CertificateNotLogged {
                 image,
                 digest,
                 rejected: self.rejected,

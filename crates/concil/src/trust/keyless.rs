@@ -19,7 +19,10 @@
 //!    by a Fulcio CA of the trusted root valid then: the leaf is signed by the first
 //!    certificate of the CA's chain, each chain certificate is signed by the next and valid
 //!    then. The leaf allows code signing, is no CA, and has no critical extension we do not
-//!    understand.
+//!    understand. When the trusted root names certificate transparency logs (`ctlogs`, as
+//!    sigstore's public one does), the leaf embeds a signed certificate timestamp of one of
+//!    them, valid for it and its issuing CA ([`super::sct`]), as cosign requires by default;
+//!    a trusted root without `ctlogs` (a private sigstore without CT) requires none.
 //! 4. Its subject alternative name (email or URI) and its OIDC issuer extension
 //!    (`1.3.6.1.4.1.57264.1.8`, else the older `…1.1`) match the configured identity.
 //!
@@ -87,17 +90,22 @@ pub enum TrustedRootProblem {
     Authority { authority: usize, reason: String },
     #[error("tlogs[{log}]: {reason}")]
     LogKey { log: usize, reason: String },
+    #[error("ctlogs[{log}]: {reason}")]
+    CtLogKey { log: usize, reason: String },
     #[error("names no certificate authority")]
     NoAuthority,
     #[error("names no transparency log")]
     NoLog,
 }
 
-/// The Fulcio CAs and Rekor logs keyless signatures are checked against.
+/// The Fulcio CAs, Rekor logs and certificate transparency logs keyless signatures are
+/// checked against.
 #[derive(Debug, Clone)]
 pub struct TrustedRoot {
     authorities: Vec<CertificateAuthority>,
     logs: Vec<TransparencyLog>,
+    /// None: the root's Fulcio does not log to CT, and no SCT is required.
+    ct_logs: Vec<TransparencyLog>,
 }
 
 #[derive(Debug, Clone)]
@@ -107,23 +115,24 @@ struct CertificateAuthority {
     valid: ValidFor,
 }
 
+/// A Rekor log, or a certificate transparency log.
 #[derive(Debug, Clone)]
-struct TransparencyLog {
-    /// Rekor's log ID: the SHA-256 of the log key's DER SubjectPublicKeyInfo.
-    id: Vec<u8>,
-    key: PublicKey,
-    valid: ValidFor,
+pub(super) struct TransparencyLog {
+    /// The log ID: the SHA-256 of the log key's DER SubjectPublicKeyInfo.
+    pub(super) id: Vec<u8>,
+    pub(super) key: PublicKey,
+    pub(super) valid: ValidFor,
 }
 
 /// A `validFor` window in Unix seconds; an open end is unbounded.
 #[derive(Debug, Clone, Copy)]
-struct ValidFor {
+pub(super) struct ValidFor {
     start: Option<u64>,
     end: Option<u64>,
 }
 
 impl ValidFor {
-    fn contains(self, time: u64) -> bool {
+    pub(super) fn contains(self, time: u64) -> bool {
         self.start.is_none_or(|start| start <= time) && self.end.is_none_or(|end| time <= end)
     }
 }
@@ -163,13 +172,26 @@ impl TrustedRoot {
                     .map_err(|reason| TrustedRootProblem::LogKey { log, reason })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let ct_logs = file
+            .ctlogs
+            .iter()
+            .enumerate()
+            .map(|(log, entry)| {
+                TransparencyLog::from_file(entry)
+                    .map_err(|reason| TrustedRootProblem::CtLogKey { log, reason })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         if authorities.is_empty() {
             return Err(TrustedRootProblem::NoAuthority);
         }
         if logs.is_empty() {
             return Err(TrustedRootProblem::NoLog);
         }
-        Ok(TrustedRoot { authorities, logs })
+        Ok(TrustedRoot {
+            authorities,
+            logs,
+            ct_logs,
+        })
     }
 }
 
@@ -190,24 +212,28 @@ impl CertificateAuthority {
         if chain.is_empty() {
             return Err("certChain holds no certificate".to_owned());
         }
+        for (index, cert) in chain.iter().enumerate() {
+            check_ca(cert, index)
+                .map_err(|reason| format!("certChain.certificates[{index}]: {reason}"))?;
+        }
         Ok(CertificateAuthority {
             chain,
             valid: ValidFor::from_file(entry.valid_for.as_ref())?,
         })
     }
 
-    /// Whether this CA issued `leaf`, all of its chain being valid at `time`.
-    fn issued(&self, leaf: &Certificate, time: u64) -> bool {
-        let Some(issuer) = self.chain.first() else {
-            return false;
-        };
-        self.valid.contains(time)
+    /// The certificate of this CA that issued `leaf`, all of its chain being valid at
+    /// `time`; `None` if this CA did not issue it.
+    fn issuer_of(&self, leaf: &Certificate, time: u64) -> Option<&Certificate> {
+        let issuer = self.chain.first()?;
+        let issued = self.valid.contains(time)
             && signed_by(leaf, issuer)
             && self.chain.iter().all(|cert| valid_at(cert, time))
             && self
                 .chain
                 .windows(2)
-                .all(|pair| matches!(pair, [cert, next] if signed_by(cert, next)))
+                .all(|pair| matches!(pair, [cert, next] if signed_by(cert, next)));
+        issued.then_some(issuer)
     }
 }
 
@@ -348,6 +374,8 @@ pub(super) enum KeylessRejection {
     /// The certificate is malformed, unfit for code signing, not valid at the signing time,
     /// or not issued by a trusted Fulcio CA.
     Certificate(String),
+    /// The trusted root names CT logs, and no SCT of one is embedded in the certificate.
+    CertificateTransparency(String),
     /// The signature does not verify with the certificate's key.
     Signature,
     /// No log entry vouches for this signature.
@@ -382,15 +410,19 @@ pub(super) fn verify(
         ))
     })?;
     check_leaf(&leaf, time).map_err(KeylessRejection::Certificate)?;
-    if !root
+    let issuer = root
         .authorities
         .iter()
-        .any(|authority| authority.issued(&leaf, time))
-    {
-        return Err(KeylessRejection::Certificate(format!(
-            "not issued by a Fulcio CA of the trusted root valid at the log's time {}",
-            format_time(time)
-        )));
+        .find_map(|authority| authority.issuer_of(&leaf, time))
+        .ok_or_else(|| {
+            KeylessRejection::Certificate(format!(
+                "not issued by a Fulcio CA of the trusted root valid at the log's time {}",
+                format_time(time)
+            ))
+        })?;
+    if !root.ct_logs.is_empty() {
+        super::sct::check_embedded(&root.ct_logs, &leaf, issuer)
+            .map_err(KeylessRejection::CertificateTransparency)?;
     }
     let (subjects, issuer) = identity_of(&leaf).map_err(KeylessRejection::Certificate)?;
     let subject = subjects
@@ -645,6 +677,34 @@ fn check_leaf(leaf: &Certificate, time: u64) -> Result<(), String> {
     Ok(())
 }
 
+/// Whether `cert` may issue certificates with `below` CA certificates of the chain between
+/// it and the leaf (RFC 5280 basic constraints, path length, key usage), as Go's chain
+/// building (cosign, sigstore-go) demands of a trusted root's certificates.
+fn check_ca(cert: &Certificate, below: usize) -> Result<(), String> {
+    let tbs = cert.tbs_certificate();
+    let constraints = tbs
+        .get_extension::<BasicConstraints>()
+        .map_err(|e| format!("basic constraints: {e}"))?
+        .map(|(_, constraints)| constraints);
+    let Some(constraints) = constraints.filter(|constraints| constraints.ca) else {
+        return Err("not a CA certificate (basic constraints)".to_owned());
+    };
+    if let Some(path_length) = constraints.path_len_constraint {
+        if usize::from(path_length) < below {
+            return Err(format!(
+                "its path length constraint {path_length} allows fewer than the {below} CA certificates below it"
+            ));
+        }
+    }
+    let key_usage = tbs
+        .get_extension::<KeyUsage>()
+        .map_err(|e| format!("key usage: {e}"))?;
+    if key_usage.is_some_and(|(_, usage)| !usage.key_cert_sign()) {
+        return Err("key usage does not allow signing certificates".to_owned());
+    }
+    Ok(())
+}
+
 /// The subject alternative names (email, URI) and the OIDC issuer of a Fulcio certificate.
 fn identity_of(leaf: &Certificate) -> Result<(Vec<String>, String), String> {
     let tbs = leaf.tbs_certificate();
@@ -750,7 +810,7 @@ fn parse_rfc3339(text: &str) -> Option<u64> {
 }
 
 /// Unix seconds as `2024-01-02T03:04:05Z`.
-fn format_time(seconds: u64) -> String {
+pub(super) fn format_time(seconds: u64) -> String {
     x509_cert::der::DateTime::from_unix_duration(std::time::Duration::from_secs(seconds))
         .map_or_else(
             |_| format!("{seconds} (Unix time)"),
@@ -787,6 +847,8 @@ impl fmt::Display for DisplaySubjects<'_> {
 struct TrustedRootFile {
     #[serde(default)]
     tlogs: Vec<TransparencyLogFile>,
+    #[serde(default)]
+    ctlogs: Vec<TransparencyLogFile>,
     #[serde(default)]
     certificate_authorities: Vec<CertificateAuthorityFile>,
 }
@@ -980,6 +1042,125 @@ mod tests {
             None
         );
         assert_eq!(audit_path_root(4, 5, l4, &[left, l0]), None);
+    }
+
+    /// sigstore's public trusted root (as JSON, to be edited) and the Fulcio leaf of the
+    /// real cosign v3 bundle in tests/data/sigstore.
+    fn real_root_and_leaf() -> (serde_json::Value, Vec<u8>) {
+        let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/sigstore");
+        let read_json = |name: &str| -> serde_json::Value {
+            serde_json::from_slice(&fs::read(data.join(name)).unwrap()).unwrap()
+        };
+        let bundle = read_json("bundle_v03.json");
+        let leaf = bundle["verificationMaterial"]["certificate"]["rawBytes"]
+            .as_str()
+            .and_then(decode_base64)
+            .unwrap();
+        (read_json("sigstore_trusted_root.json"), leaf)
+    }
+
+    /// Checks the SCTs of `leaf` against the CT logs of `root`, as [`verify`] does once the
+    /// chain is checked.
+    fn check_scts(root: &serde_json::Value, leaf: &[u8]) -> Result<(), String> {
+        let root = TrustedRoot::from_json(&serde_json::to_vec(root).unwrap()).unwrap();
+        let leaf = parse_certificate(leaf).unwrap();
+        let issued = leaf
+            .tbs_certificate()
+            .validity()
+            .not_before
+            .to_unix_duration()
+            .as_secs();
+        // By name and time only: the tampered leaf below no longer verifies with it.
+        let issuer = root
+            .authorities
+            .iter()
+            .filter(|authority| authority.valid.contains(issued))
+            .filter_map(|authority| authority.chain.first())
+            .find(|ca| ca.tbs_certificate().subject() == leaf.tbs_certificate().issuer())
+            .expect("a Fulcio CA of the trusted root issued the real leaf");
+        crate::trust::sct::check_embedded(&root.ct_logs, &leaf, issuer)
+    }
+
+    #[test]
+    fn real_fulcio_certificate_has_a_valid_sct() {
+        let (root, leaf) = real_root_and_leaf();
+        assert_eq!(check_scts(&root, &leaf), Ok(()));
+
+        // Only the 2021 test log is named: the SCT is by a log the root does not name.
+        let mut without_log = root.clone();
+        without_log["ctlogs"].as_array_mut().unwrap().truncate(1);
+        let reason = check_scts(&without_log, &leaf).unwrap_err();
+        assert!(
+            reason.contains("which the trusted root does not name"),
+            "{reason}"
+        );
+
+        // The 2022 log's ID with another key (Rekor's): the signature does not verify.
+        let mut other_key = root.clone();
+        other_key["ctlogs"][1]["publicKey"]["rawBytes"] =
+            root["tlogs"][0]["publicKey"]["rawBytes"].clone();
+        let reason = check_scts(&other_key, &leaf).unwrap_err();
+        assert!(
+            reason.contains("does not verify with its CT log's key"),
+            "{reason}"
+        );
+
+        // The log's key had expired by the SCT's time.
+        let mut expired = root.clone();
+        expired["ctlogs"][1]["publicKey"]["validFor"]["end"] = "2023-01-01T00:00:00Z".into();
+        let reason = check_scts(&expired, &leaf).unwrap_err();
+        assert!(
+            reason.contains("when its CT log's key was not valid"),
+            "{reason}"
+        );
+
+        // One bit of the SCT's timestamp changed (it follows the 32-byte log ID).
+        let log_id = decode_base64("3T0wasbHETJjGR4cmWc3AqJKXrjePK3/h4pygC8p7o4=").unwrap();
+        let at = leaf
+            .windows(log_id.len())
+            .position(|window| window == log_id)
+            .expect("the SCT names the 2022 log");
+        let mut tampered = leaf.clone();
+        tampered[at + log_id.len() + 7] ^= 1;
+        let reason = check_scts(&root, &tampered).unwrap_err();
+        assert!(
+            reason.contains("does not verify with its CT log's key"),
+            "{reason}"
+        );
+    }
+
+    #[test]
+    fn certificates_without_an_sct_are_refused_when_the_root_names_ct_logs() {
+        let (root, _) = real_root_and_leaf();
+        // A Fulcio CA certificate carries no SCT list.
+        let ca = root["certificateAuthorities"][1]["certChain"]["certificates"][0]["rawBytes"]
+            .as_str()
+            .and_then(decode_base64)
+            .unwrap();
+        let ca = parse_certificate(&ca).unwrap();
+        let root = TrustedRoot::from_json(&serde_json::to_vec(&root).unwrap()).unwrap();
+        let reason = crate::trust::sct::check_embedded(&root.ct_logs, &ca, &ca).unwrap_err();
+        assert!(
+            reason.contains("embeds no signed certificate timestamp"),
+            "{reason}"
+        );
+    }
+
+    #[test]
+    fn trusted_root_chains_hold_only_cas() {
+        let (mut root, leaf) = real_root_and_leaf();
+        assert!(TrustedRoot::from_json(&serde_json::to_vec(&root).unwrap()).is_ok());
+        // A Fulcio leaf (no CA) as the issuing certificate of a CA.
+        root["certificateAuthorities"][1]["certChain"]["certificates"][0]["rawBytes"] =
+            base64::engine::general_purpose::STANDARD
+                .encode(&leaf)
+                .into();
+        let problem = TrustedRoot::from_json(&serde_json::to_vec(&root).unwrap()).unwrap_err();
+        assert!(
+            matches!(&problem, TrustedRootProblem::Authority { authority: 1, reason }
+                if reason.contains("certificates[0]: not a CA certificate")),
+            "{problem}"
+        );
     }
 
     #[test]

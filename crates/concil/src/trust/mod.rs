@@ -22,6 +22,7 @@ pub mod key_management;
 pub mod keyless;
 pub mod keys;
 pub mod notary;
+mod sct;
 
 use std::path::PathBuf;
 
@@ -73,6 +74,19 @@ pub enum TrustError {
         DisplayList(.rejected)
     )]
     CertificateUntrusted {
+        image: String,
+        digest: String,
+        rejected: Vec<SignatureRejection>,
+    },
+
+    /// Every signature was keyless, and no certificate (from a trusted CA) embeds a valid
+    /// signed certificate timestamp of a CT log the trusted root names.
+    #[error(
+        "{image}: no cosign signature of {digest} has a certificate logged in a trusted certificate transparency log ({} checked: {})",
+        .rejected.len(),
+        DisplayList(.rejected)
+    )]
+    CertificateNotLogged {
         image: String,
         digest: String,
         rejected: Vec<SignatureRejection>,
@@ -202,6 +216,7 @@ impl TrustError {
             TrustError::IdentityMismatch { .. } => 16,
             TrustError::CertificateUntrusted { .. } => 17,
             TrustError::NoTransparencyLogEntry { .. } => 18,
+            TrustError::CertificateNotLogged { .. } => 23,
             TrustError::Notary { source, .. } => source.exit_code(),
             TrustError::Registry { .. }
             | TrustError::InvalidKeyName { .. }
@@ -325,9 +340,14 @@ mod tests {
                 digest: digest(),
                 rejected: Vec::new(),
             },
+            TrustError::CertificateNotLogged {
+                image: image(),
+                digest: digest(),
+                rejected: Vec::new(),
+            },
         ];
         let codes: Vec<u8> = keyless.iter().map(TrustError::exit_code).collect();
-        assert_eq!(codes, [16, 17, 18]);
+        assert_eq!(codes, [16, 17, 18, 23]);
         assert!(errors[5].to_string().contains("/k/a.pub"));
     }
 }
