@@ -662,3 +662,39 @@ fn concurrent_pulls_share_the_trust_cache() -> TestResult {
     assert!(leftovers.is_empty(), "{leftovers:?}");
     Ok(())
 }
+
+/// After the timestamp key is rotated (a new root lists the new key), the new key's versions
+/// start afresh: a timestamp version below the one trusted before is accepted (TUF's
+/// fast-forward recovery); with the old key it would be a rollback.
+#[test]
+fn a_rotated_timestamp_key_starts_its_own_versions() -> TestResult {
+    let proxied = Proxied::new("notary/fastforward")?;
+    let image = &proxied.image;
+    let sha256: [u8; 32] = Sha256::digest(&image.manifest).into();
+    let mut repo = TufRepo::new(&proxied.gun);
+    repo.target("v1", image.manifest.len() as u64, sha256)
+        .version(Role::Timestamp, 100);
+    proxied
+        .proxy
+        .set_path_faults(repo.build().replacing_faults());
+    let home = proxied.home();
+    home.pull_json(&image.reference, &[]);
+
+    // Same keys, lower version: rollback.
+    repo.version(Role::Timestamp, 50);
+    proxied
+        .proxy
+        .set_path_faults(repo.build().replacing_faults());
+    expect_exit(&home, image, ROLLBACK, "rollback");
+
+    // New timestamp key in root version 2: version 1 of the new key is accepted.
+    repo.rotate_keys(Role::Timestamp)
+        .version(Role::Root, 2)
+        .version(Role::Timestamp, 1);
+    proxied
+        .proxy
+        .set_path_faults(repo.build().replacing_faults());
+    let pulled = home.pull_json(&image.reference, &[]);
+    assert_eq!(pulled["verified"], "notary");
+    Ok(())
+}

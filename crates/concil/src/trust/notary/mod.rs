@@ -249,6 +249,19 @@ impl NotaryClient {
     ) -> Result<Trusted, NotaryError> {
         let root = self.trusted_root(root, cached, fetch, now)?;
         let any_key = |_: &keys::TufKey| Ok(());
+        // The version floors: what was trusted before, unless the role's keys changed since
+        // (TUF's fast-forward recovery: after a key rotation the new keys start their own count,
+        // and a version pushed high with a compromised key must not lock clients out).
+        let previous_root = cached
+            .files
+            .get(ROOT)
+            .and_then(|bytes| metadata::parse::<Root>(bytes.clone()).ok());
+        let floor = |role: &str, version: Option<u64>| {
+            let same_keys = previous_root.as_ref().is_some_and(|previous| {
+                key_set(previous.signed.roles.get(role)) == key_set(root.signed.roles.get(role))
+            });
+            version.filter(|_| same_keys)
+        };
 
         let timestamp = self.required(fetch, TIMESTAMP, None, ROOT)?;
         let timestamp = self.parse::<Timestamp>(TIMESTAMP, timestamp)?;
@@ -263,7 +276,7 @@ impl NotaryClient {
         self.check_fresh(
             &timestamp,
             TIMESTAMP,
-            cached.version::<Timestamp>(TIMESTAMP),
+            floor(TIMESTAMP, cached.version::<Timestamp>(TIMESTAMP)),
             now,
         )?;
 
@@ -282,7 +295,7 @@ impl NotaryClient {
         self.check_fresh(
             &snapshot,
             SNAPSHOT,
-            cached.version::<Snapshot>(SNAPSHOT),
+            floor(SNAPSHOT, cached.version::<Snapshot>(SNAPSHOT)),
             now,
         )?;
         if let Some(root_meta) = snapshot.signed.meta.get(ROOT) {
@@ -295,7 +308,12 @@ impl NotaryClient {
         let targets = self.parse::<Targets>(TARGETS, targets)?;
         let targets_keys = self.role_keys(&root, TARGETS)?;
         self.check_role(&targets, TARGETS, &root.signed.keys, targets_keys, &any_key)?;
-        self.check_fresh(&targets, TARGETS, cached.version::<Targets>(TARGETS), now)?;
+        self.check_fresh(
+            &targets,
+            TARGETS,
+            floor(TARGETS, cached.version::<Targets>(TARGETS)),
+            now,
+        )?;
 
         let releases = match (
             delegation(&targets.signed, RELEASES),
@@ -307,12 +325,7 @@ impl NotaryClient {
                 let releases = self.parse::<Targets>(RELEASES, releases)?;
                 // Delegation certificates are not checked for expiry (as in Notary).
                 self.check_role(&releases, RELEASES, keys, &role.keys, &any_key)?;
-                self.check_fresh(
-                    &releases,
-                    RELEASES,
-                    cached.version::<Targets>(RELEASES),
-                    now,
-                )?;
+                self.check_fresh(&releases, RELEASES, releases_floor(cached, &role.keys), now)?;
                 Some(releases)
             }
             _ => None,
@@ -826,6 +839,20 @@ fn delegation<'a>(
     let delegations = targets.delegations.as_ref()?;
     let role = delegations.roles.iter().find(|role| role.name == name)?;
     Some((&delegations.keys, role))
+}
+
+/// The key IDs of a role, as a set.
+fn key_set(role: Option<&RoleKeys>) -> Option<BTreeSet<&str>> {
+    role.map(|role| role.keyids.iter().map(String::as_str).collect())
+}
+
+/// The cached `targets/releases` version, unless the cached targets delegated it to other keys.
+fn releases_floor(cached: &Cached, delegated: &RoleKeys) -> Option<u64> {
+    let cached_targets = metadata::parse::<Targets>(cached.files.get(TARGETS)?.clone()).ok()?;
+    let (_, cached_role) = delegation(&cached_targets.signed, RELEASES)?;
+    (key_set(Some(&cached_role.keys)) == key_set(Some(delegated)))
+        .then(|| cached.version::<Targets>(RELEASES))
+        .flatten()
 }
 
 /// Connection failures and server-side outages: the cases where cached data may stand in.
