@@ -18,7 +18,8 @@
 //!
 //! Every file must be unexpired, signed by its role's threshold (signatures over the
 //! `signed` member exactly as served; key types and methods in [`keys`]) and not older than
-//! the version cached before (rollback). Files are fetched by checksum (Notary's consistent
+//! the version cached before (rollback), unless the role's keys changed since (fast-forward
+//! recovery: new keys start their own count). Files are fetched by checksum (Notary's consistent
 //! names) so a publish between two requests cannot mix versions, and not at all when the cache
 //! holds them with the listed hashes. Only after the whole chain
 //! verifies is it written to the cache, `<trust dir>/tuf/<gun>/metadata/<role>.json`
