@@ -43,29 +43,16 @@ image_path=bench/debian:latest
 
 log() { printf 'bench-pull: %s\n' "$*" >&2; }
 
-# BENCH_AUTOGROUP_NICE=N (e.g. -20): run in a session of our own, whose scheduler autogroup gets
-# nice N for the timed rounds (not the build). Linux shares the CPU between sessions first, so
-# on a machine shared with other users' builds this gives the measured tools the cores they
-# would have on a quiet machine (and takes them from the others while the rounds run).
-if [[ -n ${BENCH_AUTOGROUP_NICE:-} && -z ${BENCH_OWN_SESSION:-} ]]; then
-    BENCH_OWN_SESSION=1 exec setsid --wait bash "$0" "$@"
-fi
+# BENCH_AUTOGROUP_NICE=N (e.g. -20): the timed rounds run in a session of their own with that
+# autogroup nice (scripts/bench-lib.sh says why).
+# shellcheck source=scripts/bench-lib.sh
+source "$repo/scripts/bench-lib.sh"
+bench_own_session "$0" "$@"
 
 # The Debian packages and concil 1.0 (into $venv); quick when all are there.
 "$repo/scripts/install-deps.sh"
 
-# The source to build: the working tree, or the commit BENCH_REV exported aside (read-only for
-# git), so a benchmark can name exactly what it measured while the tree is being edited.
-src=$repo
-if [[ -n ${BENCH_REV:-} ]]; then
-    src=$bench_dir/src-$(git -C "$repo" rev-parse --short "$BENCH_REV^{commit}")
-    if [[ ! -d $src ]]; then
-        rm -rf "$src.part"
-        mkdir -p "$src.part"
-        git -C "$repo" archive "$BENCH_REV" | tar -x -C "$src.part"
-        mv "$src.part" "$src"
-    fi
-fi
+bench_source
 log "building concil, throttle_proxy and tar2squash (release) from $src"
 (cd "$src" && cargo build --release --quiet -p concil --bin concil --example throttle_proxy &&
     cargo build --release --quiet -p tarsquash --example tar2squash --example zstd_floor)
@@ -98,18 +85,8 @@ if [[ ! -d $layout || $(cat "$bench_dir/layout.source" 2>/dev/null) != "$stamp" 
     printf '%s\n' "$stamp" >"$bench_dir/layout.source"
 fi
 
-work=$(mktemp -d /var/tmp/bench-pull.XXXXXX)
+bench_workdir bench-pull
 mkdir -p "$work/cache"
-pids=()
-cleanup() {
-    local pid
-    for pid in "${pids[@]}"; do
-        kill "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    rm -rf "$work"
-}
-trap cleanup EXIT
 
 # The layer's uncompressed tar, for the floor measurements.
 manifest_blob=$(jq -r '.manifests[0].digest' "$layout/index.json")
@@ -117,23 +94,7 @@ layer_blob=$(jq -r '.layers[0].digest' "$layout/blobs/sha256/${manifest_blob#sha
 layer_gz=$layout/blobs/sha256/${layer_blob#sha256:}
 gzip -dc "$layer_gz" >"$work/layer.tar"
 
-# Port 0: the registry picks a free port and logs it, so no other process can take it first.
-cat >"$work/registry.yml" <<YAML
-version: 0.1
-log: {level: info, accesslog: {disabled: true}}
-storage: {filesystem: {rootdirectory: $work/storage}}
-http: {addr: 127.0.0.1:0, secret: bench-only}
-YAML
-docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
-pids+=($!)
-registry=
-for _ in $(seq 100); do
-    registry=$(sed -n 's/.*msg="listening on \(127\.0\.0\.1:[0-9]*\)".*/\1/p' "$work/registry.log")
-    [[ -n $registry ]] && curl -fs "http://$registry/v2/" >/dev/null && break
-    kill -0 "${pids[0]}" 2>/dev/null || { cat "$work/registry.log" >&2; exit 1; }
-    sleep 0.1
-done
-[[ -n $registry ]] || { log "registry did not start"; cat "$work/registry.log" >&2; exit 1; }
+bench_start_registry
 
 "$throttle_proxy" --listen 127.0.0.1:0 --upstream "$registry" --rate "$rate" >"$work/proxy.addr" &
 pids+=($!)
@@ -141,7 +102,7 @@ throttled=
 for _ in $(seq 100); do
     throttled=$(head -n1 "$work/proxy.addr")
     [[ -n $throttled ]] && break
-    kill -0 "${pids[1]}" 2>/dev/null || { log "throttle_proxy did not start"; exit 1; }
+    kill -0 "${pids[-1]}" 2>/dev/null || { log "throttle_proxy did not start"; exit 1; }
     sleep 0.1
 done
 [[ -n $throttled ]] || { log "throttle_proxy did not start"; exit 1; }

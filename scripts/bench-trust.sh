@@ -44,27 +44,13 @@ trusts=(unsigned cosign notary)
 
 log() { printf 'bench-trust: %s\n' "$*" >&2; }
 
-# A session of our own, so that its autogroup nice applies to the rounds only (see bench-pull.sh).
-if [[ -n ${BENCH_AUTOGROUP_NICE:-} && -z ${BENCH_OWN_SESSION:-} ]]; then
-    BENCH_OWN_SESSION=1 exec setsid --wait bash "$0" "$@"
-fi
+# shellcheck source=scripts/bench-lib.sh
+source "$repo/scripts/bench-lib.sh"
+bench_own_session "$0" "$@"
 
 "$repo/scripts/install-deps.sh"
 
-# The working tree, or the commit BENCH_REV exported aside (the same place bench-pull.sh uses).
-src=$repo
-built="working tree at $(git -C "$repo" rev-parse --short HEAD)"
-git -C "$repo" diff --quiet HEAD || built+=" with uncommitted changes"
-if [[ -n ${BENCH_REV:-} ]]; then
-    built="commit $(git -C "$repo" rev-parse --short "$BENCH_REV^{commit}")"
-    src=$bench_dir/src-${built#commit }
-    if [[ ! -d $src ]]; then
-        rm -rf "$src.part"
-        mkdir -p "$src.part"
-        git -C "$repo" archive "$BENCH_REV" | tar -x -C "$src.part"
-        mv "$src.part" "$src"
-    fi
-fi
+bench_source
 log "building concil (release) from $src"
 (cd "$src" && cargo build --release --quiet -p concil --bin concil)
 concil=$target/release/concil
@@ -72,17 +58,7 @@ concil=$target/release/concil
 layer_gz=$fixtures/debian/rootfs.tar.gz
 [[ -s $layer_gz ]] || CONCIL_FIXTURES=$fixtures "$repo/scripts/fixtures.sh" debian
 
-work=$(mktemp -d /var/tmp/bench-trust.XXXXXX)
-pids=()
-cleanup() {
-    local pid
-    for pid in "${pids[@]}"; do
-        kill "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    rm -rf "$work"
-}
-trap cleanup EXIT
+bench_workdir bench-trust
 
 # wait_for LOG_PID URL: polls URL until it answers, while process LOG_PID lives.
 wait_for() {
@@ -94,26 +70,7 @@ wait_for() {
     return 1
 }
 
-# The registry binds port 0 and logs the port it got, so no other process can take it first.
-cat >"$work/registry.yml" <<YAML
-version: 0.1
-log: {level: info, accesslog: {disabled: true}}
-storage: {filesystem: {rootdirectory: $work/storage}}
-http: {addr: 127.0.0.1:0, secret: bench-only}
-YAML
-docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
-pids+=($!)
-registry=
-for _ in $(seq 100); do
-    registry=$(sed -n 's/.*msg="listening on \(127\.0\.0\.1:[0-9]*\)".*/\1/p' "$work/registry.log")
-    [[ -n $registry ]] && break
-    sleep 0.1
-done
-if [[ -z $registry ]] || ! wait_for "${pids[-1]}" "http://$registry/v2/"; then
-    log "registry did not start"
-    cat "$work/registry.log" >&2
-    exit 1
-fi
+bench_start_registry
 
 # notary-server cannot report a port it picked: take a free one, retry if it was taken meanwhile.
 notary=
