@@ -37,6 +37,7 @@ const WRONG_IMAGE: i32 = 13;
 const WRONG_REPOSITORY: i32 = 14;
 const TRUST_MATERIAL_UNUSABLE: i32 = 15;
 const IDENTITY_MISMATCH: i32 = 16;
+const CERTIFICATE_NOT_LOGGED: i32 = 23;
 
 /// A concil home whose configuration reaches `registry` and says nothing about content trust,
 /// so it is on, with cosign, as by default.
@@ -637,13 +638,14 @@ fn signed_identity_is_checked_when_configured() -> TestResult {
     Ok(())
 }
 
-/// Keyless signing end to end: a `.sig` layer with a Fulcio-like certificate and a Rekor-like
-/// SET (made with openssl, tests/support/keyless.rs), verified offline against the
-/// `cosign_trusted_root` file for the `cosign_identities` entry of the repository.
+/// Keyless signing end to end: a `.sig` layer with a Fulcio-like certificate (with an SCT of
+/// a CT log) and a Rekor-like SET (made with openssl, tests/support/keyless.rs), verified
+/// offline against the `cosign_trusted_root` file for the `cosign_identities` entry of the
+/// repository.
 #[test]
 fn keyless_signed_image_pulls_with_a_trusted_root_and_identity() -> TestResult {
     use support::keyless::{
-        hashedrekord_body, keyless_layer_annotations, now, sha256_hex, Identity, Sigstore,
+        hashedrekord_body, keyless_layer_annotations, now, sha256_hex, CtLog, Identity, Sigstore,
     };
     const ISSUER: &str = "https://accounts.example.org";
     let registry = Registry::plain();
@@ -695,6 +697,27 @@ fn keyless_signed_image_pulls_with_a_trusted_root_and_identity() -> TestResult {
     );
     assert!(
         error.contains("\"release@example.org\"") && error.contains("\"someone@example.org\""),
+        "{error}"
+    );
+
+    // A trusted root whose only CT log is another: the certificate's SCT counts for nothing.
+    let mut other_ct_log = sigstore.trusted_root();
+    other_ct_log["ctlogs"] = json!([CtLog::new().trusted_root_entry()]);
+    let other_ct_log_root = root_dir.path().join("other_ct_log.json");
+    std::fs::write(&other_ct_log_root, other_ct_log.to_string())?;
+    let home = ConcilHome::new(config(&other_ct_log_root, "release@example.org"));
+    let output = pull(&home, &image.reference, &[]);
+    let error = assert_refused(
+        &registry,
+        &home,
+        &image,
+        &output,
+        CERTIFICATE_NOT_LOGGED,
+        Some(&image.manifest_digest),
+    );
+    assert!(
+        error.contains("certificate transparency")
+            && error.contains("which the trusted root does not name"),
         "{error}"
     );
 

@@ -1,7 +1,8 @@
-//! Keyless cosign verification against a real `docker-registry`: a test Fulcio CA and Rekor
-//! log made with the `openssl` command (tests/support/keyless.rs, written apart from the
-//! verifier), a `trusted_root.json` naming them, short-lived leaf certificates for the signer
-//! identity, and signatures pushed in cosign's formats: the `.sig` tag with certificate,
+//! Keyless cosign verification against a real `docker-registry`: a test Fulcio CA, Rekor
+//! log and certificate transparency log made with the `openssl` command
+//! (tests/support/keyless.rs, written apart from the verifier), a `trusted_root.json` naming
+//! them, short-lived leaf certificates for the signer identity with an embedded SCT, and
+//! signatures pushed in cosign's formats: the `.sig` tag with certificate,
 //! chain and Rekor bundle annotations, and v0.3 sigstore bundles as referrers (found through
 //! the referrers tag schema, as Debian's registry has no referrers API). No network.
 
@@ -18,8 +19,8 @@ use serde_json::json;
 use support::cosign::{payload, push_bundles, push_signature_manifest};
 use support::images::OCI_MANIFEST;
 use support::keyless::{
-    base64, dsse_body, hashedrekord_body, keyless_layer_annotations, now, sha256_hex, Identity,
-    Leaf, Logged, Sigstore,
+    base64, dsse_body, hashedrekord_body, keyless_layer_annotations, millis, now, sha256_hex,
+    CtLog, Identity, Leaf, Logged, Sct, Sigstore,
 };
 use support::registry::{Format, PushedImage, Registry};
 
@@ -62,16 +63,31 @@ impl Fixture {
         self.dir.path().join("trusted_root.json")
     }
 
+    /// Our trusted root changed by `edit`, written as `name`.
+    fn edited_root(&self, name: &str, edit: impl FnOnce(&mut serde_json::Value)) -> PathBuf {
+        let mut root = self.sigstore.trusted_root();
+        edit(&mut root);
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, root.to_string()).expect("write root");
+        path
+    }
+
     fn digest(&self) -> &str {
         &self.image.manifest_digest
     }
 
     /// A leaf for the workflow identity, valid for ten minutes from a minute ago.
     fn workflow_leaf(&self) -> Leaf {
-        self.sigstore.issue(
+        self.workflow_leaf_with(Some(&Sct::by(self.sigstore.ct_log(), millis(now() - 60))))
+    }
+
+    /// [`Fixture::workflow_leaf`] with the SCT `sct` makes, or none.
+    fn workflow_leaf_with(&self, sct: Option<&Sct>) -> Leaf {
+        self.sigstore.issue_with(
             &Identity::uri(WORKFLOW, GITHUB_ISSUER),
             now() - 60,
             now() - 60 + CERT_LIFETIME,
+            sct,
         )
     }
 
@@ -434,6 +450,113 @@ fn keyless_needs_a_trusted_root_and_an_identity() {
         "{error}"
     );
     assert_eq!(error.exit_code(), 12);
+}
+
+/// The certificate is not logged in a trusted CT log, for the reason `reason` names.
+fn assert_not_logged(error: &TrustError, reason: &str) {
+    assert!(
+        matches!(error, TrustError::CertificateNotLogged { .. }),
+        "{error}"
+    );
+    assert_eq!(error.exit_code(), 23);
+    assert!(error.to_string().contains(reason), "{reason} in: {error}");
+}
+
+/// A trusted root that names no CT log (a private sigstore without certificate transparency).
+fn without_ct_logs(root: &mut serde_json::Value) {
+    root["ctlogs"] = json!([]);
+}
+
+#[test]
+fn certificate_with_an_sct_of_a_trusted_ct_log_passes() {
+    let fixture = Fixture::new("keyless/sct");
+    let leaf = fixture.workflow_leaf();
+    let entry = fixture.push_legacy(&leaf, &fixture.sigstore, now());
+    let verified = fixture.verify(workflow_identity()).expect("logged in CT");
+    assert_signed_by_workflow(&verified, &entry);
+
+    // Certificate transparency is the trusted root's requirement: without CT logs, the SCT
+    // is not looked at and the certificate passes all the same.
+    let no_ct_logs = fixture.edited_root("no_ct_logs.json", without_ct_logs);
+    let verified = fixture
+        .verify_with_root(&no_ct_logs, workflow_identity())
+        .expect("no CT required");
+    assert_signed_by_workflow(&verified, &entry);
+}
+
+#[test]
+fn certificate_without_sct_needs_a_root_without_ct_logs() {
+    let fixture = Fixture::new("keyless/no-sct");
+    let leaf = fixture.workflow_leaf_with(None);
+    let entry = fixture.push_legacy(&leaf, &fixture.sigstore, now());
+    let error = fixture
+        .verify(workflow_identity())
+        .expect_err("the root names a CT log");
+    assert_not_logged(&error, "embeds no signed certificate timestamp");
+
+    let no_ct_logs = fixture.edited_root("no_ct_logs.json", without_ct_logs);
+    let verified = fixture
+        .verify_with_root(&no_ct_logs, workflow_identity())
+        .expect("no CT required");
+    assert_signed_by_workflow(&verified, &entry);
+}
+
+#[test]
+fn wrong_scts_leave_the_certificate_not_logged() {
+    let fixture = Fixture::new("keyless/bad-sct");
+    let ct_log = fixture.sigstore.ct_log();
+    let issued = millis(now() - 60);
+
+    // A genuine SCT of a CT log the trusted root does not name.
+    let unknown_log = CtLog::new();
+    let leaf = fixture.workflow_leaf_with(Some(&Sct::by(&unknown_log, issued)));
+    fixture.push_legacy(&leaf, &fixture.sigstore, now());
+    let error = fixture
+        .verify(workflow_identity())
+        .expect_err("unknown CT log");
+    assert_not_logged(&error, "which the trusted root does not name");
+
+    // The trusted log signed the precertificate of another identity: the subject
+    // alternative name changed after logging.
+    let logged = Identity::uri(
+        "https://github.com/concil/app/.github/workflows/test.yml@refs/heads/main",
+        GITHUB_ISSUER,
+    );
+    let leaf = fixture.workflow_leaf_with(Some(&Sct {
+        precertificate_identity: Some(&logged),
+        ..Sct::by(ct_log, issued)
+    }));
+    fixture.push_legacy(&leaf, &fixture.sigstore, now());
+    let error = fixture
+        .verify(workflow_identity())
+        .expect_err("SCT of another precertificate");
+    assert_not_logged(&error, "does not verify with its CT log's key");
+
+    // The trusted log's SCT with its timestamp changed afterwards.
+    let leaf = fixture.workflow_leaf_with(Some(&Sct {
+        shown_timestamp: Some(issued - 1_000),
+        ..Sct::by(ct_log, issued)
+    }));
+    fixture.push_legacy(&leaf, &fixture.sigstore, now());
+    let error = fixture
+        .verify(workflow_identity())
+        .expect_err("tampered SCT timestamp");
+    assert_not_logged(&error, "does not verify with its CT log's key");
+
+    // A genuine SCT, made after the CT log's key was retired.
+    let leaf = fixture.workflow_leaf();
+    fixture.push_legacy(&leaf, &fixture.sigstore, now());
+    let retired = fixture.edited_root("retired_ct_log.json", |root| {
+        root["ctlogs"][0]["publicKey"]["validFor"]["end"] = json!("2021-01-01T00:00:00Z");
+    });
+    let error = fixture
+        .verify_with_root(&retired, workflow_identity())
+        .expect_err("CT log retired");
+    assert_not_logged(&error, "when its CT log's key was not valid");
+    // The same certificate, while the key was valid: the SCT itself was fine.
+    fixture
+        .verify(workflow_identity())
+        .expect("CT log valid at the SCT's time");
 }
 
 /// A v0.3 bundle with a DSSE envelope around cosign's image-signature statement, signed
