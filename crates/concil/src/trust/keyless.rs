@@ -56,6 +56,7 @@ use x509_cert::spki::ObjectIdentifier;
 use x509_cert::Certificate;
 
 use super::keys::{KeyProblem, PublicKey};
+use super::x509::{check_ca, signed_by, valid_at};
 use crate::config::CosignIdentity;
 
 /// A trusted root is ~10 KiB (sigstore's public one); more is not one.
@@ -677,34 +678,6 @@ fn check_leaf(leaf: &Certificate, time: u64) -> Result<(), String> {
     Ok(())
 }
 
-/// Whether `cert` may issue certificates with `below` CA certificates of the chain between
-/// it and the leaf (RFC 5280 basic constraints, path length, key usage), as Go's chain
-/// building (cosign, sigstore-go) demands of a trusted root's certificates.
-fn check_ca(cert: &Certificate, below: usize) -> Result<(), String> {
-    let tbs = cert.tbs_certificate();
-    let constraints = tbs
-        .get_extension::<BasicConstraints>()
-        .map_err(|e| format!("basic constraints: {e}"))?
-        .map(|(_, constraints)| constraints);
-    let Some(constraints) = constraints.filter(|constraints| constraints.ca) else {
-        return Err("not a CA certificate (basic constraints)".to_owned());
-    };
-    if let Some(path_length) = constraints.path_len_constraint {
-        if usize::from(path_length) < below {
-            return Err(format!(
-                "its path length constraint {path_length} allows fewer than the {below} CA certificates below it"
-            ));
-        }
-    }
-    let key_usage = tbs
-        .get_extension::<KeyUsage>()
-        .map_err(|e| format!("key usage: {e}"))?;
-    if key_usage.is_some_and(|(_, usage)| !usage.key_cert_sign()) {
-        return Err("key usage does not allow signing certificates".to_owned());
-    }
-    Ok(())
-}
-
 /// The subject alternative names (email, URI) and the OIDC issuer of a Fulcio certificate.
 fn identity_of(leaf: &Certificate) -> Result<(Vec<String>, String), String> {
     let tbs = leaf.tbs_certificate();
@@ -755,58 +728,13 @@ fn parse_certificate(der: &[u8]) -> Result<Certificate, String> {
     Ok(certificate)
 }
 
-/// Whether `issuer` names and signed `cert`.
-fn signed_by(cert: &Certificate, issuer: &Certificate) -> bool {
-    if cert.tbs_certificate().issuer() != issuer.tbs_certificate().subject() {
-        return false;
-    }
-    let (Ok(tbs), Ok(spki), Some(signature)) = (
-        cert.tbs_certificate().to_der(),
-        issuer.tbs_certificate().subject_public_key_info().to_der(),
-        cert.signature().as_bytes(),
-    ) else {
-        return false;
-    };
-    PublicKey::from_der(&spki)
-        .is_ok_and(|key| key.verifies_x509(cert.signature_algorithm().oid, &tbs, signature))
-}
-
-fn valid_at(cert: &Certificate, time: u64) -> bool {
-    let validity = cert.tbs_certificate().validity();
-    validity.not_before.to_unix_duration().as_secs() <= time
-        && time <= validity.not_after.to_unix_duration().as_secs()
-}
-
 /// `2024-01-02T03:04:05Z` (UTC, as protobuf's JSON writes timestamps, fraction allowed).
 fn parse_rfc3339(text: &str) -> Option<u64> {
-    let text = text.strip_suffix('Z')?;
-    let (date, time) = text.split_once('T')?;
-    let time = time.split_once('.').map_or(time, |(whole, fraction)| {
-        if fraction.bytes().all(|b| b.is_ascii_digit()) {
-            whole
-        } else {
-            ""
-        }
-    });
-    let numbers = |text: &str, separator| -> Option<Vec<u16>> {
-        text.split(separator)
-            .map(|part| part.parse::<u16>().ok())
-            .collect()
-    };
-    let (date, time) = (numbers(date, '-')?, numbers(time, ':')?);
-    let ([year, month, day], [hour, minute, second]) = (date.as_slice(), time.as_slice()) else {
+    if !text.ends_with('Z') {
         return None;
-    };
-    let date_time = x509_cert::der::DateTime::new(
-        *year,
-        u8::try_from(*month).ok()?,
-        u8::try_from(*day).ok()?,
-        u8::try_from(*hour).ok()?,
-        u8::try_from(*minute).ok()?,
-        u8::try_from(*second).ok()?,
-    )
-    .ok()?;
-    Some(date_time.unix_duration().as_secs())
+    }
+    let time = chrono::DateTime::parse_from_rfc3339(text).ok()?;
+    u64::try_from(time.timestamp()).ok()
 }
 
 /// Unix seconds as `2024-01-02T03:04:05Z`.

@@ -23,6 +23,7 @@ pub mod keyless;
 pub mod keys;
 pub mod notary;
 mod sct;
+mod x509;
 
 use std::path::PathBuf;
 

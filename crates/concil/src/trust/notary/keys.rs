@@ -26,11 +26,11 @@ use p256::ecdsa::signature::hazmat::PrehashVerifier as _;
 use p256::ecdsa::signature::Verifier as _;
 use sha2::{Digest as _, Sha256};
 use x509_cert::der::Encode as _;
-use x509_cert::ext::pkix::BasicConstraints;
 use x509_cert::Certificate;
 
 use super::metadata::Key;
 use crate::trust::keys::PublicKey;
+use crate::trust::x509::{check_ca, signed_by};
 
 /// A usable TUF key: its ID, the public key, and for `-x509` types the certificates.
 #[derive(Debug, Clone)]
@@ -174,18 +174,11 @@ impl TufKey {
         // Leaf, then at most a few intermediates.
         for _ in 0..=self.certificates.len() {
             check_validity(current, now)?;
-            let issuer = current.tbs_certificate().issuer();
-            if let Some(anchor) = anchors
-                .iter()
-                .find(|a| a.tbs_certificate().subject() == issuer && issued_by(current, a))
-            {
+            if let Some(anchor) = anchors.iter().find(|a| signed_by(current, a)) {
                 return check_validity(anchor, now);
             }
             match self.certificates.iter().find(|c| {
-                !std::ptr::eq(*c, current)
-                    && c.tbs_certificate().subject() == issuer
-                    && is_ca(c)
-                    && issued_by(current, c)
+                !std::ptr::eq(*c, current) && check_ca(c, 0).is_ok() && signed_by(current, c)
             }) {
                 Some(intermediate) => current = intermediate,
                 None => break,
@@ -197,14 +190,6 @@ impl TufKey {
             leaf.tbs_certificate().subject()
         ))
     }
-}
-
-/// Whether a certificate may issue others (basicConstraints CA).
-fn is_ca(certificate: &Certificate) -> bool {
-    certificate
-        .tbs_certificate()
-        .get_extension::<BasicConstraints>()
-        .is_ok_and(|constraints| constraints.is_some_and(|(_, c)| c.ca))
 }
 
 fn check_validity(certificate: &Certificate, now: i64) -> Result<(), String> {
@@ -221,19 +206,6 @@ fn check_validity(certificate: &Certificate, now: i64) -> Result<(), String> {
         ));
     }
     Ok(())
-}
-
-/// Whether `issuer`'s key made `certificate`'s signature.
-fn issued_by(certificate: &Certificate, issuer: &Certificate) -> bool {
-    let (Ok(tbs), Some(signature), Ok(spki)) = (
-        certificate.tbs_certificate().to_der(),
-        certificate.signature().as_bytes(),
-        issuer.tbs_certificate().subject_public_key_info().to_der(),
-    ) else {
-        return false;
-    };
-    PublicKey::from_der(&spki)
-        .is_ok_and(|key| key.verifies_x509(certificate.signature_algorithm().oid, &tbs, signature))
 }
 
 /// Parses the certificates of a PEM file (a `trust_pinning.ca` file).
