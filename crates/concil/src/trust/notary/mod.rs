@@ -125,19 +125,32 @@ struct Trusted {
     releases: Option<SignedFile<Targets>>,
 }
 
-/// The metadata cached for the collection, as files (any of them may be missing).
+/// The chain cached for the collection, parsed once (any file may be missing).
 #[derive(Default)]
 struct Cached {
-    files: BTreeMap<&'static str, Vec<u8>>,
+    root: Option<SignedFile<Root>>,
+    timestamp: Option<SignedFile<Timestamp>>,
+    snapshot: Option<SignedFile<Snapshot>>,
+    targets: Option<SignedFile<Targets>>,
+    releases: Option<SignedFile<Targets>>,
 }
 
 impl Cached {
-    fn version<T: Role>(&self, role: &str) -> Option<u64> {
-        let bytes = self.files.get(role)?.clone();
-        metadata::parse::<T>(bytes)
-            .ok()
-            .map(|file| file.signed.common().version)
+    /// A role's file as it was served.
+    fn bytes(&self, role: &str) -> Option<&Vec<u8>> {
+        match role {
+            ROOT => self.root.as_ref().map(|file| &file.bytes),
+            TIMESTAMP => self.timestamp.as_ref().map(|file| &file.bytes),
+            SNAPSHOT => self.snapshot.as_ref().map(|file| &file.bytes),
+            TARGETS => self.targets.as_ref().map(|file| &file.bytes),
+            RELEASES => self.releases.as_ref().map(|file| &file.bytes),
+            _ => None,
+        }
     }
+}
+
+fn version<T: Role>(file: Option<&SignedFile<T>>) -> Option<u64> {
+    file.map(|file| file.signed.common().version)
 }
 
 /// Where a role's file comes from: the server (by checksum when it is listed) or the cache.
@@ -189,7 +202,7 @@ impl NotaryClient {
         // A listed file already cached with the listed length and hashes is not asked for
         // again: the listing vouches for those bytes (a warm pull asks for root and timestamp).
         let mut fetch = |role: &str, meta: Option<&FileMeta>| {
-            if let (Some(meta), Some(bytes)) = (meta, cached.files.get(role)) {
+            if let (Some(meta), Some(bytes)) = (meta, cached.bytes(role)) {
                 if metadata::check_file(bytes, meta).is_ok() {
                     return Ok(Some(bytes.clone()));
                 }
@@ -223,10 +236,10 @@ impl NotaryClient {
             cache,
             source: Box::new(error),
         };
-        let Some(root) = cached.files.get(ROOT).cloned() else {
+        let Some(root) = cached.bytes(ROOT).cloned() else {
             return Err(unreachable("no trust data is cached".to_owned(), error));
         };
-        let mut from_cache = |role: &str, _: Option<&FileMeta>| Ok(cached.files.get(role).cloned());
+        let mut from_cache = |role: &str, _: Option<&FileMeta>| Ok(cached.bytes(role).cloned());
         match self.verify_chain(root, cached, &mut from_cache, metadata::now()) {
             Ok(trusted) => {
                 tracing::warn!(gun = %self.gun, server = %self.server, %error,
@@ -253,12 +266,8 @@ impl NotaryClient {
         // The version floors: what was trusted before, unless the role's keys changed since
         // (TUF's fast-forward recovery: after a key rotation the new keys start their own count,
         // and a version pushed high with a compromised key must not lock clients out).
-        let previous_root = cached
-            .files
-            .get(ROOT)
-            .and_then(|bytes| metadata::parse::<Root>(bytes.clone()).ok());
         let floor = |role: &str, version: Option<u64>| {
-            let same_keys = previous_root.as_ref().is_some_and(|previous| {
+            let same_keys = cached.root.as_ref().is_some_and(|previous| {
                 key_set(previous.signed.roles.get(role)) == key_set(root.signed.roles.get(role))
             });
             version.filter(|_| same_keys)
@@ -277,7 +286,7 @@ impl NotaryClient {
         self.check_fresh(
             &timestamp,
             TIMESTAMP,
-            floor(TIMESTAMP, cached.version::<Timestamp>(TIMESTAMP)),
+            floor(TIMESTAMP, version(cached.timestamp.as_ref())),
             now,
         )?;
 
@@ -296,7 +305,7 @@ impl NotaryClient {
         self.check_fresh(
             &snapshot,
             SNAPSHOT,
-            floor(SNAPSHOT, cached.version::<Snapshot>(SNAPSHOT)),
+            floor(SNAPSHOT, version(cached.snapshot.as_ref())),
             now,
         )?;
         if let Some(root_meta) = snapshot.signed.meta.get(ROOT) {
@@ -312,7 +321,7 @@ impl NotaryClient {
         self.check_fresh(
             &targets,
             TARGETS,
-            floor(TARGETS, cached.version::<Targets>(TARGETS)),
+            floor(TARGETS, version(cached.targets.as_ref())),
             now,
         )?;
 
@@ -353,11 +362,7 @@ impl NotaryClient {
         now: i64,
     ) -> Result<SignedFile<Root>, NotaryError> {
         let root = self.parse::<Root>(ROOT, served)?;
-        let previous = cached
-            .files
-            .get(ROOT)
-            .map(|bytes| self.parse::<Root>(ROOT, bytes.clone()))
-            .transpose()?;
+        let previous = cached.root.as_ref();
         let first_use = previous.is_none();
         let anchor = self.pinning.anchor(&self.gun);
         let refuse = |reason: String| NotaryError::Pinning {
@@ -412,7 +417,7 @@ impl NotaryClient {
             }
             Err(error) => return Err(error),
         }
-        match &previous {
+        match previous {
             Some(previous) if previous.bytes != root.bytes => {
                 self.check_rotation(previous, &root, fetch)?;
             }
@@ -726,31 +731,26 @@ impl NotaryClient {
     }
 
     fn load_cached(&self) -> Result<Cached, NotaryError> {
-        let mut cached = Cached::default();
-        for role in [ROOT, TIMESTAMP, SNAPSHOT, TARGETS, RELEASES] {
-            let path = self.cache_path(role);
-            match fs::read(&path) {
-                Ok(bytes) => {
-                    // A cached file that does not parse is not "nothing cached": that would
-                    // turn a damaged cache into trust on first use and drop the rollback floor.
-                    let parsed = match role {
-                        ROOT => metadata::parse::<Root>(bytes.clone()).map(drop),
-                        TIMESTAMP => metadata::parse::<Timestamp>(bytes.clone()).map(drop),
-                        SNAPSHOT => metadata::parse::<Snapshot>(bytes.clone()).map(drop),
-                        _ => metadata::parse::<Targets>(bytes.clone()).map(drop),
-                    };
-                    if let Err(reason) = parsed {
-                        return Err(
-                            self.malformed(&format!("cached {role} ({})", path.display()), reason)
-                        );
-                    }
-                    cached.files.insert(role, bytes);
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(source) => return Err(NotaryError::Cache { path, source }),
-            }
+        Ok(Cached {
+            root: self.load_cached_file(ROOT)?,
+            timestamp: self.load_cached_file(TIMESTAMP)?,
+            snapshot: self.load_cached_file(SNAPSHOT)?,
+            targets: self.load_cached_file(TARGETS)?,
+            releases: self.load_cached_file(RELEASES)?,
+        })
+    }
+
+    /// A cached file, parsed. One that does not parse is an error, not "nothing cached": that
+    /// would turn a damaged cache into trust on first use and drop the rollback floor.
+    fn load_cached_file<T: Role>(&self, role: &str) -> Result<Option<SignedFile<T>>, NotaryError> {
+        let path = self.cache_path(role);
+        match fs::read(&path) {
+            Ok(bytes) => metadata::parse(bytes).map(Some).map_err(|reason| {
+                self.malformed(&format!("cached {role} ({})", path.display()), reason)
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(NotaryError::Cache { path, source }),
         }
-        Ok(cached)
     }
 
     /// Writes the files of the verified chain that changed, each atomically (several nodes may
@@ -765,13 +765,13 @@ impl NotaryClient {
         .into_iter()
         .chain(trusted.releases.as_ref().map(|r| (RELEASES, &r.bytes)));
         for (role, bytes) in files {
-            if cached.files.get(role) == Some(bytes) {
+            if cached.bytes(role) == Some(bytes) {
                 continue; // unchanged: no rewrite, no fsync on a warm pull
             }
             let path = self.cache_path(role);
             write_atomically(&path, bytes).map_err(|source| NotaryError::Cache { path, source })?;
         }
-        if trusted.releases.is_none() && cached.files.contains_key(RELEASES) {
+        if trusted.releases.is_none() && cached.releases.is_some() {
             // The delegation is gone: its old file must not outlive it as a version floor.
             let path = self.cache_path(RELEASES);
             match fs::remove_file(&path) {
@@ -849,10 +849,9 @@ fn key_set(role: Option<&RoleKeys>) -> Option<BTreeSet<&str>> {
 
 /// The cached `targets/releases` version, unless the cached targets delegated it to other keys.
 fn releases_floor(cached: &Cached, delegated: &RoleKeys) -> Option<u64> {
-    let cached_targets = metadata::parse::<Targets>(cached.files.get(TARGETS)?.clone()).ok()?;
-    let (_, cached_role) = delegation(&cached_targets.signed, RELEASES)?;
+    let (_, cached_role) = delegation(&cached.targets.as_ref()?.signed, RELEASES)?;
     (key_set(Some(&cached_role.keys)) == key_set(Some(delegated)))
-        .then(|| cached.version::<Targets>(RELEASES))
+        .then(|| version(cached.releases.as_ref()))
         .flatten()
 }
 

@@ -82,7 +82,7 @@ fn verify_as(
     let client = client_for(gun, pinning);
     let mut cached = Cached::default();
     if let Some(file) = cached_root {
-        cached.files.insert(ROOT, vector(set, file));
+        cached.root = Some(metadata::parse(vector(set, file)).unwrap());
     }
     let serve = |role: &str, bytes: Vec<u8>| match change {
         Some((changed, f)) if changed == role => f(bytes),
