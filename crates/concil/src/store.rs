@@ -46,7 +46,7 @@ use crate::registry::{
 };
 use crate::trust::cosign::Verifier;
 use crate::trust::notary::pinning::TrustPinning;
-use crate::trust::notary::{NotaryClient, NotaryError, NotarySettings, Wanted};
+use crate::trust::notary::{NotaryClient, NotarySettings, Wanted};
 use crate::trust::TrustError;
 
 /// concil's own media type for a layer that is already a squashfs image.
@@ -556,53 +556,43 @@ impl Store {
                 Ok((manifest, Verification::Cosign))
             }
             (true, ContentTrust::Notary) => {
-                let notary_error = |source| TrustError::Notary {
-                    image: self.image.clone(),
-                    source: Box::new(source),
-                };
-                let client = NotaryClient::new(NotarySettings {
-                    server: self.config.notary_url(&self.reference.registry)?,
-                    credentials: self
-                        .config
-                        .credentials(&self.reference.registry, &self.reference.repository),
-                    tls: TlsSettings {
-                        ca_file: self.config.cafile.clone(),
-                    },
-                    trust_dir: self.config.notary_trust_dir(),
-                    pinning: TrustPinning::from_config(self.config.trust_pinning.as_ref())
-                        .map_err(notary_error)?,
-                    gun: repository,
-                })
-                .map_err(notary_error)?;
-                let wanted = match (&self.reference.tag, &self.reference.digest) {
-                    (Some(tag), _) => Wanted::Tag(tag),
-                    (None, Some(digest)) => Wanted::Digest(digest),
-                    (None, None) => Wanted::Tag("latest"),
-                };
-                let target = client.target(wanted).map_err(notary_error)?;
-                if let Some(pinned) = self
-                    .reference
-                    .digest
-                    .as_ref()
-                    .filter(|d| **d != target.digest)
-                {
-                    return Err(notary_error(NotaryError::TargetNotSigned {
-                        gun: target.gun,
-                        what: format!(
-                            "digest {pinned} (tag {} is signed as {})",
-                            target.name, target.digest
-                        ),
-                        roles: vec![target.role],
-                    })
-                    .into());
-                }
-                let manifest = self.fetch_manifest(&target.digest)?;
-                target
-                    .check_manifest(&manifest.bytes)
-                    .map_err(notary_error)?;
-                Ok((manifest, Verification::Notary))
+                Ok((self.notary_manifest(repository)?, Verification::Notary))
             }
         }
+    }
+
+    /// The manifest by the digest Notary signed for the reference, checked against the signed
+    /// length and hashes.
+    fn notary_manifest(&self, gun: String) -> Result<Manifest, StoreError> {
+        let notary_error = |source| TrustError::Notary {
+            image: self.image.clone(),
+            source: Box::new(source),
+        };
+        let client = NotaryClient::new(NotarySettings {
+            server: self.config.notary_url(&self.reference.registry)?,
+            credentials: self
+                .config
+                .credentials(&self.reference.registry, &self.reference.repository),
+            tls: TlsSettings {
+                ca_file: self.config.cafile.clone(),
+            },
+            trust_dir: self.config.notary_trust_dir(),
+            pinning: TrustPinning::from_config(self.config.trust_pinning.as_ref())
+                .map_err(notary_error)?,
+            gun,
+        })
+        .map_err(notary_error)?;
+        let target = client
+            .target(Wanted {
+                tag: self.reference.tag.as_deref(),
+                digest: self.reference.digest.as_deref(),
+            })
+            .map_err(notary_error)?;
+        let manifest = self.fetch_manifest(&target.digest)?;
+        target
+            .check_manifest(&manifest.bytes)
+            .map_err(notary_error)?;
+        Ok(manifest)
     }
 
     /// A manifest by tag or digest. By digest it may come from the cache (content-addressed,

@@ -72,12 +72,24 @@ pub struct NotarySettings {
     pub pinning: TrustPinning,
 }
 
-/// What to look up.
-#[derive(Debug, Clone, Copy)]
-pub enum Wanted<'a> {
-    Tag(&'a str),
-    /// A `sha256:` digest that some signed tag must have.
-    Digest(&'a str),
+/// What to look up, as an image reference names it: a tag (whose signed digest must be
+/// `digest` too, when both are given), or only a `sha256:` digest that some signed tag must
+/// have. Neither means `latest`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Wanted<'a> {
+    pub tag: Option<&'a str>,
+    pub digest: Option<&'a str>,
+}
+
+impl Wanted<'_> {
+    /// The tag looked up, if the lookup is by tag.
+    fn tag(&self) -> Option<&str> {
+        match (self.tag, self.digest) {
+            (Some(tag), _) => Some(tag),
+            (None, Some(_)) => None,
+            (None, None) => Some("latest"),
+        }
+    }
 }
 
 /// A signed target: the digest a tag must have, with what was signed about it.
@@ -697,12 +709,16 @@ impl NotaryClient {
         for (role, targets, delegated) in roles {
             looked_in.push(role.to_owned());
             let found = targets.targets.iter().find(|(name, meta)| {
-                let matches = match wanted {
-                    Wanted::Tag(tag) => name.as_str() == tag,
-                    Wanted::Digest(digest) => metadata::sha256_hex(meta)
-                        .ok()
-                        .flatten()
-                        .is_some_and(|hex| digest.strip_prefix("sha256:") == Some(hex.as_str())),
+                let matches = match (wanted.tag(), wanted.digest) {
+                    (Some(tag), _) => name.as_str() == tag,
+                    (None, digest) => {
+                        metadata::sha256_hex(meta)
+                            .ok()
+                            .flatten()
+                            .is_some_and(|hex| {
+                                digest.and_then(|d| d.strip_prefix("sha256:")) == Some(hex.as_str())
+                            })
+                    }
                 };
                 matches && delegated.is_none_or(|d: &metadata::DelegatedRole| d.covers(name))
             });
@@ -710,21 +726,29 @@ impl NotaryClient {
                 let hex = metadata::sha256_hex(meta)
                     .map_err(|reason| self.malformed(role, reason))?
                     .ok_or_else(|| self.malformed(role, format!("target {name} has no sha256")))?;
-                tracing::info!(gun = %self.gun, target = %name, role, digest = %hex, "Notary target trusted");
+                let digest = format!("sha256:{hex}");
+                if let Some(pinned) = wanted.digest.filter(|pinned| *pinned != digest) {
+                    return Err(NotaryError::TargetNotSigned {
+                        gun: self.gun.clone(),
+                        what: format!("digest {pinned} (tag {name} is signed as {digest})"),
+                        roles: vec![role.to_owned()],
+                    });
+                }
+                tracing::info!(gun = %self.gun, target = %name, role, %digest, "Notary target trusted");
                 return Ok(NotaryTarget {
                     gun: self.gun.clone(),
                     name: name.clone(),
                     role: role.to_owned(),
-                    digest: format!("sha256:{hex}"),
+                    digest,
                     meta: meta.clone(),
                 });
             }
         }
         Err(NotaryError::TargetNotSigned {
             gun: self.gun.clone(),
-            what: match wanted {
-                Wanted::Tag(tag) => format!("tag {tag}"),
-                Wanted::Digest(digest) => format!("no tag with digest {digest}"),
+            what: match (wanted.tag(), wanted.digest) {
+                (Some(tag), _) => format!("tag {tag}"),
+                (None, digest) => format!("no tag with digest {}", digest.unwrap_or_default()),
             },
             roles: looked_in,
         })

@@ -98,7 +98,13 @@ fn verify_as(
     };
     let root = serve(ROOT, vector(set, root_file));
     let trusted = client.verify_chain(root, &cached, &mut fetch, now)?;
-    client.find(&trusted, Wanted::Tag("v1"))
+    client.find(
+        &trusted,
+        Wanted {
+            tag: Some("v1"),
+            digest: None,
+        },
+    )
 }
 
 /// Changes one character inside `signed` (the first `"version":`'s digit), so the bytes no
@@ -422,4 +428,35 @@ fn damaged_cache_is_an_error() {
         matches!(&error, NotaryError::Malformed { role, .. } if role.contains(&*path.to_string_lossy())),
         "{error}"
     );
+}
+
+/// `name:tag@digest`: the tag's signed digest must be the one named.
+#[test]
+fn tag_and_digest_must_agree() {
+    let client = client("ecdsa-root", serde_json::json!({}));
+    let root = vector("ecdsa-root", "root.json");
+    let mut fetch = |name: &str, _: Option<&FileMeta>| {
+        let role = name.split_once('.').map_or(name, |(role, _)| role);
+        Ok(Some(vector("ecdsa-root", &format!("{role}.json"))))
+    };
+    let trusted = client
+        .verify_chain(root, &Cached::default(), &mut fetch, made_at())
+        .unwrap();
+    let signed = format!("sha256:{V1_SHA256}");
+    let other = format!("sha256:{}", "0".repeat(64));
+    let wanted = |digest| Wanted {
+        tag: Some("v1"),
+        digest: Some(digest),
+    };
+    assert!(client.find(&trusted, wanted(&signed)).is_ok());
+    let error = client.find(&trusted, wanted(&other)).unwrap_err();
+    assert!(
+        matches!(&error, NotaryError::TargetNotSigned { what, .. } if what.contains("is signed as")),
+        "{error}"
+    );
+    let by_digest = Wanted {
+        tag: None,
+        digest: Some(&signed),
+    };
+    assert_eq!(client.find(&trusted, by_digest).unwrap().name, "v1");
 }
