@@ -18,6 +18,11 @@
 //! commits; the cache only makes sure that a final name never holds partial content and that
 //! no input can name a path outside the cache.
 //!
+//! A name is only ever given to bytes that hashed to it: `layers/<blob>` links to a diff_id
+//! only after that blob was downloaded and its tar hashed to the diff_id (the store's rule; this
+//! part only offers `commit_layer`). Entries are never followed through symlinks planted in
+//! their place, and the directories must be safe from other users ([`Cache::open`]).
+//!
 //! The store's pattern for one blob:
 //! ```text
 //! let _lock = cache.lock(blob)?;                       // waits for another process
@@ -29,7 +34,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, Metadata, OpenOptions};
 use std::io::{self, Read};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -118,6 +123,46 @@ pub enum CacheError {
     /// A cache name holds something that is not a regular file (a directory, a device…).
     #[error("{path} is not a regular file")]
     NotAFile { path: PathBuf },
+    /// A cache directory that another user could change under us: refused, as ssh refuses
+    /// such a `~/.ssh`, because everything the cache holds is trusted once its name is right.
+    #[error("refusing to use cache directory {path}: {problem}")]
+    UnsafeDirectory {
+        path: PathBuf,
+        problem: UnsafeDirectory,
+    },
+}
+
+/// Why a cache directory is not safe to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnsafeDirectory {
+    /// It is a symlink (only the cache directory itself may be one).
+    Symlink,
+    /// Something other than a directory has its name.
+    NotADirectory,
+    /// Owned by another user (uid) than the one running concil, and not by root.
+    ForeignOwner { uid: u32 },
+    /// Writable by group or others without the sticky bit, so they could swap its entries.
+    WritableByOthers { mode: u32 },
+}
+
+impl std::fmt::Display for UnsafeDirectory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UnsafeDirectory::Symlink => {
+                f.write_str("it is a symlink; remove it, concil creates the directory itself")
+            }
+            UnsafeDirectory::NotADirectory => f.write_str("it is not a directory"),
+            UnsafeDirectory::ForeignOwner { uid } => write!(
+                f,
+                "it is owned by uid {uid}, not by this user or root; use a cache_dir of your own"
+            ),
+            UnsafeDirectory::WritableByOthers { mode } => write!(
+                f,
+                "its mode {mode:04o} lets other users replace its entries; \
+                 `chmod go-w` it (or `chmod +t` for a cache shared on purpose)"
+            ),
+        }
+    }
 }
 
 /// A cache directory. `Sync`: share one between threads.
@@ -169,15 +214,34 @@ pub struct CleanReport {
 
 impl Cache {
     /// Opens the cache at `dir` (made absolute), creating it and its subdirectories.
+    ///
+    /// The cache directory may be a symlink (`~/.concil` → `/scratch/…`); it and each of its
+    /// subdirectories must belong to this user (or root) and must not be writable by others
+    /// unless sticky, and the subdirectories must not be symlinks: otherwise another user could
+    /// plant entries, or point `tmp/` elsewhere for clean-up to empty.
     pub fn open(dir: impl AsRef<Path>) -> Result<Cache, CacheError> {
         let dir = dir.as_ref();
-        let root = std::path::absolute(dir).map_err(|source| CacheError::CreateDir {
+        let absolute = std::path::absolute(dir).map_err(|source| CacheError::CreateDir {
             path: dir.to_owned(),
             source,
         })?;
+        fs::create_dir_all(&absolute).map_err(|source| CacheError::CreateDir {
+            path: absolute.clone(),
+            source,
+        })?;
+        let root = fs::canonicalize(&absolute).map_err(|source| CacheError::Read {
+            path: absolute.clone(),
+            source,
+        })?;
+        check_directory(&root)?;
         for sub in [MANIFEST_DIR, CONFIG_DIR, LAYERS_DIR, TMP_DIR, LOCKS_DIR] {
             let path = root.join(sub);
-            fs::create_dir_all(&path).map_err(|source| CacheError::CreateDir { path, source })?;
+            match fs::create_dir(&path) {
+                Ok(()) => {}
+                Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(source) => return Err(CacheError::CreateDir { path, source }),
+            }
+            check_directory(&path)?;
         }
         Ok(Cache {
             root,
@@ -195,7 +259,7 @@ impl Cache {
         let tmp = self.root.join(TMP_DIR);
         loop {
             let number = self.next_ingest.fetch_add(1, Ordering::Relaxed);
-            let path = tmp.join(format!("ingest-{}-{number}", std::process::id()));
+            let path = tmp.join(ingest_name(number));
             let file = match OpenOptions::new()
                 .read(true)
                 .write(true)
@@ -244,10 +308,16 @@ impl Cache {
     /// The squashfs file named `diff_id`, refreshing its mtime; `None` if absent.
     pub fn layer_by_diff_id(&self, diff_id: &str) -> Result<Option<PathBuf>, CacheError> {
         let path = entry_path(&self.root, EntryKind::Layer, diff_id)?;
-        match fs::metadata(&path) {
+        // Not followed: a squashfs file is never a symlink, and one planted here may point
+        // anywhere outside the cache.
+        match fs::symlink_metadata(&path) {
             Ok(metadata) if metadata.is_file() => {
                 touch(&path);
                 Ok(Some(path))
+            }
+            Ok(metadata) if metadata.is_symlink() => {
+                tracing::warn!(path = %path.display(), "ignoring a symlink where a layer file belongs");
+                Ok(None)
             }
             Ok(_) => Err(CacheError::NotAFile { path }),
             Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
@@ -282,29 +352,6 @@ impl Cache {
         Ok(self
             .layer_by_diff_id(&diff_id)?
             .map(|path| CachedLayer { path, diff_id }))
-    }
-
-    /// Makes the squashfs layer `diff_id`, already in the cache, reachable as
-    /// `layers/<blob_digest>` too (the same tar compressed another way); returns its path.
-    /// `None` if the layer is not in the cache.
-    pub fn link_blob(
-        &self,
-        blob_digest: &str,
-        diff_id: &str,
-    ) -> Result<Option<PathBuf>, CacheError> {
-        validate_digest(blob_digest)?;
-        let Some(layer) = self.layer_by_diff_id(diff_id)? else {
-            return Ok(None);
-        };
-        if blob_digest != diff_id {
-            let number = self.next_ingest.fetch_add(1, Ordering::Relaxed);
-            let temp_link = self
-                .root
-                .join(TMP_DIR)
-                .join(format!("ingest-{}-{number}.link", std::process::id()));
-            link_blob_to_layer(&self.root, &temp_link, blob_digest, diff_id)?;
-        }
-        Ok(Some(layer))
     }
 
     /// Waits (blocking in the kernel, no polling) until this process holds the exclusive
@@ -357,9 +404,18 @@ impl Cache {
 
     fn read_entry(&self, kind: EntryKind, digest: &str) -> Result<Option<Vec<u8>>, CacheError> {
         let path = entry_path(&self.root, kind, digest)?;
-        let mut file = match File::open(&path) {
+        // A manifest or config is a regular file; a symlink planted in its place is refused
+        // (ELOOP) instead of read from wherever it points.
+        let mut file = match OpenOptions::new()
+            .read(true)
+            .custom_flags(OFlags::NOFOLLOW.bits() as i32)
+            .open(&path)
+        {
             Ok(file) => file,
             Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(error) if error.raw_os_error() == Some(Errno::LOOP.raw_os_error()) => {
+                return Err(CacheError::NotAFile { path })
+            }
             Err(source) => return Err(CacheError::Read { path, source }),
         };
         let is_file = file
@@ -492,8 +548,12 @@ impl Cache {
         let dir = self.root.join(TMP_DIR);
         for (name, metadata) in list_dir(&dir)? {
             let path = dir.join(&name);
-            if metadata.is_symlink() {
-                if is_older(&metadata, stale_link_cutoff) {
+            // Only what `ingest` and `commit_layer` name; anything else is not ours to remove.
+            let Some(working_file) = WorkingFile::from_name(&name) else {
+                continue;
+            };
+            if working_file == WorkingFile::TempLink {
+                if metadata.is_symlink() && is_older(&metadata, stale_link_cutoff) {
                     remove(&path, 0, report)?;
                 }
                 continue;
@@ -501,7 +561,11 @@ impl Cache {
             if !metadata.is_file() {
                 continue;
             }
-            let file = match File::open(&path) {
+            let file = match OpenOptions::new()
+                .read(true)
+                .custom_flags(OFlags::NOFOLLOW.bits() as i32)
+                .open(&path)
+            {
                 Ok(file) => file,
                 Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
                 Err(source) => return Err(CacheError::Read { path, source }),
@@ -566,7 +630,7 @@ impl Ingest {
         let root = self.root.clone();
         // Unique as long as the ingest file's name is: that name is ours until the rename.
         let mut temp_link = self.path.clone().into_os_string();
-        temp_link.push(".link");
+        temp_link.push(TEMP_LINK_SUFFIX);
         let temp_link = PathBuf::from(temp_link);
 
         let layer = self.commit(EntryKind::Layer, diff_id)?;
@@ -634,6 +698,41 @@ impl EntryKind {
             EntryKind::Manifest => MANIFEST_DIR,
             EntryKind::Config => CONFIG_DIR,
             EntryKind::Layer => LAYERS_DIR,
+        }
+    }
+}
+
+/// The name of this process's ingest file number `number` in `tmp/`.
+fn ingest_name(number: u64) -> String {
+    format!("{INGEST_PREFIX}{}-{number}", std::process::id())
+}
+
+const INGEST_PREFIX: &str = "ingest-";
+const TEMP_LINK_SUFFIX: &str = ".link";
+
+/// The working files in `tmp/`, known by their names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WorkingFile {
+    /// `ingest-<pid>-<n>`: an entry being written (flocked by its live writer).
+    Ingest,
+    /// `ingest-<pid>-<n>.link`: a blob symlink about to be renamed into `layers/`.
+    TempLink,
+}
+
+impl WorkingFile {
+    fn from_name(name: &str) -> Option<WorkingFile> {
+        let numbers_only = |rest: &str| {
+            rest.split_once('-').is_some_and(|(pid, number)| {
+                [pid, number]
+                    .iter()
+                    .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()))
+            })
+        };
+        let rest = name.strip_prefix(INGEST_PREFIX)?;
+        match rest.strip_suffix(TEMP_LINK_SUFFIX) {
+            Some(rest) if numbers_only(rest) => Some(WorkingFile::TempLink),
+            None if numbers_only(rest) => Some(WorkingFile::Ingest),
+            _ => None,
         }
     }
 }
@@ -745,8 +844,8 @@ fn names_file(path: &Path, file: &File) -> io::Result<bool> {
     }
 }
 
-/// Sets atime and mtime to now, as concil 1.0's `Path.touch()` does (through symlinks), so
-/// that clean-up keeps what is in use. A failure (a read-only shared cache) only costs an
+/// Sets atime and mtime to now, as concil 1.0's `Path.touch()` does, so that clean-up keeps
+/// what is in use (callers pass the resolved file, not a blob's symlink). A failure (a read-only shared cache) only costs an
 /// earlier clean-up, so it is logged, not returned.
 fn touch(path: &Path) {
     let now = rustix::fs::Timespec {
@@ -757,7 +856,8 @@ fn touch(path: &Path) {
         last_access: now,
         last_modification: now,
     };
-    if let Err(errno) = rustix::fs::utimensat(CWD, path, &times, AtFlags::empty()) {
+    // The entry itself, never what a symlink planted in its place points to.
+    if let Err(errno) = rustix::fs::utimensat(CWD, path, &times, AtFlags::SYMLINK_NOFOLLOW) {
         tracing::warn!(path = %path.display(), error = %errno, "cannot refresh mtime of cache entry");
     }
 }
@@ -784,20 +884,58 @@ fn read_digest_link(path: &Path) -> Result<Option<String>, CacheError> {
     }
 }
 
+/// Refuses a directory that someone else could change: see [`Cache::open`].
+fn check_directory(path: &Path) -> Result<(), CacheError> {
+    let unsafe_directory = |problem| CacheError::UnsafeDirectory {
+        path: path.to_owned(),
+        problem,
+    };
+    let metadata = fs::symlink_metadata(path).map_err(|source| CacheError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    if metadata.is_symlink() {
+        return Err(unsafe_directory(UnsafeDirectory::Symlink));
+    }
+    if !metadata.is_dir() {
+        return Err(unsafe_directory(UnsafeDirectory::NotADirectory));
+    }
+    let uid = metadata.uid();
+    if uid != 0 && uid != rustix::process::geteuid().as_raw() {
+        return Err(unsafe_directory(UnsafeDirectory::ForeignOwner { uid }));
+    }
+    let mode = metadata.permissions().mode() & 0o7777;
+    const STICKY: u32 = 0o1000;
+    if mode & 0o022 != 0 && mode & STICKY == 0 {
+        return Err(unsafe_directory(UnsafeDirectory::WritableByOthers { mode }));
+    }
+    Ok(())
+}
+
 /// The UTF-8 names in `dir` with their `lstat`; entries that vanish meanwhile are skipped,
-/// other names are not the cache's.
+/// other names are not the cache's. `dir` itself is opened without following a symlink, so a
+/// directory swapped for one since [`Cache::open`] is never listed (nor emptied by `clean`).
 fn list_dir(dir: &Path) -> Result<Vec<(String, Metadata)>, CacheError> {
     let read_error = |source| CacheError::Read {
         path: dir.to_owned(),
         source,
     };
+    let fd = rustix::fs::open(
+        dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|errno| read_error(errno.into()))?;
     let mut entries = Vec::new();
-    for entry in fs::read_dir(dir).map_err(read_error)? {
-        let entry = entry.map_err(read_error)?;
-        let Ok(name) = entry.file_name().into_string() else {
+    for entry in rustix::fs::Dir::read_from(&fd).map_err(|errno| read_error(errno.into()))? {
+        let entry = entry.map_err(|errno| read_error(errno.into()))?;
+        let Ok(name) = entry.file_name().to_str().map(str::to_owned) else {
             continue;
         };
-        match entry.metadata() {
+        if name == "." || name == ".." {
+            continue;
+        }
+        match fs::symlink_metadata(dir.join(&name)) {
             Ok(metadata) => entries.push((name, metadata)),
             Err(error) if error.kind() == io::ErrorKind::NotFound => {}
             Err(source) => {
@@ -1082,30 +1220,24 @@ mod tests {
     }
 
     #[test]
-    fn a_second_blob_of_a_cached_layer_is_linked_to_it() {
-        let (_dir, cache) = open_cache();
-        let (diff_id, gzip, zstd) = (digest(0x30), digest(0x31), digest(0x32));
-        let path = commit_layer(&cache, b"squashfs", &diff_id, Some(&gzip));
-        assert_eq!(cache.link_blob(&zstd, &digest(0x33)).unwrap(), None);
-        assert_eq!(cache.layer_by_blob(&zstd).unwrap(), None);
+    fn working_files_are_known_by_their_names_only() {
+        assert_eq!(WorkingFile::from_name("ingest-12-0"), Some(WorkingFile::Ingest));
         assert_eq!(
-            cache.link_blob(&zstd, &diff_id).unwrap(),
-            Some(path.clone())
+            WorkingFile::from_name("ingest-12-345.link"),
+            Some(WorkingFile::TempLink)
         );
-        assert_eq!(
-            cache.layer_by_blob(&zstd).unwrap(),
-            Some(CachedLayer {
-                path,
-                diff_id: diff_id.clone()
-            })
-        );
-        assert!(matches!(
-            cache.link_blob("sha256:../../etc", &diff_id),
-            Err(CacheError::InvalidDigest { .. })
-        ));
-        let layers = cache.root().join(LAYERS_DIR);
-        assert_eq!(names_in(&layers), [diff_id, gzip, zstd]);
-        assert!(names_in(&cache.root().join(TMP_DIR)).is_empty());
+        assert!(WorkingFile::from_name(&ingest_name(7)).is_some());
+        for stranger in [
+            "ingest-12",
+            "ingest--1",
+            "ingest-1-x",
+            "ingest-1-2.tmp",
+            "ingest-1-2.link.link",
+            "notes.txt",
+            "xingest-1-2",
+        ] {
+            assert_eq!(WorkingFile::from_name(stranger), None, "{stranger}");
+        }
     }
 
     #[test]

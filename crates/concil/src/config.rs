@@ -6,7 +6,8 @@
 //!   when a file existed and lacked the key. A file without `cache_dir` crashed 1.0; here it
 //!   means the default.
 //! - An explicit `--config FILE` that does not exist is an error (1.0 silently used the
-//!   defaults); a missing `$CONCIL_CONFIG` or `~/.concil/config.json` still means the defaults.
+//!   defaults); a missing `~/.concil/config.json` still means the defaults, a missing named file
+//!   (`--config`, `$CONCIL_CONFIG`) is an error.
 //! - Docker Hub's registry is `https://registry-1.docker.io` (1.0's built-in default named
 //!   `registry.hub.docker.com`, which redirects there).
 //! - `remote_servers` and `auths` are looked up under `host:port` first, then under the bare
@@ -307,8 +308,11 @@ impl Config {
                 .as_ref()
                 .map(|home| home.join(DEFAULT_CONFIG_DIR).join(CONFIG_FILE_NAME)),
         };
+        // A file someone named (--config or $CONCIL_CONFIG) must exist; only the default one
+        // may be missing.
+        let named = explicit.is_some() || env.var(ENV_CONFIG).is_some();
         let file: ConfigFile = match &path {
-            Some(path) => read_json(path, explicit.is_some())?.unwrap_or_default(),
+            Some(path) => read_json(path, named)?.unwrap_or_default(),
             None => ConfigFile::default(),
         };
         // Errors about values name the file; with no file, values are defaults and cannot fail.
@@ -556,12 +560,32 @@ fn add_environment_auths(
     Ok(())
 }
 
+/// The largest configuration file (concil's or Docker's `config.json`) read.
+const MAX_CONFIG_FILE_SIZE: u64 = 16 * 1024 * 1024;
+
+/// The whole file at `path`, or an error if it holds more than `limit` bytes: files named
+/// by configuration may be anything (`/dev/zero`, a huge file), and are read into memory.
+pub(crate) fn read_capped(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::FileTooLarge,
+            format!("larger than {limit} bytes"),
+        ));
+    }
+    Ok(bytes)
+}
+
 /// Reads and parses a JSON file; `Ok(None)` if it does not exist and need not.
 fn read_json<T: serde::de::DeserializeOwned>(
     path: &Path,
     must_exist: bool,
 ) -> Result<Option<T>, ConfigError> {
-    let bytes = match std::fs::read(path) {
+    let bytes = match read_capped(path, MAX_CONFIG_FILE_SIZE) {
         Ok(bytes) => bytes,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound && !must_exist => {
             return Ok(None)
@@ -990,12 +1014,26 @@ mod tests {
         assert_eq!(timeout(None, &env), 2);
         assert_eq!(Config::load_from(None, &env).unwrap().path, Some(from_env));
 
-        // A missing $CONCIL_CONFIG file means the defaults, as in concil 1.0.
-        env.vars.insert(
-            "CONCIL_CONFIG".into(),
-            dir.path().join("missing.json").display().to_string(),
+        // A missing $CONCIL_CONFIG file is an error, as a missing --config is: someone named
+        // it. (Only the default ~/.concil/config.json may be missing.)
+        let missing = dir.path().join("missing.json");
+        env.vars
+            .insert("CONCIL_CONFIG".into(), missing.display().to_string());
+        let error = Config::load_from(None, &env).unwrap_err();
+        assert!(
+            matches!(&error, ConfigError::Read { path, source } if *path == missing && source.kind() == std::io::ErrorKind::NotFound),
+            "{error:?}"
         );
-        assert_eq!(timeout(None, &env), 604_800);
+    }
+
+    #[test]
+    fn reads_of_named_files_are_capped() {
+        let (_dir, env) = home();
+        let error = Config::load_from(Some(Path::new("/dev/zero")), &env).unwrap_err();
+        assert!(
+            matches!(&error, ConfigError::Read { path, source } if path == Path::new("/dev/zero") && source.kind() == std::io::ErrorKind::FileTooLarge),
+            "{error:?}"
+        );
     }
 
     #[test]

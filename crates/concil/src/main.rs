@@ -135,10 +135,28 @@ fn main() -> ExitCode {
                 line.push_str(&format!(": {cause}"));
                 source = cause.source();
             }
-            eprintln!("{line}");
+            eprintln!("{}", escape_control_characters(&line));
             ExitCode::from(status)
         }
     }
+}
+
+/// `text` with every control character (newlines, escape sequences, C1 controls, …) written
+/// as a Rust-style escape, so that text from outside (a registry's error message, a file name,
+/// a parser's multi-line report) can neither drive the terminal nor add lines: one failure,
+/// one `error:` line.
+fn escape_control_characters(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        // Bidirectional overrides too: they make a terminal show text in another order.
+        let reorders = matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+        if c.is_control() || reorders {
+            escaped.extend(c.escape_default());
+        } else {
+            escaped.push(c);
+        }
+    }
+    escaped
 }
 
 /// 1 for any failure, except the distinct statuses of "not trusted" (see `TrustError::exit_code`).

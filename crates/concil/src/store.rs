@@ -49,7 +49,8 @@ use crate::trust::notary::pinning::TrustPinning;
 use crate::trust::notary::{NotaryClient, NotarySettings, Wanted};
 use crate::trust::TrustError;
 
-/// concil's own media type for a layer that is already a squashfs image.
+/// concil's own media type for a layer that is already a squashfs image. Stored as it is under
+/// its blob digest (`layers/<blob>`), never under its config's diff_id.
 pub const SQUASHFS_LAYER: &str = "application/vnd.docker.image.rootfs.diff.squashfs";
 /// An encrypted squashfs layer, stored as it is.
 pub const ENCRYPTED_SQUASHFS_LAYER: &str =
@@ -260,11 +261,8 @@ pub enum StoreError {
         digest: String,
         media_type: String,
     },
-    #[error("config {digest} is not a valid image config")]
-    ConfigInvalid {
-        digest: String,
-        source: serde_json::Error,
-    },
+    #[error("config {digest} is not a valid image config: {reason}")]
+    ConfigInvalid { digest: String, reason: String },
     #[error("config {digest} is {size} bytes, more than the {MAX_CONFIG_SIZE} accepted")]
     ConfigTooLarge { digest: String, size: u64 },
     #[error("manifest {manifest} lists {layers} layers but its config has {diff_ids} diff_ids")]
@@ -443,8 +441,8 @@ impl Store {
                 }
             }
         };
-        serde_json::from_slice(&bytes)
-            .map_err(|source| StoreError::ConfigInvalid { digest, source })
+        crate::registry::parse_json(&bytes)
+            .map_err(|reason| StoreError::ConfigInvalid { digest, reason })
     }
 
     fn fetch_config(&self, digest: &str, size: u64) -> Result<Vec<u8>, StoreError> {
@@ -465,7 +463,7 @@ impl Store {
         let digest = descriptor.digest().to_string();
         let media_type = descriptor.media_type().to_string();
         let kind = LayerKind::of(&digest, &media_type)?;
-        if let Some(path) = self.cached_layer(&digest, diff_id)? {
+        if let Some(path) = self.cached_layer(&digest, diff_id, kind)? {
             tracing::debug!(layer = %digest, "layer in the cache");
             self.progress.layer_done(&digest, true);
             return Ok(path);
@@ -473,7 +471,7 @@ impl Store {
         tracing::debug!(layer = %digest, "waiting for the blob's lock");
         let _lock = self.cache.lock(&digest)?;
         // Another process may have finished it while we waited for the lock.
-        if let Some(path) = self.cached_layer(&digest, diff_id)? {
+        if let Some(path) = self.cached_layer(&digest, diff_id, kind)? {
             self.progress.layer_done(&digest, true);
             return Ok(path);
         }
@@ -648,15 +646,30 @@ impl Store {
         })
     }
 
-    /// The layer from the cache: by its blob, or by its diff_id when the same tar was pulled
-    /// before through another blob (compressed another way), which then gets its link too.
-    fn cached_layer(&self, digest: &str, diff_id: &str) -> Result<Option<PathBuf>, StoreError> {
-        if let Some(layer) = self.cache.layer_by_blob(digest)? {
-            if layer.diff_id == diff_id {
-                return Ok(Some(layer.path));
-            }
+    /// The layer from the cache.
+    ///
+    /// A squashfs layer is its blob: `layers/<blob>` as a file. A tar layer is found through
+    /// its blob's link, or by its diff_id when the same tar was converted before from another
+    /// blob (compressed another way). That second blob's link is not written then: a link
+    /// `layers/<blob>` states what the blob's bytes hash to once uncompressed, and only a
+    /// download of those bytes may say so (a manifest's word would let one image repoint
+    /// another image's blob).
+    fn cached_layer(
+        &self,
+        digest: &str,
+        diff_id: &str,
+        kind: LayerKind,
+    ) -> Result<Option<PathBuf>, StoreError> {
+        let by_blob = self.cache.layer_by_blob(digest)?;
+        match kind {
+            LayerKind::Squashfs => Ok(by_blob
+                .filter(|layer| layer.diff_id == digest)
+                .map(|layer| layer.path)),
+            LayerKind::Tar(_) => match by_blob {
+                Some(layer) if layer.diff_id == diff_id => Ok(Some(layer.path)),
+                _ => Ok(self.cache.layer_by_diff_id(diff_id)?),
+            },
         }
-        Ok(self.cache.link_blob(digest, diff_id)?)
     }
 
     /// Runs `layer` for every descriptor on a pool of `parallel_layers` threads; results in order.
@@ -720,7 +733,13 @@ impl Store {
             LayerKind::Squashfs => {
                 io::copy(&mut blob, ingest.file())
                     .map_err(|source| blob.copy_error(source, ingest.path()))?;
-                diff_id.to_owned()
+                blob.drain()?;
+                blob.finish()?;
+                // Stored as it is under the name its bytes hashed to, as concil 1.0 does. The
+                // config's diff_id names nothing here: it was never checked against the
+                // bytes, and as a file name it would let this image stand in for any layer
+                // with that diff_id.
+                return Ok(ingest.commit_layer(digest, None)?);
             }
             LayerKind::Tar(compression) => {
                 let out = ingest

@@ -2,7 +2,8 @@
 //!
 //! concil 1.0 itself (PyPI `concil==1.0.0`, plus `python-dateutil`, which it imports without
 //! declaring it) reads and cleans what we write: its `Store` cache methods run on our cache
-//! directory. `CONCIL1_PYTHON` names the Python that has it (default `python3`).
+//! directory. `CONCIL1_PYTHON` names the Python that has it (default: the venv that
+//! `scripts/install-deps.sh` makes, `$CONCIL1_VENV` or `/var/tmp/concil1-venv`).
 
 use std::fs::{self, File};
 use std::os::unix::fs::symlink;
@@ -42,7 +43,12 @@ else:
 "#;
 
 fn concil1(cache_dir: &Path, timeout: Duration, args: &[&str]) -> String {
-    let python = std::env::var("CONCIL1_PYTHON").unwrap_or_else(|_| "python3".to_owned());
+    let python = std::env::var("CONCIL1_PYTHON").unwrap_or_else(|_| {
+        // Where scripts/install-deps.sh puts it (CONCIL1_VENV, default /var/tmp/concil1-venv).
+        let venv =
+            std::env::var("CONCIL1_VENV").unwrap_or_else(|_| "/var/tmp/concil1-venv".to_owned());
+        format!("{venv}/bin/python")
+    });
     let output = Command::new(&python)
         .arg("-c")
         .arg(CONCIL1_SCRIPT)

@@ -10,6 +10,9 @@ use crate::config::Credentials;
 
 /// How long a token lives when the token service does not say (the token spec's default).
 const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
+/// The longest a token is used, whatever the token service says: a lifetime is outside
+/// input (`expires_in` may be any number up to 2^64-1), and an hour covers any pull.
+const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
 /// A token this close to its expiry is not used any more: a request that starts now must not
 /// arrive with a token that just expired.
 const TOKEN_EXPIRY_MARGIN: Duration = Duration::from_secs(5);
@@ -134,8 +137,12 @@ pub(super) struct CachedToken {
 
 impl CachedToken {
     pub(super) fn new(token: String, expires_in: Option<u64>, received: Instant) -> CachedToken {
-        let lifetime = expires_in.map_or(DEFAULT_TOKEN_LIFETIME, Duration::from_secs);
-        let usable_until = received + lifetime.saturating_sub(TOKEN_EXPIRY_MARGIN);
+        let lifetime = expires_in
+            .map_or(DEFAULT_TOKEN_LIFETIME, Duration::from_secs)
+            .min(MAX_TOKEN_LIFETIME);
+        let usable = lifetime.saturating_sub(TOKEN_EXPIRY_MARGIN);
+        // `Instant + Duration` panics on overflow; the cap makes it fit, this keeps it so.
+        let usable_until = received.checked_add(usable).unwrap_or(received);
         CachedToken {
             token,
             usable_until,
@@ -230,6 +237,9 @@ mod tests {
         let response: TokenResponse =
             serde_json::from_str(r#"{"access_token":"abc","expires_in":300}"#).unwrap();
         assert_eq!(response.into_token(), Ok(("abc".to_owned(), Some(300))));
+        let endless = CachedToken::new("t".into(), Some(u64::MAX), now);
+        assert!(endless.is_fresh(now + MAX_TOKEN_LIFETIME - Duration::from_secs(6)));
+        assert!(!endless.is_fresh(now + MAX_TOKEN_LIFETIME));
         let response: TokenResponse = serde_json::from_str(r#"{"token":""}"#).unwrap();
         assert!(response.into_token().is_err());
         let response: TokenResponse = serde_json::from_str(r#"{"token":"a\r\nb"}"#).unwrap();

@@ -45,6 +45,14 @@ pub enum RegistryError {
         errors: Vec<ErrorDetail>,
     },
 
+    /// The registry sends us for a token to a plain-HTTP realm although it is itself reached
+    /// over HTTPS (or on another host): the credentials would travel in clear text.
+    #[error(
+        "{registry} asks for credentials at {realm}, a plain-HTTP address that is not the \
+         registry's own plain-HTTP host; they are not sent there"
+    )]
+    InsecureRealm { registry: String, realm: String },
+
     /// 404: manifest, repository or blob unknown, with the registry's own error codes.
     #[error("not found: {url}{}", DisplayDetails(.errors))]
     NotFound {

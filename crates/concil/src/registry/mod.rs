@@ -25,7 +25,8 @@
 //!   realm for `repository:<name>:pull` (anonymous, or with the credentials as basic auth),
 //!   reused until 5 s before its `expires_in` (default 60 s) passes; `Basic` → the
 //!   credentials themselves. A request answered 401 is retried once with a fresh token.
-//!   The realm gets the credentials as Docker sends them, whatever its host.
+//!   The realm gets the credentials over HTTPS, or over plain HTTP only when the registry
+//!   itself is plain HTTP on the realm's host (never a downgrade from HTTPS).
 //! - Retries: connection failures, 5xx and 429 are retried with backoff (3 attempts in all)
 //!   for every request before a body is handed out; a blob body that breaks off is the
 //!   caller's to retry.
@@ -160,15 +161,28 @@ impl Manifest {
             reason,
         };
         match self.media_type.as_str() {
-            OCI_MANIFEST | DOCKER_MANIFEST_V2 => ImageManifest::from_reader(self.bytes.as_slice())
+            OCI_MANIFEST | DOCKER_MANIFEST_V2 => parse_json::<ImageManifest>(&self.bytes)
                 .map(ParsedManifest::Image)
-                .map_err(|e| invalid(e.to_string())),
-            OCI_INDEX | DOCKER_MANIFEST_LIST_V2 => ImageIndex::from_reader(self.bytes.as_slice())
+                .map_err(invalid),
+            OCI_INDEX | DOCKER_MANIFEST_LIST_V2 => parse_json::<ImageIndex>(&self.bytes)
                 .map(ParsedManifest::Index)
-                .map_err(|e| invalid(e.to_string())),
+                .map_err(invalid),
             other => Err(invalid(format!("unsupported media type {other:?}"))),
         }
     }
+}
+
+/// Parses a JSON document, saying which field failed (`layers[1].size: invalid type: …`)
+/// rather than only where in the text.
+pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        match path.as_str() {
+            "." => error.inner().to_string(),
+            _ => format!("{path}: {}", error.into_inner()),
+        }
+    })
 }
 
 /// A blob body being downloaded. Reads the bytes as the registry (or the blob storage it
@@ -533,7 +547,7 @@ impl Inner {
                         return Ok(Some(header));
                     }
                 }
-                let token = self.fetch_token(realm, service.as_deref())?;
+                let token = self.fetch_token(realm, service.as_deref(), &session.base)?;
                 let header = AuthHeader::bearer(&token.token);
                 *cached = Some(token);
                 Ok(Some(header))
@@ -542,11 +556,22 @@ impl Inner {
     }
 
     /// A pull token for the repository from the realm, with basic credentials if we have them.
+    /// Credentials never go out in clear text unless the registry itself (`base`) is plain
+    /// HTTP on the realm's host: a realm on `http://` named by an HTTPS registry is refused.
     fn fetch_token(
         &self,
         realm: &Url,
         service: Option<&str>,
+        base: &Url,
     ) -> Result<CachedToken, RegistryError> {
+        let realm_is_safe = realm.scheme() == "https"
+            || (base.scheme() == "http" && realm.host_str() == base.host_str());
+        if self.credentials.is_some() && !realm_is_safe {
+            return Err(RegistryError::InsecureRealm {
+                registry: self.registry.clone(),
+                realm: redact(realm),
+            });
+        }
         let mut url = realm.clone();
         {
             let mut query = url.query_pairs_mut();

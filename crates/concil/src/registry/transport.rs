@@ -18,6 +18,8 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
 /// Redirects followed per request (registry → blob storage takes one or two).
 const MAX_REDIRECTS: usize = 5;
+/// The largest CA bundle read (Debian's whole system bundle is ~200 KiB).
+const MAX_CA_FILE_SIZE: u64 = 16 * 1024 * 1024;
 /// How much of an error body we read to find the registry's error codes.
 const MAX_ERROR_BODY: u64 = 64 * 1024;
 
@@ -158,7 +160,8 @@ fn root_certificates(tls: &TlsSettings) -> Result<ureq::tls::RootCerts, Registry
             path: path.clone(),
             reason,
         };
-        let pem = std::fs::read(path).map_err(|e| ca_error(e.to_string()))?;
+        let pem = crate::config::read_capped(path, MAX_CA_FILE_SIZE)
+            .map_err(|e| ca_error(e.to_string()))?;
         let before = roots.len();
         for item in ureq::tls::parse_pem(&pem) {
             match item.map_err(|e| ca_error(e.to_string()))? {

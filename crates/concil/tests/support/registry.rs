@@ -681,15 +681,16 @@ pub fn openssl(dir: &Path, args: &[&[&str]]) {
 }
 
 /// One HTTP/1.1 request as the tiny servers below see it.
-struct Request {
-    method: String,
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: String,
     /// Path and query, as sent.
-    target: String,
-    headers: Vec<(String, String)>,
+    pub target: String,
+    pub headers: Vec<(String, String)>,
 }
 
 impl Request {
-    fn header(&self, name: &str) -> Option<&str> {
+    pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
@@ -697,23 +698,27 @@ impl Request {
     }
 }
 
-/// An answer: status, content type and body.
-struct Response {
-    status: u16,
-    content_type: &'static str,
-    body: Vec<u8>,
+/// An answer: status, content type, body and any further headers.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
+    /// Written as they are (a hostile server's headers may say anything).
+    pub headers: Vec<(String, String)>,
 }
 
 /// A minimal HTTP server on 127.0.0.1 answering one connection at a time (with
-/// `Connection: close`) on its own thread; stopped and joined on drop.
-struct HttpServer {
-    port: u16,
+/// `Connection: close`) on its own thread; stopped and joined on drop. Also the hostile
+/// registry and token service of the security tests (any status, headers and body).
+pub struct HttpServer {
+    pub port: u16,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl HttpServer {
-    fn start(handler: impl Fn(&Request) -> Response + Send + 'static) -> HttpServer {
+    pub fn start(handler: impl Fn(&Request) -> Response + Send + 'static) -> HttpServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind test HTTP server");
         let port = listener.local_addr().expect("address").port();
         let stop = Arc::new(AtomicBool::new(false));
@@ -776,11 +781,15 @@ fn serve_one(stream: TcpStream, handler: &impl Fn(&Request) -> Response) -> std:
     let mut stream = stream;
     write!(
         stream,
-        "HTTP/1.1 {} X\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "HTTP/1.1 {} X\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n",
         response.status,
         response.content_type,
         response.body.len()
     )?;
+    for (name, value) in &response.headers {
+        write!(stream, "{name}: {value}\r\n")?;
+    }
+    stream.write_all(b"\r\n")?;
     if request.method != "HEAD" {
         stream.write_all(&response.body)?;
     }
@@ -819,6 +828,7 @@ impl TokenIssuer {
                 body: serde_json::json!({"errors": [{"code": "UNAUTHORIZED", "message": message}]})
                     .to_string()
                     .into_bytes(),
+                headers: Vec::new(),
             };
             let user = match request.header("authorization") {
                 Some(value) => {
@@ -865,7 +875,9 @@ impl TokenIssuer {
             let header = serde_json::json!({"typ": "JWT", "alg": "ES256", "x5c": [x5c]});
             let claims = serde_json::json!({
                 "iss": TOKEN_ISSUER, "sub": user.unwrap_or(""), "aud": TOKEN_SERVICE,
-                "exp": now + expires_in, "nbf": now - 10, "iat": now, "jti": jti.to_string(),
+                // The JWT itself stays one the registry accepts; only the answer's
+                // `expires_in` carries what a test asks for (up to a hostile u64::MAX).
+                "exp": now + expires_in.min(86_400), "nbf": now - 10, "iat": now, "jti": jti.to_string(),
                 "access": access,
             });
             let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
@@ -884,6 +896,7 @@ impl TokenIssuer {
                 body: serde_json::json!({"token": token, "expires_in": expires_in})
                     .to_string()
                     .into_bytes(),
+                headers: Vec::new(),
             }
         });
         TokenIssuer {
@@ -929,12 +942,14 @@ impl BlobStorage {
                         status: 200,
                         content_type: "application/octet-stream",
                         body,
+                        headers: Vec::new(),
                     }
                 }
                 _ => Response {
                     status: 404,
                     content_type: "text/plain",
                     body: b"no such blob".to_vec(),
+                    headers: Vec::new(),
                 },
             }
         });

@@ -170,6 +170,8 @@ type Fetch<'a> = dyn FnMut(&str, Option<&FileMeta>) -> Result<Option<Vec<u8>>, N
 
 /// Root versions walked through at most in one update (each one a request).
 const MAX_ROOT_ROTATIONS: u64 = 1024;
+/// The largest `trust_pinning.ca` PEM file read.
+const MAX_CA_FILE_SIZE: u64 = 16 * 1024 * 1024;
 
 impl NotaryClient {
     pub fn new(settings: NotarySettings) -> Result<NotaryClient, NotaryError> {
@@ -389,9 +391,11 @@ impl NotaryClient {
         }
         let ca_certificates = match &anchor {
             Anchor::Ca(path) => {
-                let pem = fs::read(path).map_err(|e| NotaryError::CaFile {
-                    path: path.clone(),
-                    reason: e.to_string(),
+                let pem = crate::config::read_capped(path, MAX_CA_FILE_SIZE).map_err(|e| {
+                    NotaryError::CaFile {
+                        path: path.clone(),
+                        reason: e.to_string(),
+                    }
                 })?;
                 keys::load_certificates(&pem).map_err(|reason| NotaryError::CaFile {
                     path: path.clone(),
@@ -768,7 +772,8 @@ impl NotaryClient {
     /// would turn a damaged cache into trust on first use and drop the rollback floor.
     fn load_cached_file<T: Role>(&self, role: &str) -> Result<Option<SignedFile<T>>, NotaryError> {
         let path = self.cache_path(role);
-        match fs::read(&path) {
+        // Capped as a download is: the cache may be shared, its files are outside input too.
+        match crate::config::read_capped(&path, MAX_LISTED_METADATA_SIZE) {
             Ok(bytes) => metadata::parse(bytes).map(Some).map_err(|reason| {
                 self.malformed(&format!("cached {role} ({})", path.display()), reason)
             }),
