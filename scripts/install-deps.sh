@@ -51,7 +51,8 @@ export DEBIAN_FRONTEND=noninteractive
 
 # Debian starts docker-registry.service on install: port 5000 on every interface, with a config
 # the tests do not use (they start their own registries on 127.0.0.1). Stop what we just started.
-if [[ " ${missing[*]} " == *" docker-registry "* ]] && command -v systemctl >/dev/null &&
+# Without systemd as init (a container) there is nothing to stop, and systemctl fails.
+if [[ " ${missing[*]} " == *" docker-registry "* ]] && [[ -d /run/systemd/system ]] &&
     systemctl is-enabled --quiet docker-registry 2>/dev/null; then
     "${sudo[@]}" systemctl disable --now docker-registry
 fi
