@@ -39,6 +39,40 @@ pub enum Whiteouts {
 pub struct Options {
     pub image: ImageOptions,
     pub whiteouts: Whiteouts,
+    pub limits: Limits,
+}
+
+/// Bounds on what one layer may cost, checked while it streams: a conversion that would go
+/// over one fails as soon as it does ([`Error::TarTooLarge`], [`Error::TooManyEntries`]).
+///
+/// A hostile layer is cheap to make and expensive to convert: gzip and zstd shrink long runs
+/// of zeros a thousandfold, and a tar of empty files takes 512 bytes an entry before
+/// compression while each entry costs memory until the image is finished. The defaults are far
+/// above what real images hold, so that only such layers meet them; a caller that knows its
+/// images sets them lower.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Most bytes of uncompressed tar (the stream the diff_id hashes, end-of-archive blocks
+    /// and padding included). Default 256 GiB: the largest layers in use (CUDA and model
+    /// images) hold tens of GiB, and the image written from a layer is at most about as
+    /// large, so the default also bounds the disk one layer can take.
+    pub max_tar_bytes: u64,
+    /// Most entries in the tar, as the `tar` crate lists them: every file, directory, link,
+    /// device and global PAX header; GNU long-name and PAX extended headers belong to the
+    /// entry they precede. Default 20 million: the largest layers in use hold a few hundred
+    /// thousand to a few million files (a texlive or node_modules tree), and the tree of 20
+    /// million entries takes about 2 GB until the image is finished (see
+    /// [`Tree`](crate::tree::Tree) for the cost of one entry).
+    pub max_entries: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_tar_bytes: 256 << 30,
+            max_entries: 20_000_000,
+        }
+    }
 }
 
 /// What a conversion produced.
@@ -84,6 +118,28 @@ pub enum Error {
     TruncatedHeaders {
         offset: u64,
         previous: Option<String>,
+    },
+    /// The uncompressed tar went over [`Limits::max_tar_bytes`].
+    #[error(
+        "the uncompressed tar is larger than the limit of {limit} bytes (max_tar_bytes), \
+         exceeded {}",
+        exceeded_at(.entry)
+    )]
+    TarTooLarge {
+        limit: u64,
+        /// The entry being read when the limit was reached, or the last one read before (none
+        /// before the first entry).
+        entry: Option<String>,
+    },
+    /// The tar has more entries than [`Limits::max_entries`].
+    #[error(
+        "the tar has more entries than the limit of {limit} (max_entries); \
+         {entry:?} is one too many"
+    )]
+    TooManyEntries {
+        limit: u64,
+        /// The first entry over the limit.
+        entry: String,
     },
     #[error("the headers of the tar entry at byte {offset} take more than {limit} bytes")]
     HeadersTooLarge { offset: u64, limit: u64 },
@@ -154,6 +210,13 @@ pub enum Error {
     },
 }
 
+fn exceeded_at(entry: &Option<String>) -> String {
+    match entry {
+        Some(entry) => format!("at entry {entry:?}"),
+        None => "before the first entry".to_owned(),
+    }
+}
+
 fn after(previous: &Option<String>) -> String {
     match previous {
         Some(entry) => format!("after entry {entry:?}"),
@@ -193,7 +256,7 @@ fn after(previous: &Option<String>) -> String {
 /// # }
 /// ```
 pub fn convert(tar: &mut dyn Read, out: File, options: &Options) -> Result<Conversion, Error> {
-    let probe = InputProbe::default();
+    let probe = InputProbe::new(options.limits.max_tar_bytes);
     let mut writer = ImageWriter::new(out, &options.image)?;
     let mut layer = Layer {
         tree: Tree::new(Meta::implicit_dir()),
@@ -201,12 +264,18 @@ pub fn convert(tar: &mut dyn Read, out: File, options: &Options) -> Result<Conve
         opaque_dirs: Vec::new(),
     };
     let mut archive = tar::Archive::new(TarInput::new(tar, &probe));
-    let entries = read_entries(&mut archive, &probe, &mut writer, &mut layer);
+    let entries = read_entries(
+        &mut archive,
+        &probe,
+        options.limits.max_entries,
+        &mut writer,
+        &mut layer,
+    );
     let input = archive.into_inner();
-    entries?;
+    let last = entries?;
     let diff_id = input
         .finish()
-        .map_err(|error| input_error(&probe, error, Place::End))?;
+        .map_err(|error| input_error(&probe, error, Place::End(last.as_deref())))?;
     let tree = layer.finish();
     let image = writer.finish(&tree)?;
     let image_size = image.metadata().map_err(Error::ImageSize)?.len();
@@ -266,12 +335,23 @@ enum Place<'a> {
     },
     /// In the data of an entry.
     Entry(&'a str),
-    /// After the end of the archive.
-    End,
+    /// After the end of the archive, whose last entry is named.
+    End(Option<&'a str>),
 }
 
 /// The error for `error`, which reading the input returned at `place`.
 fn input_error(probe: &InputProbe, error: io::Error, place: Place<'_>) -> Error {
+    if probe.tar_too_large() {
+        let entry = match place {
+            Place::Headers { previous, .. } => previous,
+            Place::Entry(entry) => Some(entry),
+            Place::End(last) => last,
+        };
+        return Error::TarTooLarge {
+            limit: probe.max_bytes(),
+            entry: entry.map(str::to_owned),
+        };
+    }
     if probe.source_failed() {
         let offset = probe.consumed();
         return match DecompressError::from_io(error) {
@@ -297,19 +377,21 @@ fn input_error(probe: &InputProbe, error: io::Error, place: Place<'_>) -> Error 
             entry: entry.to_owned(),
             source: error,
         },
-        Place::End => Error::Read {
+        Place::End(_) => Error::Read {
             offset: probe.consumed(),
             source: error,
         },
     }
 }
 
+/// Adds every entry of the archive to the layer; returns the name of the last one.
 fn read_entries(
     archive: &mut tar::Archive<TarInput<'_>>,
     probe: &InputProbe,
+    max_entries: u64,
     writer: &mut ImageWriter,
     layer: &mut Layer,
-) -> Result<(), Error> {
+) -> Result<Option<String>, Error> {
     let mut entries = archive.entries().map_err(|error| {
         let place = Place::Headers {
             offset: 0,
@@ -319,6 +401,7 @@ fn read_entries(
     })?;
     let mut recording = Vec::new();
     let mut previous: Option<String> = None;
+    let mut count = 0u64;
     loop {
         let recorded_from = probe.start_recording(recording);
         let next = entries.next();
@@ -328,10 +411,17 @@ fn read_entries(
             previous: previous.as_deref(),
         };
         let mut entry = match next {
-            None => return Ok(()),
+            None => return Ok(previous),
             Some(Ok(entry)) => entry,
             Some(Err(error)) => return Err(input_error(probe, error, place)),
         };
+        count += 1;
+        if count > max_entries {
+            return Err(Error::TooManyEntries {
+                limit: max_entries,
+                entry: lossy(&entry.path_bytes()),
+            });
+        }
         let Some(headers) =
             EntryHeaders::recover(&recording, recorded_from, entry.raw_header_position())
         else {

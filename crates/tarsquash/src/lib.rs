@@ -11,11 +11,11 @@
 //! - [`image`]: the squashfs format writer (data blocks, fragments, dedup, metadata tables).
 //! - [`convert`](crate::convert()): the entry point joining them.
 
+mod convert;
 pub mod decode;
 pub mod image;
-pub mod tree;
-mod convert;
 mod sparse;
 mod tar_input;
+pub mod tree;
 
-pub use convert::{convert, convert_to_path, Conversion, Error, Options, Whiteouts};
+pub use convert::{convert, convert_to_path, Conversion, Error, Limits, Options, Whiteouts};

@@ -20,10 +20,14 @@ use sha2::{Digest, Sha256};
 pub(crate) const MAX_ENTRY_HEADER_BYTES: u64 = 1 << 20;
 
 /// What the conversion loop and the reader inside the `tar::Archive` share.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct InputProbe {
     /// Bytes read from the source so far.
     consumed: Cell<u64>,
+    /// Most bytes the source may give ([`Limits::max_tar_bytes`](crate::Limits)).
+    max_bytes: u64,
+    /// The source had more than `max_bytes`.
+    tar_too_large: Cell<bool>,
     /// The source returned an error (its errors are the source's, not the tar's).
     source_failed: Cell<bool>,
     /// The source reached its end.
@@ -35,6 +39,26 @@ pub(crate) struct InputProbe {
 }
 
 impl InputProbe {
+    pub(crate) fn new(max_bytes: u64) -> Self {
+        InputProbe {
+            consumed: Cell::new(0),
+            max_bytes,
+            tar_too_large: Cell::new(false),
+            source_failed: Cell::new(false),
+            at_eof: Cell::new(false),
+            over_limit: Cell::new(false),
+            recording: RefCell::new(None),
+        }
+    }
+
+    pub(crate) fn max_bytes(&self) -> u64 {
+        self.max_bytes
+    }
+
+    pub(crate) fn tar_too_large(&self) -> bool {
+        self.tar_too_large.get()
+    }
+
     pub(crate) fn consumed(&self) -> u64 {
         self.consumed.get()
     }
@@ -100,6 +124,15 @@ fn hex_digit(nibble: u8) -> char {
 
 impl Read for TarInput<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        // One byte more than the limit allows is asked for, so that a stream of exactly
+        // `max_bytes` passes and one byte more fails, however the reads fall.
+        let allowed = self
+            .probe
+            .max_bytes
+            .saturating_sub(self.probe.consumed.get());
+        let want =
+            usize::try_from(allowed.saturating_add(1)).map_or(buf.len(), |n| n.min(buf.len()));
+        let buf = buf.get_mut(..want).unwrap_or_default();
         let n = match self.source.read(buf) {
             Ok(n) => n,
             Err(error) => {
@@ -117,6 +150,10 @@ impl Read for TarInput<'_> {
         };
         if n == 0 && !buf.is_empty() {
             self.probe.at_eof.set(true);
+        }
+        if n as u64 > allowed {
+            self.probe.tar_too_large.set(true);
+            return Err(io::Error::other("the tar is larger than max_tar_bytes"));
         }
         self.hasher.update(data);
         self.probe

@@ -4,13 +4,17 @@
 //! thousands of distinct ids (several id table blocks), xattr values and symlink targets longer
 //! than a metadata block, names of 255 bytes, files over 4 GiB. Read back with `sqfs2tar` and
 //! a kernel mount (whose lookups use the directory index).
+//!
+//! And the limits a caller sets on one layer ([`tarsquash::Limits`]): a layer just at a limit
+//! converts, one byte or one entry more fails with the error naming the limit, leaving no file.
 
 mod common;
 
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::MetadataExt;
 
 use tar::EntryType;
+use tarsquash::{Error, Limits};
 
 use common::*;
 
@@ -225,4 +229,156 @@ fn file_over_4_gib() {
         file.read_exact(&mut got).expect("read");
         assert_eq!(got, want, "bytes {start}..{end}");
     }
+}
+
+/// Converts `input` with `convert_to_path` under `limits`; checks that a failed conversion
+/// leaves nothing in the output directory.
+fn convert_limited(input: &mut dyn Read, limits: Limits) -> Result<tarsquash::Conversion, Error> {
+    let dir = staging_dir();
+    let output = dir.path().join("layer.sqfs");
+    let options = tarsquash::Options {
+        limits,
+        ..options(2)
+    };
+    let result = tarsquash::convert_to_path(input, &output, &options);
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("read_dir")
+        .map(|e| e.expect("read_dir entry").file_name())
+        .collect();
+    match &result {
+        Ok(_) => assert_eq!(left.len(), 1, "{left:?}"),
+        Err(error) => assert!(left.is_empty(), "{error} left {left:?} behind"),
+    }
+    result
+}
+
+fn bytes_limit(max_tar_bytes: u64) -> Limits {
+    Limits {
+        max_tar_bytes,
+        ..Limits::default()
+    }
+}
+
+fn entries_limit(max_entries: u64) -> Limits {
+    Limits {
+        max_entries,
+        ..Limits::default()
+    }
+}
+
+/// Three files; the second has 2000 bytes of data, which start at byte 1024.
+fn three_files() -> Vec<u8> {
+    TarWriter::new()
+        .file("first", FILE, b"")
+        .file("second", FILE, &[7u8; 2000])
+        .file("third", FILE, b"3")
+        .finish()
+}
+
+#[test]
+fn a_tar_at_the_byte_limit_converts_and_one_byte_more_fails() {
+    let mut tar = three_files();
+    let len = tar.len() as u64;
+    let conversion = convert_limited(&mut &tar[..], bytes_limit(len)).expect("at the limit");
+    assert_eq!(conversion.tar_size, len);
+
+    // The byte after the end-of-archive blocks still counts: the diff_id covers it.
+    tar.push(0);
+    match convert_limited(&mut &tar[..], bytes_limit(len)) {
+        Err(Error::TarTooLarge { limit, entry }) => {
+            assert_eq!((limit, entry.as_deref()), (len, Some("third")));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn the_byte_limit_names_the_entry_it_is_reached_in() {
+    let tar = three_files();
+    // In the data of "second", in the headers before the first entry, after "second".
+    for (limit, at) in [(2000, Some("second")), (100, None), (3100, Some("second"))] {
+        let error = convert_limited(&mut &tar[..], bytes_limit(limit)).unwrap_err();
+        match &error {
+            Error::TarTooLarge {
+                limit: reported,
+                entry,
+            } => assert_eq!((*reported, entry.as_deref()), (limit, at), "{error}"),
+            other => panic!("limit {limit}: {other:?}"),
+        }
+    }
+    let error = convert_limited(&mut &tar[..], bytes_limit(2000)).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "the uncompressed tar is larger than the limit of 2000 bytes (max_tar_bytes), \
+         exceeded at entry \"second\""
+    );
+}
+
+/// What the limit is for: a small compressed layer that would unpack to far more.
+#[test]
+fn the_byte_limit_counts_uncompressed_bytes() {
+    let mut writer = TarWriter::new();
+    let zeros = vec![0u8; 64 << 20];
+    writer.file("zeros", FILE, &zeros);
+    let tar = writer.finish();
+    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gzip.write_all(&tar).expect("gzip");
+    let gzip = gzip.finish().expect("gzip");
+    assert!(gzip.len() < 1 << 20, "{} bytes of gzip", gzip.len());
+    let (_, mut decoder) =
+        tarsquash::decode::Compression::detect_decoder(&gzip[..]).expect("gzip magic");
+    match convert_limited(&mut decoder, bytes_limit(16 << 20)) {
+        Err(Error::TarTooLarge { limit, entry }) => {
+            assert_eq!((limit, entry.as_deref()), (16 << 20, Some("zeros")));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_tar_at_the_entry_limit_converts_and_one_entry_more_fails() {
+    // Five entries: a PAX header and a GNU long name belong to the entry they precede; a
+    // global PAX header is an entry of its own.
+    let long = format!("dir/{}", "l".repeat(150));
+    let mut writer = TarWriter::new();
+    writer
+        .dir("dir/", DIR)
+        .pax(&[("path", b"dir/pax-named")])
+        .file("PaxHeaders/x", FILE, b"pax")
+        .file(&long, FILE, b"long");
+    let global = TarWriter::header(EntryType::XGlobalHeader, b"global", b"", FILE, 0);
+    writer
+        .raw(&global, b"")
+        .hard_link("dir/link", "dir/pax-named");
+    let tar = writer.finish();
+    convert_limited(&mut &tar[..], entries_limit(5)).expect("at the limit");
+
+    let error = convert_limited(&mut &tar[..], entries_limit(4)).unwrap_err();
+    match &error {
+        Error::TooManyEntries { limit, entry } => {
+            assert_eq!((*limit, entry.as_str()), (4, "dir/link"));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        error.to_string(),
+        "the tar has more entries than the limit of 4 (max_entries); \"dir/link\" is one too many"
+    );
+    let error = convert_limited(&mut &tar[..], entries_limit(2)).unwrap_err();
+    assert!(
+        matches!(&error, Error::TooManyEntries { limit: 2, entry } if *entry == long),
+        "{error:?}"
+    );
+    let error = convert_limited(&mut &tar[..], entries_limit(0)).unwrap_err();
+    assert!(
+        matches!(&error, Error::TooManyEntries { limit: 0, entry } if entry == "dir/"),
+        "{error:?}"
+    );
+}
+
+#[test]
+fn default_limits_are_generous() {
+    let limits = Limits::default();
+    assert_eq!(limits.max_tar_bytes, 256 << 30);
+    assert_eq!(limits.max_entries, 20_000_000);
 }
