@@ -563,7 +563,7 @@ impl Layer {
                 return Ok(());
             }
             // Pre-POSIX tars mark directories by a trailing slash on a regular entry.
-            b'0' | b'\0' if new.raw_path.ends_with(b"/") => NodeKind::Dir(BTreeMap::new()),
+            b'0' | b'\0' if new.raw_path.ends_with(b"/") => NodeKind::Dir,
             b'0' | b'\0' | b'7' | b'S' => NodeKind::File(new.add_file_data(data, writer, probe)?),
             b'2' => {
                 let target = new.link_target()?;
@@ -586,7 +586,7 @@ impl Layer {
                     NodeKind::BlockDevice { major, minor }
                 }
             }
-            b'5' => NodeKind::Dir(BTreeMap::new()),
+            b'5' => NodeKind::Dir,
             b'6' => NodeKind::Fifo,
             type_flag => {
                 return Err(Error::UnsupportedType {
@@ -619,10 +619,7 @@ impl Layer {
 
     fn finish(mut self) -> Tree {
         for dir in self.opaque_dirs {
-            self.tree
-                .node_mut(dir)
-                .meta
-                .set_xattr(b"trusted.overlay.opaque", b"y");
+            self.tree.set_xattr(dir, b"trusted.overlay.opaque", b"y");
         }
         self.tree
     }

@@ -1,9 +1,11 @@
 //! The directory tree of the image being built, with tar semantics.
 //!
-//! Nodes live in an arena (`Vec<Node>`) and are referred to by [`NodeId`]. A hard link is a
-//! second directory entry naming the same `NodeId`. A node that was replaced by a later tar
+//! Nodes live in an arena (`Vec<Node>`) and are referred to by [`NodeId`]. Directory entries
+//! (directory, name, node) live in a second arena, found by a hash index on (directory, name);
+//! a hard link is a second entry naming the same node. A node that was replaced by a later tar
 //! entry simply becomes unreachable from the root; the image writer only emits reachable
-//! nodes, counting links as it walks.
+//! nodes, counting links as it walks, each directory's entries sorted by name
+//! ([`Tree::listing`]).
 //!
 //! Tar semantics, as [`Tree::insert`] and [`Tree::insert_hard_link`] apply them:
 //! - a later entry for a path replaces the earlier one; a directory over a directory keeps the
@@ -12,15 +14,33 @@
 //! - parents the tar does not list are created as [`Meta::implicit_dir`] (0755, root:root,
 //!   mtime 0, as tar2sqfs makes them), whatever the order of the entries;
 //! - an entry below a non-directory is an error, not a replacement of that non-directory.
+//!
+//! Only these operations build a tree, so every tree the image writer gets is well formed: the
+//! root is a directory, every entry names a node of the tree, no directory is listed twice (a
+//! hard link to a directory is refused), names are valid path components of 1 to 255 bytes.
+//!
+//! Memory: a layer may hold millions of entries, and the whole tree stays in memory until the
+//! image is finished, so its structures are flat arrays without a heap allocation per entry.
+//! An entry of a file or directory takes a 44-byte [`Node`] (attributes, kind, file data
+//! handle), a 20-byte directory entry, its name's bytes, and 4 to 8 bytes of hash index:
+//! about 75 bytes for names of 8 bytes. Symlink targets (16 bytes and their own allocation)
+//! and sets of extended attributes (each distinct set once) are kept aside.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
 
 use crate::image::FileData;
 use crate::Error;
 
-/// Index of a node in [`Tree::nodes`].
+/// A node of a [`Tree`] (only a tree hands them out).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct NodeId(pub u32);
+pub struct NodeId(u32);
+
+impl NodeId {
+    pub(crate) fn index(self) -> usize {
+        self.0 as usize
+    }
+}
 
 /// One extended attribute: (full name with namespace prefix, value).
 pub type Xattr = (Box<[u8]>, Box<[u8]>);
@@ -66,10 +86,10 @@ impl Meta {
     }
 }
 
+/// What a new node is.
 #[derive(Debug, Clone)]
 pub enum NodeKind {
-    /// Children by name (a single path component, never empty, `.` or `..`, no `/`).
-    Dir(BTreeMap<Box<[u8]>, NodeId>),
+    Dir,
     /// A regular file whose data is already in the image.
     File(FileData),
     Symlink(Box<[u8]>),
@@ -85,17 +105,99 @@ pub enum NodeKind {
     Socket,
 }
 
-#[derive(Debug, Clone)]
-pub struct Node {
-    pub kind: NodeKind,
-    pub meta: Meta,
+/// What a node is, as the tree keeps it: [`NodeKind`] with the symlink target aside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Dir,
+    File(FileData),
+    /// Index of the target in `Tree::symlinks`.
+    Symlink(u32),
+    CharDevice {
+        major: u32,
+        minor: u32,
+    },
+    BlockDevice {
+        major: u32,
+        minor: u32,
+    },
+    Fifo,
+    Socket,
 }
 
-/// The whole tree. `nodes[root]` is always a directory.
+/// One inode: [`Meta`] without the allocation of its attribute list.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Node {
+    pub kind: Kind,
+    pub mode: u16,
+    pub uid: u32,
+    pub gid: u32,
+    pub mtime: u32,
+    /// Index of the node's set of extended attributes in `Tree::xattr_sets` (0: none).
+    pub xattrs: u32,
+}
+
+/// One name in a directory.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    dir: NodeId,
+    node: NodeId,
+    /// The next entry in the same bucket of the hash index (`NO_ENTRY` ends the chain).
+    next: u32,
+    /// Where the name is in `Tree::names`: its start in the low and middle bits, its length in
+    /// the low byte, as two halves so that an entry takes 20 bytes, not 24.
+    name: [u32; 2],
+}
+
+impl Entry {
+    fn name_range(&self) -> std::ops::Range<usize> {
+        let packed = u64::from(self.name[0]) | u64::from(self.name[1]) << 32;
+        let start = (packed >> 8) as usize;
+        start..start + (packed & 0xff) as usize
+    }
+}
+
+const NO_ENTRY: u32 = u32::MAX;
+
+/// The whole tree; the root (always a directory) is [`Tree::root`].
 #[derive(Debug, Clone)]
 pub struct Tree {
-    pub nodes: Vec<Node>,
-    pub root: NodeId,
+    nodes: Vec<Node>,
+    entries: Vec<Entry>,
+    /// The bytes of every name, one after the other.
+    names: Vec<u8>,
+    /// Hash index of `entries` by (directory, name): the first entry of each bucket, chained
+    /// by `Entry::next`. A power of two long, at least as long as `entries`.
+    buckets: Vec<u32>,
+    /// Keyed at random, so that a hostile layer cannot choose names that all share a bucket.
+    hasher: RandomState,
+    symlinks: Vec<Box<[u8]>>,
+    /// Each distinct set of extended attributes once; index 0 is the empty set.
+    xattr_sets: Vec<Box<[Xattr]>>,
+    xattr_ids: HashMap<Box<[Xattr]>, u32>,
+}
+
+/// The entries of one directory: (name, node), in name order.
+#[derive(Clone)]
+pub(crate) struct Children<'t> {
+    tree: &'t Tree,
+    rest: std::slice::Iter<'t, u32>,
+}
+
+impl<'t> Iterator for Children<'t> {
+    type Item = (&'t [u8], NodeId);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let entry = self.tree.entries.get(*self.rest.next()? as usize)?;
+        Some((self.tree.entry_name(entry), entry.node))
+    }
+}
+
+/// Each directory's entries in name order, for the image writer.
+pub(crate) struct Listing {
+    /// Entry indices grouped by directory, each group sorted by name.
+    order: Vec<u32>,
+    /// Where each node's group starts in `order` (and, at the next node's index, ends).
+    starts: Vec<u32>,
 }
 
 /// Longest path component Linux accepts (`NAME_MAX`).
@@ -197,34 +299,87 @@ fn invalid_name_reason(name: &[u8]) -> Option<&'static str> {
 impl Tree {
     /// A tree holding only the root directory, with attributes `root`.
     pub fn new(root: Meta) -> Tree {
-        Tree {
-            nodes: vec![Node {
-                kind: NodeKind::Dir(BTreeMap::new()),
-                meta: root,
-            }],
-            root: NodeId(0),
+        let mut tree = Tree {
+            nodes: Vec::new(),
+            entries: Vec::new(),
+            names: Vec::new(),
+            buckets: vec![NO_ENTRY; 64],
+            hasher: RandomState::new(),
+            symlinks: Vec::new(),
+            xattr_sets: vec![Box::default()],
+            xattr_ids: HashMap::new(),
+        };
+        let xattrs = tree.xattr_set(root.xattrs);
+        tree.nodes.push(Node {
+            kind: Kind::Dir,
+            mode: root.mode,
+            uid: root.uid,
+            gid: root.gid,
+            mtime: root.mtime,
+            xattrs,
+        });
+        tree
+    }
+
+    pub fn root(&self) -> NodeId {
+        NodeId(0)
+    }
+
+    /// The number of nodes, reachable or not (node indices are below it).
+    pub(crate) fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub(crate) fn node(&self, id: NodeId) -> &Node {
+        &self.nodes[id.index()]
+    }
+
+    pub(crate) fn symlink_target(&self, index: u32) -> &[u8] {
+        self.symlinks
+            .get(index as usize)
+            .map_or(&[], |target| target)
+    }
+
+    pub(crate) fn xattrs(&self, node: &Node) -> &[Xattr] {
+        self.xattr_sets
+            .get(node.xattrs as usize)
+            .map_or(&[], |set| set)
+    }
+
+    pub(crate) fn is_dir(&self, id: NodeId) -> bool {
+        self.node(id).kind == Kind::Dir
+    }
+
+    /// Sets the extended attribute `name` of `id` to `value`.
+    pub fn set_xattr(&mut self, id: NodeId, name: &[u8], value: &[u8]) {
+        let mut meta = self.meta(id);
+        meta.set_xattr(name, value);
+        self.nodes[id.index()].xattrs = self.xattr_set(meta.xattrs);
+    }
+
+    /// The attributes of `id`.
+    pub fn meta(&self, id: NodeId) -> Meta {
+        let node = self.node(id);
+        Meta {
+            mode: node.mode,
+            uid: node.uid,
+            gid: node.gid,
+            mtime: node.mtime,
+            xattrs: self.xattrs(node).to_vec(),
         }
-    }
-
-    pub fn node(&self, id: NodeId) -> &Node {
-        &self.nodes[id.0 as usize]
-    }
-
-    pub fn node_mut(&mut self, id: NodeId) -> &mut Node {
-        &mut self.nodes[id.0 as usize]
     }
 
     /// The node at `path`, if there is one (without creating anything).
     pub fn lookup(&self, path: &EntryPath) -> Option<NodeId> {
-        path.components.iter().try_fold(self.root, |dir, name| {
-            self.children(dir)
-                .and_then(|children| children.get(name).copied())
+        path.components.iter().try_fold(self.root(), |dir, name| {
+            let entry = self.find(dir, name)?;
+            Some(self.entries[entry as usize].node)
         })
     }
 
     /// Puts a node of `kind` with `meta` at `path`, replacing what was there. A directory over
-    /// a directory keeps the existing node and its children (adding any in `kind`) and takes
-    /// `meta`. Missing parents are created as implicit directories.
+    /// a directory keeps the existing node and its children and takes `meta`. Missing parents
+    /// are created as implicit directories.
     pub fn insert(
         &mut self,
         path: &EntryPath,
@@ -233,9 +388,9 @@ impl Tree {
     ) -> Result<NodeId, Error> {
         let Some(name) = path.file_name() else {
             return match kind {
-                NodeKind::Dir(children) => {
-                    self.merge_dir(self.root, children, meta);
-                    Ok(self.root)
+                NodeKind::Dir => {
+                    self.set_meta(self.root(), meta);
+                    Ok(self.root())
                 }
                 _ => Err(Error::RootNotDirectory {
                     entry: path.entry.clone(),
@@ -243,18 +398,16 @@ impl Tree {
             };
         };
         let parent = self.parent_dir(path)?;
-        let existing = self
-            .children(parent)
-            .and_then(|children| children.get(name).copied());
-        let kind = match (kind, existing) {
-            (NodeKind::Dir(children), Some(existing)) if self.children(existing).is_some() => {
-                self.merge_dir(existing, children, meta);
-                return Ok(existing);
+        let existing = self.find(parent, name);
+        if let (NodeKind::Dir, Some(entry)) = (&kind, existing) {
+            let node = self.entries[entry as usize].node;
+            if self.is_dir(node) {
+                self.set_meta(node, meta);
+                return Ok(node);
             }
-            (kind, _) => kind,
-        };
-        let id = self.push(Node { kind, meta }, path)?;
-        self.link(parent, name, id, path)?;
+        }
+        let id = self.push(kind, meta, path)?;
+        self.link(parent, name, existing, id, path)?;
         Ok(id)
     }
 
@@ -271,7 +424,7 @@ impl Tree {
                 target: target.entry.clone(),
             });
         };
-        if self.children(id).is_some() {
+        if self.is_dir(id) {
             return Err(Error::HardLinkToDirectory {
                 entry: path.entry.clone(),
                 target: target.entry.clone(),
@@ -283,7 +436,8 @@ impl Tree {
             });
         };
         let parent = self.parent_dir(path)?;
-        self.link(parent, name, id, path)?;
+        let existing = self.find(parent, name);
+        self.link(parent, name, existing, id, path)?;
         Ok(id)
     }
 
@@ -301,13 +455,11 @@ impl Tree {
     /// Walks the first `depth` components of `path` from the root, creating missing
     /// directories; a non-directory on the way is an error.
     fn walk_dirs(&mut self, path: &EntryPath, depth: usize) -> Result<NodeId, Error> {
-        let mut dir = self.root;
+        let mut dir = self.root();
         for (index, name) in path.components.iter().take(depth).enumerate() {
-            let existing = self
-                .children(dir)
-                .and_then(|children| children.get(name).copied());
-            dir = match existing {
-                Some(child) if self.children(child).is_some() => child,
+            let existing = self.find(dir, name);
+            dir = match existing.map(|entry| self.entries[entry as usize].node) {
+                Some(child) if self.is_dir(child) => child,
                 Some(_) => {
                     return Err(Error::NotADirectory {
                         entry: path.entry.clone(),
@@ -315,14 +467,8 @@ impl Tree {
                     })
                 }
                 None => {
-                    let child = self.push(
-                        Node {
-                            kind: NodeKind::Dir(BTreeMap::new()),
-                            meta: Meta::implicit_dir(),
-                        },
-                        path,
-                    )?;
-                    self.link(dir, name, child, path)?;
+                    let child = self.push(NodeKind::Dir, Meta::implicit_dir(), path)?;
+                    self.link(dir, name, None, child, path)?;
                     child
                 }
             };
@@ -330,52 +476,171 @@ impl Tree {
         Ok(dir)
     }
 
-    fn merge_dir(&mut self, dir: NodeId, children: BTreeMap<Box<[u8]>, NodeId>, meta: Meta) {
-        let node = self.node_mut(dir);
-        node.meta = meta;
-        if let NodeKind::Dir(existing) = &mut node.kind {
-            existing.extend(children);
-        }
+    fn set_meta(&mut self, id: NodeId, meta: Meta) {
+        let xattrs = self.xattr_set(meta.xattrs);
+        let node = &mut self.nodes[id.index()];
+        node.mode = meta.mode;
+        node.uid = meta.uid;
+        node.gid = meta.gid;
+        node.mtime = meta.mtime;
+        node.xattrs = xattrs;
     }
 
-    fn children(&self, id: NodeId) -> Option<&BTreeMap<Box<[u8]>, NodeId>> {
-        match &self.nodes.get(id.0 as usize)?.kind {
-            NodeKind::Dir(children) => Some(children),
-            _ => None,
+    /// The index of `xattrs` in `xattr_sets`, added if new.
+    fn xattr_set(&mut self, xattrs: Vec<Xattr>) -> u32 {
+        if xattrs.is_empty() {
+            return 0;
         }
+        let set = xattrs.into_boxed_slice();
+        if let Some(&index) = self.xattr_ids.get(&set) {
+            return index;
+        }
+        // Each set comes from a different tar entry, of which there are fewer than 2^32
+        // (`push` checks the node count, which grows with every entry).
+        let index = self.xattr_sets.len() as u32;
+        self.xattr_sets.push(set.clone());
+        self.xattr_ids.insert(set, index);
+        index
     }
 
-    /// Enters `child` as `name` in the directory `dir`.
+    fn hash(&self, dir: NodeId, name: &[u8]) -> usize {
+        self.hasher.hash_one((dir.0, name)) as usize
+    }
+
+    fn entry_name(&self, entry: &Entry) -> &[u8] {
+        self.names.get(entry.name_range()).unwrap_or_default()
+    }
+
+    /// The entry named `name` in `dir`.
+    fn find(&self, dir: NodeId, name: &[u8]) -> Option<u32> {
+        let bucket = self.hash(dir, name) & (self.buckets.len() - 1);
+        let mut at = self.buckets[bucket];
+        while let Some(entry) = self.entries.get(at as usize) {
+            if entry.dir == dir && self.entry_name(entry) == name {
+                return Some(at);
+            }
+            at = entry.next;
+        }
+        None
+    }
+
+    /// Makes `name` in `dir` name `node`: `existing` is the entry that has that name, if any.
     fn link(
         &mut self,
         dir: NodeId,
         name: &[u8],
-        child: NodeId,
+        existing: Option<u32>,
+        node: NodeId,
         path: &EntryPath,
     ) -> Result<(), Error> {
-        match self
-            .nodes
-            .get_mut(dir.0 as usize)
-            .map(|node| &mut node.kind)
-        {
-            Some(NodeKind::Dir(children)) => {
-                children.insert(name.into(), child);
-                Ok(())
-            }
-            // Callers only pass directories; say so rather than panic if that ever changes.
-            _ => Err(Error::NotADirectory {
-                entry: path.entry.clone(),
-                parent: path.parent().display_prefix(usize::MAX),
-            }),
+        if let Some(entry) = existing {
+            self.entries[entry as usize].node = node;
+            return Ok(());
         }
+        // Fewer entries than 2^32 - 1, so that `NO_ENTRY` names none.
+        let index = u32::try_from(self.entries.len())
+            .ok()
+            .filter(|&index| index != NO_ENTRY)
+            .ok_or_else(|| Error::TooManyNodes {
+                entry: path.entry.clone(),
+            })?;
+        // Names are path components of 1 to 255 bytes (`EntryPath` checks).
+        let packed = (self.names.len() as u64) << 8 | name.len() as u64;
+        self.names.extend_from_slice(name);
+        let bucket = self.hash(dir, name) & (self.buckets.len() - 1);
+        self.entries.push(Entry {
+            dir,
+            node,
+            next: self.buckets[bucket],
+            name: [packed as u32, (packed >> 32) as u32],
+        });
+        self.buckets[bucket] = index;
+        if self.entries.len() > self.buckets.len() {
+            self.grow_index();
+        }
+        Ok(())
     }
 
-    fn push(&mut self, node: Node, path: &EntryPath) -> Result<NodeId, Error> {
-        let id = u32::try_from(self.nodes.len()).map_err(|_| Error::TooManyNodes {
+    /// Doubles the hash index, so that chains stay about one entry long.
+    fn grow_index(&mut self) {
+        let mut buckets = vec![NO_ENTRY; self.buckets.len() * 2];
+        let mask = buckets.len() - 1;
+        for index in 0..self.entries.len() {
+            let entry = self.entries[index];
+            let bucket = self.hash(entry.dir, self.entry_name(&entry)) & mask;
+            self.entries[index].next = buckets[bucket];
+            buckets[bucket] = index as u32;
+        }
+        self.buckets = buckets;
+    }
+
+    fn push(&mut self, kind: NodeKind, meta: Meta, path: &EntryPath) -> Result<NodeId, Error> {
+        let too_many = || Error::TooManyNodes {
             entry: path.entry.clone(),
-        })?;
-        self.nodes.push(node);
+        };
+        let id = u32::try_from(self.nodes.len()).map_err(|_| too_many())?;
+        let kind = match kind {
+            NodeKind::Dir => Kind::Dir,
+            NodeKind::File(data) => Kind::File(data),
+            NodeKind::Symlink(target) => {
+                let index = u32::try_from(self.symlinks.len()).map_err(|_| too_many())?;
+                self.symlinks.push(target);
+                Kind::Symlink(index)
+            }
+            NodeKind::CharDevice { major, minor } => Kind::CharDevice { major, minor },
+            NodeKind::BlockDevice { major, minor } => Kind::BlockDevice { major, minor },
+            NodeKind::Fifo => Kind::Fifo,
+            NodeKind::Socket => Kind::Socket,
+        };
+        let xattrs = self.xattr_set(meta.xattrs);
+        self.nodes.push(Node {
+            kind,
+            mode: meta.mode,
+            uid: meta.uid,
+            gid: meta.gid,
+            mtime: meta.mtime,
+            xattrs,
+        });
         Ok(NodeId(id))
+    }
+
+    /// Every directory's entries in name order (byte order, as squashfs wants them).
+    pub(crate) fn listing(&self) -> Listing {
+        // A counting sort by directory: `starts` counts, then holds where each group begins.
+        let mut starts = vec![0u32; self.nodes.len() + 1];
+        for entry in &self.entries {
+            starts[entry.dir.index() + 1] += 1;
+        }
+        for index in 1..starts.len() {
+            starts[index] += starts[index - 1];
+        }
+        let mut order = vec![0u32; self.entries.len()];
+        let mut next = starts.clone();
+        for (index, entry) in self.entries.iter().enumerate() {
+            let slot = &mut next[entry.dir.index()];
+            order[*slot as usize] = index as u32;
+            *slot += 1;
+        }
+        drop(next);
+        for dir in 0..self.nodes.len() {
+            let group = &mut order[starts[dir] as usize..starts[dir + 1] as usize];
+            // Names in a directory are distinct, so the unstable sort has one result.
+            group.sort_unstable_by(|a, b| {
+                let name = |entry: &u32| self.entry_name(&self.entries[*entry as usize]);
+                name(a).cmp(name(b))
+            });
+        }
+        Listing { order, starts }
+    }
+
+    /// The entries of `dir` in `listing`, in name order.
+    pub(crate) fn children<'t>(&'t self, listing: &'t Listing, dir: NodeId) -> Children<'t> {
+        let start = listing.starts.get(dir.index()).copied().unwrap_or(0) as usize;
+        let end = listing.starts.get(dir.index() + 1).copied().unwrap_or(0) as usize;
+        Children {
+            tree: self,
+            rest: listing.order.get(start..end).unwrap_or_default().iter(),
+        }
     }
 }
 
@@ -398,7 +663,7 @@ mod tests {
     }
 
     fn dir() -> NodeKind {
-        NodeKind::Dir(BTreeMap::new())
+        NodeKind::Dir
     }
 
     fn symlink(target: &str) -> NodeKind {
@@ -407,9 +672,17 @@ mod tests {
 
     fn names(tree: &Tree, dir: &str) -> Vec<String> {
         let id = tree.lookup(&path(dir)).unwrap();
-        match &tree.node(id).kind {
-            NodeKind::Dir(children) => children.keys().map(|name| lossy(name)).collect(),
-            other => panic!("{dir} is not a directory: {other:?}"),
+        assert!(tree.is_dir(id), "{dir} is not a directory");
+        let listing = tree.listing();
+        tree.children(&listing, id)
+            .map(|(name, _)| lossy(name))
+            .collect()
+    }
+
+    fn target(tree: &Tree, id: NodeId) -> String {
+        match tree.node(id).kind {
+            Kind::Symlink(index) => lossy(tree.symlink_target(index)),
+            other => panic!("not a symlink: {other:?}"),
         }
     }
 
@@ -487,8 +760,8 @@ mod tests {
             .unwrap();
         for dir in ["usr", "usr/lib", "usr/lib/x"] {
             let id = tree.lookup(&path(dir)).unwrap();
-            assert!(matches!(tree.node(id).kind, NodeKind::Dir(_)), "{dir}");
-            assert_eq!(tree.node(id).meta, Meta::implicit_dir(), "{dir}");
+            assert!(tree.is_dir(id), "{dir}");
+            assert_eq!(tree.meta(id), Meta::implicit_dir(), "{dir}");
         }
         assert_eq!(Meta::implicit_dir().mode, 0o755);
         assert_eq!(Meta::implicit_dir().mtime, 0);
@@ -507,7 +780,7 @@ mod tests {
         let before = tree.lookup(&path("etc")).unwrap();
         let after = tree.insert(&path("etc/"), dir(), meta(0o750, 42)).unwrap();
         assert_eq!(before, after);
-        assert_eq!(tree.node(after).meta, meta(0o750, 42));
+        assert_eq!(tree.meta(after), meta(0o750, 42));
         assert_eq!(names(&tree, "etc"), ["a", "b"]);
     }
 
@@ -517,8 +790,8 @@ mod tests {
         tree.insert(&path("a"), NodeKind::Fifo, meta(0o644, 1))
             .unwrap();
         let root = tree.insert(&path("./"), dir(), meta(0o700, 9)).unwrap();
-        assert_eq!(root, tree.root);
-        assert_eq!(tree.node(tree.root).meta, meta(0o700, 9));
+        assert_eq!(root, tree.root());
+        assert_eq!(tree.meta(tree.root()), meta(0o700, 9));
         assert_eq!(names(&tree, ""), ["a"]);
         match tree.insert(&path("."), NodeKind::Fifo, meta(0o644, 1)) {
             Err(Error::RootNotDirectory { entry }) => assert_eq!(entry, "."),
@@ -533,13 +806,13 @@ mod tests {
         tree.insert(&path("x"), symlink("old"), meta(0o777, 1))
             .unwrap();
         let x = tree.insert(&path("x"), dir(), meta(0o755, 2)).unwrap();
-        assert!(matches!(tree.node(x).kind, NodeKind::Dir(_)));
+        assert!(tree.is_dir(x));
         tree.insert(&path("d/child"), NodeKind::Fifo, meta(0o644, 1))
             .unwrap();
         let d = tree
             .insert(&path("d"), symlink("new"), meta(0o777, 3))
             .unwrap();
-        assert!(matches!(&tree.node(d).kind, NodeKind::Symlink(target) if &target[..] == b"new"));
+        assert_eq!(target(&tree, d), "new");
         assert_eq!(tree.lookup(&path("d/child")), None);
         // A file replaced by a file.
         tree.insert(&path("f"), symlink("one"), meta(0o777, 1))
@@ -548,7 +821,7 @@ mod tests {
             .insert(&path("f"), symlink("two"), meta(0o777, 2))
             .unwrap();
         assert_eq!(tree.lookup(&path("f")), Some(f));
-        assert!(matches!(&tree.node(f).kind, NodeKind::Symlink(target) if &target[..] == b"two"));
+        assert_eq!(target(&tree, f), "two");
         assert_eq!(names(&tree, ""), ["d", "f", "x"]);
     }
 
@@ -616,7 +889,7 @@ mod tests {
         let made = tree.ensure_dir(&path("a/b")).unwrap();
         assert_eq!(tree.lookup(&path("a/b")), Some(made));
         assert_eq!(tree.ensure_dir(&path("a/b")).unwrap(), made);
-        assert_eq!(tree.ensure_dir(&path("")).unwrap(), tree.root);
+        assert_eq!(tree.ensure_dir(&path("")).unwrap(), tree.root());
         tree.insert(&path("a/f"), NodeKind::Fifo, meta(0o644, 1))
             .unwrap();
         assert!(matches!(
@@ -638,5 +911,45 @@ mod tests {
             [&b"trusted.overlay.opaque"[..], b"user.a", b"user.b"]
         );
         assert_eq!(&meta.xattrs.last().unwrap().1[..], b"3");
+    }
+
+    #[test]
+    fn many_entries_are_found_and_listed_in_byte_order() {
+        let mut tree = Tree::new(Meta::implicit_dir());
+        // Enough to grow the hash index several times; names of every length from 5 to 255,
+        // bytes above 0x7f (sorted as bytes, not as text), in an order unlike the sorted one.
+        let name = |i: u32| {
+            let mut name = format!("{:05}", (i * 7919) % 5000).into_bytes();
+            name.resize(5 + (i as usize % 251), 0xe9);
+            name
+        };
+        let mut ids = Vec::new();
+        for i in 0..5000 {
+            let mut raw = b"dir/".to_vec();
+            raw.extend(name(i));
+            let path = EntryPath::parse(&raw).unwrap();
+            ids.push(tree.insert(&path, NodeKind::Fifo, meta(0o644, i)).unwrap());
+        }
+        for (i, id) in ids.iter().enumerate() {
+            let mut raw = b"dir/".to_vec();
+            raw.extend(name(i as u32));
+            assert_eq!(tree.lookup(&EntryPath::parse(&raw).unwrap()), Some(*id));
+        }
+        let dir = tree.lookup(&path("dir")).unwrap();
+        let listing = tree.listing();
+        let listed: Vec<&[u8]> = tree.children(&listing, dir).map(|(name, _)| name).collect();
+        let mut expected: Vec<Vec<u8>> = (0..5000).map(name).collect();
+        expected.sort();
+        assert_eq!(listed, expected);
+        let root: Vec<_> = tree.children(&listing, tree.root()).collect();
+        assert_eq!(root, [(&b"dir"[..], dir)]);
+    }
+
+    /// What one entry costs (see the module documentation); a layer may hold millions.
+    #[test]
+    fn nodes_and_entries_stay_small() {
+        assert_eq!(std::mem::size_of::<FileData>(), 20);
+        assert_eq!(std::mem::size_of::<Node>(), 44);
+        assert_eq!(std::mem::size_of::<Entry>(), 20);
     }
 }

@@ -43,7 +43,10 @@ fn build() -> (Image, Contents) {
     let c = contents();
     let mut b = Builder::new(&ImageOptions::default());
     let root = b.root();
-    b.tree.nodes[0].meta = with_xattrs(meta(0o755, 0, 0, 1_700_000_000), &[("user.root", b"r")]);
+    b.root_meta(with_xattrs(
+        meta(0o755, 0, 0, 1_700_000_000),
+        &[("user.root", b"r")],
+    ));
     let etc = b.dir(root, "etc", meta(0o750, 0, 42, 1_700_000_001));
     b.dir(etc, "empty", meta(0o700, 1000, 1000, 1_700_000_002));
     b.file(root, "empty", &c.empty, meta(0o600, 1000, 100, 5));

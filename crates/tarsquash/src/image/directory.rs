@@ -7,7 +7,7 @@
 //! that the kernel uses to skip straight to the right block when looking a name up.
 
 use super::compressor::BlockCompressor;
-use super::layout::{MetaRef, MAX_HEADER_ENTRIES, MAX_NAME_LEN, METADATA_SIZE};
+use super::layout::{MetaRef, MAX_HEADER_ENTRIES, METADATA_SIZE};
 use super::metadata::MetadataWriter;
 use super::ImageError;
 
@@ -47,10 +47,9 @@ pub(crate) struct Listing<'t> {
 }
 
 /// Appends the listing of one directory to the directory table. `entries` must be sorted by
-/// name bytes; `path` names the directory in errors.
+/// name bytes, each name 1 to 255 bytes (as a [`Tree`](crate::tree::Tree) holds them).
 pub(crate) fn write_listing<'t>(
     entries: impl IntoIterator<Item = DirEntry<'t>>,
-    path: &dyn Fn() -> String,
     table: &mut MetadataWriter,
     compressor: &mut BlockCompressor,
 ) -> Result<Listing<'t>, ImageError> {
@@ -64,12 +63,6 @@ pub(crate) fn write_listing<'t>(
     // Bytes the run would reach in its block, counted from the block's start.
     let mut run_end = 0;
     for entry in entries {
-        if entry.name.is_empty() || entry.name.len() > MAX_NAME_LEN {
-            return Err(ImageError::NameLength {
-                path: entry_path(&path(), entry.name),
-                len: entry.name.len(),
-            });
-        }
         let entry_len = ENTRY_SIZE + entry.name.len();
         if let Some(first) = run.first() {
             let delta = i64::from(entry.number) - i64::from(first.number);
@@ -148,13 +141,6 @@ fn write_run<'t>(
     Ok(())
 }
 
-/// `dir/name` for error messages.
-pub(crate) fn entry_path(dir: &str, name: &[u8]) -> String {
-    let mut path = dir.trim_end_matches('/').to_owned();
-    push_component(&mut path, name);
-    path
-}
-
 /// Appends `/name` to a path for error messages.
 pub(crate) fn push_component(path: &mut String, name: &[u8]) {
     path.push('/');
@@ -220,8 +206,7 @@ mod tests {
         entries[302].number = 40_000;
         let mut compressor = BlockCompressor::new(3).unwrap();
         let mut table = MetadataWriter::default();
-        let listing =
-            write_listing(entries, &|| "/d".to_string(), &mut table, &mut compressor).unwrap();
+        let listing = write_listing(entries, &mut table, &mut compressor).unwrap();
         let bytes = uncompressed(0, table.finish(&mut compressor).unwrap());
         assert_eq!(bytes.len() as u64, listing.size);
         assert_eq!(
@@ -259,8 +244,7 @@ mod tests {
         let mut compressor = BlockCompressor::new(3).unwrap();
         let mut table = MetadataWriter::default();
         table.append(&[0u8; 100], &mut compressor).unwrap();
-        let listing =
-            write_listing(entries, &|| "/d".to_string(), &mut table, &mut compressor).unwrap();
+        let listing = write_listing(entries, &mut table, &mut compressor).unwrap();
         assert_eq!(listing.start.offset, 100);
         let bytes = uncompressed(100, table.finish(&mut compressor).unwrap());
         let blocks = (100 + bytes.len()).div_ceil(METADATA_SIZE);
@@ -282,23 +266,5 @@ mod tests {
             let name_len = usize::from(u16::from_le_bytes([bytes[at + 18], bytes[at + 19]])) + 1;
             assert_eq!(&bytes[at + 20..at + 20 + name_len], index.name);
         }
-    }
-
-    #[test]
-    fn names_must_have_1_to_256_bytes() {
-        let long = vec![b'x'; 257];
-        let mut compressor = BlockCompressor::new(3).unwrap();
-        let mut table = MetadataWriter::default();
-        let error = write_listing(
-            [entry(&long, 0, 1)],
-            &|| "/d".to_string(),
-            &mut table,
-            &mut compressor,
-        )
-        .unwrap_err();
-        assert!(
-            matches!(error, ImageError::NameLength { len: 257, .. }),
-            "{error}"
-        );
     }
 }

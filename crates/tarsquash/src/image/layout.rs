@@ -26,8 +26,6 @@ pub(crate) const FLAG_DUPLICATES: u16 = 0x0040;
 pub(crate) const FLAG_NO_XATTRS: u16 = 0x0200;
 pub(crate) const FLAG_COMPRESSOR_OPTIONS: u16 = 0x0400;
 
-/// Longest name a directory entry may have (the kernel refuses longer ones).
-pub(crate) const MAX_NAME_LEN: usize = 256;
 /// Most entries one directory header may cover.
 pub(crate) const MAX_HEADER_ENTRIES: usize = 256;
 
@@ -130,6 +128,13 @@ impl MetaRef {
     /// The packed 64-bit form inodes references and xattr references use.
     pub(crate) fn packed(self) -> u64 {
         (self.block << 16) | u64::from(self.offset)
+    }
+
+    pub(crate) fn unpack(packed: u64) -> MetaRef {
+        MetaRef {
+            block: packed >> 16,
+            offset: packed as u16,
+        }
     }
 }
 

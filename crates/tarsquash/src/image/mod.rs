@@ -14,12 +14,13 @@
 //!
 //! Memory: file data passes through a few blocks per compressor thread (two queued and two
 //! waiting per thread, plus the one each compresses). Per entry, besides the caller's
-//! [`Tree`] and its 32-byte [`FileData`] handles, the writer keeps (measured with a counting
+//! [`Tree`] and its 20-byte [`FileData`] handles, the writer keeps (measured with a counting
 //! allocator, 300,000 small files and 20,000 files of one block and a tail): about 75 bytes
 //! per file smaller than a block (the sha256 and place of its tail), about 200 bytes per
 //! larger file (also its whole-file sha256, handle and block list) plus 4 bytes per block.
-//! `finish` needs about 40 bytes per entry more at its peak (inode numbers, link counts and
-//! references by node, and the compressed inode and directory tables).
+//! `finish` needs about 30 bytes per entry more at its peak (the entries sorted by directory
+//! and name, inode numbers, link counts and references by node, and the compressed inode and
+//! directory tables).
 //!
 //! Extended attributes outside `user.`, `trusted.` and `security.` cannot be stored in
 //! squashfs: `finish` refuses them ([`ImageError::XattrNamespace`]); filter with
@@ -41,7 +42,7 @@ use sha2::{Digest, Sha256};
 
 use crate::tree::Tree;
 use compressor::BlockCompressor;
-use layout::{zstd_options, SUPERBLOCK_SIZE};
+use layout::{zstd_options, NONE_U32, SUPERBLOCK_SIZE};
 use pipeline::{Job, Pipeline};
 pub use xattr::xattr_name_supported;
 
@@ -51,19 +52,44 @@ const MAX_BLOCK_SIZE: u32 = 1 << 20;
 
 /// Where a regular file's content lives in the image: a handle that [`ImageWriter::finish`]
 /// resolves (compressed block sizes are known only once the blocks are written).
+///
+/// The tree keeps one per file, so it is packed into 20 bytes of 4-byte alignment: the size in
+/// two halves, "none" as `u32::MAX` rather than an `Option`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FileData {
-    size: u64,
-    /// Index of the file's block list in the writer (files of at least one full block).
-    block_list: Option<u32>,
-    /// Where the tail is, when the size is not a multiple of the block size.
-    fragment: Option<FragmentRef>,
+    /// File size in bytes: low and high 32 bits.
+    size: [u32; 2],
+    /// Index of the file's block list in the writer (files of at least one full block), or
+    /// `NONE_U32`.
+    block_list: u32,
+    /// Where the tail is, when the size is not a multiple of the block size; the index is
+    /// `NONE_U32` when there is none.
+    fragment: FragmentRef,
 }
 
 impl FileData {
+    fn new(size: u64, block_list: Option<u32>, fragment: Option<FragmentRef>) -> FileData {
+        FileData {
+            size: [size as u32, (size >> 32) as u32],
+            block_list: block_list.unwrap_or(NONE_U32),
+            fragment: fragment.unwrap_or(FragmentRef {
+                index: NONE_U32,
+                offset: 0,
+            }),
+        }
+    }
+
     /// File size in bytes.
     pub fn size(&self) -> u64 {
-        self.size
+        u64::from(self.size[0]) | u64::from(self.size[1]) << 32
+    }
+
+    fn block_list(&self) -> Option<u32> {
+        Some(self.block_list).filter(|&list| list != NONE_U32)
+    }
+
+    fn fragment(&self) -> Option<FragmentRef> {
+        Some(self.fragment).filter(|fragment| fragment.index != NONE_U32)
     }
 }
 
@@ -129,16 +155,8 @@ pub enum ImageError {
     ThreadPanicked,
     #[error("the image writer stopped after an earlier error")]
     Stopped,
-    #[error("the root of the tree is not a directory")]
-    RootNotDirectory,
-    #[error("{path} names node {id}, which is not in the tree")]
-    MissingNode { path: String, id: u32 },
-    #[error("directory {path} is listed in more than one place")]
-    DirectoryLinkedTwice { path: String },
     #[error("{path}: the file data was not added by this image writer")]
     ForeignFileData { path: String },
-    #[error("name of {len} bytes at {path}: squashfs names have 1 to 256 bytes")]
-    NameLength { path: String, len: usize },
     #[error(
         "extended attribute {name} of {path}: squashfs stores only user., trusted. and security. names"
     )]
@@ -269,11 +287,7 @@ impl ImageWriter {
         } else {
             Some(self.add_tail(tail)?)
         };
-        let file = FileData {
-            size,
-            block_list: block_list.map(|(list, _)| list),
-            fragment,
-        };
+        let file = FileData::new(size, block_list.map(|(list, _)| list), fragment);
         if let Some((_, key)) = block_list {
             self.files.insert(key, file);
         }

@@ -11,12 +11,12 @@
 //! xattr tables, each ending where the next begins (the kernel checks that), then zeros to a
 //! 4 KiB boundary. No export table: NFS export of a layer image is not needed.
 
-use std::collections::{btree_map, BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufWriter, Seek, SeekFrom, Write};
 
 use super::compressor::BlockCompressor;
-use super::directory::{push_component, write_listing, DirEntry, Listing};
+use super::directory::{push_component, write_listing, DirEntry, Listing as DirListing};
 use super::layout::{
     encode_device, InodeType, MetaRef, Superblock, DEVICE_BLOCK, FLAG_ALWAYS_FRAGMENTS,
     FLAG_COMPRESSOR_OPTIONS, FLAG_DUPLICATES, FLAG_NO_XATTRS, NONE_U32, NO_TABLE,
@@ -25,7 +25,7 @@ use super::metadata::{lookup_table, MetadataWriter};
 use super::pipeline::DataLayout;
 use super::xattr::XattrTable;
 use super::{FileData, ImageError};
-use crate::tree::{Meta, Node, NodeId, NodeKind, Tree};
+use crate::tree::{Children, Kind, Listing, Node, NodeId, Tree, Xattr};
 
 /// Settings the tables need.
 pub(crate) struct TableOptions {
@@ -39,7 +39,8 @@ pub(crate) fn write_tables(
     tree: &Tree,
     options: &TableOptions,
 ) -> Result<File, ImageError> {
-    let plan = number_inodes(tree)?;
+    let listing = tree.listing();
+    let plan = number_inodes(tree, &listing);
     let mut compressor = BlockCompressor::new(options.level)?;
     let mut inodes = InodeWriter {
         data: &data,
@@ -49,10 +50,11 @@ pub(crate) fn write_tables(
         directories: MetadataWriter::default(),
         xattrs: XattrTable::default(),
         ids: IdTable::default(),
-        refs: vec![UNWRITTEN; tree.nodes.len()],
+        refs: vec![UNWRITTEN; tree.node_count()],
         compressor: &mut compressor,
     };
-    let root = inodes.write_all(tree)?;
+    let root = inodes.write_all(tree, &listing)?;
+    drop(listing);
     let InodeWriter {
         inodes: inode_writer,
         directories,
@@ -157,28 +159,21 @@ struct Plan {
     inode_count: u32,
 }
 
-fn number_inodes(tree: &Tree) -> Result<Plan, ImageError> {
+fn number_inodes(tree: &Tree, listing: &Listing) -> Plan {
     let mut plan = Plan {
-        numbers: vec![0; tree.nodes.len()],
-        links: vec![0; tree.nodes.len()],
+        numbers: vec![0; tree.node_count()],
+        links: vec![0; tree.node_count()],
         inode_count: 0,
     };
-    let mut walker = Walker::new(tree)?;
-    while let Some(step) = walker.next()? {
+    let mut walker = Walker::new(tree, listing);
+    while let Some(step) = walker.next() {
         let (id, links) = match step {
             Step::Leaf { id, .. } => {
                 let links = plan.links[index(id)].saturating_add(1);
                 (id, links)
             }
             Step::DirDone { id, children, .. } => {
-                let subdirs = children
-                    .values()
-                    .filter(|child| {
-                        tree.nodes
-                            .get(index(**child))
-                            .is_some_and(|node| matches!(node.kind, NodeKind::Dir(_)))
-                    })
-                    .count();
+                let subdirs = children.filter(|&(_, child)| tree.is_dir(child)).count();
                 (
                     id,
                     u32::try_from(subdirs).unwrap_or(u32::MAX).saturating_add(2),
@@ -191,7 +186,7 @@ fn number_inodes(tree: &Tree) -> Result<Plan, ImageError> {
             plan.numbers[index(id)] = plan.inode_count;
         }
     }
-    Ok(plan)
+    plan
 }
 
 /// `refs` value of a node whose inode is not written yet.
@@ -212,15 +207,14 @@ struct InodeWriter<'a> {
 
 impl InodeWriter<'_> {
     /// Writes every reachable inode and directory; returns the root inode's reference.
-    fn write_all(&mut self, tree: &Tree) -> Result<MetaRef, ImageError> {
-        let mut walker = Walker::new(tree)?;
-        let mut root = None;
-        while let Some(step) = walker.next()? {
+    fn write_all(&mut self, tree: &Tree, listing: &Listing) -> Result<MetaRef, ImageError> {
+        let mut walker = Walker::new(tree, listing);
+        while let Some(step) = walker.next() {
             match step {
                 Step::Leaf { id, node, name } => {
                     if self.refs[index(id)] == UNWRITTEN {
                         let path = || walker.path(name);
-                        let inode = self.write_leaf(id, node, path)?;
+                        let inode = self.write_leaf(tree, id, node, path)?;
                         self.refs[index(id)] = inode.packed();
                     }
                 }
@@ -232,51 +226,42 @@ impl InodeWriter<'_> {
                     parent,
                 } => {
                     let path = || walker.path(name);
-                    let entries = children.iter().map(|(name, &child)| {
+                    let entries = children.map(|(name, child)| {
                         let packed = self.refs.get(index(child)).copied().unwrap_or(UNWRITTEN);
-                        let kind = tree
-                            .nodes
-                            .get(index(child))
-                            .map_or(0, |n| basic_type(&n.kind));
+                        let kind = basic_type(&tree.node(child).kind);
                         DirEntry {
                             name,
-                            inode: MetaRef {
-                                block: packed >> 16,
-                                offset: packed as u16,
-                            },
+                            inode: MetaRef::unpack(packed),
                             number: self.plan.numbers.get(index(child)).copied().unwrap_or(0),
                             kind,
                         }
                     });
-                    let listing =
-                        write_listing(entries, &path, &mut self.directories, self.compressor)?;
+                    let listing = write_listing(entries, &mut self.directories, self.compressor)?;
                     let parent_number = match parent {
                         Some(parent) => self.plan.numbers[index(parent)],
                         // The root's parent is one past the last inode, as mksquashfs writes it.
                         None => self.plan.inode_count + 1,
                     };
-                    let inode = self.write_dir(id, &node.meta, &listing, parent_number, &path)?;
+                    let xattrs = tree.xattrs(node);
+                    let inode = self.write_dir(id, node, xattrs, &listing, parent_number, &path)?;
                     self.refs[index(id)] = inode.packed();
-                    if parent.is_none() {
-                        root = Some(inode);
-                    }
                 }
             }
         }
-        // The walk always ends with the root.
-        root.ok_or(ImageError::RootNotDirectory)
+        // The walk ends with the root (a directory: the tree has no other kind of root).
+        Ok(MetaRef::unpack(self.refs[index(tree.root())]))
     }
 
     /// Starts an inode: its type, then the common header.
-    fn header(&mut self, kind: u16, meta: &Meta, id: NodeId) -> Result<Vec<u8>, ImageError> {
-        let uid = self.ids.index(meta.uid)?;
-        let gid = self.ids.index(meta.gid)?;
+    fn header(&mut self, kind: u16, node: &Node, id: NodeId) -> Result<Vec<u8>, ImageError> {
+        let uid = self.ids.index(node.uid)?;
+        let gid = self.ids.index(node.gid)?;
         let mut bytes = Vec::with_capacity(64);
         bytes.extend_from_slice(&kind.to_le_bytes());
-        bytes.extend_from_slice(&(meta.mode & 0o7777).to_le_bytes());
+        bytes.extend_from_slice(&(node.mode & 0o7777).to_le_bytes());
         bytes.extend_from_slice(&uid.to_le_bytes());
         bytes.extend_from_slice(&gid.to_le_bytes());
-        bytes.extend_from_slice(&meta.mtime.to_le_bytes());
+        bytes.extend_from_slice(&node.mtime.to_le_bytes());
         bytes.extend_from_slice(&self.plan.numbers[index(id)].to_le_bytes());
         Ok(bytes)
     }
@@ -289,19 +274,21 @@ impl InodeWriter<'_> {
 
     fn write_leaf(
         &mut self,
+        tree: &Tree,
         id: NodeId,
         node: &Node,
         path: impl Fn() -> String,
     ) -> Result<MetaRef, ImageError> {
-        let xattr = self.xattrs.id(&node.meta.xattrs, &path, self.compressor)?;
+        let xattr = self.xattrs.id(tree.xattrs(node), &path, self.compressor)?;
         let links = self.plan.links[index(id)];
         let extended = xattr != NONE_U32;
         let mut bytes;
-        match &node.kind {
-            NodeKind::File(file) => return self.write_file(id, node, file, xattr, &path),
-            NodeKind::Symlink(target) => {
+        match node.kind {
+            Kind::File(file) => return self.write_file(id, node, &file, xattr, &path),
+            Kind::Symlink(target) => {
+                let target = tree.symlink_target(target);
                 let kind = InodeType::Symlink;
-                bytes = self.header(type_number(kind, extended), &node.meta, id)?;
+                bytes = self.header(type_number(kind, extended), node, id)?;
                 let size = u32::try_from(target.len()).map_err(|_| ImageError::EntryTooLarge {
                     path: path(),
                     what: "symlink target",
@@ -310,30 +297,30 @@ impl InodeWriter<'_> {
                 bytes.extend_from_slice(&size.to_le_bytes());
                 bytes.extend_from_slice(target);
             }
-            NodeKind::CharDevice { major, minor } | NodeKind::BlockDevice { major, minor } => {
+            Kind::CharDevice { major, minor } | Kind::BlockDevice { major, minor } => {
                 let kind = match node.kind {
-                    NodeKind::CharDevice { .. } => InodeType::CharDevice,
+                    Kind::CharDevice { .. } => InodeType::CharDevice,
                     _ => InodeType::BlockDevice,
                 };
                 let device =
-                    encode_device(*major, *minor).ok_or_else(|| ImageError::DeviceNumber {
+                    encode_device(major, minor).ok_or_else(|| ImageError::DeviceNumber {
                         path: path(),
-                        major: *major,
-                        minor: *minor,
+                        major,
+                        minor,
                     })?;
-                bytes = self.header(type_number(kind, extended), &node.meta, id)?;
+                bytes = self.header(type_number(kind, extended), node, id)?;
                 bytes.extend_from_slice(&links.to_le_bytes());
                 bytes.extend_from_slice(&device.to_le_bytes());
             }
-            NodeKind::Fifo | NodeKind::Socket => {
+            Kind::Fifo | Kind::Socket => {
                 let kind = match node.kind {
-                    NodeKind::Fifo => InodeType::Fifo,
+                    Kind::Fifo => InodeType::Fifo,
                     _ => InodeType::Socket,
                 };
-                bytes = self.header(type_number(kind, extended), &node.meta, id)?;
+                bytes = self.header(type_number(kind, extended), node, id)?;
                 bytes.extend_from_slice(&links.to_le_bytes());
             }
-            NodeKind::Dir(_) => unreachable!("the walker steps into directories"),
+            Kind::Dir => unreachable!("the walker steps into directories"),
         }
         if extended {
             bytes.extend_from_slice(&xattr.to_le_bytes());
@@ -351,8 +338,9 @@ impl InodeWriter<'_> {
     ) -> Result<MetaRef, ImageError> {
         let foreign = || ImageError::ForeignFileData { path: path() };
         let block_size = u64::from(self.block_size);
-        let full_blocks = usize::try_from(file.size / block_size).map_err(|_| foreign())?;
-        let (start, words) = match file.block_list {
+        let size = file.size();
+        let full_blocks = usize::try_from(size / block_size).map_err(|_| foreign())?;
+        let (start, words) = match file.block_list() {
             Some(list) => {
                 let list = self
                     .data
@@ -369,11 +357,11 @@ impl InodeWriter<'_> {
             None if full_blocks == 0 => (0, &[][..]),
             None => return Err(foreign()),
         };
-        let (fragment, fragment_offset) = match file.fragment {
+        let (fragment, fragment_offset) = match file.fragment() {
             Some(fragment) if (fragment.index as usize) < self.data.fragments.len() => {
                 (fragment.index, fragment.offset)
             }
-            None if file.size.is_multiple_of(block_size) => (NONE_U32, 0),
+            None if size.is_multiple_of(block_size) => (NONE_U32, 0),
             _ => return Err(foreign()),
         };
         let sparse = words.iter().filter(|&&word| word == 0).count() as u64 * block_size;
@@ -381,12 +369,12 @@ impl InodeWriter<'_> {
         let extended = xattr != NONE_U32
             || links > 1
             || sparse > 0
-            || file.size > u64::from(u32::MAX)
+            || size > u64::from(u32::MAX)
             || start > u64::from(u32::MAX);
-        let mut bytes = self.header(type_number(InodeType::File, extended), &node.meta, id)?;
+        let mut bytes = self.header(type_number(InodeType::File, extended), node, id)?;
         if extended {
             bytes.extend_from_slice(&start.to_le_bytes());
-            bytes.extend_from_slice(&file.size.to_le_bytes());
+            bytes.extend_from_slice(&size.to_le_bytes());
             bytes.extend_from_slice(&sparse.to_le_bytes());
             bytes.extend_from_slice(&links.to_le_bytes());
             bytes.extend_from_slice(&fragment.to_le_bytes());
@@ -397,7 +385,7 @@ impl InodeWriter<'_> {
             bytes.extend_from_slice(&(start as u32).to_le_bytes());
             bytes.extend_from_slice(&fragment.to_le_bytes());
             bytes.extend_from_slice(&fragment_offset.to_le_bytes());
-            bytes.extend_from_slice(&(file.size as u32).to_le_bytes());
+            bytes.extend_from_slice(&(size as u32).to_le_bytes());
         }
         for word in words {
             bytes.extend_from_slice(&word.to_le_bytes());
@@ -408,12 +396,13 @@ impl InodeWriter<'_> {
     fn write_dir(
         &mut self,
         id: NodeId,
-        meta: &Meta,
-        listing: &Listing<'_>,
+        node: &Node,
+        xattrs: &[Xattr],
+        listing: &DirListing<'_>,
         parent: u32,
         path: &dyn Fn() -> String,
     ) -> Result<MetaRef, ImageError> {
-        let xattr = self.xattrs.id(&meta.xattrs, path, self.compressor)?;
+        let xattr = self.xattrs.id(xattrs, path, self.compressor)?;
         let links = self.plan.links[index(id)];
         let too_large = || ImageError::EntryTooLarge {
             path: path(),
@@ -425,7 +414,7 @@ impl InodeWriter<'_> {
             .map_err(|_| ImageError::TableTooLarge { table: "directory" })?;
         let index_count = u16::try_from(listing.index.len()).map_err(|_| too_large())?;
         let extended = xattr != NONE_U32 || index_count > 0 || size > u32::from(u16::MAX);
-        let mut bytes = self.header(type_number(InodeType::Dir, extended), meta, id)?;
+        let mut bytes = self.header(type_number(InodeType::Dir, extended), node, id)?;
         if extended {
             bytes.extend_from_slice(&links.to_le_bytes());
             bytes.extend_from_slice(&size.to_le_bytes());
@@ -462,21 +451,21 @@ fn type_number(kind: InodeType, extended: bool) -> u16 {
     }
 }
 
-fn basic_type(kind: &NodeKind) -> u16 {
+fn basic_type(kind: &Kind) -> u16 {
     match kind {
-        NodeKind::Dir(_) => InodeType::Dir,
-        NodeKind::File(_) => InodeType::File,
-        NodeKind::Symlink(_) => InodeType::Symlink,
-        NodeKind::CharDevice { .. } => InodeType::CharDevice,
-        NodeKind::BlockDevice { .. } => InodeType::BlockDevice,
-        NodeKind::Fifo => InodeType::Fifo,
-        NodeKind::Socket => InodeType::Socket,
+        Kind::Dir => InodeType::Dir,
+        Kind::File(_) => InodeType::File,
+        Kind::Symlink(_) => InodeType::Symlink,
+        Kind::CharDevice { .. } => InodeType::CharDevice,
+        Kind::BlockDevice { .. } => InodeType::BlockDevice,
+        Kind::Fifo => InodeType::Fifo,
+        Kind::Socket => InodeType::Socket,
     }
     .basic()
 }
 
 fn index(id: NodeId) -> usize {
-    id.0 as usize
+    id.index()
 }
 
 /// The uid/gid table: each distinct id once, in order of first use.
@@ -502,20 +491,18 @@ impl IdTable {
     }
 }
 
-/// Depth-first walk from the root without recursion (paths can be arbitrarily deep).
+/// Depth-first walk from the root without recursion (paths can be arbitrarily deep). The
+/// tree is well formed (see [`crate::tree`]): every directory is entered once.
 struct Walker<'t> {
     tree: &'t Tree,
-    /// Directories already entered, so a directory listed twice is refused, not looped over.
-    entered: Vec<bool>,
+    listing: &'t Listing,
     stack: Vec<Frame<'t>>,
 }
 
 struct Frame<'t> {
     id: NodeId,
     name: &'t [u8],
-    node: &'t Node,
-    children: &'t BTreeMap<Box<[u8]>, NodeId>,
-    rest: btree_map::Iter<'t, Box<[u8]>, NodeId>,
+    rest: Children<'t>,
 }
 
 enum Step<'t> {
@@ -530,76 +517,49 @@ enum Step<'t> {
         id: NodeId,
         node: &'t Node,
         name: &'t [u8],
-        children: &'t BTreeMap<Box<[u8]>, NodeId>,
+        children: Children<'t>,
         parent: Option<NodeId>,
     },
 }
 
 impl<'t> Walker<'t> {
-    fn new(tree: &'t Tree) -> Result<Self, ImageError> {
-        let node = tree
-            .nodes
-            .get(index(tree.root))
-            .ok_or(ImageError::RootNotDirectory)?;
-        let NodeKind::Dir(children) = &node.kind else {
-            return Err(ImageError::RootNotDirectory);
-        };
-        let mut entered = vec![false; tree.nodes.len()];
-        entered[index(tree.root)] = true;
-        Ok(Walker {
+    fn new(tree: &'t Tree, listing: &'t Listing) -> Self {
+        let root = tree.root();
+        Walker {
             tree,
-            entered,
+            listing,
             stack: vec![Frame {
-                id: tree.root,
+                id: root,
                 name: b"",
-                node,
-                children,
-                rest: children.iter(),
+                rest: tree.children(listing, root),
             }],
-        })
+        }
     }
 
-    fn next(&mut self) -> Result<Option<Step<'t>>, ImageError> {
+    fn next(&mut self) -> Option<Step<'t>> {
         loop {
-            let Some(frame) = self.stack.last_mut() else {
-                return Ok(None);
-            };
-            let Some((name, &id)) = frame.rest.next() else {
-                let Some(done) = self.stack.pop() else {
-                    return Ok(None);
-                };
-                return Ok(Some(Step::DirDone {
+            let frame = self.stack.last_mut()?;
+            let Some((name, id)) = frame.rest.next() else {
+                let done = self.stack.pop()?;
+                return Some(Step::DirDone {
                     id: done.id,
-                    node: done.node,
+                    node: self.tree.node(done.id),
                     name: done.name,
-                    children: done.children,
+                    children: self.tree.children(self.listing, done.id),
                     parent: self.stack.last().map(|frame| frame.id),
-                }));
-            };
-            let Some(node) = self.tree.nodes.get(index(id)) else {
-                return Err(ImageError::MissingNode {
-                    path: self.path(name),
-                    id: id.0,
                 });
             };
-            let NodeKind::Dir(children) = &node.kind else {
-                return Ok(Some(Step::Leaf { id, node, name }));
-            };
-            if std::mem::replace(&mut self.entered[index(id)], true) {
-                return Err(ImageError::DirectoryLinkedTwice {
-                    path: self.path(name),
-                });
+            let node = self.tree.node(id);
+            if node.kind != Kind::Dir {
+                return Some(Step::Leaf { id, node, name });
             }
             self.stack.push(Frame {
                 id,
                 name,
-                node,
-                children,
-                rest: children.iter(),
+                rest: self.tree.children(self.listing, id),
             });
         }
     }
-
     /// The path of entry `name` in the directory being walked (of the directory just done,
     /// for [`Step::DirDone`]), for error messages.
     fn path(&self, name: &[u8]) -> String {

@@ -3,7 +3,7 @@
 // Each test binary uses a different part of this module.
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::ffi::CString;
 use std::fs::File;
 use std::os::unix::ffi::OsStrExt;
@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use tarsquash::image::{FileData, ImageOptions, ImageWriter};
-use tarsquash::tree::{Meta, Node, NodeId, NodeKind, Tree};
+use tarsquash::tree::{EntryPath, Meta, NodeId, NodeKind, Tree};
 
 pub fn meta(mode: u16, uid: u32, gid: u32, mtime: u32) -> Meta {
     Meta {
@@ -35,6 +35,8 @@ pub fn with_xattrs(mut meta: Meta, xattrs: &[(&str, &[u8])]) -> Meta {
 /// A tree under construction, with the image writer its files go to.
 pub struct Builder {
     pub tree: Tree,
+    /// The path of each node added, to name it to the tree.
+    paths: HashMap<NodeId, String>,
     pub writer: ImageWriter,
     pub image: PathBuf,
     _dir: tempfile::TempDir,
@@ -45,14 +47,10 @@ impl Builder {
         let dir = tempfile::tempdir().unwrap();
         let image = dir.path().join("image.sqfs");
         let out = File::create(&image).unwrap();
+        let tree = Tree::new(meta(0o755, 0, 0, 1_600_000_000));
         Builder {
-            tree: Tree {
-                nodes: vec![Node {
-                    kind: NodeKind::Dir(BTreeMap::new()),
-                    meta: meta(0o755, 0, 0, 1_600_000_000),
-                }],
-                root: NodeId(0),
-            },
+            paths: HashMap::from([(tree.root(), String::new())]),
+            tree,
             writer: ImageWriter::new(out, options).unwrap(),
             image,
             _dir: dir,
@@ -60,29 +58,40 @@ impl Builder {
     }
 
     pub fn root(&self) -> NodeId {
-        self.tree.root
+        self.tree.root()
+    }
+
+    /// Sets the attributes of the root.
+    pub fn root_meta(&mut self, meta: Meta) {
+        self.tree
+            .insert(&EntryPath::parse(b"./").unwrap(), NodeKind::Dir, meta)
+            .unwrap();
+    }
+
+    fn path(&self, parent: NodeId, name: &str) -> String {
+        format!("{}/{name}", self.paths[&parent])
     }
 
     /// Adds a node named `name` under the directory `parent`.
     pub fn add(&mut self, parent: NodeId, name: &str, kind: NodeKind, meta: Meta) -> NodeId {
-        let id = NodeId(self.tree.nodes.len() as u32);
-        self.tree.nodes.push(Node { kind, meta });
-        self.link(parent, name, id);
+        let path = self.path(parent, name);
+        let id = self
+            .tree
+            .insert(&EntryPath::parse(path.as_bytes()).unwrap(), kind, meta)
+            .unwrap();
+        self.paths.insert(id, path);
         id
     }
 
     /// A further entry naming an existing node (a hard link).
     pub fn link(&mut self, parent: NodeId, name: &str, id: NodeId) {
-        match &mut self.tree.nodes[parent.0 as usize].kind {
-            NodeKind::Dir(children) => {
-                children.insert(name.as_bytes().into(), id);
-            }
-            _ => panic!("parent is not a directory"),
-        }
+        let path = EntryPath::parse(self.path(parent, name).as_bytes()).unwrap();
+        let target = EntryPath::parse(self.paths[&id].as_bytes()).unwrap();
+        self.tree.insert_hard_link(&path, &target).unwrap();
     }
 
     pub fn dir(&mut self, parent: NodeId, name: &str, meta: Meta) -> NodeId {
-        self.add(parent, name, NodeKind::Dir(BTreeMap::new()), meta)
+        self.add(parent, name, NodeKind::Dir, meta)
     }
 
     pub fn data(&mut self, content: &[u8]) -> FileData {
