@@ -6,12 +6,16 @@
 //! - [`trust`]: content trust (cosign signatures) for a manifest digest.
 //! - [`registry`]: the Distribution API client (auth, manifests, blobs).
 //! - [`config`]: concil's JSON configuration and where credentials come from.
+//! - [`exit_status`]: the exit statuses of the command, one table.
+//! - [`digest`]: the `sha256:` digest type, and hashing readers and writers.
 //! - [`reference`]: image references (`docker://host/repo:tag@sha256:…`, `alpine`).
 //!
 //! The squashfs writer is the separate `tarsquash` crate.
 
 pub mod cache;
 pub mod config;
+pub mod digest;
+pub mod exit_status;
 pub mod reference;
 pub mod registry;
 pub mod store;

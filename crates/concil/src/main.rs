@@ -10,9 +10,10 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 use concil::cache::Cache;
 use concil::config::Config;
+use concil::digest::Digest;
 use concil::reference::Reference;
-use concil::store::{Platform, Progress, Store, StoreError};
-use concil::trust::{key_management, TrustError};
+use concil::store::{Platform, Progress, Store};
+use concil::trust::key_management;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 #[derive(Parser)]
@@ -128,7 +129,7 @@ fn main() -> ExitCode {
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            let status = exit_status(&*error);
+            let status = concil::exit_status::of(&*error);
             let mut line = format!("error: {error}");
             let mut source = error.source();
             while let Some(cause) = source {
@@ -157,17 +158,6 @@ fn escape_control_characters(text: &str) -> String {
         }
     }
     escaped
-}
-
-/// 1 for any failure, except the distinct statuses of "not trusted" (see `TrustError::exit_code`).
-fn exit_status(error: &(dyn std::error::Error + 'static)) -> u8 {
-    match error.downcast_ref::<StoreError>() {
-        Some(StoreError::Trust(trust)) => trust.exit_code(),
-        _ => match error.downcast_ref::<TrustError>() {
-            Some(trust) => trust.exit_code(),
-            None => 1,
-        },
-    }
 }
 
 fn init_logging(verbose: u8) {
@@ -220,6 +210,7 @@ fn run(command: Command) -> Result<(), BoxError> {
                     WhiteoutMode::Keep => tarsquash::Whiteouts::Keep,
                     WhiteoutMode::Overlay => tarsquash::Whiteouts::Overlay,
                 },
+                ..tarsquash::Options::default()
             };
             convert(&input, &output, &options)
         }
@@ -340,25 +331,25 @@ fn convert(input: &Path, output: &Path, options: &tarsquash::Options) -> Result<
 #[derive(Default)]
 struct Bars {
     multi: MultiProgress,
-    bars: Mutex<HashMap<String, ProgressBar>>,
+    bars: Mutex<HashMap<Digest, ProgressBar>>,
 }
 
 impl Progress for Bars {
-    fn layer_started(&self, digest: &str, size: u64) {
+    fn layer_started(&self, digest: &Digest, size: u64) {
         let bar = self.multi.add(ProgressBar::new(size));
         let style = ProgressStyle::with_template(
             "{prefix} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {msg}",
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar());
         bar.set_style(style);
-        bar.set_prefix(short_digest(digest));
+        bar.set_prefix(short_digest(digest).to_owned());
         bar.set_message("downloading + converting");
         if let Ok(mut bars) = self.bars.lock() {
-            bars.insert(digest.to_owned(), bar);
+            bars.insert(digest.clone(), bar);
         }
     }
 
-    fn layer_bytes(&self, digest: &str, bytes: u64) {
+    fn layer_bytes(&self, digest: &Digest, bytes: u64) {
         if let Some(bar) = self
             .bars
             .lock()
@@ -369,7 +360,7 @@ impl Progress for Bars {
         }
     }
 
-    fn layer_done(&self, digest: &str, cached: bool) {
+    fn layer_done(&self, digest: &Digest, cached: bool) {
         let bar = self
             .bars
             .lock()
@@ -387,10 +378,6 @@ impl Progress for Bars {
     }
 }
 
-fn short_digest(digest: &str) -> String {
-    digest
-        .trim_start_matches("sha256:")
-        .chars()
-        .take(12)
-        .collect()
+fn short_digest(digest: &Digest) -> &str {
+    &digest.hex()[..12]
 }

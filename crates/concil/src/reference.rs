@@ -10,6 +10,8 @@
 
 use std::fmt;
 
+use crate::digest::{is_sha256_hex, Digest, DigestError};
+
 /// The registry name Docker Hub references normalise to.
 pub const DOCKER_HUB: &str = "docker.io";
 /// Other names of Docker Hub that normalise to [`DOCKER_HUB`].
@@ -22,7 +24,6 @@ const SCHEME: &str = "docker";
 /// Longest `registry/repository` Docker accepts.
 const NAME_MAX_LEN: usize = 255;
 const TAG_MAX_LEN: usize = 128;
-const SHA256_HEX_LEN: usize = 64;
 
 /// A parsed, normalised image reference.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -33,8 +34,8 @@ pub struct Reference {
     pub repository: String,
     /// Tag; `latest` when neither tag nor digest was given.
     pub tag: Option<String>,
-    /// `sha256:<64 hex>` when given.
-    pub digest: Option<String>,
+    /// The digest, when given.
+    pub digest: Option<Digest>,
 }
 
 /// Why a string is not an image reference. Every variant names the input.
@@ -184,7 +185,8 @@ impl Reference {
     /// (`latest` if a hand-built reference has neither).
     pub fn manifest_reference(&self) -> &str {
         self.digest
-            .as_deref()
+            .as_ref()
+            .map(Digest::as_str)
             .or(self.tag.as_deref())
             .unwrap_or(DEFAULT_TAG)
     }
@@ -201,39 +203,23 @@ pub fn registry_host(registry: &str) -> &str {
     port_start.map_or(registry, |colon| &registry[..colon])
 }
 
-fn parse_digest(input: &str, digest: &str) -> Result<String, ReferenceError> {
-    let invalid = || ReferenceError::InvalidDigest {
-        input: input.to_owned(),
-        digest: digest.to_owned(),
-    };
-    let (algorithm, hex) = digest.split_once(':').ok_or_else(invalid)?;
-    if algorithm != "sha256" {
-        // Name well-formed algorithms (sha512, blake3…) as unsupported; anything else is garbage.
-        let well_formed = algorithm.starts_with(|c: char| c.is_ascii_alphabetic())
-            && algorithm
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '+' | '.'));
-        return Err(if well_formed {
+fn parse_digest(input: &str, digest: &str) -> Result<Digest, ReferenceError> {
+    Digest::parse(digest).map_err(|error| match error {
+        DigestError::UnsupportedAlgorithm { algorithm, .. } => {
             ReferenceError::UnsupportedDigestAlgorithm {
                 input: input.to_owned(),
-                algorithm: algorithm.to_owned(),
+                algorithm,
             }
-        } else {
-            invalid()
-        });
-    }
-    if !is_sha256_hex(hex) {
-        return Err(invalid());
-    }
-    Ok(digest.to_owned())
+        }
+        _ => ReferenceError::InvalidDigest {
+            input: input.to_owned(),
+            digest: digest.to_owned(),
+        },
+    })
 }
 
-fn is_sha256_hex(text: &str) -> bool {
-    text.len() == SHA256_HEX_LEN && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-}
-
-/// `[\w][\w.-]{0,127}` with ASCII `\w`.
-fn is_valid_tag(tag: &str) -> bool {
+/// `[\w][\w.-]{0,127}` with ASCII `\w`: the distribution spec's tag grammar.
+pub(crate) fn is_valid_tag(tag: &str) -> bool {
     let is_word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
     match tag.as_bytes().split_first() {
         Some((&first, rest)) => {
@@ -246,7 +232,7 @@ fn is_valid_tag(tag: &str) -> bool {
 }
 
 /// `[a-z0-9]+(?:(?:[._]|__|[-]*)[a-z0-9]+)*`: alphanumeric runs joined by one separator each.
-fn is_valid_path_component(component: &str) -> bool {
+pub(crate) fn is_valid_path_component(component: &str) -> bool {
     let is_alnum = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
     let mut runs = component.split(is_alnum);
     // Leading and trailing pieces are empty iff the component starts and ends alphanumerically.
@@ -309,7 +295,7 @@ mod tests {
 
     const HEX: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
-    fn parsed(input: &str) -> (String, String, Option<String>, Option<String>) {
+    fn parsed(input: &str) -> (String, String, Option<String>, Option<Digest>) {
         let reference = Reference::parse(input).unwrap_or_else(|e| panic!("{input}: {e}"));
         (
             reference.registry,
@@ -380,7 +366,10 @@ mod tests {
         assert_eq!(reference.registry, "ghcr.io");
         assert_eq!(reference.repository, "o/r");
         assert_eq!(reference.tag, None);
-        assert_eq!(reference.digest.as_deref(), Some(&*format!("sha256:{HEX}")));
+        assert_eq!(
+            reference.digest.as_ref().map(Digest::as_str),
+            Some(&*format!("sha256:{HEX}"))
+        );
         assert_eq!(reference.manifest_reference(), format!("sha256:{HEX}"));
         assert_eq!(reference.to_string(), input);
     }

@@ -35,11 +35,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest as _, Sha256};
 use tarsquash::decode::Compression;
 
 use crate::cache::{Cache, CacheError, CleanReport};
 use crate::config::{Config, ConfigError, ContentTrust};
+use crate::digest::{Digest, DigestError, DigestReader};
 use crate::reference::Reference;
 use crate::registry::{
     Client, Descriptor, ImageManifest, Manifest, ParsedManifest, RegistryError, TlsSettings,
@@ -165,7 +165,7 @@ pub enum Verification {
 #[derive(Debug, Clone)]
 pub struct ResolvedManifest {
     /// Digest of the image manifest itself (not of the index that led to it).
-    pub digest: String,
+    pub digest: Digest,
     pub media_type: String,
     pub manifest: ImageManifest,
     /// How the digest the reference resolved to was found trustworthy.
@@ -190,16 +190,16 @@ pub struct ImageConfig {
 pub struct RootFs {
     #[serde(rename = "type", default)]
     pub kind: String,
-    pub diff_ids: Vec<String>,
+    pub diff_ids: Vec<Digest>,
 }
 
 /// One layer of a pulled image.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PulledLayer {
     /// The blob's digest as in the manifest.
-    pub digest: String,
+    pub digest: Digest,
     /// The uncompressed tar's digest from the config, the name of the squashfs file.
-    pub diff_id: String,
+    pub diff_id: Digest,
     pub media_type: String,
     /// The blob's size in bytes.
     pub size: u64,
@@ -210,8 +210,8 @@ pub struct PulledLayer {
 /// A pulled image: what `concil pull --json` prints.
 #[derive(Debug, Clone, Serialize)]
 pub struct PulledImage {
-    pub manifest_digest: String,
-    pub config_digest: String,
+    pub manifest_digest: Digest,
+    pub config_digest: Digest,
     /// The platform of the image pulled (from its config).
     pub platform: String,
     pub verified: Verification,
@@ -223,11 +223,11 @@ pub struct PulledImage {
 /// Called from the layer worker threads.
 pub trait Progress: Send + Sync {
     /// A layer starts downloading (`size` bytes of blob).
-    fn layer_started(&self, _digest: &str, _size: u64) {}
+    fn layer_started(&self, _digest: &Digest, _size: u64) {}
     /// `bytes` more bytes of the blob arrived.
-    fn layer_bytes(&self, _digest: &str, _bytes: u64) {}
+    fn layer_bytes(&self, _digest: &Digest, _bytes: u64) {}
     /// The layer is in the cache (`cached`: it was there already).
-    fn layer_done(&self, _digest: &str, _cached: bool) {}
+    fn layer_done(&self, _digest: &Digest, _cached: bool) {}
 }
 
 /// Reports nothing.
@@ -253,69 +253,76 @@ pub enum StoreError {
         wanted: Platform,
         available: String,
     },
+    /// A descriptor (in a manifest or index) whose digest concil cannot verify.
+    #[error("{document}: {what}")]
+    DescriptorDigest {
+        document: String,
+        what: String,
+        source: DigestError,
+    },
     #[error("{image}: indexes nested deeper than {MAX_INDEX_DEPTH} levels")]
     IndexTooDeep { image: String },
     #[error("{image}: manifest {digest} has media type {media_type}, expected an image manifest")]
     NotAnImageManifest {
         image: String,
-        digest: String,
+        digest: Digest,
         media_type: String,
     },
     #[error("config {digest} is not a valid image config: {reason}")]
-    ConfigInvalid { digest: String, reason: String },
+    ConfigInvalid { digest: Digest, reason: String },
     #[error("config {digest} is {size} bytes, more than the {MAX_CONFIG_SIZE} accepted")]
-    ConfigTooLarge { digest: String, size: u64 },
+    ConfigTooLarge { digest: Digest, size: u64 },
     #[error("manifest {manifest} lists {layers} layers but its config has {diff_ids} diff_ids")]
     LayerCountMismatch {
-        manifest: String,
+        manifest: Digest,
         layers: usize,
         diff_ids: usize,
     },
     #[error("layer {digest} has media type {media_type}, which concil cannot store")]
-    UnsupportedLayer { digest: String, media_type: String },
+    UnsupportedLayer { digest: Digest, media_type: String },
     #[error("layer {digest} is non-distributable ({media_type}) and cannot be pulled")]
-    NonDistributableLayer { digest: String, media_type: String },
+    NonDistributableLayer { digest: Digest, media_type: String },
     #[error("layer {digest}: {url} ended after {got} of {expected} bytes")]
     BlobTruncated {
-        digest: String,
+        digest: Digest,
         url: String,
         got: u64,
         expected: u64,
     },
     #[error("layer {digest}: {url} sent more than the {expected} bytes the manifest declares")]
     BlobTooLong {
-        digest: String,
+        digest: Digest,
         url: String,
         expected: u64,
     },
     #[error("layer {digest}: content from {url} hashes to {got}")]
     BlobDigestMismatch {
-        digest: String,
+        digest: Digest,
         url: String,
-        got: String,
+        got: Digest,
     },
     #[error(
         "layer {digest}: uncompressed content hashes to {got}, but the config says {expected}"
     )]
     DiffIdMismatch {
-        digest: String,
-        expected: String,
+        digest: Digest,
+        expected: Digest,
         got: String,
     },
     #[error("layer {digest}: reading {url}")]
     BlobRead {
-        digest: String,
+        digest: Digest,
         url: String,
         source: io::Error,
     },
     #[error("layer {digest}: converting to squashfs")]
     Convert {
-        digest: String,
+        digest: Digest,
         source: tarsquash::Error,
     },
     #[error("layer {digest}: writing {path}")]
     WriteLayer {
-        digest: String,
+        digest: Digest,
         path: PathBuf,
         source: io::Error,
     },
@@ -417,7 +424,8 @@ impl Store {
                 }
                 ParsedManifest::Index(index) => {
                     let child = self.choose_platform(index.manifests(), platform)?;
-                    manifest = self.fetch_manifest(child.digest().as_ref())?;
+                    let child = descriptor_digest(child, &manifest.digest, "manifest")?;
+                    manifest = self.fetch_manifest(child.as_str())?;
                 }
             }
         }
@@ -426,9 +434,10 @@ impl Store {
         })
     }
 
-    /// The image config `descriptor` points to, from the cache or the registry (then cached).
-    pub fn config(&self, descriptor: &Descriptor) -> Result<ImageConfig, StoreError> {
-        let digest = descriptor.digest().to_string();
+    /// The image config of the manifest, from the cache or the registry (then cached).
+    pub fn config(&self, resolved: &ResolvedManifest) -> Result<ImageConfig, StoreError> {
+        let descriptor = resolved.manifest.config();
+        let digest = descriptor_digest(descriptor, &resolved.digest, "config")?;
         let bytes = match self.cache.config(&digest)? {
             Some(bytes) => bytes,
             None => {
@@ -445,10 +454,10 @@ impl Store {
             .map_err(|reason| StoreError::ConfigInvalid { digest, reason })
     }
 
-    fn fetch_config(&self, digest: &str, size: u64) -> Result<Vec<u8>, StoreError> {
+    fn fetch_config(&self, digest: &Digest, size: u64) -> Result<Vec<u8>, StoreError> {
         if size > MAX_CONFIG_SIZE {
             return Err(StoreError::ConfigTooLarge {
-                digest: digest.to_owned(),
+                digest: digest.clone(),
                 size,
             });
         }
@@ -457,29 +466,37 @@ impl Store {
         Ok(bytes)
     }
 
-    /// The squashfs file of one layer: from the cache, or downloaded and converted (each blob
-    /// once, even across processes: the per-blob lock makes others wait and then reuse it).
-    pub fn layer(&self, descriptor: &Descriptor, diff_id: &str) -> Result<PathBuf, StoreError> {
-        let digest = descriptor.digest().to_string();
-        let media_type = descriptor.media_type().to_string();
-        let kind = LayerKind::of(&digest, &media_type)?;
-        if let Some(path) = self.cached_layer(&digest, diff_id, kind)? {
+    /// The squashfs file of one layer (`descriptor`) of the manifest: from the cache, or downloaded and
+    /// converted (each blob once, even across processes: the per-blob lock makes others wait
+    /// and then reuse it).
+    pub fn layer(
+        &self,
+        resolved: &ResolvedManifest,
+        descriptor: &Descriptor,
+        diff_id: &Digest,
+    ) -> Result<PathBuf, StoreError> {
+        self.pull_layer(&LayerBlob::of(&resolved.digest, descriptor)?, diff_id)
+    }
+
+    fn pull_layer(&self, layer: &LayerBlob, diff_id: &Digest) -> Result<PathBuf, StoreError> {
+        let digest = &layer.digest;
+        if let Some(path) = self.cached_layer(layer, diff_id)? {
             tracing::debug!(layer = %digest, "layer in the cache");
-            self.progress.layer_done(&digest, true);
+            self.progress.layer_done(digest, true);
             return Ok(path);
         }
         tracing::debug!(layer = %digest, "waiting for the blob's lock");
-        let _lock = self.cache.lock(&digest)?;
+        let _lock = self.cache.lock(digest)?;
         // Another process may have finished it while we waited for the lock.
-        if let Some(path) = self.cached_layer(&digest, diff_id, kind)? {
-            self.progress.layer_done(&digest, true);
+        if let Some(path) = self.cached_layer(layer, diff_id)? {
+            self.progress.layer_done(digest, true);
             return Ok(path);
         }
-        self.progress.layer_started(&digest, descriptor.size());
+        self.progress.layer_started(digest, layer.size);
         let started = std::time::Instant::now();
-        let path = self.download_layer(&digest, descriptor.size(), diff_id, kind)?;
-        tracing::info!(layer = %digest, bytes = descriptor.size(), seconds = started.elapsed().as_secs_f64(), "layer downloaded and converted");
-        self.progress.layer_done(&digest, false);
+        let path = self.download_layer(layer, diff_id)?;
+        tracing::info!(layer = %digest, bytes = layer.size, seconds = started.elapsed().as_secs_f64(), "layer downloaded and converted");
+        self.progress.layer_done(digest, false);
         Ok(path)
     }
 
@@ -487,29 +504,31 @@ impl Store {
     pub fn pull(&self, wanted: &Platform) -> Result<PulledImage, StoreError> {
         let resolved = self.manifest(wanted)?;
         let config_descriptor = resolved.manifest.config();
-        let config = self.config(config_descriptor)?;
-        let layers = resolved.manifest.layers();
-        if layers.len() != config.rootfs.diff_ids.len() {
+        let config_digest = descriptor_digest(config_descriptor, &resolved.digest, "config")?;
+        let config = self.config(&resolved)?;
+        let descriptors = resolved.manifest.layers();
+        if descriptors.len() != config.rootfs.diff_ids.len() {
             return Err(StoreError::LayerCountMismatch {
                 manifest: resolved.digest,
-                layers: layers.len(),
+                layers: descriptors.len(),
                 diff_ids: config.rootfs.diff_ids.len(),
             });
         }
         // Refuse unusable layers before downloading any.
-        for layer in layers {
-            LayerKind::of(layer.digest().as_ref(), layer.media_type().as_ref())?;
-        }
-        let paths = self.layers_in_parallel(layers, &config.rootfs.diff_ids)?;
-        let layers = layers
+        let layers = descriptors
             .iter()
+            .map(|descriptor| LayerBlob::of(&resolved.digest, descriptor))
+            .collect::<Result<Vec<_>, _>>()?;
+        let paths = self.layers_in_parallel(&layers, &config.rootfs.diff_ids)?;
+        let layers = layers
+            .into_iter()
             .zip(&config.rootfs.diff_ids)
             .zip(paths)
-            .map(|((descriptor, diff_id), path)| PulledLayer {
-                digest: descriptor.digest().to_string(),
+            .map(|((layer, diff_id), path)| PulledLayer {
+                digest: layer.digest,
                 diff_id: diff_id.clone(),
-                media_type: descriptor.media_type().to_string(),
-                size: descriptor.size(),
+                media_type: layer.media_type,
+                size: layer.size,
                 path,
             })
             .collect();
@@ -520,7 +539,7 @@ impl Store {
         }
         Ok(PulledImage {
             manifest_digest: resolved.digest,
-            config_digest: config_descriptor.digest().to_string(),
+            config_digest,
             platform: platform.to_string(),
             verified: resolved.verified,
             layers,
@@ -583,10 +602,10 @@ impl Store {
         let target = client
             .target(Wanted {
                 tag: self.reference.tag.as_deref(),
-                digest: self.reference.digest.as_deref(),
+                digest: self.reference.digest.as_ref(),
             })
             .map_err(notary_error)?;
-        let manifest = self.fetch_manifest(&target.digest)?;
+        let manifest = self.fetch_manifest(target.digest.as_str())?;
         target
             .check_manifest(&manifest.bytes)
             .map_err(notary_error)?;
@@ -596,13 +615,13 @@ impl Store {
     /// A manifest by tag or digest. By digest it may come from the cache (content-addressed,
     /// so it cannot be stale); by tag it is always asked for, since tags move.
     fn fetch_manifest(&self, reference: &str) -> Result<Manifest, StoreError> {
-        if reference.starts_with("sha256:") {
-            if let Some(bytes) = self.cache.manifest(reference)? {
+        if let Ok(digest) = Digest::parse(reference) {
+            if let Some(bytes) = self.cache.manifest(&digest)? {
                 if let Some(media_type) = media_type_of(&bytes) {
                     return Ok(Manifest {
                         bytes,
                         media_type,
-                        digest: reference.to_owned(),
+                        digest,
                     });
                 }
             }
@@ -656,27 +675,26 @@ impl Store {
     /// another image's blob).
     fn cached_layer(
         &self,
-        digest: &str,
-        diff_id: &str,
-        kind: LayerKind,
+        layer: &LayerBlob,
+        diff_id: &Digest,
     ) -> Result<Option<PathBuf>, StoreError> {
-        let by_blob = self.cache.layer_by_blob(digest)?;
-        match kind {
+        let by_blob = self.cache.layer_by_blob(&layer.digest)?;
+        match layer.kind {
             LayerKind::Squashfs => Ok(by_blob
-                .filter(|layer| layer.diff_id == digest)
+                .filter(|cached| cached.diff_id == layer.digest)
                 .map(|layer| layer.path)),
             LayerKind::Tar(_) => match by_blob {
-                Some(layer) if layer.diff_id == diff_id => Ok(Some(layer.path)),
+                Some(cached) if cached.diff_id == *diff_id => Ok(Some(cached.path)),
                 _ => Ok(self.cache.layer_by_diff_id(diff_id)?),
             },
         }
     }
 
-    /// Runs `layer` for every descriptor on a pool of `parallel_layers` threads; results in order.
+    /// Runs `pull_layer` for every layer on a pool of `parallel_layers` threads; results in order.
     fn layers_in_parallel(
         &self,
-        layers: &[Descriptor],
-        diff_ids: &[String],
+        layers: &[LayerBlob],
+        diff_ids: &[Digest],
     ) -> Result<Vec<PathBuf>, StoreError> {
         let next = AtomicUsize::new(0);
         let failed = AtomicBool::new(false);
@@ -692,7 +710,7 @@ impl Store {
                         else {
                             break;
                         };
-                        let result = self.layer(layer, diff_id);
+                        let result = self.pull_layer(layer, diff_id);
                         if result.is_err() {
                             failed.store(true, Ordering::Relaxed);
                         }
@@ -719,17 +737,16 @@ impl Store {
         Ok(paths)
     }
 
-    fn download_layer(
-        &self,
-        digest: &str,
-        size: u64,
-        diff_id: &str,
-        kind: LayerKind,
-    ) -> Result<PathBuf, StoreError> {
-        let mut blob =
-            VerifyingReader::new(self.client.blob(digest)?, size, digest, &*self.progress);
+    fn download_layer(&self, layer: &LayerBlob, diff_id: &Digest) -> Result<PathBuf, StoreError> {
+        let digest = &layer.digest;
+        let mut blob = VerifyingReader::new(
+            self.client.blob(digest)?,
+            layer.size,
+            digest,
+            &*self.progress,
+        );
         let mut ingest = self.cache.ingest()?;
-        let written_diff_id = match kind {
+        let written_diff_id = match layer.kind {
             LayerKind::Squashfs => {
                 io::copy(&mut blob, ingest.file())
                     .map_err(|source| blob.copy_error(source, ingest.path()))?;
@@ -746,7 +763,7 @@ impl Store {
                     .file()
                     .try_clone()
                     .map_err(|source| StoreError::WriteLayer {
-                        digest: digest.to_owned(),
+                        digest: digest.clone(),
                         path: ingest.path().to_owned(),
                         source,
                     })?;
@@ -763,7 +780,7 @@ impl Store {
                         blob.drain()?;
                         blob.finish()?;
                         return Err(StoreError::Convert {
-                            digest: digest.to_owned(),
+                            digest: digest.clone(),
                             source,
                         });
                     }
@@ -772,15 +789,53 @@ impl Store {
         };
         blob.drain()?;
         blob.finish()?;
-        if written_diff_id != diff_id {
+        if *diff_id != written_diff_id {
             return Err(StoreError::DiffIdMismatch {
-                digest: digest.to_owned(),
-                expected: diff_id.to_owned(),
+                digest: digest.clone(),
+                expected: diff_id.clone(),
                 got: written_diff_id,
             });
         }
         Ok(ingest.commit_layer(diff_id, Some(digest))?)
     }
+}
+
+/// One layer blob of a manifest, with what the store does with it.
+#[derive(Debug, Clone)]
+struct LayerBlob {
+    digest: Digest,
+    media_type: String,
+    size: u64,
+    kind: LayerKind,
+}
+
+impl LayerBlob {
+    /// The layer `descriptor` of `manifest` names; unusable ones (a digest concil cannot verify,
+    /// a media type it cannot store) are refused here, before anything is downloaded.
+    fn of(manifest: &Digest, descriptor: &Descriptor) -> Result<LayerBlob, StoreError> {
+        let digest = descriptor_digest(descriptor, manifest, "layer")?;
+        let media_type = descriptor.media_type().to_string();
+        let kind = LayerKind::of(&digest, &media_type)?;
+        Ok(LayerBlob {
+            digest,
+            media_type,
+            size: descriptor.size(),
+            kind,
+        })
+    }
+}
+
+/// The digest a descriptor of `document` (a manifest or index) names.
+fn descriptor_digest(
+    descriptor: &Descriptor,
+    document: &Digest,
+    what: &str,
+) -> Result<Digest, StoreError> {
+    Digest::parse(descriptor.digest().as_ref()).map_err(|source| StoreError::DescriptorDigest {
+        document: format!("manifest {document}"),
+        what: format!("{what} descriptor"),
+        source,
+    })
 }
 
 /// What the store does with a layer, by media type.
@@ -791,20 +846,20 @@ enum LayerKind {
 }
 
 impl LayerKind {
-    fn of(digest: &str, media_type: &str) -> Result<LayerKind, StoreError> {
+    fn of(digest: &Digest, media_type: &str) -> Result<LayerKind, StoreError> {
         if media_type == SQUASHFS_LAYER || media_type == ENCRYPTED_SQUASHFS_LAYER {
             return Ok(LayerKind::Squashfs);
         }
         if media_type.contains("nondistributable") || media_type.contains(".foreign.") {
             return Err(StoreError::NonDistributableLayer {
-                digest: digest.to_owned(),
+                digest: digest.clone(),
                 media_type: media_type.to_owned(),
             });
         }
         Compression::from_media_type(media_type)
             .map(LayerKind::Tar)
             .ok_or_else(|| StoreError::UnsupportedLayer {
-                digest: digest.to_owned(),
+                digest: digest.clone(),
                 media_type: media_type.to_owned(),
             })
     }
@@ -813,13 +868,11 @@ impl LayerKind {
 /// Reads a blob body, hashing and counting it, and never more than one byte past the size
 /// the manifest declares (so a registry sending too much cannot make us read forever).
 struct VerifyingReader<'a> {
-    body: io::Take<crate::registry::BlobReader>,
+    body: DigestReader<io::Take<crate::registry::BlobReader>>,
     /// Where the body comes from (after redirects), for errors.
     url: String,
-    hasher: Sha256,
-    read: u64,
     expected_size: u64,
-    expected_digest: &'a str,
+    expected_digest: &'a Digest,
     read_failed: bool,
     progress: &'a dyn Progress,
 }
@@ -828,14 +881,12 @@ impl<'a> VerifyingReader<'a> {
     fn new(
         body: crate::registry::BlobReader,
         expected_size: u64,
-        expected_digest: &'a str,
+        expected_digest: &'a Digest,
         progress: &'a dyn Progress,
     ) -> Self {
         VerifyingReader {
             url: body.url().to_owned(),
-            body: body.take(expected_size.saturating_add(1)),
-            hasher: Sha256::new(),
-            read: 0,
+            body: DigestReader::new(body.take(expected_size.saturating_add(1))),
             expected_size,
             expected_digest,
             read_failed: false,
@@ -848,7 +899,7 @@ impl<'a> VerifyingReader<'a> {
         io::copy(self, &mut io::sink())
             .map(drop)
             .map_err(|source| StoreError::BlobRead {
-                digest: self.expected_digest.to_owned(),
+                digest: self.expected_digest.clone(),
                 url: self.url.clone(),
                 source,
             })
@@ -857,7 +908,7 @@ impl<'a> VerifyingReader<'a> {
     /// What a failed copy of the body into `path` means: a download that broke (named by
     /// size or digest when they tell) or a write that failed.
     fn copy_error(&self, source: io::Error, path: &std::path::Path) -> StoreError {
-        let digest = self.expected_digest.to_owned();
+        let digest = self.expected_digest.clone();
         if !self.read_failed {
             return StoreError::WriteLayer {
                 digest,
@@ -878,24 +929,25 @@ impl<'a> VerifyingReader<'a> {
     /// Checks what was read so far against the descriptor: size first, then digest.
     fn finish(&self) -> Result<(), StoreError> {
         let url = &self.url;
-        let digest = self.expected_digest.to_owned();
-        if self.read > self.expected_size {
+        let digest = self.expected_digest.clone();
+        let read = self.body.bytes_read();
+        if read > self.expected_size {
             return Err(StoreError::BlobTooLong {
                 digest,
                 url: url.clone(),
                 expected: self.expected_size,
             });
         }
-        if self.read < self.expected_size {
+        if read < self.expected_size {
             return Err(StoreError::BlobTruncated {
                 digest,
                 url: url.clone(),
-                got: self.read,
+                got: read,
                 expected: self.expected_size,
             });
         }
-        let got = format!("sha256:{}", hex::encode(self.hasher.clone().finalize()));
-        if got != self.expected_digest {
+        let got = self.body.digest();
+        if got != *self.expected_digest {
             return Err(StoreError::BlobDigestMismatch {
                 digest,
                 url: url.clone(),
@@ -912,8 +964,6 @@ impl Read for VerifyingReader<'_> {
             .body
             .read(buf)
             .inspect_err(|_| self.read_failed = true)?;
-        self.hasher.update(&buf[..n]);
-        self.read += n as u64;
         self.progress.layer_bytes(self.expected_digest, n as u64);
         Ok(n)
     }

@@ -12,6 +12,7 @@ use std::process::Command;
 use std::time::{Duration, SystemTime};
 
 use concil::cache::{Cache, CachedLayer};
+use concil::digest::Digest;
 
 const DAY: Duration = Duration::from_secs(86_400);
 const LAYER_MEDIA_TYPE: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
@@ -65,8 +66,8 @@ fn concil1(cache_dir: &Path, timeout: Duration, args: &[&str]) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
-fn digest(byte: u8) -> String {
-    format!("sha256:{}", format!("{byte:02x}").repeat(32))
+fn digest(byte: u8) -> Digest {
+    Digest::parse(&format!("sha256:{}", format!("{byte:02x}").repeat(32))).expect("a digest")
 }
 
 fn set_age(path: &Path, age: Duration) {
@@ -145,7 +146,11 @@ fn reads_a_cache_that_concil_1_wrote() {
     concil1(
         &root,
         DAY,
-        &["store_manifest", &stored, "{\"from\":\"concil 1.0\"}"],
+        &[
+            "store_manifest",
+            stored.as_str(),
+            "{\"from\":\"concil 1.0\"}",
+        ],
     );
     assert_eq!(
         cache.manifest(&stored).unwrap().as_deref(),
@@ -179,7 +184,13 @@ fn concil_1_reads_and_cleans_what_we_wrote() {
     let read = concil1(
         &root,
         DAY,
-        &["read", &manifest, &config, &blob, LAYER_MEDIA_TYPE],
+        &[
+            "read",
+            manifest.as_str(),
+            config.as_str(),
+            blob.as_str(),
+            LAYER_MEDIA_TYPE,
+        ],
     );
     let read: serde_json::Value = serde_json::from_str(&read).unwrap();
     assert_eq!(read["manifest"], "{\"manifest\":true}");

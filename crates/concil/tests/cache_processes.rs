@@ -11,6 +11,7 @@ use std::thread;
 use std::time::Duration;
 
 use concil::cache::{Cache, CachedLayer, CleanReport};
+use concil::digest::Digest;
 
 const ROLE_VAR: &str = "CONCIL_CACHE_TEST_ROLE";
 const CACHE_VAR: &str = "CONCIL_CACHE_TEST_DIR";
@@ -18,15 +19,15 @@ const CACHE_VAR: &str = "CONCIL_CACHE_TEST_DIR";
 const REPORT_TIMEOUT: Duration = Duration::from_secs(60);
 const LAYER_SIZE: usize = 4 << 20;
 
-fn digest(byte: u8) -> String {
-    format!("sha256:{}", format!("{byte:02x}").repeat(32))
+fn digest(byte: u8) -> Digest {
+    Digest::parse(&format!("sha256:{}", format!("{byte:02x}").repeat(32))).expect("a digest")
 }
 
-fn blob() -> String {
+fn blob() -> Digest {
     digest(0xb1)
 }
 
-fn diff_id() -> String {
+fn diff_id() -> Digest {
     digest(0xd1)
 }
 

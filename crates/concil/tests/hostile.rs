@@ -591,7 +591,10 @@ fn registry_text_is_escaped_on_the_terminal() -> TestResult {
     // The debug log (which shows the registry's answers) escapes them too.
     let output = run(&mut home.pull_command(&format!("docker://{host}/evil/app:v1"), &["-vv"]));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("pwned"), "the log shows the answer: {stderr}");
+    assert!(
+        stderr.contains("pwned"),
+        "the log shows the answer: {stderr}"
+    );
     assert!(!stderr.contains('\u{1b}'), "{stderr:?}");
     assert!(
         !stderr.lines().any(|line| line.starts_with("error: forged")),
@@ -640,5 +643,84 @@ fn named_files_must_exist_and_are_read_bounded() -> TestResult {
     let failure = expect_failure(&output, "cafile /dev/zero");
     assert!(failure.error.contains("/dev/zero"), "{}", failure.error);
     assert!(failure.error.contains("larger than"), "{}", failure.error);
+    Ok(())
+}
+
+/// Scripts branch on the exit status: each kind of failure has its own (README's table).
+#[test]
+fn each_kind_of_failure_has_its_exit_status() -> TestResult {
+    use concil::exit_status::{
+        CACHE_IO, CONFIG_INVALID, CONTENT_INVALID, NETWORK, NOT_FOUND, RATE_LIMITED, UNAUTHORIZED,
+        USAGE,
+    };
+    let answering = |status: u16| {
+        HttpServer::start(move |request| Response {
+            status: if request.target == "/v2/" {
+                200
+            } else {
+                status
+            },
+            content_type: "application/json",
+            body: b"{}".to_vec(),
+            headers: Vec::new(),
+        })
+    };
+    let status_of = |home: &ConcilHome, image: &str| home.pull_failure(image, &[]).code;
+
+    let missing = answering(404);
+    let (home, host) = home_for(&missing);
+    assert_eq!(
+        status_of(&home, &format!("docker://{host}/a/b:v1")),
+        Some(i32::from(NOT_FOUND))
+    );
+    let refusing = answering(401);
+    let (home, host) = home_for(&refusing);
+    assert_eq!(
+        status_of(&home, &format!("docker://{host}/a/b:v1")),
+        Some(i32::from(UNAUTHORIZED))
+    );
+    let limiting = answering(429);
+    let (home, host) = home_for(&limiting);
+    assert_eq!(
+        status_of(&home, &format!("docker://{host}/a/b:v1")),
+        Some(i32::from(RATE_LIMITED))
+    );
+    let garbling = answering(200);
+    let (home, host) = home_for(&garbling);
+    assert_eq!(
+        status_of(&home, &format!("docker://{host}/a/b:v1")),
+        Some(i32::from(CONTENT_INVALID))
+    );
+
+    // Nothing listens on a port just freed.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let home = ConcilHome::new(json!({
+        "disable_content_trust": true,
+        "remote_servers": {format!("127.0.0.1:{closed}"): {"registry": format!("http://127.0.0.1:{closed}")}},
+    }));
+    assert_eq!(
+        status_of(&home, &format!("docker://127.0.0.1:{closed}/a/b:v1")),
+        Some(i32::from(NETWORK))
+    );
+    assert_eq!(
+        status_of(&home, "docker://127.0.0.1/UPPER:v1"),
+        Some(i32::from(USAGE))
+    );
+
+    home.rewrite_config(json!({"cache_timeout": "soon"}));
+    assert_eq!(
+        status_of(&home, "docker://127.0.0.1/a/b:v1"),
+        Some(i32::from(CONFIG_INVALID))
+    );
+
+    home.rewrite_config(json!({"disable_content_trust": true}));
+    std::fs::create_dir_all(home.cache_dir())?;
+    std::fs::set_permissions(home.cache_dir(), std::fs::Permissions::from_mode(0o777))?;
+    assert_eq!(
+        status_of(&home, "docker://127.0.0.1/a/b:v1"),
+        Some(i32::from(CACHE_IO))
+    );
     Ok(())
 }

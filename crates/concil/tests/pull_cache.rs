@@ -119,7 +119,12 @@ fn same_layers_compressed_another_way_are_not_downloaded_again() -> TestResult {
     let layers = home.cache_dir().join("layers");
     for layer in &gzip.layers {
         let target = std::fs::read_link(layers.join(&layer.digest))?;
-        assert_eq!(target, std::path::PathBuf::from(&layer.diff_id), "{}", layer.digest);
+        assert_eq!(
+            target,
+            std::path::PathBuf::from(&layer.diff_id),
+            "{}",
+            layer.digest
+        );
         assert!(layers.join(&layer.diff_id).is_file());
     }
     for layer in &zstd.layers {

@@ -79,7 +79,7 @@ fn library_steps_resolve_manifest_config_and_layer() -> TestResult {
         image.config_digest
     );
 
-    let config = store.config(resolved.manifest.config())?;
+    let config = store.config(&resolved)?;
     let diff_ids: Vec<&str> = image.layers.iter().map(|l| l.diff_id.as_str()).collect();
     assert_eq!(config.rootfs.diff_ids, diff_ids);
     assert_eq!(
@@ -90,7 +90,7 @@ fn library_steps_resolve_manifest_config_and_layer() -> TestResult {
     let [descriptor] = resolved.manifest.layers().as_slice() else {
         panic!("busybox has one layer: {:?}", resolved.manifest.layers());
     };
-    let path = store.layer(descriptor, &config.rootfs.diff_ids[0])?;
+    let path = store.layer(&resolved, descriptor, &config.rootfs.diff_ids[0])?;
     assert_eq!(
         path,
         home.cache_dir()

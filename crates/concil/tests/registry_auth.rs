@@ -68,7 +68,7 @@ fn htpasswd_right_wrong_and_missing_credentials() {
     let good = client(&registry, "test/private", registry.credentials());
     assert_eq!(good.manifest("v1").unwrap().digest, image.manifest_digest);
     let mut layer = Vec::new();
-    good.blob(&image.layer_digest)
+    good.blob(&support::digest(&image.layer_digest))
         .unwrap()
         .read_to_end(&mut layer)
         .unwrap();
@@ -104,7 +104,9 @@ fn bearer_token_with_credentials_and_reused() {
         image.manifest
     );
     assert_eq!(
-        client.blob_bytes(&image.config_digest, 1 << 20).unwrap(),
+        client
+            .blob_bytes(&support::digest(&image.config_digest), 1 << 20)
+            .unwrap(),
         image.config
     );
     // Clones share the token, also when they start in parallel.
@@ -115,7 +117,7 @@ fn bearer_token_with_credentials_and_reused() {
             scope.spawn(move || {
                 let mut layer = Vec::new();
                 client
-                    .blob(&image.layer_digest)
+                    .blob(&support::digest(&image.layer_digest))
                     .unwrap()
                     .read_to_end(&mut layer)
                     .unwrap();
@@ -222,7 +224,7 @@ fn blob_redirects_to_storage_without_authorization() {
     let image = registry.push_test_image("test/private", "v1", Format::Oci, "redirected");
     let client = client(&registry, "test/private", registry.credentials());
 
-    let mut reader = client.blob(&image.layer_digest).unwrap();
+    let mut reader = client.blob(&support::digest(&image.layer_digest)).unwrap();
     let storage = registry.blob_storage().unwrap();
     assert!(
         !reader.url().contains(&registry.host()),
@@ -233,7 +235,9 @@ fn blob_redirects_to_storage_without_authorization() {
     reader.read_to_end(&mut layer).unwrap();
     assert_eq!(layer, image.layer);
     assert_eq!(
-        client.blob_bytes(&image.config_digest, 1 << 20).unwrap(),
+        client
+            .blob_bytes(&support::digest(&image.config_digest), 1 << 20)
+            .unwrap(),
         image.config
     );
 
@@ -265,7 +269,9 @@ fn a_refused_token_is_replaced_once() {
     assert_eq!(registry.token_requests() - pushing, 2);
     // The fresh token is cached as usual.
     assert_eq!(
-        client.blob_bytes(&image.config_digest, 1 << 20).unwrap(),
+        client
+            .blob_bytes(&support::digest(&image.config_digest), 1 << 20)
+            .unwrap(),
         image.config
     );
     assert_eq!(registry.token_requests() - pushing, 2);

@@ -5,8 +5,13 @@ mod support;
 
 use std::io::Read;
 
+use concil::digest::Digest;
 use concil::registry::{self, Client, ParsedManifest, RegistryError, TlsSettings};
 use support::registry::{Format, Registry};
+
+fn digest(text: &str) -> Digest {
+    Digest::parse(text).expect("a sha256 digest")
+}
 
 fn client(registry: &Registry, repository: &str) -> Client {
     Client::new(
@@ -97,7 +102,7 @@ fn blobs_stream_with_their_length_and_configs_are_verified() {
     let image = registry.push_test_image("test/blobs", "v1", Format::Oci, "blob content");
     let client = client(&registry, "test/blobs");
 
-    let mut reader = client.blob(&image.layer_digest).unwrap();
+    let mut reader = client.blob(&digest(&image.layer_digest)).unwrap();
     assert_eq!(reader.content_length(), Some(image.layer.len() as u64));
     assert!(
         reader
@@ -111,12 +116,12 @@ fn blobs_stream_with_their_length_and_configs_are_verified() {
     assert_eq!(body, image.layer);
 
     let config = client
-        .blob_bytes(&image.config_digest, 1024 * 1024)
+        .blob_bytes(&digest(&image.config_digest), 1024 * 1024)
         .unwrap();
     assert_eq!(config, image.config);
 
     let limit = image.config.len() as u64 - 1;
-    match client.blob_bytes(&image.config_digest, limit) {
+    match client.blob_bytes(&digest(&image.config_digest), limit) {
         Err(RegistryError::TooLarge { limit: l, .. }) => assert_eq!(l, limit),
         other => panic!("expected TooLarge, got {other:?}"),
     }
@@ -146,7 +151,7 @@ fn clones_download_in_parallel() {
             scope.spawn(move || {
                 let mut body = Vec::new();
                 client
-                    .blob(&image.layer_digest)
+                    .blob(&digest(&image.layer_digest))
                     .unwrap()
                     .read_to_end(&mut body)
                     .unwrap();
@@ -197,7 +202,9 @@ fn unknown_tag_repository_and_blob_carry_the_registry_codes() {
     );
 
     let missing = format!("sha256:{}", "0".repeat(64));
-    let error = client(&registry, "test/known").blob(&missing).unwrap_err();
+    let error = client(&registry, "test/known")
+        .blob(&digest(&missing))
+        .unwrap_err();
     assert_eq!(error_codes(&error), ["BLOB_UNKNOWN"]);
     let error = client(&registry, "test/known")
         .manifest(&missing)
@@ -247,7 +254,7 @@ fn corrupted_content_is_a_digest_mismatch() {
             other => panic!("{reference}: expected DigestMismatch, got {other:?}"),
         }
     }
-    match client.blob_bytes(&image.config_digest, 1024 * 1024) {
+    match client.blob_bytes(&digest(&image.config_digest), 1024 * 1024) {
         Err(RegistryError::DigestMismatch { expected, .. }) => {
             assert_eq!(expected, image.config_digest)
         }
@@ -282,8 +289,8 @@ fn names_that_would_escape_the_request_path_are_refused() {
         Err(RegistryError::InvalidName { what: "tag", .. })
     ));
     assert!(matches!(
-        client.blob("sha256:../../x"),
-        Err(RegistryError::InvalidName { what: "digest", .. })
+        client.manifest("sha256:../../x"),
+        Err(RegistryError::InvalidDigest { .. })
     ));
     // Refused before any request went out.
     assert!(registry

@@ -53,7 +53,7 @@ fn trace_logs_carry_no_credentials() {
         client.manifest("v1").unwrap();
         let mut layer = Vec::new();
         client
-            .blob(&image.layer_digest)
+            .blob(&concil::digest::Digest::parse(&image.layer_digest).expect("a digest"))
             .unwrap()
             .read_to_end(&mut layer)
             .unwrap();

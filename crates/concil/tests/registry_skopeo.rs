@@ -7,6 +7,7 @@ use std::io::Read;
 use std::path::Path;
 use std::process::Command;
 
+use concil::digest::Digest;
 use concil::registry::{self, Client, ParsedManifest, TlsSettings};
 use sha2::Digest as _;
 use support::registry::{Auth, Registry};
@@ -84,7 +85,10 @@ fn skopeo_pushed_docker_and_oci_images_read_back() {
         };
 
         let config = client
-            .blob_bytes(image.config().digest().as_ref(), 1 << 20)
+            .blob_bytes(
+                &Digest::parse(image.config().digest().as_ref()).unwrap(),
+                1 << 20,
+            )
             .unwrap();
         assert_eq!(config.len() as u64, image.config().size());
         let config: serde_json::Value = serde_json::from_slice(&config).unwrap();
@@ -96,7 +100,7 @@ fn skopeo_pushed_docker_and_oci_images_read_back() {
             let digest = layer.digest().to_string();
             // Both pushes share the layer blob: count this download only.
             let fetched_before = registry.count_blob_fetches(&digest);
-            let mut reader = client.blob(&digest).unwrap();
+            let mut reader = client.blob(&Digest::parse(&digest).unwrap()).unwrap();
             assert_eq!(reader.content_length(), Some(layer.size()));
             let mut bytes = Vec::new();
             reader.read_to_end(&mut bytes).unwrap();

@@ -68,7 +68,7 @@ fn busybox_signed_with_p256_passes() {
             &client(&registry, "trust/busybox"),
             &image.reference,
             &repository,
-            &image.manifest_digest,
+            &support::digest(&image.manifest_digest),
         )
         .expect("signed image is trusted");
     assert_eq!(verified.digest, image.manifest_digest);
@@ -115,7 +115,7 @@ fn each_key_type_verifies() {
                 &client(&registry, "trust/keys"),
                 name,
                 &repository,
-                &image.manifest_digest,
+                &support::digest(&image.manifest_digest),
             )
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(verified.key_name(), Some(name));
@@ -145,7 +145,7 @@ fn signature_by_an_untrusted_key_is_invalid() {
             &client(&registry, "trust/wrong-key"),
             "wrong-key",
             &repository,
-            &image.manifest_digest,
+            &support::digest(&image.manifest_digest),
         )
         .unwrap_err();
     match &error {
@@ -163,7 +163,7 @@ fn signature_by_an_untrusted_key_is_invalid() {
         }
         other => panic!("expected SignatureInvalid, got {other}"),
     }
-    assert_eq!(error.exit_code(), 12);
+    assert_eq!(concil::exit_status::of(&error), 12);
 }
 
 #[test]
@@ -177,17 +177,17 @@ fn unsigned_image_is_not_signed() {
             &client(&registry, "trust/unsigned"),
             "unsigned",
             &repository,
-            &image.manifest_digest,
+            &support::digest(&image.manifest_digest),
         )
         .unwrap_err();
     assert!(
         matches!(&error, TrustError::NotSigned { digest, .. } if digest == &image.manifest_digest),
         "{error}"
     );
-    assert_eq!(error.exit_code(), 10);
+    assert_eq!(concil::exit_status::of(&error), 10);
     assert!(error
         .to_string()
-        .contains(&signature_tag(&image.manifest_digest)));
+        .contains(&signature_tag(&support::digest(&image.manifest_digest))));
 
     // A signature manifest without signature layers signs nothing either.
     push_signatures(&registry, "trust/unsigned", &image.manifest_digest, &[]);
@@ -196,7 +196,7 @@ fn unsigned_image_is_not_signed() {
             &client(&registry, "trust/unsigned"),
             "unsigned",
             &repository,
-            &image.manifest_digest,
+            &support::digest(&image.manifest_digest),
         )
         .unwrap_err();
     assert!(matches!(error, TrustError::NotSigned { .. }), "{error}");
@@ -209,7 +209,7 @@ fn signature_tag_that_is_no_signature_manifest_is_invalid() {
     // An index under the signature tag.
     let (_, index_digest) = registry.push_index(
         "trust/not-a-manifest",
-        &signature_tag(&image.manifest_digest),
+        &signature_tag(&support::digest(&image.manifest_digest)),
         Format::Oci,
         &[(&image, "linux/amd64")],
     );
@@ -220,7 +220,7 @@ fn signature_tag_that_is_no_signature_manifest_is_invalid() {
             &client(&registry, "trust/not-a-manifest"),
             "not-a-manifest",
             &repository,
-            &image.manifest_digest,
+            &support::digest(&image.manifest_digest),
         )
         .unwrap_err();
     assert!(
@@ -258,7 +258,7 @@ fn tampered_payload_is_invalid() {
             &client(&registry, "trust/tampered"),
             "tampered",
             &repository,
-            &image.manifest_digest,
+            &support::digest(&image.manifest_digest),
         )
         .unwrap_err();
     assert!(
@@ -287,10 +287,20 @@ fn signature_copied_from_another_image_is_the_wrong_image() {
     let client = client(&registry, "trust/copied");
 
     verifier
-        .verify(&client, "signed", &repository, &signed.manifest_digest)
+        .verify(
+            &client,
+            "signed",
+            &repository,
+            &support::digest(&signed.manifest_digest),
+        )
         .expect("the signed image itself passes");
     let error = verifier
-        .verify(&client, "other", &repository, &other.manifest_digest)
+        .verify(
+            &client,
+            "other",
+            &repository,
+            &support::digest(&other.manifest_digest),
+        )
         .unwrap_err();
     match &error {
         TrustError::WrongImage {
@@ -303,7 +313,7 @@ fn signature_copied_from_another_image_is_the_wrong_image() {
         }
         other => panic!("expected WrongImage, got {other}"),
     }
-    assert_eq!(error.exit_code(), 13);
+    assert_eq!(concil::exit_status::of(&error), 13);
 }
 
 #[test]
@@ -330,7 +340,7 @@ fn any_trusted_signature_counts_not_only_the_last() {
         ],
     );
     let verified = verifier(keys.path())
-        .verify(&client, "two", &repository, digest)
+        .verify(&client, "two", &repository, &support::digest(digest))
         .expect("the second signature is trusted");
     assert_eq!(verified.key_name(), Some("trusted"));
     assert_eq!(verified.signature_blob, trusted_blob);
@@ -350,7 +360,7 @@ fn any_trusted_signature_counts_not_only_the_last() {
         ],
     );
     verifier(keys.path())
-        .verify(&client, "two", &repository, digest)
+        .verify(&client, "two", &repository, &support::digest(digest))
         .expect("the first signature is trusted");
 }
 
@@ -382,13 +392,23 @@ fn signed_index_verifies_and_covers_only_its_own_digest() {
     let client = client(&registry, "trust/index");
 
     let verified = verifier
-        .verify(&client, "index", &repository, &index_digest)
+        .verify(
+            &client,
+            "index",
+            &repository,
+            &support::digest(&index_digest),
+        )
         .expect("the signed index is trusted");
     assert_eq!(verified.digest, index_digest);
     // The children are trusted through the index that lists them, not by signatures of
     // their own.
     let error = verifier
-        .verify(&client, "index", &repository, &amd64.manifest_digest)
+        .verify(
+            &client,
+            "index",
+            &repository,
+            &support::digest(&amd64.manifest_digest),
+        )
         .unwrap_err();
     assert!(matches!(error, TrustError::NotSigned { .. }), "{error}");
 }
@@ -416,14 +436,14 @@ fn no_keys_means_no_trusted_key() {
                 &client(&registry, "trust/nokeys"),
                 "nokeys",
                 &repository,
-                &image.manifest_digest,
+                &support::digest(&image.manifest_digest),
             )
             .unwrap_err();
         assert!(
             matches!(&error, TrustError::NoTrustedKey { key_dir: Some(dir), .. } if dir == &keys),
             "{error}"
         );
-        assert_eq!(error.exit_code(), 11);
+        assert_eq!(concil::exit_status::of(&error), 11);
     }
 }
 
@@ -452,7 +472,7 @@ fn signed_payload_that_is_not_an_image_signature_is_invalid() {
             &client(&registry, "trust/type"),
             "type",
             &repository,
-            &image.manifest_digest,
+            &support::digest(&image.manifest_digest),
         )
         .unwrap_err();
     assert!(
@@ -482,11 +502,21 @@ fn docker_reference_is_checked_when_asked() {
     let client = client(&registry, "trust/identity");
 
     verifier(keys.path())
-        .verify(&client, "identity", &repository, &image.manifest_digest)
+        .verify(
+            &client,
+            "identity",
+            &repository,
+            &support::digest(&image.manifest_digest),
+        )
         .expect("the identity is not checked by default");
     let error = verifier(keys.path())
         .check_docker_reference(true)
-        .verify(&client, "identity", &repository, &image.manifest_digest)
+        .verify(
+            &client,
+            "identity",
+            &repository,
+            &support::digest(&image.manifest_digest),
+        )
         .unwrap_err();
     match &error {
         TrustError::WrongRepository {
@@ -499,7 +529,7 @@ fn docker_reference_is_checked_when_asked() {
         }
         other => panic!("expected WrongRepository, got {other}"),
     }
-    assert_eq!(error.exit_code(), 14);
+    assert_eq!(concil::exit_status::of(&error), 14);
 }
 
 #[test]
@@ -538,7 +568,7 @@ fn corrupt_payload_blob_is_rejected_but_another_signature_still_counts() {
             &client(&registry, "trust/corrupt"),
             "corrupt",
             &repository,
-            digest,
+            &support::digest(digest),
         )
         .expect("the intact second signature is trusted");
     assert_ne!(verified.signature_blob, first_blob);
@@ -626,11 +656,11 @@ mod bundles {
             &[message_bundle(&signer, &image.manifest)],
             &[],
         );
-        let tag = concil::trust::bundle::referrers_tag(&image.manifest_digest);
+        let tag = concil::trust::bundle::referrers_tag(&support::digest(&image.manifest_digest));
         let index = client(&registry, repo)
             .manifest(&tag)
             .expect("the fallback tag");
-        registry.delete_manifest(repo, &index.digest);
+        registry.delete_manifest(repo, index.digest.as_str());
         let index = index.bytes;
 
         let upstream = registry.url();
@@ -657,7 +687,12 @@ mod bundles {
         .expect("client");
         let keys = trusted(&signer);
         let verified = verifier(keys.path())
-            .verify(&through_proxy, "api", &repository, &image.manifest_digest)
+            .verify(
+                &through_proxy,
+                "api",
+                &repository,
+                &support::digest(&image.manifest_digest),
+            )
             .expect("the bundle is trusted");
         assert_eq!(verified.format, SignatureFormat::Bundle);
         assert_eq!(
@@ -669,7 +704,12 @@ mod bundles {
         // Without the API answer and without the tag, nothing is found.
         proxy.set_path_faults(Vec::new());
         let error = verifier(keys.path())
-            .verify(&through_proxy, "api", &repository, &image.manifest_digest)
+            .verify(
+                &through_proxy,
+                "api",
+                &repository,
+                &support::digest(&image.manifest_digest),
+            )
             .expect_err("no signature left to find");
         assert!(matches!(error, TrustError::NotSigned { .. }), "{error}");
     }
@@ -695,7 +735,7 @@ mod bundles {
                 &client(&registry, "bundle/dsse"),
                 "dsse",
                 &repository,
-                &image.manifest_digest,
+                &support::digest(&image.manifest_digest),
             )
             .expect("the bundle is trusted");
         assert_eq!(verified.format, SignatureFormat::Bundle);
@@ -740,7 +780,7 @@ mod bundles {
                 &client(&registry, "bundle/message"),
                 "message",
                 &repository,
-                &image.manifest_digest,
+                &support::digest(&image.manifest_digest),
             )
             .expect("the second bundle is trusted");
         assert_eq!(verified.format, SignatureFormat::Bundle);
@@ -768,7 +808,7 @@ mod bundles {
             &[],
         );
         let error = verifier(keys.path())
-            .verify(&client, "refused", &repository, digest)
+            .verify(&client, "refused", &repository, &support::digest(digest))
             .unwrap_err();
         assert!(
             matches!(&error, TrustError::SignatureInvalid { rejected, .. }
@@ -791,7 +831,7 @@ mod bundles {
             &[],
         );
         let error = verifier(keys.path())
-            .verify(&client, "refused", &repository, digest)
+            .verify(&client, "refused", &repository, &support::digest(digest))
             .unwrap_err();
         assert!(
             matches!(&error, TrustError::SignatureInvalid { rejected, .. }
@@ -813,7 +853,7 @@ mod bundles {
             &[],
         );
         let error = verifier(keys.path())
-            .verify(&client, "refused", &repository, digest)
+            .verify(&client, "refused", &repository, &support::digest(digest))
             .unwrap_err();
         assert!(
             matches!(&error, TrustError::WrongImage { signed_digest, .. }
@@ -835,7 +875,7 @@ mod bundles {
             &[sbom],
         );
         let error = verifier(keys.path())
-            .verify(&client, "refused", &repository, digest)
+            .verify(&client, "refused", &repository, &support::digest(digest))
             .unwrap_err();
         assert!(matches!(error, TrustError::NotSigned { .. }), "{error}");
     }
@@ -845,7 +885,9 @@ mod bundles {
 mod key_management {
     use std::os::unix::fs::PermissionsExt as _;
 
-    use concil::trust::key_management::{generate_key_pair, import_key, list_keys};
+    use concil::trust::key_management::{
+        generate_key_pair, import_key, list_keys, KeyManagementError,
+    };
     use concil::trust::keys::KeyAlgorithm;
     use sigstore::crypto::signing_key::SigStoreKeyPair;
 
@@ -891,7 +933,7 @@ mod key_management {
                 &client(&registry, "keys/generated"),
                 "generated",
                 &repository,
-                &image.manifest_digest,
+                &support::digest(&image.manifest_digest),
             )
             .expect("signed with the generated key");
         assert_eq!(verified.key_name(), Some("release"));
@@ -904,9 +946,15 @@ mod key_management {
             PASSWORD,
         )
         .unwrap_err();
-        assert!(matches!(again, TrustError::KeyExists { .. }), "{again}");
+        assert!(
+            matches!(again, KeyManagementError::KeyExists { .. }),
+            "{again}"
+        );
         let again = generate_key_pair(&key_dir, "second", &private_key, PASSWORD).unwrap_err();
-        assert!(matches!(again, TrustError::KeyExists { .. }), "{again}");
+        assert!(
+            matches!(again, KeyManagementError::KeyExists { .. }),
+            "{again}"
+        );
         assert!(!key_dir.join("second.pub").exists());
         assert_eq!(std::fs::read(&private_key).unwrap(), pem);
     }
@@ -958,16 +1006,19 @@ mod key_management {
         );
 
         let error = import_key(&key_dir, &work.path().join("ed.pem"), Some("team")).unwrap_err();
-        assert!(matches!(error, TrustError::KeyExists { .. }), "{error}");
+        assert!(
+            matches!(error, KeyManagementError::KeyExists { .. }),
+            "{error}"
+        );
         let error = import_key(&key_dir, &work.path().join("ed.key"), Some("secret")).unwrap_err();
         assert!(
-            matches!(&error, TrustError::KeyFile { path, .. } if path.ends_with("ed.key")),
+            matches!(&error, KeyManagementError::NotAKey { path, .. } if path.ends_with("ed.key")),
             "{error}"
         );
         let error =
             import_key(&key_dir, &work.path().join("ed.pem"), Some("../escape")).unwrap_err();
         assert!(
-            matches!(error, TrustError::InvalidKeyName { .. }),
+            matches!(error, KeyManagementError::InvalidKeyName { .. }),
             "{error}"
         );
         // Nothing but the two keys is left in the directory.

@@ -138,7 +138,12 @@ impl Fixture {
         Verifier::from_key_dir(&self.dir.path().join("no-keys"))
             .expect("no keys")
             .keyless(Some(root), identities)
-            .verify(&client, self.repo, &self.repository, self.digest())
+            .verify(
+                &client,
+                self.repo,
+                &self.repository,
+                &support::digest(self.digest()),
+            )
     }
 }
 
@@ -239,7 +244,7 @@ fn another_identity_or_issuer_is_a_mismatch() {
         }
         other => panic!("{other}"),
     }
-    assert_eq!(error.exit_code(), 16);
+    assert_eq!(concil::exit_status::of(&error), 16);
 
     let error = fixture
         .verify(CosignIdentity {
@@ -251,7 +256,7 @@ fn another_identity_or_issuer_is_a_mismatch() {
         matches!(&error, TrustError::IdentityMismatch { found, .. } if found.contains(GITHUB_ISSUER)),
         "{error}"
     );
-    assert_eq!(error.exit_code(), 16);
+    assert_eq!(concil::exit_status::of(&error), 16);
 
     // A pattern that matches only part of the subject does not match it.
     let error = fixture
@@ -284,7 +289,7 @@ fn certificate_from_an_untrusted_ca_is_refused() {
         matches!(error, TrustError::CertificateUntrusted { .. }),
         "{error}"
     );
-    assert_eq!(error.exit_code(), 17);
+    assert_eq!(concil::exit_status::of(&error), 17);
     assert!(
         error.to_string().contains("not issued by a Fulcio CA"),
         "{error}"
@@ -306,7 +311,7 @@ fn entries_of_unknown_logs_or_tampered_are_refused() {
         matches!(error, TrustError::NoTransparencyLogEntry { .. }),
         "{error}"
     );
-    assert_eq!(error.exit_code(), 18);
+    assert_eq!(concil::exit_status::of(&error), 18);
     assert!(
         error.to_string().contains("not in the trusted root"),
         "{error}"
@@ -328,7 +333,7 @@ fn entries_of_unknown_logs_or_tampered_are_refused() {
             .contains("signed entry timestamp does not verify"),
         "{error}"
     );
-    assert_eq!(error.exit_code(), 18);
+    assert_eq!(concil::exit_status::of(&error), 18);
 
     // A genuine entry of the trusted log, for another signature (another signing of the
     // same payload): the body does not record this one.
@@ -343,7 +348,7 @@ fn entries_of_unknown_logs_or_tampered_are_refused() {
         error.to_string().contains("records another signature"),
         "{error}"
     );
-    assert_eq!(error.exit_code(), 18);
+    assert_eq!(concil::exit_status::of(&error), 18);
 }
 
 #[test]
@@ -369,7 +374,7 @@ fn signing_time_must_lie_within_the_certificate() {
         error.to_string().contains("but the log's time is"),
         "{error}"
     );
-    assert_eq!(error.exit_code(), 17);
+    assert_eq!(concil::exit_status::of(&error), 17);
 
     // Logged five minutes into its ten: the certificate has expired since, which is how
     // keyless signatures always are when verified later.
@@ -415,9 +420,14 @@ fn keyless_needs_a_trusted_root_and_an_identity() {
 
     // Nothing configured: no trusted key, and the message says keyless is not set up.
     let error = no_keys()
-        .verify(&client, "x", &fixture.repository, fixture.digest())
+        .verify(
+            &client,
+            "x",
+            &fixture.repository,
+            &support::digest(fixture.digest()),
+        )
         .expect_err("nothing to trust");
-    assert_eq!(error.exit_code(), 11);
+    assert_eq!(concil::exit_status::of(&error), 11);
     assert!(
         error.to_string().contains("no cosign_trusted_root"),
         "{error}"
@@ -430,9 +440,14 @@ fn keyless_needs_a_trusted_root_and_an_identity() {
         .collect();
     let error = no_keys()
         .keyless(Some(root.clone()), elsewhere)
-        .verify(&client, "x", &fixture.repository, fixture.digest())
+        .verify(
+            &client,
+            "x",
+            &fixture.repository,
+            &support::digest(fixture.digest()),
+        )
         .expect_err("no identity");
-    assert_eq!(error.exit_code(), 11);
+    assert_eq!(concil::exit_status::of(&error), 11);
     assert!(error.to_string().contains(&fixture.repository), "{error}");
 
     // With a key trusted but no keyless set-up, the keyless signature says why it is refused.
@@ -440,7 +455,12 @@ fn keyless_needs_a_trusted_root_and_an_identity() {
     support::cosign::Signer::p256().trust_in(keys.path(), "release");
     let error = Verifier::from_key_dir(keys.path())
         .expect("keys")
-        .verify(&client, "x", &fixture.repository, fixture.digest())
+        .verify(
+            &client,
+            "x",
+            &fixture.repository,
+            &support::digest(fixture.digest()),
+        )
         .expect_err("keyless not configured");
     assert!(
         matches!(
@@ -449,7 +469,7 @@ fn keyless_needs_a_trusted_root_and_an_identity() {
         ),
         "{error}"
     );
-    assert_eq!(error.exit_code(), 12);
+    assert_eq!(concil::exit_status::of(&error), 12);
 }
 
 /// The certificate is not logged in a trusted CT log, for the reason `reason` names.
@@ -458,7 +478,7 @@ fn assert_not_logged(error: &TrustError, reason: &str) {
         matches!(error, TrustError::CertificateNotLogged { .. }),
         "{error}"
     );
-    assert_eq!(error.exit_code(), 23);
+    assert_eq!(concil::exit_status::of(error), 23);
     assert!(error.to_string().contains(reason), "{reason} in: {error}");
 }
 
@@ -626,7 +646,7 @@ fn keyless_bundle_as_referrer_passes() {
             issuer: IdentityMatch::exact(GITHUB_ISSUER),
         })
         .expect_err("another signer");
-    assert_eq!(error.exit_code(), 16, "{error}");
+    assert_eq!(concil::exit_status::of(&error), 16, "{error}");
 }
 
 #[test]
@@ -672,7 +692,7 @@ fn bundle_with_only_an_inclusion_proof_has_no_signed_time() {
         &[],
     );
     let error = fixture.verify(workflow_identity()).expect_err("no SET");
-    assert_eq!(error.exit_code(), 18, "{error}");
+    assert_eq!(concil::exit_status::of(&error), 18, "{error}");
     assert!(
         error.to_string().contains("no signed entry timestamp"),
         "{error}"
@@ -737,7 +757,7 @@ fn real_cosign_v3_bundle_verifies_against_sigstores_trusted_root() {
         matches!(&error, TrustError::CertificateNotLogged { .. }),
         "{error}"
     );
-    assert_eq!(error.exit_code(), 23);
+    assert_eq!(concil::exit_status::of(&error), 23);
     assert!(
         error
             .to_string()
@@ -778,7 +798,7 @@ fn real_cosign_v3_bundle_verifies_against_sigstores_trusted_root() {
     let error = fixture
         .verify_with_root(&root, kubewarden())
         .expect_err("bad inclusion proof");
-    assert_eq!(error.exit_code(), 18, "{error}");
+    assert_eq!(concil::exit_status::of(&error), 18, "{error}");
     assert!(
         error
             .to_string()
@@ -806,5 +826,5 @@ fn real_cosign_v3_bundle_verifies_against_sigstores_trusted_root() {
     let error = fixture
         .verify_with_root(&root, kubewarden())
         .expect_err("tampered");
-    assert_eq!(error.exit_code(), 18, "{error}");
+    assert_eq!(concil::exit_status::of(&error), 18, "{error}");
 }

@@ -3,6 +3,8 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use crate::digest::{Digest, DigestError};
+
 /// One entry of a registry's `{"errors": [{"code", "message", "detail"}]}` body, kept as the
 /// registry wrote it (`MANIFEST_UNKNOWN`, `NAME_UNKNOWN`, `BLOB_UNKNOWN`, `DENIED`, …).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,8 +66,15 @@ pub enum RegistryError {
     #[error("digest mismatch for {url}: expected {expected}, got {actual}")]
     DigestMismatch {
         url: String,
-        expected: String,
-        actual: String,
+        expected: Digest,
+        actual: Digest,
+    },
+
+    /// A digest we were asked to fetch by that is not one concil can verify.
+    #[error("invalid {what}")]
+    InvalidDigest {
+        what: &'static str,
+        source: DigestError,
     },
 
     /// A body larger than we are willing to read into memory.
@@ -78,7 +87,7 @@ pub enum RegistryError {
 
     /// Manifest bytes that do not parse as their media type says.
     #[error("manifest {digest} is invalid: {reason}")]
-    InvalidManifest { digest: String, reason: String },
+    InvalidManifest { digest: Digest, reason: String },
 
     /// A manifest of a media type we do not handle.
     #[error("{url}: unsupported manifest media type {media_type:?}")]

@@ -44,13 +44,14 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use sha2::{Digest as _, Sha256};
 use url::Url;
 
 pub use error::{ErrorDetail, RegistryError};
 pub use oci_spec::image::{Descriptor, ImageIndex, ImageManifest, MediaType};
 
 use crate::config::Credentials;
+use crate::digest::Digest;
+use crate::reference;
 use auth::{AuthHeader, CachedToken, Challenge};
 use transport::{error_details, host_port, malformed, redact, Fetched, Transport};
 
@@ -136,8 +137,8 @@ pub struct Manifest {
     pub bytes: Vec<u8>,
     /// One of [`ACCEPTED_MANIFEST_TYPES`]: the body's `mediaType`, else the `Content-Type`.
     pub media_type: String,
-    /// `sha256:<hex>` of `bytes`.
-    pub digest: String,
+    /// The digest of `bytes`.
+    pub digest: Digest,
 }
 
 /// A manifest parsed into oci-spec's types. Docker schema 2 manifests and manifest lists have
@@ -291,12 +292,17 @@ impl Client {
     /// `Docker-Content-Digest` header when it sent one ([`RegistryError::DigestMismatch`]).
     /// Schema 1 and other media types are refused, and bodies over [`MAX_MANIFEST_SIZE`].
     pub fn manifest(&self, reference: &str) -> Result<Manifest, RegistryError> {
-        let by_digest = reference.contains(':');
-        if by_digest {
-            check_digest(reference)?;
+        let by_digest = if reference.contains(':') {
+            Some(
+                Digest::parse(reference).map_err(|error| RegistryError::InvalidDigest {
+                    what: "manifest reference",
+                    source: error,
+                })?,
+            )
         } else {
             check_tag(reference)?;
-        }
+            None
+        };
         let path = format!("v2/{}/manifests/{reference}", self.inner.repository);
         let accept = ACCEPTED_MANIFEST_TYPES.join(", ");
         let Fetched { response, url } = self.inner.get(&path, Some(&accept))?;
@@ -304,24 +310,23 @@ impl Client {
         let announced_digest = header(&response, "docker-content-digest");
         let content_type = header(&response, "content-type");
         let bytes = read_limited(response, &url, MAX_MANIFEST_SIZE)?;
-        let digest = sha256_digest(&bytes);
-        let expected = if by_digest {
-            Some(reference.to_owned())
-        } else {
-            announced_digest
+        let digest = Digest::of(&bytes);
+        let expected = match by_digest {
+            Some(asked) => Some(asked),
+            None => announced_digest.and_then(|announced| match Digest::parse(&announced) {
+                Ok(announced) => Some(announced),
+                Err(_) => {
+                    tracing::debug!(url = %redact(&url), %announced, "digest header not sha256: not compared");
+                    None
+                }
+            }),
         };
-        match expected {
-            Some(expected) if expected.starts_with("sha256:") && expected != digest => {
-                return Err(RegistryError::DigestMismatch {
-                    url: redact(&url),
-                    expected,
-                    actual: digest,
-                });
-            }
-            Some(expected) if !expected.starts_with("sha256:") => {
-                tracing::debug!(url = %redact(&url), %expected, "digest header not sha256: not compared");
-            }
-            _ => {}
+        if let Some(expected) = expected.filter(|expected| *expected != digest) {
+            return Err(RegistryError::DigestMismatch {
+                url: redact(&url),
+                expected,
+                actual: digest,
+            });
         }
         let media_type = manifest_media_type(&bytes, content_type.as_deref(), &url)?;
         Ok(Manifest {
@@ -335,8 +340,7 @@ impl Client {
     /// as served (digest of the bytes, not checked against anything); `None` when the
     /// registry answers 404, i.e. has no referrers API (the caller then reads the
     /// `sha256-<hex>` tag, the spec's fallback).
-    pub fn referrers(&self, digest: &str) -> Result<Option<Manifest>, RegistryError> {
-        check_digest(digest)?;
+    pub fn referrers(&self, digest: &Digest) -> Result<Option<Manifest>, RegistryError> {
         let path = format!("v2/{}/referrers/{digest}", self.inner.repository);
         let Fetched { response, url } = self.inner.get(&path, Some(OCI_INDEX))?;
         if response.status() == 404 {
@@ -346,7 +350,7 @@ impl Client {
         let bytes = read_limited(response, &url, MAX_MANIFEST_SIZE)?;
         let media_type = manifest_media_type(&bytes, Some(OCI_INDEX), &url)?;
         Ok(Some(Manifest {
-            digest: sha256_digest(&bytes),
+            digest: Digest::of(&bytes),
             bytes,
             media_type,
         }))
@@ -373,7 +377,7 @@ impl Client {
 
     /// Starts downloading a blob (`sha256:<hex>`) and returns its body as a stream.
     /// The digest is NOT checked here: the caller hashes while it consumes the stream.
-    pub fn blob(&self, digest: &str) -> Result<BlobReader, RegistryError> {
+    pub fn blob(&self, digest: &Digest) -> Result<BlobReader, RegistryError> {
         let Fetched { response, url } = self.fetch_blob(digest)?;
         let body = response.into_body();
         Ok(BlobReader {
@@ -385,14 +389,14 @@ impl Client {
 
     /// Downloads a small blob (an image config) of at most `max_size` bytes into memory and
     /// checks its digest.
-    pub fn blob_bytes(&self, digest: &str, max_size: u64) -> Result<Vec<u8>, RegistryError> {
+    pub fn blob_bytes(&self, digest: &Digest, max_size: u64) -> Result<Vec<u8>, RegistryError> {
         let Fetched { response, url } = self.fetch_blob(digest)?;
         let bytes = read_limited(response, &url, max_size)?;
-        let actual = sha256_digest(&bytes);
-        if actual != digest {
+        let actual = Digest::of(&bytes);
+        if actual != *digest {
             return Err(RegistryError::DigestMismatch {
                 url: redact(&url),
-                expected: digest.to_owned(),
+                expected: digest.clone(),
                 actual,
             });
         }
@@ -402,8 +406,7 @@ impl Client {
 
 impl Client {
     /// `GET` a blob; only a 200 response comes back.
-    fn fetch_blob(&self, digest: &str) -> Result<Fetched, RegistryError> {
-        check_digest(digest)?;
+    fn fetch_blob(&self, digest: &Digest) -> Result<Fetched, RegistryError> {
         let path = format!("v2/{}/blobs/{digest}", self.inner.repository);
         let Fetched { response, url } = self.inner.get(&path, None)?;
         let response = expect_ok(response, &url)?;
@@ -694,10 +697,6 @@ fn read_limited(
     Ok(bytes)
 }
 
-fn sha256_digest(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
-}
-
 /// The manifest's media type: its own `mediaType`, else the `Content-Type` it came with.
 fn manifest_media_type(
     bytes: &[u8],
@@ -760,29 +759,9 @@ fn invalid_name(what: &'static str, value: &str, reason: &'static str) -> Regist
     }
 }
 
-/// `sha256:` and 64 lowercase hex digits (the only algorithm we verify).
-fn check_digest(digest: &str) -> Result<(), RegistryError> {
-    let hex = digest
-        .strip_prefix("sha256:")
-        .ok_or_else(|| invalid_name("digest", digest, "only sha256 digests are supported"))?;
-    if hex.len() != 64 || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-        return Err(invalid_name(
-            "digest",
-            digest,
-            "expected 64 lowercase hex digits",
-        ));
-    }
-    Ok(())
-}
-
-/// The distribution spec's tag grammar: `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.
+/// The distribution spec's tag grammar (the one [`crate::reference`] parses).
 fn check_tag(tag: &str) -> Result<(), RegistryError> {
-    let mut bytes = tag.bytes();
-    let first_ok = bytes
-        .next()
-        .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_');
-    let rest_ok = bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
-    if !first_ok || !rest_ok || tag.len() > 128 {
+    if !reference::is_valid_tag(tag) {
         return Err(invalid_name(
             "tag",
             tag,
@@ -796,18 +775,11 @@ fn check_tag(tag: &str) -> Result<(), RegistryError> {
 /// dashes, separated by `/` (the distribution spec's grammar; also what keeps the name from
 /// reaching outside `/v2/<name>/`).
 fn check_repository(repository: &str) -> Result<(), RegistryError> {
-    let component_ok = |component: &str| {
-        let bytes = component.as_bytes();
-        let alnum = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit();
-        bytes.first().is_some_and(alnum)
-            && bytes.last().is_some_and(alnum)
-            && bytes
-                .iter()
-                .all(|b| alnum(b) || matches!(b, b'.' | b'_' | b'-'))
-            && !component.contains("..")
-            && !component.contains("___")
-    };
-    if repository.len() > 255 || !repository.split('/').all(component_ok) {
+    if repository.len() > 255
+        || !repository
+            .split('/')
+            .all(reference::is_valid_path_component)
+    {
         return Err(invalid_name(
             "repository",
             repository,
@@ -916,14 +888,6 @@ mod tests {
         for bad in ["", ".x", "-x", "a/b", "a:b", &"x".repeat(129)] {
             assert!(check_tag(bad).is_err(), "{bad}");
         }
-        assert!(check_digest(&format!("sha256:{}", "a".repeat(64))).is_ok());
-        for bad in [
-            "sha256:abc",
-            "sha512:00",
-            &format!("sha256:{}", "A".repeat(64)),
-        ] {
-            assert!(check_digest(bad).is_err(), "{bad}");
-        }
         for good in ["docker.io/library/x", "127.0.0.1:5000/a/b", "[::1]:4443/r"] {
             assert!(check_gun(good).is_ok(), "{good}");
         }
@@ -973,7 +937,7 @@ mod tests {
             }"#
             .to_vec(),
             media_type: DOCKER_MANIFEST_V2.to_owned(),
-            digest: "sha256:0".to_owned(),
+            digest: Digest::of(b"0"),
         };
         let ParsedManifest::Image(image) = manifest.parse().unwrap() else {
             panic!("not an image manifest")
@@ -995,7 +959,7 @@ mod tests {
             }"#
             .to_vec(),
             media_type: DOCKER_MANIFEST_LIST_V2.to_owned(),
-            digest: "sha256:1".to_owned(),
+            digest: Digest::of(b"1"),
         };
         let ParsedManifest::Index(index) = list.parse().unwrap() else {
             panic!("not an index")

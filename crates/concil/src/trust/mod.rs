@@ -27,6 +27,7 @@ mod x509;
 
 use std::path::PathBuf;
 
+use crate::digest::Digest;
 use crate::registry::RegistryError;
 pub use cosign::SignatureRejection;
 pub use keyless::TrustedRootProblem;
@@ -40,7 +41,7 @@ pub enum TrustError {
     #[error("{image}: no cosign signature for {digest} ({detail})")]
     NotSigned {
         image: String,
-        digest: String,
+        digest: Digest,
         detail: String,
     },
 
@@ -52,7 +53,7 @@ pub enum TrustError {
     )]
     NoTrustedKey {
         image: String,
-        digest: String,
+        digest: Digest,
         key_dir: Option<PathBuf>,
         keyless: KeylessGap,
     },
@@ -62,7 +63,7 @@ pub enum TrustError {
     #[error("{image}: the keyless cosign signature of {digest} is by {found}, not by the configured {expected}")]
     IdentityMismatch {
         image: String,
-        digest: String,
+        digest: Digest,
         expected: String,
         found: String,
     },
@@ -76,7 +77,7 @@ pub enum TrustError {
     )]
     CertificateUntrusted {
         image: String,
-        digest: String,
+        digest: Digest,
         rejected: Vec<SignatureRejection>,
     },
 
@@ -89,7 +90,7 @@ pub enum TrustError {
     )]
     CertificateNotLogged {
         image: String,
-        digest: String,
+        digest: Digest,
         rejected: Vec<SignatureRejection>,
     },
 
@@ -101,7 +102,7 @@ pub enum TrustError {
     )]
     NoTransparencyLogEntry {
         image: String,
-        digest: String,
+        digest: Digest,
         rejected: Vec<SignatureRejection>,
     },
 
@@ -122,7 +123,7 @@ pub enum TrustError {
     )]
     SignatureInvalid {
         image: String,
-        digest: String,
+        digest: Digest,
         rejected: Vec<SignatureRejection>,
     },
 
@@ -133,7 +134,7 @@ pub enum TrustError {
     )]
     WrongImage {
         image: String,
-        digest: String,
+        digest: Digest,
         signed_digest: String,
     },
 
@@ -144,7 +145,7 @@ pub enum TrustError {
     )]
     WrongRepository {
         image: String,
-        digest: String,
+        digest: Digest,
         repository: String,
         signed_reference: String,
     },
@@ -165,25 +166,6 @@ pub enum TrustError {
         source: std::io::Error,
     },
 
-    /// A key name that cannot be a file name in the key directory.
-    #[error("invalid key name {name:?}: use letters, digits, '.', '_' and '-', not starting with '.' or '-'")]
-    InvalidKeyName { name: String },
-
-    /// Importing or generating a key would overwrite this file.
-    #[error("{} exists already", path.display())]
-    KeyExists { path: PathBuf },
-
-    #[error("cannot write key file {}", path.display())]
-    WriteKey {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-
-    /// Making a key pair failed (no randomness, encoding).
-    #[error("cannot generate a key pair: {reason}")]
-    KeyGeneration { reason: String },
-
     /// Notary does not vouch for the tag (or could not be asked); `source` says how.
     #[error("{image}: Notary content trust")]
     Notary {
@@ -199,33 +181,6 @@ pub enum TrustError {
         #[source]
         source: RegistryError,
     },
-}
-
-impl TrustError {
-    /// The process exit status the CLI should end with, one per way of not being trusted;
-    /// registry failures and key management errors share the CLI's general failure status 1.
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            TrustError::NotSigned { .. } => 10,
-            TrustError::NoTrustedKey { .. } => 11,
-            TrustError::SignatureInvalid { .. } => 12,
-            TrustError::WrongImage { .. } => 13,
-            TrustError::WrongRepository { .. } => 14,
-            TrustError::KeyFile { .. }
-            | TrustError::KeyDirectory { .. }
-            | TrustError::TrustedRoot { .. } => 15,
-            TrustError::IdentityMismatch { .. } => 16,
-            TrustError::CertificateUntrusted { .. } => 17,
-            TrustError::NoTransparencyLogEntry { .. } => 18,
-            TrustError::CertificateNotLogged { .. } => 23,
-            TrustError::Notary { source, .. } => source.exit_code(),
-            TrustError::Registry { .. }
-            | TrustError::InvalidKeyName { .. }
-            | TrustError::KeyExists { .. }
-            | TrustError::WriteKey { .. }
-            | TrustError::KeyGeneration { .. } => 1,
-        }
-    }
 }
 
 /// Why keyless signatures cannot be accepted for a repository.
@@ -263,92 +218,5 @@ impl<T: std::fmt::Display> std::fmt::Display for DisplayList<'_, T> {
             write!(f, "{item}")?;
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn each_way_of_not_being_trusted_has_its_own_exit_code() {
-        let image = || "docker://example/x:1".to_owned();
-        let digest = || format!("sha256:{}", "a".repeat(64));
-        let errors = [
-            TrustError::NotSigned {
-                image: image(),
-                digest: digest(),
-                detail: "no tag".to_owned(),
-            },
-            TrustError::NoTrustedKey {
-                image: image(),
-                digest: digest(),
-                key_dir: None,
-                keyless: KeylessGap::NoTrustedRoot,
-            },
-            TrustError::SignatureInvalid {
-                image: image(),
-                digest: digest(),
-                rejected: Vec::new(),
-            },
-            TrustError::WrongImage {
-                image: image(),
-                digest: digest(),
-                signed_digest: digest(),
-            },
-            TrustError::WrongRepository {
-                image: image(),
-                digest: digest(),
-                repository: "r/x".to_owned(),
-                signed_reference: "r/y".to_owned(),
-            },
-            TrustError::KeyFile {
-                path: PathBuf::from("/k/a.pub"),
-                problem: KeyProblem::RsaTooSmall(1024),
-            },
-        ];
-        let codes: Vec<u8> = errors.iter().map(TrustError::exit_code).collect();
-        assert_eq!(codes, [10, 11, 12, 13, 14, 15]);
-        assert!(errors[1].to_string().contains("key directory is unknown"));
-        let with_dir = TrustError::NoTrustedKey {
-            image: image(),
-            digest: digest(),
-            key_dir: Some(PathBuf::from("/etc/concil/cosign")),
-            keyless: KeylessGap::NoIdentity {
-                repository: "r/x".to_owned(),
-            },
-        };
-        let message = with_dir.to_string();
-        assert!(message.contains("/etc/concil/cosign holds no *.pub file"));
-        assert!(
-            message.contains("no cosign_identities entry matches"),
-            "{message}"
-        );
-        let keyless = [
-            TrustError::IdentityMismatch {
-                image: image(),
-                digest: digest(),
-                expected: "subject \"a\"".to_owned(),
-                found: "subject \"b\"".to_owned(),
-            },
-            TrustError::CertificateUntrusted {
-                image: image(),
-                digest: digest(),
-                rejected: Vec::new(),
-            },
-            TrustError::NoTransparencyLogEntry {
-                image: image(),
-                digest: digest(),
-                rejected: Vec::new(),
-            },
-            TrustError::CertificateNotLogged {
-                image: image(),
-                digest: digest(),
-                rejected: Vec::new(),
-            },
-        ];
-        let codes: Vec<u8> = keyless.iter().map(TrustError::exit_code).collect();
-        assert_eq!(codes, [16, 17, 18, 23]);
-        assert!(errors[5].to_string().contains("/k/a.pub"));
     }
 }

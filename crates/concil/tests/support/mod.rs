@@ -21,3 +21,8 @@ pub mod proxy;
 pub mod pull;
 pub mod registry;
 pub mod tuf;
+
+/// The library's digest type for a digest a test holds as text.
+pub fn digest(text: &str) -> concil::digest::Digest {
+    concil::digest::Digest::parse(text).expect("a sha256 digest")
+}

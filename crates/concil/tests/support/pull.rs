@@ -415,8 +415,8 @@ impl Pulled {
 
     pub fn from_library(image: &PulledImage) -> Pulled {
         Pulled {
-            manifest_digest: image.manifest_digest.clone(),
-            config_digest: image.config_digest.clone(),
+            manifest_digest: image.manifest_digest.to_string(),
+            config_digest: image.config_digest.to_string(),
             platform: image.platform.clone(),
             verified: serde_json::to_value(image.verified)
                 .ok()
@@ -426,8 +426,8 @@ impl Pulled {
                 .layers
                 .iter()
                 .map(|layer| PulledLayer {
-                    digest: layer.digest.clone(),
-                    diff_id: layer.diff_id.clone(),
+                    digest: layer.digest.to_string(),
+                    diff_id: layer.diff_id.to_string(),
                     media_type: layer.media_type.clone(),
                     size: layer.size,
                     path: layer.path.clone(),

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use crate::digest::Digest;
 use crate::registry::RegistryError;
 
 /// Why Notary trust data does not vouch for a tag, or could not be checked. Every variant names
@@ -64,7 +65,7 @@ pub enum NotaryError {
     ManifestMismatch {
         gun: String,
         target: String,
-        digest: String,
+        digest: Digest,
         detail: String,
     },
 
@@ -133,26 +134,4 @@ pub enum NotaryError {
     /// A CA file named by `trust_pinning.ca` could not be read or holds no certificate.
     #[error("trust_pinning CA file {}: {reason}", path.display())]
     CaFile { path: PathBuf, reason: String },
-}
-
-impl NotaryError {
-    /// The process exit status, in the scheme of [`super::super::TrustError::exit_code`]:
-    /// not signed 10, signatures 12, signed content for something else 13, then Notary's own
-    /// (19–22; 16–18 are keyless cosign's).
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            NotaryError::NotPublished { .. } | NotaryError::TargetNotSigned { .. } => 10,
-            NotaryError::Threshold { .. } | NotaryError::Malformed { .. } => 12,
-            NotaryError::MetadataMismatch { .. } | NotaryError::ManifestMismatch { .. } => 13,
-            NotaryError::Expired { .. } => 19,
-            NotaryError::Rollback { .. } => 20,
-            NotaryError::Pinning { .. } => 21,
-            NotaryError::Unreachable { .. } => 22,
-            NotaryError::InvalidPinning { .. } | NotaryError::CaFile { .. } => 15,
-            NotaryError::Server { .. }
-            | NotaryError::Cache { .. }
-            | NotaryError::MissingMetadata { .. }
-            | NotaryError::Settings { .. } => 1,
-        }
-    }
 }

@@ -45,6 +45,7 @@ use base64::Engine as _;
 use url::Url;
 
 use crate::config::Credentials;
+use crate::digest::Digest;
 use crate::registry::{Client, RegistryError, TlsSettings};
 pub use error::NotaryError;
 use metadata::{
@@ -78,7 +79,7 @@ pub struct NotarySettings {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Wanted<'a> {
     pub tag: Option<&'a str>,
-    pub digest: Option<&'a str>,
+    pub digest: Option<&'a Digest>,
 }
 
 impl Wanted<'_> {
@@ -100,8 +101,8 @@ pub struct NotaryTarget {
     pub name: String,
     /// The role that signed it (`targets/releases` or `targets`).
     pub role: String,
-    /// `sha256:<hex>`.
-    pub digest: String,
+    /// The digest the tag must have.
+    pub digest: Digest,
     meta: FileMeta,
 }
 
@@ -715,14 +716,10 @@ impl NotaryClient {
             let found = targets.targets.iter().find(|(name, meta)| {
                 let matches = match (wanted.tag(), wanted.digest) {
                     (Some(tag), _) => name.as_str() == tag,
-                    (None, digest) => {
-                        metadata::sha256_hex(meta)
-                            .ok()
-                            .flatten()
-                            .is_some_and(|hex| {
-                                digest.and_then(|d| d.strip_prefix("sha256:")) == Some(hex.as_str())
-                            })
-                    }
+                    (None, digest) => metadata::sha256_hex(meta)
+                        .ok()
+                        .flatten()
+                        .is_some_and(|hex| digest.map(Digest::hex) == Some(hex.as_str())),
                 };
                 matches && delegated.is_none_or(|d: &metadata::DelegatedRole| d.covers(name))
             });
@@ -730,8 +727,9 @@ impl NotaryClient {
                 let hex = metadata::sha256_hex(meta)
                     .map_err(|reason| self.malformed(role, reason))?
                     .ok_or_else(|| self.malformed(role, format!("target {name} has no sha256")))?;
-                let digest = format!("sha256:{hex}");
-                if let Some(pinned) = wanted.digest.filter(|pinned| *pinned != digest) {
+                let digest = Digest::from_hex(&hex)
+                    .map_err(|error| self.malformed(role, format!("target {name}: {error}")))?;
+                if let Some(pinned) = wanted.digest.filter(|pinned| **pinned != digest) {
                     return Err(NotaryError::TargetNotSigned {
                         gun: self.gun.clone(),
                         what: format!("digest {pinned} (tag {name} is signed as {digest})"),
@@ -752,7 +750,10 @@ impl NotaryClient {
             gun: self.gun.clone(),
             what: match (wanted.tag(), wanted.digest) {
                 (Some(tag), _) => format!("tag {tag}"),
-                (None, digest) => format!("no tag with digest {}", digest.unwrap_or_default()),
+                (None, digest) => format!(
+                    "no tag with digest {}",
+                    digest.map(Digest::as_str).unwrap_or_default()
+                ),
             },
             roles: looked_in,
         })

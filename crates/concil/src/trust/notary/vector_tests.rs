@@ -442,8 +442,8 @@ fn tag_and_digest_must_agree() {
     let trusted = client
         .verify_chain(root, &Cached::default(), &mut fetch, made_at())
         .unwrap();
-    let signed = format!("sha256:{V1_SHA256}");
-    let other = format!("sha256:{}", "0".repeat(64));
+    let signed = Digest::parse(&format!("sha256:{V1_SHA256}")).unwrap();
+    let other = Digest::parse(&format!("sha256:{}", "0".repeat(64))).unwrap();
     let wanted = |digest| Wanted {
         tag: Some("v1"),
         digest: Some(digest),
