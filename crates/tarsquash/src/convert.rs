@@ -277,7 +277,7 @@ pub fn convert(tar: &mut dyn Read, out: File, options: &Options) -> Result<Conve
         .finish()
         .map_err(|error| input_error(&probe, error, Place::End(last.as_deref())))?;
     let tree = layer.finish();
-    let image = writer.finish(&tree)?;
+    let image = writer.finish(tree)?;
     let image_size = image.metadata().map_err(Error::ImageSize)?.len();
     Ok(Conversion {
         diff_id,

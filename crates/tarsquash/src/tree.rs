@@ -5,7 +5,7 @@
 //! a hard link is a second entry naming the same node. A node that was replaced by a later tar
 //! entry simply becomes unreachable from the root; the image writer only emits reachable
 //! nodes, counting links as it walks, each directory's entries sorted by name
-//! ([`Tree::listing`]).
+//! (`Tree::into_listed`).
 //!
 //! Tar semantics, as [`Tree::insert`] and [`Tree::insert_hard_link`] apply them:
 //! - a later entry for a path replaces the earlier one; a directory over a directory keeps the
@@ -108,7 +108,11 @@ pub enum NodeKind {
 /// What a node is, as the tree keeps it: [`NodeKind`] with the symlink target aside.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
-    Dir,
+    /// Where the directory's entries are in [`Listed`]'s order, once the tree is listed.
+    Dir {
+        first: u32,
+        count: u32,
+    },
     File(FileData),
     /// Index of the target in `Tree::symlinks`.
     Symlink(u32),
@@ -192,12 +196,34 @@ impl<'t> Iterator for Children<'t> {
     }
 }
 
-/// Each directory's entries in name order, for the image writer.
-pub(crate) struct Listing {
-    /// Entry indices grouped by directory, each group sorted by name.
+/// The finished tree with each directory's entries in name order (byte order, as squashfs
+/// wants them), for the image writer.
+pub(crate) struct Listed {
+    tree: Tree,
+    /// Entry indices grouped by directory (each group where its `Kind::Dir` says), each group
+    /// sorted by name.
     order: Vec<u32>,
-    /// Where each node's group starts in `order` (and, at the next node's index, ends).
-    starts: Vec<u32>,
+}
+
+impl Listed {
+    pub(crate) fn tree(&self) -> &Tree {
+        &self.tree
+    }
+
+    /// The entries of `dir`, in name order.
+    pub(crate) fn children(&self, dir: NodeId) -> Children<'_> {
+        let group = match self.tree.node(dir).kind {
+            Kind::Dir { first, count } => {
+                let (first, count) = (first as usize, count as usize);
+                self.order.get(first..first + count).unwrap_or_default()
+            }
+            _ => &[],
+        };
+        Children {
+            tree: &self.tree,
+            rest: group.iter(),
+        }
+    }
 }
 
 /// Longest path component Linux accepts (`NAME_MAX`).
@@ -311,7 +337,7 @@ impl Tree {
         };
         let xattrs = tree.xattr_set(root.xattrs);
         tree.nodes.push(Node {
-            kind: Kind::Dir,
+            kind: Kind::Dir { first: 0, count: 0 },
             mode: root.mode,
             uid: root.uid,
             gid: root.gid,
@@ -347,7 +373,7 @@ impl Tree {
     }
 
     pub(crate) fn is_dir(&self, id: NodeId) -> bool {
-        self.node(id).kind == Kind::Dir
+        matches!(self.node(id).kind, Kind::Dir { .. })
     }
 
     /// Sets the extended attribute `name` of `id` to `value`.
@@ -580,7 +606,7 @@ impl Tree {
         };
         let id = u32::try_from(self.nodes.len()).map_err(|_| too_many())?;
         let kind = match kind {
-            NodeKind::Dir => Kind::Dir,
+            NodeKind::Dir => Kind::Dir { first: 0, count: 0 },
             NodeKind::File(data) => Kind::File(data),
             NodeKind::Symlink(target) => {
                 let index = u32::try_from(self.symlinks.len()).map_err(|_| too_many())?;
@@ -604,43 +630,44 @@ impl Tree {
         Ok(NodeId(id))
     }
 
-    /// Every directory's entries in name order (byte order, as squashfs wants them).
-    pub(crate) fn listing(&self) -> Listing {
-        // A counting sort by directory: `starts` counts, then holds where each group begins.
-        let mut starts = vec![0u32; self.nodes.len() + 1];
+    /// The tree as the image writer reads it: each directory's entries sorted by name. The
+    /// hash index goes first, so that its memory is free for the writer's tables.
+    pub(crate) fn into_listed(mut self) -> Listed {
+        self.buckets = Vec::new();
+        // A counting sort by directory, the counts and then the starts kept in the directories'
+        // nodes (which have room for them) rather than in an array by node.
         for entry in &self.entries {
-            starts[entry.dir.index() + 1] += 1;
+            if let Kind::Dir { count, .. } = &mut self.nodes[entry.dir.index()].kind {
+                *count += 1;
+            }
         }
-        for index in 1..starts.len() {
-            starts[index] += starts[index - 1];
+        let mut start = 0u32;
+        for node in &mut self.nodes {
+            if let Kind::Dir { first, count } = &mut node.kind {
+                *first = start;
+                // There are fewer than 2^32 entries (`link` checks).
+                start += *count;
+                *count = 0;
+            }
         }
         let mut order = vec![0u32; self.entries.len()];
-        let mut next = starts.clone();
         for (index, entry) in self.entries.iter().enumerate() {
-            let slot = &mut next[entry.dir.index()];
-            order[*slot as usize] = index as u32;
-            *slot += 1;
+            if let Kind::Dir { first, count } = &mut self.nodes[entry.dir.index()].kind {
+                order[(*first + *count) as usize] = index as u32;
+                *count += 1;
+            }
         }
-        drop(next);
-        for dir in 0..self.nodes.len() {
-            let group = &mut order[starts[dir] as usize..starts[dir + 1] as usize];
-            // Names in a directory are distinct, so the unstable sort has one result.
-            group.sort_unstable_by(|a, b| {
-                let name = |entry: &u32| self.entry_name(&self.entries[*entry as usize]);
-                name(a).cmp(name(b))
-            });
+        for node in &self.nodes {
+            if let Kind::Dir { first, count } = node.kind {
+                let group = &mut order[first as usize..(first + count) as usize];
+                // Names in a directory are distinct, so the unstable sort has one result.
+                group.sort_unstable_by(|a, b| {
+                    let name = |entry: &u32| self.entry_name(&self.entries[*entry as usize]);
+                    name(a).cmp(name(b))
+                });
+            }
         }
-        Listing { order, starts }
-    }
-
-    /// The entries of `dir` in `listing`, in name order.
-    pub(crate) fn children<'t>(&'t self, listing: &'t Listing, dir: NodeId) -> Children<'t> {
-        let start = listing.starts.get(dir.index()).copied().unwrap_or(0) as usize;
-        let end = listing.starts.get(dir.index() + 1).copied().unwrap_or(0) as usize;
-        Children {
-            tree: self,
-            rest: listing.order.get(start..end).unwrap_or_default().iter(),
-        }
+        Listed { tree: self, order }
     }
 }
 
@@ -673,10 +700,8 @@ mod tests {
     fn names(tree: &Tree, dir: &str) -> Vec<String> {
         let id = tree.lookup(&path(dir)).unwrap();
         assert!(tree.is_dir(id), "{dir} is not a directory");
-        let listing = tree.listing();
-        tree.children(&listing, id)
-            .map(|(name, _)| lossy(name))
-            .collect()
+        let listed = tree.clone().into_listed();
+        listed.children(id).map(|(name, _)| lossy(name)).collect()
     }
 
     fn target(tree: &Tree, id: NodeId) -> String {
@@ -936,12 +961,13 @@ mod tests {
             assert_eq!(tree.lookup(&EntryPath::parse(&raw).unwrap()), Some(*id));
         }
         let dir = tree.lookup(&path("dir")).unwrap();
-        let listing = tree.listing();
-        let listed: Vec<&[u8]> = tree.children(&listing, dir).map(|(name, _)| name).collect();
+        let root = tree.root();
+        let listed = tree.into_listed();
+        let names: Vec<&[u8]> = listed.children(dir).map(|(name, _)| name).collect();
         let mut expected: Vec<Vec<u8>> = (0..5000).map(name).collect();
         expected.sort();
-        assert_eq!(listed, expected);
-        let root: Vec<_> = tree.children(&listing, tree.root()).collect();
+        assert_eq!(names, expected);
+        let root: Vec<_> = listed.children(root).collect();
         assert_eq!(root, [(&b"dir"[..], dir)]);
     }
 

@@ -96,7 +96,7 @@ fn finish_error(build: impl FnOnce(&mut Builder)) -> ImageError {
     let mut b = Builder::new(&ImageOptions::default());
     build(&mut b);
     let Builder { tree, writer, .. } = b;
-    writer.finish(&tree).unwrap_err()
+    writer.finish(tree).unwrap_err()
 }
 
 #[test]
@@ -258,7 +258,7 @@ fn a_full_disk_stops_the_writer_with_an_error_and_its_threads_exit() {
             .unwrap_err();
         assert!(matches!(again, ImageError::Stopped), "{again:?}");
         let tree = Tree::new(meta(0o755, 0, 0, 0));
-        assert!(matches!(writer.finish(&tree), Err(ImageError::Stopped)));
+        assert!(matches!(writer.finish(tree), Err(ImageError::Stopped)));
     });
     run("umount", &[mount_point.as_os_str()]);
     if let Err(panic) = result {

@@ -18,9 +18,9 @@
 //! allocator, 300,000 small files and 20,000 files of one block and a tail): about 75 bytes
 //! per file smaller than a block (the sha256 and place of its tail), about 200 bytes per
 //! larger file (also its whole-file sha256, handle and block list) plus 4 bytes per block.
-//! `finish` needs about 30 bytes per entry more at its peak (the entries sorted by directory
-//! and name, inode numbers, link counts and references by node, and the compressed inode and
-//! directory tables).
+//! `finish` needs about 16 bytes per entry more at its peak (the entries sorted by directory
+//! and name, inode numbers and references by node, and the compressed inode and directory
+//! tables), less the 4 to 8 of the tree's hash index, which it frees first.
 //!
 //! Extended attributes outside `user.`, `trusted.` and `security.` cannot be stored in
 //! squashfs: `finish` refuses them ([`ImageError::XattrNamespace`]); filter with
@@ -324,7 +324,9 @@ impl ImageWriter {
     }
 
     /// Writes all tables for `tree` and the superblock; returns the file, flushed (not synced).
-    pub fn finish(mut self, tree: &Tree) -> Result<File, ImageError> {
+    /// The tree is consumed, so that its hash index (no use once the tree is complete) is
+    /// freed before the tables are built.
+    pub fn finish(mut self, tree: Tree) -> Result<File, ImageError> {
         if !self.fragment.is_empty() {
             self.flush_fragment()?;
         }

@@ -25,7 +25,7 @@ use super::metadata::{lookup_table, MetadataWriter};
 use super::pipeline::DataLayout;
 use super::xattr::XattrTable;
 use super::{FileData, ImageError};
-use crate::tree::{Children, Kind, Listing, Node, NodeId, Tree, Xattr};
+use crate::tree::{Children, Kind, Listed, Node, NodeId, Tree, Xattr};
 
 /// Settings the tables need.
 pub(crate) struct TableOptions {
@@ -36,11 +36,11 @@ pub(crate) struct TableOptions {
 /// Writes every table after the data in `data.out` and the superblock; returns the file.
 pub(crate) fn write_tables(
     data: DataLayout,
-    tree: &Tree,
+    tree: Tree,
     options: &TableOptions,
 ) -> Result<File, ImageError> {
-    let listing = tree.listing();
-    let plan = number_inodes(tree, &listing);
+    let listed = tree.into_listed();
+    let plan = number_inodes(&listed);
     let mut compressor = BlockCompressor::new(options.level)?;
     let mut inodes = InodeWriter {
         data: &data,
@@ -50,11 +50,11 @@ pub(crate) fn write_tables(
         directories: MetadataWriter::default(),
         xattrs: XattrTable::default(),
         ids: IdTable::default(),
-        refs: vec![UNWRITTEN; tree.node_count()],
+        refs: vec![UNWRITTEN; listed.tree().node_count()],
         compressor: &mut compressor,
     };
-    let root = inodes.write_all(tree, &listing)?;
-    drop(listing);
+    let root = inodes.write_all(&listed)?;
+    drop(listed);
     let InodeWriter {
         inodes: inode_writer,
         directories,
@@ -152,41 +152,52 @@ pub(crate) fn write_tables(
     Ok(file)
 }
 
-/// What the first walk found: inode numbers and link counts by node (0 = unreachable).
+/// What the first walk found: inode numbers by node (0 = unreachable) and the link counts of
+/// nodes named more than once (hard links: few, so not an array by node).
 struct Plan {
     numbers: Vec<u32>,
-    links: Vec<u32>,
+    hard_links: HashMap<NodeId, u32>,
     inode_count: u32,
 }
 
-fn number_inodes(tree: &Tree, listing: &Listing) -> Plan {
+impl Plan {
+    /// The link count of a node other than a directory.
+    fn links(&self, id: NodeId) -> u32 {
+        self.hard_links.get(&id).copied().unwrap_or(1)
+    }
+}
+
+fn number_inodes(listed: &Listed) -> Plan {
     let mut plan = Plan {
-        numbers: vec![0; tree.node_count()],
-        links: vec![0; tree.node_count()],
+        numbers: vec![0; listed.tree().node_count()],
+        hard_links: HashMap::new(),
         inode_count: 0,
     };
-    let mut walker = Walker::new(tree, listing);
+    let mut walker = Walker::new(listed);
     while let Some(step) = walker.next() {
-        let (id, links) = match step {
+        let id = match step {
             Step::Leaf { id, .. } => {
-                let links = plan.links[index(id)].saturating_add(1);
-                (id, links)
+                if plan.numbers[index(id)] != 0 {
+                    let links = plan.hard_links.entry(id).or_insert(1);
+                    *links = links.saturating_add(1);
+                }
+                id
             }
-            Step::DirDone { id, children, .. } => {
-                let subdirs = children.filter(|&(_, child)| tree.is_dir(child)).count();
-                (
-                    id,
-                    u32::try_from(subdirs).unwrap_or(u32::MAX).saturating_add(2),
-                )
-            }
+            Step::DirDone { id, .. } => id,
         };
-        plan.links[index(id)] = links;
         if plan.numbers[index(id)] == 0 {
             plan.inode_count += 1;
             plan.numbers[index(id)] = plan.inode_count;
         }
     }
     plan
+}
+
+/// The link count of a directory: its entry in its parent, its own `.`, and each
+/// subdirectory's `..`.
+fn dir_links(tree: &Tree, children: Children<'_>) -> u32 {
+    let subdirs = children.filter(|&(_, child)| tree.is_dir(child)).count();
+    u32::try_from(subdirs).unwrap_or(u32::MAX).saturating_add(2)
 }
 
 /// `refs` value of a node whose inode is not written yet.
@@ -207,8 +218,9 @@ struct InodeWriter<'a> {
 
 impl InodeWriter<'_> {
     /// Writes every reachable inode and directory; returns the root inode's reference.
-    fn write_all(&mut self, tree: &Tree, listing: &Listing) -> Result<MetaRef, ImageError> {
-        let mut walker = Walker::new(tree, listing);
+    fn write_all(&mut self, listed: &Listed) -> Result<MetaRef, ImageError> {
+        let tree = listed.tree();
+        let mut walker = Walker::new(listed);
         while let Some(step) = walker.next() {
             match step {
                 Step::Leaf { id, node, name } => {
@@ -226,6 +238,7 @@ impl InodeWriter<'_> {
                     parent,
                 } => {
                     let path = || walker.path(name);
+                    let links = dir_links(tree, children.clone());
                     let entries = children.map(|(name, child)| {
                         let packed = self.refs.get(index(child)).copied().unwrap_or(UNWRITTEN);
                         let kind = basic_type(&tree.node(child).kind);
@@ -243,7 +256,14 @@ impl InodeWriter<'_> {
                         None => self.plan.inode_count + 1,
                     };
                     let xattrs = tree.xattrs(node);
-                    let inode = self.write_dir(id, node, xattrs, &listing, parent_number, &path)?;
+                    let inode = DirInode {
+                        id,
+                        node,
+                        xattrs,
+                        links,
+                        parent: parent_number,
+                    };
+                    let inode = self.write_dir(&inode, &listing, &path)?;
                     self.refs[index(id)] = inode.packed();
                 }
             }
@@ -280,7 +300,7 @@ impl InodeWriter<'_> {
         path: impl Fn() -> String,
     ) -> Result<MetaRef, ImageError> {
         let xattr = self.xattrs.id(tree.xattrs(node), &path, self.compressor)?;
-        let links = self.plan.links[index(id)];
+        let links = self.plan.links(id);
         let extended = xattr != NONE_U32;
         let mut bytes;
         match node.kind {
@@ -320,7 +340,7 @@ impl InodeWriter<'_> {
                 bytes = self.header(type_number(kind, extended), node, id)?;
                 bytes.extend_from_slice(&links.to_le_bytes());
             }
-            Kind::Dir => unreachable!("the walker steps into directories"),
+            Kind::Dir { .. } => unreachable!("the walker steps into directories"),
         }
         if extended {
             bytes.extend_from_slice(&xattr.to_le_bytes());
@@ -365,7 +385,7 @@ impl InodeWriter<'_> {
             _ => return Err(foreign()),
         };
         let sparse = words.iter().filter(|&&word| word == 0).count() as u64 * block_size;
-        let links = self.plan.links[index(id)];
+        let links = self.plan.links(id);
         let extended = xattr != NONE_U32
             || links > 1
             || sparse > 0
@@ -395,15 +415,18 @@ impl InodeWriter<'_> {
 
     fn write_dir(
         &mut self,
-        id: NodeId,
-        node: &Node,
-        xattrs: &[Xattr],
+        inode: &DirInode<'_>,
         listing: &DirListing<'_>,
-        parent: u32,
         path: &dyn Fn() -> String,
     ) -> Result<MetaRef, ImageError> {
+        let DirInode {
+            id,
+            node,
+            xattrs,
+            links,
+            parent,
+        } = *inode;
         let xattr = self.xattrs.id(xattrs, path, self.compressor)?;
-        let links = self.plan.links[index(id)];
         let too_large = || ImageError::EntryTooLarge {
             path: path(),
             what: "directory",
@@ -443,6 +466,17 @@ impl InodeWriter<'_> {
     }
 }
 
+/// What a directory inode holds besides its listing.
+#[derive(Clone, Copy)]
+struct DirInode<'t> {
+    id: NodeId,
+    node: &'t Node,
+    xattrs: &'t [Xattr],
+    links: u32,
+    /// The parent's inode number.
+    parent: u32,
+}
+
 fn type_number(kind: InodeType, extended: bool) -> u16 {
     if extended {
         kind.extended()
@@ -453,7 +487,7 @@ fn type_number(kind: InodeType, extended: bool) -> u16 {
 
 fn basic_type(kind: &Kind) -> u16 {
     match kind {
-        Kind::Dir => InodeType::Dir,
+        Kind::Dir { .. } => InodeType::Dir,
         Kind::File(_) => InodeType::File,
         Kind::Symlink(_) => InodeType::Symlink,
         Kind::CharDevice { .. } => InodeType::CharDevice,
@@ -494,8 +528,7 @@ impl IdTable {
 /// Depth-first walk from the root without recursion (paths can be arbitrarily deep). The
 /// tree is well formed (see [`crate::tree`]): every directory is entered once.
 struct Walker<'t> {
-    tree: &'t Tree,
-    listing: &'t Listing,
+    listed: &'t Listed,
     stack: Vec<Frame<'t>>,
 }
 
@@ -523,43 +556,44 @@ enum Step<'t> {
 }
 
 impl<'t> Walker<'t> {
-    fn new(tree: &'t Tree, listing: &'t Listing) -> Self {
-        let root = tree.root();
+    fn new(listed: &'t Listed) -> Self {
+        let root = listed.tree().root();
         Walker {
-            tree,
-            listing,
+            listed,
             stack: vec![Frame {
                 id: root,
                 name: b"",
-                rest: tree.children(listing, root),
+                rest: listed.children(root),
             }],
         }
     }
 
     fn next(&mut self) -> Option<Step<'t>> {
+        let tree = self.listed.tree();
         loop {
             let frame = self.stack.last_mut()?;
             let Some((name, id)) = frame.rest.next() else {
                 let done = self.stack.pop()?;
                 return Some(Step::DirDone {
                     id: done.id,
-                    node: self.tree.node(done.id),
+                    node: tree.node(done.id),
                     name: done.name,
-                    children: self.tree.children(self.listing, done.id),
+                    children: self.listed.children(done.id),
                     parent: self.stack.last().map(|frame| frame.id),
                 });
             };
-            let node = self.tree.node(id);
-            if node.kind != Kind::Dir {
+            let node = tree.node(id);
+            if !matches!(node.kind, Kind::Dir { .. }) {
                 return Some(Step::Leaf { id, node, name });
             }
             self.stack.push(Frame {
                 id,
                 name,
-                rest: self.tree.children(self.listing, id),
+                rest: self.listed.children(id),
             });
         }
     }
+
     /// The path of entry `name` in the directory being walked (of the directory just done,
     /// for [`Step::DirDone`]), for error messages.
     fn path(&self, name: &[u8]) -> String {

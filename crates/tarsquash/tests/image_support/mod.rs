@@ -107,7 +107,7 @@ impl Builder {
 
     /// Finishes the image; returns its path and the directory that holds it.
     pub fn finish(self) -> Image {
-        let file = self.writer.finish(&self.tree).unwrap();
+        let file = self.writer.finish(self.tree).unwrap();
         drop(file);
         Image {
             path: self.image,
