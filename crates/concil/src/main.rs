@@ -46,8 +46,10 @@ enum Command {
         /// Pull without checking content trust.
         #[arg(long)]
         no_verify: bool,
-        /// docker://host[:port]/repo[:tag][@sha256:…] or a short name (alpine).
-        image: String,
+        /// docker://host[:port]/repo[:tag][@sha256:…] or a short name (alpine); several are
+        /// pulled one after the other, sharing connections.
+        #[arg(required = true)]
+        images: Vec<String>,
     },
     /// Convert a tar, tar.gz or tar.zst file to squashfs and print its diff_id.
     Convert {
@@ -184,9 +186,9 @@ fn run(command: Command) -> Result<(), BoxError> {
             json,
             config,
             no_verify,
-            image,
+            images,
         } => pull(
-            &image,
+            &images,
             platform.as_deref(),
             json,
             config.as_deref(),
@@ -268,42 +270,51 @@ fn cosign_keys(command: CosignCommand, config: Option<&Path>) -> Result<(), BoxE
 }
 
 fn pull(
-    image: &str,
+    images: &[String],
     platform: Option<&str>,
     json: bool,
     config: Option<&Path>,
     no_verify: bool,
 ) -> Result<(), BoxError> {
     let config = Config::load(config)?;
-    let reference = Reference::parse(image)?;
+    let references = images
+        .iter()
+        .map(|image| Reference::parse(image))
+        .collect::<Result<Vec<_>, _>>()?;
     let platform = match platform {
         Some(text) => text.parse::<Platform>()?,
         None => Platform::host(),
     };
-    if config.disable_content_trust && !no_verify {
-        eprintln!(
-            "warning: disable_content_trust is set: content trust is not checked for {image}"
-        );
-    }
-    let mut store = Store::new(reference, config)?;
+    let unverified = if no_verify {
+        Some("--no-verify")
+    } else {
+        config
+            .disable_content_trust
+            .then_some("disable_content_trust is set")
+    };
+    let mut store = Store::open(config)?;
     if no_verify {
-        eprintln!("warning: --no-verify: content trust is not checked for {image}");
         store = store.without_verification();
     }
     if !json && std::io::stderr().is_terminal() {
         store = store.with_progress(Arc::new(Bars::default()));
     }
-    let pulled = store.pull(&platform)?;
-    let mut stdout = std::io::stdout().lock();
-    if json {
-        let mut value = serde_json::to_value(&pulled)?;
-        if let serde_json::Value::Object(map) = &mut value {
-            map.insert("image".into(), image.into());
+    for (image, reference) in images.iter().zip(&references) {
+        if let Some(why) = unverified {
+            eprintln!("warning: {why}: content trust is not checked for {image}");
         }
-        writeln!(stdout, "{value}")?;
-    } else {
-        for layer in &pulled.layers {
-            writeln!(stdout, "{}", layer.path.display())?;
+        let pulled = store.pull(reference, &platform)?;
+        let mut stdout = std::io::stdout().lock();
+        if json {
+            let mut value = serde_json::to_value(&pulled)?;
+            if let serde_json::Value::Object(map) = &mut value {
+                map.insert("image".into(), image.as_str().into());
+            }
+            writeln!(stdout, "{value}")?;
+        } else {
+            for layer in &pulled.layers {
+                writeln!(stdout, "{}", layer.path.display())?;
+            }
         }
     }
     Ok(())

@@ -327,3 +327,44 @@ fn single_platform_image_for_another_platform_pulls_with_a_warning() -> TestResu
     assert_eq!(output["platform"], IMAGE_PLATFORM);
     Ok(())
 }
+
+/// The library example (`examples/pull.rs`, built by `cargo test`) pulls two images through
+/// one store and prints each one's layer paths.
+#[test]
+fn the_library_example_pulls_images() -> TestResult {
+    let registry = Registry::plain();
+    let images = Images::new(&registry)?;
+    let first = images.push_busybox("example/first", "v1", Format::Docker)?;
+    let second = images.push_layered("example/second", "v1", Format::Oci)?;
+    let home = ConcilHome::new(config_for(&registry));
+    let example = std::env::current_exe()?
+        .parent()
+        .and_then(|deps| deps.parent())
+        .ok_or("target directory")?
+        .join("examples/pull");
+    assert!(
+        example.exists(),
+        "{} is missing: `cargo test` builds the examples, `cargo test --test pull_images` alone \
+         does not (run `cargo build --examples` first)",
+        example.display()
+    );
+    let output = support::pull::run(
+        std::process::Command::new(&example)
+            .arg("--config")
+            .arg(home.config_path())
+            .arg(&first.reference)
+            .arg(&second.reference),
+    );
+    assert!(output.status.success(), "{output:?}");
+    let stdout = String::from_utf8(output.stdout)?;
+    for image in [&first, &second] {
+        assert!(stdout.contains(&image.manifest_digest), "{stdout}");
+        for layer in &image.layers {
+            let path = home.cache_dir().join("layers").join(&layer.diff_id);
+            assert!(stdout.contains(&*path.display().to_string()), "{stdout}");
+        }
+    }
+    home.assert_layers_match(&first);
+    home.assert_layers_match(&second);
+    Ok(())
+}

@@ -98,7 +98,7 @@ pub struct Client {
 }
 
 struct Inner {
-    transport: Transport,
+    transport: Arc<Transport>,
     /// `scheme://host[:port]/` as configured.
     configured_base: Url,
     /// `host[:port]`, for messages.
@@ -222,11 +222,33 @@ impl std::fmt::Debug for BlobReader {
     }
 }
 
+/// A pool of connections (and the TLS settings they are made with), shared by the clients of
+/// every registry and repository a long-lived store talks to. Cheap to clone.
+#[derive(Clone)]
+pub struct Connections {
+    transport: Arc<Transport>,
+}
+
+impl Connections {
+    /// A new, empty pool. Reads `tls.ca_file` now.
+    pub fn new(tls: &TlsSettings) -> Result<Connections, RegistryError> {
+        Ok(Connections {
+            transport: Arc::new(Transport::new(tls)?),
+        })
+    }
+}
+
+impl std::fmt::Debug for Connections {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connections").finish_non_exhaustive()
+    }
+}
+
 impl Client {
     /// A client for `repository` (`library/alpine`) at `base_url` (scheme, host and port, from
     /// `Config::registry_url`; any path is ignored and user info in it is dropped: credentials
-    /// come only from `credentials`). Reads `tls.ca_file` now; talks to the registry only on
-    /// the first request.
+    /// come only from `credentials`), with a pool of its own. Reads `tls.ca_file` now; talks to
+    /// the registry only on the first request.
     pub fn new(
         base_url: Url,
         repository: &str,
@@ -234,15 +256,32 @@ impl Client {
         tls: &TlsSettings,
         allow_http_fallback: bool,
     ) -> Result<Client, RegistryError> {
+        Client::with_connections(
+            &Connections::new(tls)?,
+            base_url,
+            repository,
+            credentials,
+            allow_http_fallback,
+        )
+    }
+
+    /// As [`Client::new`], on a shared pool of connections.
+    pub fn with_connections(
+        connections: &Connections,
+        base_url: Url,
+        repository: &str,
+        credentials: Option<Credentials>,
+        allow_http_fallback: bool,
+    ) -> Result<Client, RegistryError> {
         let configured_base = configured_base(base_url)?;
         check_repository(repository)?;
-        Client::for_name(
+        Ok(Client::for_name(
+            connections,
             configured_base,
             repository,
             credentials,
-            tls,
             allow_http_fallback,
-        )
+        ))
     }
 
     /// A client for a Notary server at `base_url` serving the trust data of `gun`
@@ -257,19 +296,25 @@ impl Client {
     ) -> Result<Client, RegistryError> {
         let configured_base = configured_base(base_url)?;
         check_gun(gun)?;
-        Client::for_name(configured_base, gun, credentials, tls, false)
+        Ok(Client::for_name(
+            &Connections::new(tls)?,
+            configured_base,
+            gun,
+            credentials,
+            false,
+        ))
     }
 
     fn for_name(
+        connections: &Connections,
         configured_base: Url,
         name: &str,
         credentials: Option<Credentials>,
-        tls: &TlsSettings,
         allow_http_fallback: bool,
-    ) -> Result<Client, RegistryError> {
-        Ok(Client {
+    ) -> Client {
+        Client {
             inner: Arc::new(Inner {
-                transport: Transport::new(tls)?,
+                transport: Arc::clone(&connections.transport),
                 registry: host_port(&configured_base),
                 configured_base,
                 repository: name.to_owned(),
@@ -278,7 +323,7 @@ impl Client {
                 session: Mutex::new(None),
                 token: Mutex::new(None),
             }),
-        })
+        }
     }
 
     /// The repository this client reads.

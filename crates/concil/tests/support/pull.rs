@@ -1,6 +1,6 @@
 //! Shared by the `pull_*` tests: a concil configuration and cache in a temp dir, the real
 //! `concil` binary run against them, the checks of what a pull must leave (the `--json` output,
-//! the cache layout of DESIGN.md), and a layer's squashfs compared with the tar it was made
+//! the cache layout of README.md), and a layer's squashfs compared with the tar it was made
 //! from, read back with `sqfs2tar`.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -12,9 +12,12 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+use concil::cache::CleanReport;
 use concil::config::{Config, Environment};
+use concil::digest::Digest;
 use concil::reference::Reference;
-use concil::store::{PulledImage, Store};
+use concil::registry::Descriptor;
+use concil::store::{ImageConfig, Platform, PulledImage, ResolvedManifest, Store, StoreError};
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
 
@@ -27,7 +30,7 @@ pub const COMMAND_LIMIT: Duration = Duration::from_secs(300);
 
 /// The configuration that reaches `registry` with everything it needs: its URL in
 /// `remote_servers`, the test CA as `cafile` for HTTPS, its credentials in `auths`, and content
-/// trust disabled (not implemented yet). Tests change keys of the returned value as they need.
+/// trust disabled (the trust tests turn it on). Tests change keys of the returned value as they need.
 pub fn config_for(registry: &Registry) -> Value {
     let mut config = json!({
         "disable_content_trust": true,
@@ -47,6 +50,40 @@ pub fn config_for(registry: &Registry) -> Value {
 /// An `auths` value: base64 of `user:password`.
 pub fn basic_auth(user: &str, password: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+}
+
+/// A long-lived [`Store`] and one reference the test pulls through it.
+pub struct ImageStore {
+    pub store: Store,
+    pub reference: Reference,
+}
+
+impl ImageStore {
+    pub fn pull(&self, platform: &Platform) -> Result<PulledImage, StoreError> {
+        self.store.pull(&self.reference, platform)
+    }
+
+    pub fn manifest(&self, platform: &Platform) -> Result<ResolvedManifest, StoreError> {
+        self.store.manifest(&self.reference, platform)
+    }
+
+    pub fn config(&self, resolved: &ResolvedManifest) -> Result<ImageConfig, StoreError> {
+        self.store.image_config(&self.reference, resolved)
+    }
+
+    pub fn layer(
+        &self,
+        resolved: &ResolvedManifest,
+        descriptor: &Descriptor,
+        diff_id: &Digest,
+    ) -> Result<PathBuf, StoreError> {
+        self.store
+            .layer(&self.reference, resolved, descriptor, diff_id)
+    }
+
+    pub fn cache_cleanup(&self) -> Result<CleanReport, StoreError> {
+        self.store.cache_cleanup()
+    }
 }
 
 /// A home directory for concil: `config.json` and the cache (`cache/`) in a temp dir.
@@ -94,10 +131,12 @@ impl ConcilHome {
         Config::load_from(Some(&self.config_path()), &environment).expect("load config.json")
     }
 
-    /// A library store for `image` with this home's configuration.
-    pub fn store(&self, image: &str) -> Store {
-        let reference = Reference::parse(image).expect("image reference");
-        Store::new(reference, self.load_config()).expect("store")
+    /// A library store with this home's configuration, and `image` to pull through it.
+    pub fn store(&self, image: &str) -> ImageStore {
+        ImageStore {
+            store: Store::open(self.load_config()).expect("store"),
+            reference: Reference::parse(image).expect("image reference"),
+        }
     }
 
     /// The `concil` binary with a clean environment: only this home, no `CONCIL_*` variables.
@@ -183,7 +222,7 @@ impl ConcilHome {
             .collect()
     }
 
-    /// The cache holds exactly these entries, laid out as DESIGN.md says: `manifest/<digest>`
+    /// The cache holds exactly these entries, laid out as README.md says: `manifest/<digest>`
     /// and `config/<digest>` files whose bytes hash to their names, `layers/<diff_id>` squashfs
     /// files, `layers/<blob>` symlinks to `sha256:<diff_id>`; and no working file in `tmp/`.
     pub fn assert_cache_holds(
@@ -436,7 +475,7 @@ impl Pulled {
         }
     }
 
-    /// Reads `concil pull --json` output: exactly the keys DESIGN.md lists, `image` being the
+    /// Reads `concil pull --json` output: exactly the keys README.md lists, `image` being the
     /// reference as given on the command line.
     pub fn from_json(output: &Value, image: &str) -> Pulled {
         let object = output.as_object().expect("the output is a JSON object");

@@ -1,0 +1,348 @@
+//! One image being pulled: resolving its reference to a trusted manifest (through an index,
+//! with cosign or Notary), its config, and its layers on a bounded pool of threads.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use serde::Deserialize;
+
+use super::layer::{descriptor_digest, LayerBlob};
+use super::{
+    ImageConfig, Platform, PulledImage, PulledLayer, ResolvedManifest, Store, StoreError,
+    Verification, MAX_CONFIG_SIZE, MAX_INDEX_DEPTH,
+};
+use crate::config::ContentTrust;
+use crate::digest::Digest;
+use crate::reference::Reference;
+use crate::registry::{Client, Descriptor, Manifest, ParsedManifest, TlsSettings};
+use crate::trust::cosign::Verifier;
+use crate::trust::notary::pinning::TrustPinning;
+use crate::trust::notary::{NotaryClient, NotarySettings, Wanted};
+use crate::trust::TrustError;
+
+/// One reference being pulled through a [`Store`]: the store's cache, settings and
+/// connections, and the client for the reference's repository.
+pub(super) struct ImagePull<'s> {
+    pub(super) store: &'s Store,
+    pub(super) reference: &'s Reference,
+    /// The reference as text, for messages.
+    pub(super) image: String,
+    pub(super) client: Client,
+}
+
+impl ImagePull<'_> {
+    /// Resolves the reference to the image manifest for `platform` (through an index if the
+    /// reference names one) and caches the manifests by digest.
+    pub(super) fn manifest(&self, platform: &Platform) -> Result<ResolvedManifest, StoreError> {
+        let (mut manifest, verified) = self.trusted_manifest()?;
+        for _ in 0..MAX_INDEX_DEPTH {
+            match manifest.parse()? {
+                ParsedManifest::Image(image) => {
+                    return Ok(ResolvedManifest {
+                        digest: manifest.digest,
+                        media_type: manifest.media_type,
+                        manifest: image,
+                        verified,
+                    });
+                }
+                ParsedManifest::Index(index) => {
+                    let child = self.choose_platform(index.manifests(), platform)?;
+                    let child = descriptor_digest(child, &manifest.digest, "manifest")?;
+                    manifest = self.fetch_manifest(child.as_str())?;
+                }
+            }
+        }
+        Err(StoreError::IndexTooDeep {
+            image: self.image.clone(),
+        })
+    }
+
+    /// The image config of the manifest, from the cache or the registry (then cached).
+    pub(super) fn config(&self, resolved: &ResolvedManifest) -> Result<ImageConfig, StoreError> {
+        let descriptor = resolved.manifest.config();
+        let digest = descriptor_digest(descriptor, &resolved.digest, "config")?;
+        let bytes = match self.store.cache.config(&digest)? {
+            Some(bytes) => bytes,
+            None => {
+                // Concurrent pulls fetch it once: whoever holds the lock fetches it, the others
+                // wait and then find it in the cache.
+                let _lock = self.store.cache.lock(&digest)?;
+                match self.store.cache.config(&digest)? {
+                    Some(bytes) => bytes,
+                    None => self.fetch_config(&digest, descriptor.size())?,
+                }
+            }
+        };
+        crate::registry::parse_json(&bytes)
+            .map_err(|reason| StoreError::ConfigInvalid { digest, reason })
+    }
+
+    fn fetch_config(&self, digest: &Digest, size: u64) -> Result<Vec<u8>, StoreError> {
+        if size > MAX_CONFIG_SIZE {
+            return Err(StoreError::ConfigTooLarge {
+                digest: digest.clone(),
+                size,
+            });
+        }
+        let bytes = self.client.blob_bytes(digest, size)?;
+        self.store.cache.put_config(digest, &bytes)?;
+        Ok(bytes)
+    }
+
+    /// The squashfs file of one layer (`descriptor`) of the manifest: from the cache, or downloaded and
+    /// converted (each blob once, even across processes: the per-blob lock makes others wait
+    /// and then reuse it).
+    pub(super) fn layer(
+        &self,
+        resolved: &ResolvedManifest,
+        descriptor: &Descriptor,
+        diff_id: &Digest,
+    ) -> Result<PathBuf, StoreError> {
+        self.pull_layer(&LayerBlob::of(&resolved.digest, descriptor)?, diff_id)
+    }
+
+    fn pull_layer(&self, layer: &LayerBlob, diff_id: &Digest) -> Result<PathBuf, StoreError> {
+        let digest = &layer.digest;
+        if let Some(path) = self.cached_layer(layer, diff_id)? {
+            tracing::debug!(layer = %digest, "layer in the cache");
+            self.store.progress.layer_done(digest, true);
+            return Ok(path);
+        }
+        tracing::debug!(layer = %digest, "waiting for the blob's lock");
+        let _lock = self.store.cache.lock(digest)?;
+        // Another process may have finished it while we waited for the lock.
+        if let Some(path) = self.cached_layer(layer, diff_id)? {
+            self.store.progress.layer_done(digest, true);
+            return Ok(path);
+        }
+        self.store.progress.layer_started(digest, layer.size);
+        let started = std::time::Instant::now();
+        let path = self.download_layer(layer, diff_id)?;
+        tracing::info!(layer = %digest, bytes = layer.size, seconds = started.elapsed().as_secs_f64(), "layer downloaded and converted");
+        self.store.progress.layer_done(digest, false);
+        Ok(path)
+    }
+
+    /// Pulls the whole image for `platform`: manifest, config and every layer.
+    pub(super) fn pull(&self, wanted: &Platform) -> Result<PulledImage, StoreError> {
+        let resolved = self.manifest(wanted)?;
+        let config_descriptor = resolved.manifest.config();
+        let config_digest = descriptor_digest(config_descriptor, &resolved.digest, "config")?;
+        let config = self.config(&resolved)?;
+        let descriptors = resolved.manifest.layers();
+        if descriptors.len() != config.rootfs.diff_ids.len() {
+            return Err(StoreError::LayerCountMismatch {
+                manifest: resolved.digest,
+                layers: descriptors.len(),
+                diff_ids: config.rootfs.diff_ids.len(),
+            });
+        }
+        // Refuse unusable layers before downloading any.
+        let layers = descriptors
+            .iter()
+            .map(|descriptor| LayerBlob::of(&resolved.digest, descriptor))
+            .collect::<Result<Vec<_>, _>>()?;
+        let paths = self.layers_in_parallel(&layers, &config.rootfs.diff_ids)?;
+        let layers = layers
+            .into_iter()
+            .zip(&config.rootfs.diff_ids)
+            .zip(paths)
+            .map(|((layer, diff_id), path)| PulledLayer {
+                digest: layer.digest,
+                diff_id: diff_id.clone(),
+                media_type: layer.media_type,
+                size: layer.size,
+                path,
+            })
+            .collect();
+        let platform = Platform::new(&config.os, &config.architecture, config.variant.as_deref());
+        if !config.os.is_empty() && platform != *wanted {
+            // As Docker: a single-platform image is pulled whatever it is built for, with a warning.
+            tracing::warn!(image = %self.image, "the image is for {platform}, not the requested {wanted}");
+        }
+        Ok(PulledImage {
+            manifest_digest: resolved.digest,
+            config_digest,
+            platform: platform.to_string(),
+            verified: resolved.verified,
+            layers,
+        })
+    }
+
+    /// The manifest the reference names, trusted as the configuration asks. Trust is decided
+    /// on the digest the reference resolves to, before anything in the manifest is used; an
+    /// index's trust covers the children fetched by digest from it.
+    /// - cosign: the manifest is fetched by tag, then its digest must carry a signature;
+    /// - Notary: the digest comes from Notary's signed targets first, and the manifest is
+    ///   fetched by it and checked against the signed length and hashes.
+    fn trusted_manifest(&self) -> Result<(Manifest, Verification), StoreError> {
+        let repository = format!("{}/{}", self.reference.registry, self.reference.repository);
+        match (self.store.verify, self.store.config.content_trust) {
+            (false, _) => {
+                let manifest = self.fetch_manifest(self.reference.manifest_reference())?;
+                Ok((manifest, Verification::None))
+            }
+            (true, ContentTrust::Cosign) => {
+                let manifest = self.fetch_manifest(self.reference.manifest_reference())?;
+                let verified = Verifier::from_config(&self.store.config)?
+                    .check_docker_reference(self.store.config.cosign_check_identity)
+                    .verify(&self.client, &self.image, &repository, &manifest.digest)?;
+                tracing::info!(digest = %manifest.digest, signed_by = %verified.signed_by, "cosign signature verified");
+                Ok((manifest, Verification::Cosign))
+            }
+            (true, ContentTrust::Notary) => {
+                Ok((self.notary_manifest(repository)?, Verification::Notary))
+            }
+        }
+    }
+
+    /// The manifest by the digest Notary signed for the reference, checked against the signed
+    /// length and hashes.
+    fn notary_manifest(&self, gun: String) -> Result<Manifest, StoreError> {
+        let notary_error = |source| TrustError::Notary {
+            image: self.image.clone(),
+            source: Box::new(source),
+        };
+        let client = NotaryClient::new(NotarySettings {
+            server: self.store.config.notary_url(&self.reference.registry)?,
+            credentials: self
+                .store
+                .config
+                .credentials(&self.reference.registry, &self.reference.repository),
+            tls: TlsSettings {
+                ca_file: self.store.config.cafile.clone(),
+            },
+            trust_dir: self.store.config.notary_trust_dir(),
+            pinning: TrustPinning::from_config(self.store.config.trust_pinning.as_ref())
+                .map_err(notary_error)?,
+            gun,
+        })
+        .map_err(notary_error)?;
+        let target = client
+            .target(Wanted {
+                tag: self.reference.tag.as_deref(),
+                digest: self.reference.digest.as_ref(),
+            })
+            .map_err(notary_error)?;
+        let manifest = self.fetch_manifest(target.digest.as_str())?;
+        target
+            .check_manifest(&manifest.bytes)
+            .map_err(notary_error)?;
+        Ok(manifest)
+    }
+
+    /// A manifest by tag or digest. By digest it may come from the cache (content-addressed,
+    /// so it cannot be stale); by tag it is always asked for, since tags move.
+    fn fetch_manifest(&self, reference: &str) -> Result<Manifest, StoreError> {
+        if let Ok(digest) = Digest::parse(reference) {
+            if let Some(bytes) = self.store.cache.manifest(&digest)? {
+                if let Some(media_type) = media_type_of(&bytes) {
+                    return Ok(Manifest {
+                        bytes,
+                        media_type,
+                        digest,
+                    });
+                }
+            }
+        }
+        let manifest = self.client.manifest(reference)?;
+        tracing::info!(reference, digest = %manifest.digest, media_type = %manifest.media_type, "manifest fetched");
+        // Already cached (a warm pull by tag): the lookup refreshes it; no rewrite, no fsync.
+        if self.store.cache.manifest(&manifest.digest)?.is_none() {
+            self.store
+                .cache
+                .put_manifest(&manifest.digest, &manifest.bytes)?;
+        }
+        Ok(manifest)
+    }
+
+    fn choose_platform<'a>(
+        &self,
+        manifests: &'a [Descriptor],
+        wanted: &Platform,
+    ) -> Result<&'a Descriptor, StoreError> {
+        let offered = manifests
+            .iter()
+            .filter_map(|m| m.platform().as_ref().map(|p| (m, p)));
+        for (descriptor, platform) in offered.clone() {
+            if Platform::from_spec(platform) == *wanted {
+                return Ok(descriptor);
+            }
+        }
+        let available: Vec<String> = offered
+            .map(|(_, p)| Platform::from_spec(p))
+            // Attestation manifests (buildkit) are not images.
+            .filter(|p| p.os != "unknown")
+            .map(|p| p.to_string())
+            .collect();
+        Err(StoreError::NoMatchingPlatform {
+            image: self.image.clone(),
+            wanted: wanted.clone(),
+            available: if available.is_empty() {
+                "nothing".into()
+            } else {
+                available.join(", ")
+            },
+        })
+    }
+
+    /// Runs `pull_layer` for every layer on a pool of `parallel_layers` threads; results in order.
+    fn layers_in_parallel(
+        &self,
+        layers: &[LayerBlob],
+        diff_ids: &[Digest],
+    ) -> Result<Vec<PathBuf>, StoreError> {
+        let next = AtomicUsize::new(0);
+        let failed = AtomicBool::new(false);
+        let results: Mutex<Vec<Option<Result<PathBuf, StoreError>>>> =
+            Mutex::new((0..layers.len()).map(|_| None).collect());
+        let workers = self.store.parallel_layers.min(layers.len()).max(1);
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                scope.spawn(|| {
+                    while !failed.load(Ordering::Relaxed) {
+                        let index = next.fetch_add(1, Ordering::Relaxed);
+                        let (Some(layer), Some(diff_id)) = (layers.get(index), diff_ids.get(index))
+                        else {
+                            break;
+                        };
+                        let result = self.pull_layer(layer, diff_id);
+                        if result.is_err() {
+                            failed.store(true, Ordering::Relaxed);
+                        }
+                        if let Ok(mut results) = results.lock() {
+                            results[index] = Some(result);
+                        }
+                    }
+                });
+            }
+        });
+        let results = results
+            .into_inner()
+            .map_err(|_| StoreError::WorkerPanicked)?;
+        // The first error in layer order, else all paths.
+        let mut paths = Vec::with_capacity(layers.len());
+        for result in results {
+            match result {
+                Some(Ok(path)) => paths.push(path),
+                Some(Err(error)) => return Err(error),
+                None if failed.load(Ordering::Relaxed) => continue,
+                None => return Err(StoreError::WorkerPanicked),
+            }
+        }
+        Ok(paths)
+    }
+}
+
+/// The media type a cached manifest declares in its body.
+fn media_type_of(bytes: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct MediaTypeOnly {
+        #[serde(rename = "mediaType")]
+        media_type: Option<String>,
+    }
+    serde_json::from_slice::<MediaTypeOnly>(bytes)
+        .ok()?
+        .media_type
+}

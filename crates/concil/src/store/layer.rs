@@ -1,0 +1,275 @@
+//! One layer: from the cache, or one streaming pass from the registry's body through the
+//! digest check, decompression and the squashfs writer into a working file of the cache, which
+//! gets its final name only when every digest matched.
+
+use std::io::{self, Read};
+use std::path::PathBuf;
+
+use tarsquash::decode::Compression;
+
+use super::image::ImagePull;
+use super::{Progress, StoreError, ENCRYPTED_SQUASHFS_LAYER, SQUASHFS_LAYER};
+use crate::digest::{Digest, DigestReader};
+use crate::registry::Descriptor;
+
+impl ImagePull<'_> {
+    /// The layer from the cache.
+    ///
+    /// A squashfs layer is its blob: `layers/<blob>` as a file. A tar layer is found through
+    /// its blob's link, or by its diff_id when the same tar was converted before from another
+    /// blob (compressed another way). That second blob's link is not written then: a link
+    /// `layers/<blob>` states what the blob's bytes hash to once uncompressed, and only a
+    /// download of those bytes may say so (a manifest's word would let one image repoint
+    /// another image's blob).
+    pub(super) fn cached_layer(
+        &self,
+        layer: &LayerBlob,
+        diff_id: &Digest,
+    ) -> Result<Option<PathBuf>, StoreError> {
+        let by_blob = self.store.cache.layer_by_blob(&layer.digest)?;
+        match layer.kind {
+            LayerKind::Squashfs => Ok(by_blob
+                .filter(|cached| cached.diff_id == layer.digest)
+                .map(|layer| layer.path)),
+            LayerKind::Tar(_) => match by_blob {
+                Some(cached) if cached.diff_id == *diff_id => Ok(Some(cached.path)),
+                _ => Ok(self.store.cache.layer_by_diff_id(diff_id)?),
+            },
+        }
+    }
+
+    pub(super) fn download_layer(
+        &self,
+        layer: &LayerBlob,
+        diff_id: &Digest,
+    ) -> Result<PathBuf, StoreError> {
+        let digest = &layer.digest;
+        let mut blob = VerifyingReader::new(
+            self.client.blob(digest)?,
+            layer.size,
+            digest,
+            &*self.store.progress,
+        );
+        let mut ingest = self.store.cache.ingest()?;
+        let written_diff_id = match layer.kind {
+            LayerKind::Squashfs => {
+                io::copy(&mut blob, ingest.file())
+                    .map_err(|source| blob.copy_error(source, ingest.path()))?;
+                blob.drain()?;
+                blob.finish()?;
+                // Stored as it is under the name its bytes hashed to, as concil 1.0 does. The
+                // config's diff_id names nothing here: it was never checked against the
+                // bytes, and as a file name it would let this image stand in for any layer
+                // with that diff_id.
+                return Ok(ingest.commit_layer(digest, None)?);
+            }
+            LayerKind::Tar(compression) => {
+                let out = ingest
+                    .file()
+                    .try_clone()
+                    .map_err(|source| StoreError::WriteLayer {
+                        digest: digest.clone(),
+                        path: ingest.path().to_owned(),
+                        source,
+                    })?;
+                let mut tar = compression.decoder(&mut blob);
+                let converted = tarsquash::convert(&mut tar, out, &self.store.convert);
+                drop(tar);
+                match converted {
+                    Ok(conversion) => conversion.diff_id,
+                    Err(source) => {
+                        // A broken download shows up as a tar or decompression error; name the
+                        // real cause when the body was cut short or changed. The decoder may
+                        // stop early on corrupt data: read the rest of the body before judging
+                        // its size and digest, so a changed body is not called a short one.
+                        blob.drain()?;
+                        blob.finish()?;
+                        return Err(StoreError::Convert {
+                            digest: digest.clone(),
+                            source,
+                        });
+                    }
+                }
+            }
+        };
+        blob.drain()?;
+        blob.finish()?;
+        if *diff_id != written_diff_id {
+            return Err(StoreError::DiffIdMismatch {
+                digest: digest.clone(),
+                expected: diff_id.clone(),
+                got: written_diff_id,
+            });
+        }
+        Ok(ingest.commit_layer(diff_id, Some(digest))?)
+    }
+}
+
+/// One layer blob of a manifest, with what the store does with it.
+#[derive(Debug, Clone)]
+pub(super) struct LayerBlob {
+    pub(super) digest: Digest,
+    pub(super) media_type: String,
+    pub(super) size: u64,
+    kind: LayerKind,
+}
+
+impl LayerBlob {
+    /// The layer `descriptor` of `manifest` names; unusable ones (a digest concil cannot verify,
+    /// a media type it cannot store) are refused here, before anything is downloaded.
+    pub(super) fn of(manifest: &Digest, descriptor: &Descriptor) -> Result<LayerBlob, StoreError> {
+        let digest = descriptor_digest(descriptor, manifest, "layer")?;
+        let media_type = descriptor.media_type().to_string();
+        let kind = LayerKind::of(&digest, &media_type)?;
+        Ok(LayerBlob {
+            digest,
+            media_type,
+            size: descriptor.size(),
+            kind,
+        })
+    }
+}
+
+/// The digest a descriptor of `document` (a manifest or index) names.
+pub(super) fn descriptor_digest(
+    descriptor: &Descriptor,
+    document: &Digest,
+    what: &str,
+) -> Result<Digest, StoreError> {
+    Digest::parse(descriptor.digest().as_ref()).map_err(|source| StoreError::DescriptorDigest {
+        document: format!("manifest {document}"),
+        what: format!("{what} descriptor"),
+        source,
+    })
+}
+
+/// What the store does with a layer, by media type.
+#[derive(Debug, Clone, Copy)]
+enum LayerKind {
+    Tar(Compression),
+    Squashfs,
+}
+
+impl LayerKind {
+    fn of(digest: &Digest, media_type: &str) -> Result<LayerKind, StoreError> {
+        if media_type == SQUASHFS_LAYER || media_type == ENCRYPTED_SQUASHFS_LAYER {
+            return Ok(LayerKind::Squashfs);
+        }
+        if media_type.contains("nondistributable") || media_type.contains(".foreign.") {
+            return Err(StoreError::NonDistributableLayer {
+                digest: digest.clone(),
+                media_type: media_type.to_owned(),
+            });
+        }
+        Compression::from_media_type(media_type)
+            .map(LayerKind::Tar)
+            .ok_or_else(|| StoreError::UnsupportedLayer {
+                digest: digest.clone(),
+                media_type: media_type.to_owned(),
+            })
+    }
+}
+
+/// Reads a blob body, hashing and counting it, and never more than one byte past the size
+/// the manifest declares (so a registry sending too much cannot make us read forever).
+struct VerifyingReader<'a> {
+    body: DigestReader<io::Take<crate::registry::BlobReader>>,
+    /// Where the body comes from (after redirects), for errors.
+    url: String,
+    expected_size: u64,
+    expected_digest: &'a Digest,
+    read_failed: bool,
+    progress: &'a dyn Progress,
+}
+
+impl<'a> VerifyingReader<'a> {
+    fn new(
+        body: crate::registry::BlobReader,
+        expected_size: u64,
+        expected_digest: &'a Digest,
+        progress: &'a dyn Progress,
+    ) -> Self {
+        VerifyingReader {
+            url: body.url().to_owned(),
+            body: DigestReader::new(body.take(expected_size.saturating_add(1))),
+            expected_size,
+            expected_digest,
+            read_failed: false,
+            progress,
+        }
+    }
+
+    /// Reads what the consumer left (a gzip trailer, tar padding) so the digest covers it all.
+    fn drain(&mut self) -> Result<(), StoreError> {
+        io::copy(self, &mut io::sink())
+            .map(drop)
+            .map_err(|source| StoreError::BlobRead {
+                digest: self.expected_digest.clone(),
+                url: self.url.clone(),
+                source,
+            })
+    }
+
+    /// What a failed copy of the body into `path` means: a download that broke (named by
+    /// size or digest when they tell) or a write that failed.
+    fn copy_error(&self, source: io::Error, path: &std::path::Path) -> StoreError {
+        let digest = self.expected_digest.clone();
+        if !self.read_failed {
+            return StoreError::WriteLayer {
+                digest,
+                path: path.to_owned(),
+                source,
+            };
+        }
+        match self.finish() {
+            Err(error) => error,
+            Ok(()) => StoreError::BlobRead {
+                digest,
+                url: self.url.clone(),
+                source,
+            },
+        }
+    }
+
+    /// Checks what was read so far against the descriptor: size first, then digest.
+    fn finish(&self) -> Result<(), StoreError> {
+        let url = &self.url;
+        let digest = self.expected_digest.clone();
+        let read = self.body.bytes_read();
+        if read > self.expected_size {
+            return Err(StoreError::BlobTooLong {
+                digest,
+                url: url.clone(),
+                expected: self.expected_size,
+            });
+        }
+        if read < self.expected_size {
+            return Err(StoreError::BlobTruncated {
+                digest,
+                url: url.clone(),
+                got: read,
+                expected: self.expected_size,
+            });
+        }
+        let got = self.body.digest();
+        if got != *self.expected_digest {
+            return Err(StoreError::BlobDigestMismatch {
+                digest,
+                url: url.clone(),
+                got,
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Read for VerifyingReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self
+            .body
+            .read(buf)
+            .inspect_err(|_| self.read_failed = true)?;
+        self.progress.layer_bytes(self.expected_digest, n as u64);
+        Ok(n)
+    }
+}
