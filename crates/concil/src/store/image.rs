@@ -278,7 +278,7 @@ impl ImagePull<'_> {
             .collect();
         Err(StoreError::NoMatchingPlatform {
             image: self.image.clone(),
-            wanted: wanted.clone(),
+            wanted: Box::new(wanted.clone()),
             available: if available.is_empty() {
                 "nothing".into()
             } else {

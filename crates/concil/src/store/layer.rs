@@ -134,11 +134,11 @@ impl LayerBlob {
 pub(super) fn descriptor_digest(
     descriptor: &Descriptor,
     document: &Digest,
-    what: &str,
+    what: &'static str,
 ) -> Result<Digest, StoreError> {
     Digest::parse(descriptor.digest().as_ref()).map_err(|source| StoreError::DescriptorDigest {
-        document: format!("manifest {document}"),
-        what: format!("{what} descriptor"),
+        document: document.clone(),
+        what,
         source,
     })
 }

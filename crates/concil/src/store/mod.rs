@@ -161,14 +161,15 @@ pub enum StoreError {
     #[error("{image}: no manifest for platform {wanted}; the index offers: {available}")]
     NoMatchingPlatform {
         image: String,
-        wanted: Platform,
+        /// The platform asked for (boxed: it is the largest field of any variant).
+        wanted: Box<Platform>,
         available: String,
     },
     /// A descriptor (in a manifest or index) whose digest concil cannot verify.
-    #[error("{document}: {what}")]
+    #[error("manifest {document}: {what} descriptor")]
     DescriptorDigest {
-        document: String,
-        what: String,
+        document: Digest,
+        what: &'static str,
         source: DigestError,
     },
     #[error("{image}: indexes nested deeper than {MAX_INDEX_DEPTH} levels")]
