@@ -17,6 +17,8 @@
 //!
 //! The squashfs writer is the separate `tarsquash` crate.
 
+#![warn(missing_docs)]
+
 pub mod cache;
 pub mod config;
 pub mod digest;
