@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::{json, Value};
 use support::pull::{config_for, expect_failure, run, sha256_digest, ConcilHome};
-use support::registry::{Auth, HttpServer, Registry, Request, Response};
+use support::registry::{hello_layer, Auth, HttpServer, Registry, Request, Response};
 
 type TestResult = Result<(), Box<dyn Error>>;
 
@@ -56,29 +56,18 @@ fn push_image(registry: &Registry, repository: &str, tag: &str, layers: &[Layer]
     format!("docker://{}/{repository}:{tag}", registry.host())
 }
 
-/// A real tar.gz (GNU tar, gzip) holding `hello.txt` with `content`; returns (blob, diff_id).
-fn tar_gz_layer(content: &str) -> (Vec<u8>, String) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    std::fs::write(dir.path().join("hello.txt"), content).expect("write hello.txt");
-    let tar = run(Command::new("tar")
-        .args([
-            "--mtime=@0",
-            "--owner=0",
-            "--group=0",
-            "--numeric-owner",
-            "-cf",
-            "-",
-            "-C",
-        ])
-        .arg(dir.path())
-        .arg("hello.txt"));
-    assert!(tar.status.success(), "tar");
-    let diff_id = sha256_digest(&tar.stdout);
-    let tar_path = dir.path().join("layer.tar");
-    std::fs::write(&tar_path, &tar.stdout).expect("write tar");
-    let gzip = run(Command::new("gzip").args(["-n", "-c"]).arg(&tar_path));
-    assert!(gzip.status.success(), "gzip");
-    (gzip.stdout, diff_id)
+/// Pushes a one-gzip-layer image whose config claims `diff_id` for `blob`.
+fn push_gzip_image(registry: &Registry, repository: &str, blob: &[u8], diff_id: &str) -> String {
+    push_image(
+        registry,
+        repository,
+        "v1",
+        &[Layer {
+            blob,
+            media_type: GZIP_LAYER,
+            diff_id,
+        }],
+    )
 }
 
 /// A real squashfs image (mksquashfs) holding `hello.txt` with `content`.
@@ -123,7 +112,7 @@ fn layer_path(pulled: &Value, index: usize) -> std::path::PathBuf {
 #[test]
 fn squashfs_layer_cannot_take_another_layers_diff_id() -> TestResult {
     let registry = Registry::plain();
-    let (victim_blob, victim_diff_id) = tar_gz_layer("the real base layer\n");
+    let (victim_blob, victim_diff_id) = hello_layer("the real base layer\n");
     let evil = squashfs_blob("the attacker's layer\n");
     let attacker = push_image(
         &registry,
@@ -135,16 +124,7 @@ fn squashfs_layer_cannot_take_another_layers_diff_id() -> TestResult {
             diff_id: &victim_diff_id,
         }],
     );
-    let victim = push_image(
-        &registry,
-        "victim/app",
-        "v1",
-        &[Layer {
-            blob: &victim_blob,
-            media_type: GZIP_LAYER,
-            diff_id: &victim_diff_id,
-        }],
-    );
+    let victim = push_gzip_image(&registry, "victim/app", &victim_blob, &victim_diff_id);
     let home = ConcilHome::new(config_for(&registry));
 
     let pulled = home.pull_json(&attacker, &[]);
@@ -176,40 +156,13 @@ fn squashfs_layer_cannot_take_another_layers_diff_id() -> TestResult {
 #[test]
 fn manifest_cannot_repoint_another_images_blob() -> TestResult {
     let registry = Registry::plain();
-    let (victim_blob, victim_diff_id) = tar_gz_layer("victim\n");
-    let (evil_blob, evil_diff_id) = tar_gz_layer("attacker\n");
+    let (victim_blob, victim_diff_id) = hello_layer("victim\n");
+    let (evil_blob, evil_diff_id) = hello_layer("attacker\n");
     let victim_digest = sha256_digest(&victim_blob);
-    let evil = push_image(
-        &registry,
-        "attacker/base",
-        "v1",
-        &[Layer {
-            blob: &evil_blob,
-            media_type: GZIP_LAYER,
-            diff_id: &evil_diff_id,
-        }],
-    );
+    let evil = push_gzip_image(&registry, "attacker/base", &evil_blob, &evil_diff_id);
     // The victim's blob digest, with the attacker's diff_id.
-    let repoint = push_image(
-        &registry,
-        "attacker/repoint",
-        "v1",
-        &[Layer {
-            blob: &victim_blob,
-            media_type: GZIP_LAYER,
-            diff_id: &evil_diff_id,
-        }],
-    );
-    let victim = push_image(
-        &registry,
-        "victim/app",
-        "v1",
-        &[Layer {
-            blob: &victim_blob,
-            media_type: GZIP_LAYER,
-            diff_id: &victim_diff_id,
-        }],
-    );
+    let repoint = push_gzip_image(&registry, "attacker/repoint", &victim_blob, &evil_diff_id);
+    let victim = push_gzip_image(&registry, "victim/app", &victim_blob, &victim_diff_id);
     let home = ConcilHome::new(config_for(&registry));
     let layers = home.cache_dir().join("layers");
     home.pull_json(&evil, &[]);
@@ -241,17 +194,8 @@ fn manifest_cannot_repoint_another_images_blob() -> TestResult {
 #[test]
 fn planted_layer_symlink_is_not_followed() -> TestResult {
     let registry = Registry::plain();
-    let (blob, diff_id) = tar_gz_layer("layer\n");
-    let image = push_image(
-        &registry,
-        "planted/app",
-        "v1",
-        &[Layer {
-            blob: &blob,
-            media_type: GZIP_LAYER,
-            diff_id: &diff_id,
-        }],
-    );
+    let (blob, diff_id) = hello_layer("layer\n");
+    let image = push_gzip_image(&registry, "planted/app", &blob, &diff_id);
     let home = ConcilHome::new(config_for(&registry));
     let outside = tempfile::tempdir()?;
     let target = outside.path().join("precious");
@@ -367,17 +311,8 @@ fn extreme_token_lifetimes_do_not_panic() -> TestResult {
                 expires_in,
             })
             .start();
-        let (blob, diff_id) = tar_gz_layer("token\n");
-        let image = push_image(
-            &registry,
-            "tokens/app",
-            "v1",
-            &[Layer {
-                blob: &blob,
-                media_type: GZIP_LAYER,
-                diff_id: &diff_id,
-            }],
-        );
+        let (blob, diff_id) = hello_layer("token\n");
+        let image = push_gzip_image(&registry, "tokens/app", &blob, &diff_id);
         let home = ConcilHome::new(config_for(&registry));
         let pulled = home.pull_json(&image, &[]);
         assert_eq!(
@@ -432,7 +367,7 @@ fn home_for(server: &HttpServer) -> (ConcilHome, String) {
 /// what, never a panic; a negative one names the field.
 #[test]
 fn extreme_sizes_are_refused_cleanly() -> TestResult {
-    let (blob, diff_id) = tar_gz_layer("sizes\n");
+    let (blob, diff_id) = hello_layer("sizes\n");
     let config = serde_json::to_vec(&json!({
         "architecture": "amd64", "os": "linux",
         "rootfs": {"type": "layers", "diff_ids": [diff_id]},
@@ -511,17 +446,8 @@ fn credentials_never_go_to_a_plain_http_realm() -> TestResult {
             expires_in: 300,
         })
         .start();
-    let (blob, diff_id) = tar_gz_layer("realm\n");
-    let image = push_image(
-        &registry,
-        "realm/app",
-        "v1",
-        &[Layer {
-            blob: &blob,
-            media_type: GZIP_LAYER,
-            diff_id: &diff_id,
-        }],
-    );
+    let (blob, diff_id) = hello_layer("realm\n");
+    let image = push_gzip_image(&registry, "realm/app", &blob, &diff_id);
     let requests_before = registry.token_requests();
     let home = ConcilHome::new(config_for(&registry));
     let failure = home.pull_failure(&image, &[]);

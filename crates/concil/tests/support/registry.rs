@@ -986,6 +986,42 @@ pub enum Format {
     Oci,
 }
 
+/// A real layer: GNU tar of `hello.txt` holding `content`, gzip-compressed; with the tar's
+/// digest (its diff_id).
+pub fn hello_layer(content: &str) -> (Vec<u8>, String) {
+    let rootfs = tempfile::tempdir().expect("rootfs dir");
+    std::fs::write(rootfs.path().join("hello.txt"), content).expect("write hello.txt");
+    let output = Command::new("tar")
+        .args([
+            "--sort=name",
+            "--mtime=@0",
+            "--owner=0",
+            "--group=0",
+            "--numeric-owner",
+            "-cf",
+            "-",
+            "-C",
+        ])
+        .arg(rootfs.path())
+        .arg("hello.txt")
+        .output()
+        .expect("run tar");
+    assert!(output.status.success(), "tar failed");
+    let tar = output.stdout;
+    let mut gzip = Command::new("gzip")
+        .args(["-n", "-c"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run gzip");
+    let mut stdin = gzip.stdin.take().expect("gzip stdin");
+    let writer = std::thread::spawn(move || stdin.write_all(&tar).map(|()| sha256_digest(&tar)));
+    let output = gzip.wait_with_output().expect("gzip output");
+    let diff_id = writer.join().expect("gzip writer").expect("write to gzip");
+    assert!(output.status.success(), "gzip failed");
+    (output.stdout, diff_id)
+}
+
 impl Registry {
     /// Pushes a one-layer image (a real tar.gz with `hello.txt` holding `content`) as
     /// `repository:tag` and returns what was stored. `content` makes images distinct.
@@ -996,38 +1032,7 @@ impl Registry {
         format: Format,
         content: &str,
     ) -> PushedImage {
-        let rootfs = tempfile::tempdir().expect("rootfs dir");
-        std::fs::write(rootfs.path().join("hello.txt"), content).expect("write hello.txt");
-        let output = Command::new("tar")
-            .args([
-                "--sort=name",
-                "--mtime=@0",
-                "--owner=0",
-                "--group=0",
-                "--numeric-owner",
-                "-cf",
-                "-",
-                "-C",
-            ])
-            .arg(rootfs.path())
-            .arg("hello.txt")
-            .output()
-            .expect("run tar");
-        assert!(output.status.success(), "tar failed");
-        let tar = output.stdout;
-        let mut gzip = Command::new("gzip")
-            .args(["-n", "-c"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("run gzip");
-        let mut stdin = gzip.stdin.take().expect("gzip stdin");
-        let writer =
-            std::thread::spawn(move || stdin.write_all(&tar).map(|()| sha256_digest(&tar)));
-        let output = gzip.wait_with_output().expect("gzip output");
-        let diff_id = writer.join().expect("gzip writer").expect("write to gzip");
-        assert!(output.status.success(), "gzip failed");
-        let layer = output.stdout;
+        let (layer, diff_id) = hello_layer(content);
 
         let (manifest_type, config_type, layer_type) = match format {
             Format::DockerV2 => (
