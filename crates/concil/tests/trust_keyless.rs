@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use concil::config::{CosignIdentities, CosignIdentity, IdentityMatch};
 use concil::registry::{Client, TlsSettings};
 use concil::trust::cosign::{CosignVerified, SignatureFormat, SignedBy, Verifier};
-use concil::trust::keyless::TrustedRoot;
+use concil::trust::trusted_root::TrustedRoot;
 use concil::trust::{SignatureRejection, TrustError};
 use serde_json::json;
 use support::cosign::{payload, push_bundles, push_signature_manifest};

@@ -18,16 +18,16 @@ use std::io::{Read as _, Write as _};
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
-use base64::Engine as _;
 use crypto_secretbox::aead::{Aead as _, KeyInit as _};
 use p256::elliptic_curve::Generate as _;
 use p256::pkcs8::{EncodePrivateKey as _, EncodePublicKey as _};
 use serde::Serialize;
 use spki::der::pem::{self, LineEnding};
 
-use super::cosign::{TrustedKey, Verifier, PUBLIC_KEY_EXTENSION};
-use super::keys::PublicKey;
-use super::{KeyProblem, TrustError};
+use crate::trust::base64;
+use crate::trust::cosign::Verifier;
+use crate::trust::error::TrustError;
+use crate::trust::keys::{KeyProblem, PublicKey, TrustedKey, PUBLIC_KEY_EXTENSION};
 
 /// The PEM label cosign 2 writes encrypted private keys with.
 pub const ENCRYPTED_PRIVATE_KEY_PEM_LABEL: &str = "ENCRYPTED SIGSTORE PRIVATE KEY";
@@ -223,7 +223,6 @@ fn encrypt_private_key(private_der: &[u8], password: &[u8]) -> Result<String, Ke
     let ciphertext = crypto_secretbox::XSalsa20Poly1305::new(&box_key.into())
         .encrypt(&nonce.into(), private_der)
         .map_err(|e| generation_error(format!("secretbox: {e}")))?;
-    let base64 = base64::engine::general_purpose::STANDARD;
     let document = EncryptedKey {
         kdf: Kdf {
             name: "scrypt",
@@ -232,13 +231,13 @@ fn encrypt_private_key(private_der: &[u8], password: &[u8]) -> Result<String, Ke
                 r: SCRYPT_R,
                 p: SCRYPT_P,
             },
-            salt: base64.encode(salt),
+            salt: base64::encode(salt),
         },
         cipher: Cipher {
             name: "nacl/secretbox",
-            nonce: base64.encode(nonce),
+            nonce: base64::encode(nonce),
         },
-        ciphertext: base64.encode(ciphertext),
+        ciphertext: base64::encode(ciphertext),
     };
     let json = serde_json::to_vec(&document).map_err(|e| generation_error(e.to_string()))?;
     pem::encode_string(ENCRYPTED_PRIVATE_KEY_PEM_LABEL, LineEnding::LF, &json)

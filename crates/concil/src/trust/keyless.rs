@@ -41,11 +41,7 @@
 //! images of the key-based tests; the keyless tests sign with the `openssl` command.
 
 use std::fmt;
-use std::fs;
-use std::io::Read as _;
-use std::path::Path;
 
-use base64::Engine as _;
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 use x509_cert::der::asn1::Utf8StringRef;
@@ -55,12 +51,12 @@ use x509_cert::ext::pkix::{BasicConstraints, ExtendedKeyUsage, KeyUsage, Subject
 use x509_cert::spki::ObjectIdentifier;
 use x509_cert::Certificate;
 
-use super::keys::{KeyProblem, PublicKey};
-use super::x509::{check_ca, signed_by, valid_at};
 use crate::config::CosignIdentity;
-
-/// A trusted root is ~10 KiB (sigstore's public one); more is not one.
-const MAX_TRUSTED_ROOT_SIZE: u64 = 4 * 1024 * 1024;
+use crate::trust::base64;
+use crate::trust::keys::PublicKey;
+use crate::trust::sct;
+use crate::trust::trusted_root::{format_time, TransparencyLog, TrustedRoot};
+use crate::trust::x509::{parse_certificate, valid_at};
 
 /// Fulcio's OIDC issuer extension, the value as raw bytes (deprecated, still written).
 const OID_FULCIO_ISSUER_V1: ObjectIdentifier =
@@ -77,207 +73,6 @@ const UNDERSTOOD_CRITICAL: [ObjectIdentifier; 4] = [
     ObjectIdentifier::new_unwrap("2.5.29.19"),
     ObjectIdentifier::new_unwrap("2.5.29.37"),
 ];
-
-/// Why a `trusted_root.json` cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum TrustedRootProblem {
-    #[error("cannot read it")]
-    Read(#[source] std::io::Error),
-    #[error("larger than {MAX_TRUSTED_ROOT_SIZE} bytes")]
-    TooLarge,
-    #[error("not a trusted root: {0}")]
-    NotJson(String),
-    #[error("certificateAuthorities[{authority}]: {reason}")]
-    Authority { authority: usize, reason: String },
-    #[error("tlogs[{log}]: {reason}")]
-    LogKey { log: usize, reason: String },
-    #[error("ctlogs[{log}]: {reason}")]
-    CtLogKey { log: usize, reason: String },
-    #[error("names no certificate authority")]
-    NoAuthority,
-    #[error("names no transparency log")]
-    NoLog,
-}
-
-/// The Fulcio CAs, Rekor logs and certificate transparency logs keyless signatures are
-/// checked against.
-#[derive(Debug, Clone)]
-pub struct TrustedRoot {
-    authorities: Vec<CertificateAuthority>,
-    logs: Vec<TransparencyLog>,
-    /// None: the root's Fulcio does not log to CT, and no SCT is required.
-    ct_logs: Vec<TransparencyLog>,
-}
-
-#[derive(Debug, Clone)]
-struct CertificateAuthority {
-    /// Issuing certificate first, root last.
-    chain: Vec<Certificate>,
-    valid: ValidFor,
-}
-
-/// A Rekor log, or a certificate transparency log.
-#[derive(Debug, Clone)]
-pub(super) struct TransparencyLog {
-    /// The log ID: the SHA-256 of the log key's DER SubjectPublicKeyInfo.
-    pub(super) id: Vec<u8>,
-    pub(super) key: PublicKey,
-    pub(super) valid: ValidFor,
-}
-
-/// A `validFor` window in Unix seconds; an open end is unbounded.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct ValidFor {
-    start: Option<u64>,
-    end: Option<u64>,
-}
-
-impl ValidFor {
-    pub(super) fn contains(self, time: u64) -> bool {
-        self.start.is_none_or(|start| start <= time) && self.end.is_none_or(|end| time <= end)
-    }
-}
-
-impl TrustedRoot {
-    /// Reads a sigstore `trusted_root.json` (`application/vnd.dev.sigstore.trustedroot+json`).
-    pub fn from_file(path: &Path) -> Result<TrustedRoot, TrustedRootProblem> {
-        let mut text = Vec::new();
-        fs::File::open(path)
-            .and_then(|file| file.take(MAX_TRUSTED_ROOT_SIZE + 1).read_to_end(&mut text))
-            .map_err(TrustedRootProblem::Read)?;
-        if text.len() as u64 > MAX_TRUSTED_ROOT_SIZE {
-            return Err(TrustedRootProblem::TooLarge);
-        }
-        TrustedRoot::from_json(&text)
-    }
-
-    /// Parses the JSON of a trusted root.
-    pub fn from_json(text: &[u8]) -> Result<TrustedRoot, TrustedRootProblem> {
-        let file: TrustedRootFile =
-            serde_json::from_slice(text).map_err(|e| TrustedRootProblem::NotJson(e.to_string()))?;
-        let authorities = file
-            .certificate_authorities
-            .iter()
-            .enumerate()
-            .map(|(authority, entry)| {
-                CertificateAuthority::from_file(entry)
-                    .map_err(|reason| TrustedRootProblem::Authority { authority, reason })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let logs = file
-            .tlogs
-            .iter()
-            .enumerate()
-            .map(|(log, entry)| {
-                TransparencyLog::from_file(entry)
-                    .map_err(|reason| TrustedRootProblem::LogKey { log, reason })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let ct_logs = file
-            .ctlogs
-            .iter()
-            .enumerate()
-            .map(|(log, entry)| {
-                TransparencyLog::from_file(entry)
-                    .map_err(|reason| TrustedRootProblem::CtLogKey { log, reason })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        if authorities.is_empty() {
-            return Err(TrustedRootProblem::NoAuthority);
-        }
-        if logs.is_empty() {
-            return Err(TrustedRootProblem::NoLog);
-        }
-        Ok(TrustedRoot {
-            authorities,
-            logs,
-            ct_logs,
-        })
-    }
-}
-
-impl CertificateAuthority {
-    fn from_file(entry: &CertificateAuthorityFile) -> Result<CertificateAuthority, String> {
-        let chain = entry
-            .cert_chain
-            .certificates
-            .iter()
-            .enumerate()
-            .map(|(index, raw)| {
-                decode_base64(&raw.raw_bytes)
-                    .ok_or_else(|| "rawBytes is not base64".to_owned())
-                    .and_then(|der| parse_certificate(&der))
-                    .map_err(|reason| format!("certChain.certificates[{index}]: {reason}"))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        if chain.is_empty() {
-            return Err("certChain holds no certificate".to_owned());
-        }
-        for (index, cert) in chain.iter().enumerate() {
-            check_ca(cert, index)
-                .map_err(|reason| format!("certChain.certificates[{index}]: {reason}"))?;
-        }
-        Ok(CertificateAuthority {
-            chain,
-            valid: ValidFor::from_file(entry.valid_for.as_ref())?,
-        })
-    }
-
-    /// The certificate of this CA that issued `leaf`, all of its chain being valid at
-    /// `time`; `None` if this CA did not issue it.
-    fn issuer_of(&self, leaf: &Certificate, time: u64) -> Option<&Certificate> {
-        let issuer = self.chain.first()?;
-        let issued = self.valid.contains(time)
-            && signed_by(leaf, issuer)
-            && self.chain.iter().all(|cert| valid_at(cert, time))
-            && self
-                .chain
-                .windows(2)
-                .all(|pair| matches!(pair, [cert, next] if signed_by(cert, next)));
-        issued.then_some(issuer)
-    }
-}
-
-impl TransparencyLog {
-    fn from_file(entry: &TransparencyLogFile) -> Result<TransparencyLog, String> {
-        let der = decode_base64(&entry.public_key.raw_bytes)
-            .ok_or_else(|| "publicKey.rawBytes is not base64".to_owned())?;
-        let key = PublicKey::from_der(&der)
-            .map_err(|problem: KeyProblem| format!("publicKey: {problem}"))?;
-        let id = match &entry.log_id {
-            Some(log_id) => decode_base64(&log_id.key_id)
-                .ok_or_else(|| "logId.keyId is not base64".to_owned())?,
-            None => Sha256::digest(&der).to_vec(),
-        };
-        Ok(TransparencyLog {
-            id,
-            key,
-            valid: ValidFor::from_file(entry.public_key.valid_for.as_ref())?,
-        })
-    }
-}
-
-impl ValidFor {
-    fn from_file(entry: Option<&ValidForFile>) -> Result<ValidFor, String> {
-        let parse = |time: &Option<String>| {
-            time.as_deref()
-                .map(|text| {
-                    parse_rfc3339(text).ok_or_else(|| format!("validFor: bad time {text:?}"))
-                })
-                .transpose()
-        };
-        Ok(match entry {
-            Some(entry) => ValidFor {
-                start: parse(&entry.start)?,
-                end: parse(&entry.end)?,
-            },
-            None => ValidFor {
-                start: None,
-                end: None,
-            },
-        })
-    }
-}
 
 /// A keyless signature as found in the registry, before any check.
 pub(super) struct KeylessSignature<'a> {
@@ -331,15 +126,15 @@ impl LogEntry {
         let annotation: RekorBundleAnnotation =
             serde_json::from_str(text).map_err(|e| format!("not a Rekor bundle: {e}"))?;
         Ok(LogEntry {
-            body: decode_base64(&annotation.payload.body)
-                .ok_or_else(|| "Payload.body is not base64".to_owned())?,
+            body: base64::decode(&annotation.payload.body)
+                .map_err(|_| "Payload.body is not base64".to_owned())?,
             integrated_time: annotation.payload.integrated_time,
             log_index: annotation.payload.log_index,
             log_id: hex::decode(&annotation.payload.log_id)
                 .map_err(|_| "Payload.logID is not hex".to_owned())?,
             signed_entry_timestamp: Some(
-                decode_base64(&annotation.signed_entry_timestamp)
-                    .ok_or_else(|| "SignedEntryTimestamp is not base64".to_owned())?,
+                base64::decode(&annotation.signed_entry_timestamp)
+                    .map_err(|_| "SignedEntryTimestamp is not base64".to_owned())?,
             ),
             inclusion_proof: None,
         })
@@ -350,7 +145,7 @@ impl LogEntry {
     fn canonical_payload(&self) -> String {
         format!(
             r#"{{"body":"{}","integratedTime":{},"logID":"{}","logIndex":{}}}"#,
-            base64::engine::general_purpose::STANDARD.encode(&self.body),
+            base64::encode(&self.body),
             self.integrated_time,
             hex::encode(&self.log_id),
             self.log_index
@@ -422,7 +217,7 @@ pub(super) fn verify(
             ))
         })?;
     if !root.ct_logs.is_empty() {
-        super::sct::check_embedded(&root.ct_logs, &leaf, issuer)
+        sct::check_embedded(&root.ct_logs, &leaf, issuer)
             .map_err(KeylessRejection::CertificateTransparency)?;
     }
     let (subjects, issuer) = identity_of(&leaf).map_err(KeylessRejection::Certificate)?;
@@ -566,7 +361,7 @@ fn signed_checkpoint(log: &TransparencyLog, envelope: &str) -> Result<(u64, Vec<
         .lines()
         .filter_map(|line| line.strip_prefix("\u{2014} "))
         .filter_map(|line| line.rsplit_once(' '))
-        .filter_map(|(_, signature)| decode_base64(signature))
+        .filter_map(|(_, signature)| base64::decode(signature).ok())
         .any(|hinted| {
             // A 4-byte key hint precedes the signature.
             hinted
@@ -578,7 +373,7 @@ fn signed_checkpoint(log: &TransparencyLog, envelope: &str) -> Result<(u64, Vec<
     }
     let mut lines = text.lines().skip(1);
     let size = lines.next().and_then(|size| size.parse().ok());
-    let root = lines.next().and_then(decode_base64);
+    let root = lines.next().and_then(|root| base64::decode(root).ok());
     size.zip(root)
         .ok_or_else(|| "the checkpoint names no tree size and root hash".to_owned())
 }
@@ -588,12 +383,12 @@ fn body_records(body: &[u8], signature: &KeylessSignature<'_>) -> Result<(), Str
     let body: EntryBody =
         serde_json::from_slice(body).map_err(|e| format!("body is not a Rekor entry: {e}"))?;
     let same_certificate = |encoded: &str| {
-        decode_base64(encoded).is_some_and(|pem| {
+        base64::decode(encoded).is_ok_and(|pem| {
             x509_cert::der::pem::decode_vec(&pem).is_ok_and(|(_, der)| der == signature.certificate)
         })
     };
     let same_signature =
-        |encoded: &str| decode_base64(encoded).is_some_and(|bytes| bytes == signature.signature);
+        |encoded: &str| base64::decode(encoded).is_ok_and(|bytes| bytes == signature.signature);
     let hash_of = |bytes: &[u8]| hex::encode(Sha256::digest(bytes));
     match (body.kind.as_str(), &signature.artifact) {
         ("hashedrekord" | "rekord", LoggedArtifact::Message) => {
@@ -717,40 +512,6 @@ fn identity_of(leaf: &Certificate) -> Result<(Vec<String>, String), String> {
     Ok((subjects, issuer))
 }
 
-/// A DER certificate; re-encoding must give the same bytes, so the TBS bytes signatures
-/// are checked over are the ones received.
-fn parse_certificate(der: &[u8]) -> Result<Certificate, String> {
-    let certificate =
-        Certificate::from_der(der).map_err(|e| format!("not an X.509 certificate: {e}"))?;
-    if certificate.to_der().ok().as_deref() != Some(der) {
-        return Err("not in canonical DER".to_owned());
-    }
-    Ok(certificate)
-}
-
-/// `2024-01-02T03:04:05Z` (UTC, as protobuf's JSON writes timestamps, fraction allowed).
-fn parse_rfc3339(text: &str) -> Option<u64> {
-    if !text.ends_with('Z') {
-        return None;
-    }
-    let time = chrono::DateTime::parse_from_rfc3339(text).ok()?;
-    u64::try_from(time.timestamp()).ok()
-}
-
-/// Unix seconds as `2024-01-02T03:04:05Z`.
-pub(super) fn format_time(seconds: u64) -> String {
-    x509_cert::der::DateTime::from_unix_duration(std::time::Duration::from_secs(seconds))
-        .map_or_else(
-            |_| format!("{seconds} (Unix time)"),
-            |time| time.to_string(),
-        )
-}
-
-/// Standard base64 (protobuf JSON's bytes, Rekor's bodies).
-pub(super) fn decode_base64(text: &str) -> Option<Vec<u8>> {
-    base64::engine::general_purpose::STANDARD.decode(text).ok()
-}
-
 /// `"a", "b"` or `none`.
 struct DisplaySubjects<'a>(&'a [String]);
 
@@ -767,67 +528,6 @@ impl fmt::Display for DisplaySubjects<'_> {
         }
         Ok(())
     }
-}
-
-/// `trusted_root.json`, as far as verification reads it.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct TrustedRootFile {
-    #[serde(default)]
-    tlogs: Vec<TransparencyLogFile>,
-    #[serde(default)]
-    ctlogs: Vec<TransparencyLogFile>,
-    #[serde(default)]
-    certificate_authorities: Vec<CertificateAuthorityFile>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct TransparencyLogFile {
-    public_key: PublicKeyFile,
-    #[serde(default)]
-    log_id: Option<LogIdFile>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct PublicKeyFile {
-    raw_bytes: String,
-    #[serde(default)]
-    valid_for: Option<ValidForFile>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct LogIdFile {
-    key_id: String,
-}
-
-#[derive(Deserialize)]
-struct ValidForFile {
-    #[serde(default)]
-    start: Option<String>,
-    #[serde(default)]
-    end: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct CertificateAuthorityFile {
-    cert_chain: CertChainFile,
-    #[serde(default)]
-    valid_for: Option<ValidForFile>,
-}
-
-#[derive(Deserialize)]
-struct CertChainFile {
-    certificates: Vec<RawBytesFile>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub(super) struct RawBytesFile {
-    pub(super) raw_bytes: String,
 }
 
 /// cosign's `dev.sigstore.cosign/bundle` annotation.
@@ -905,23 +605,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn rfc3339_times_as_protobuf_writes_them() {
-        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(
-            parse_rfc3339("2021-03-07T03:20:29.000Z"),
-            Some(1_615_087_229)
-        );
-        assert_eq!(
-            parse_rfc3339("2022-04-13T20:06:15.123456789Z"),
-            Some(1_649_880_375)
-        );
-        assert_eq!(parse_rfc3339("2021-03-07T03:20:29+01:00"), None);
-        assert_eq!(parse_rfc3339("2021-03-07T03:20:29.x0Z"), None);
-        assert_eq!(parse_rfc3339("2021-13-07T03:20:29Z"), None);
-        assert_eq!(format_time(1_615_087_229), "2021-03-07T03:20:29Z");
-    }
-
-    #[test]
     fn set_payload_is_canonical_json() {
         let entry = LogEntry {
             body: b"{}".to_vec(),
@@ -970,141 +653,5 @@ mod tests {
             None
         );
         assert_eq!(audit_path_root(4, 5, l4, &[left, l0]), None);
-    }
-
-    /// sigstore's public trusted root (as JSON, to be edited) and the Fulcio leaf of the
-    /// real cosign v3 bundle in tests/data/sigstore.
-    fn real_root_and_leaf() -> (serde_json::Value, Vec<u8>) {
-        let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/sigstore");
-        let read_json = |name: &str| -> serde_json::Value {
-            serde_json::from_slice(&fs::read(data.join(name)).unwrap()).unwrap()
-        };
-        let bundle = read_json("bundle_v03.json");
-        let leaf = bundle["verificationMaterial"]["certificate"]["rawBytes"]
-            .as_str()
-            .and_then(decode_base64)
-            .unwrap();
-        (read_json("sigstore_trusted_root.json"), leaf)
-    }
-
-    /// Checks the SCTs of `leaf` against the CT logs of `root`, as [`verify`] does once the
-    /// chain is checked.
-    fn check_scts(root: &serde_json::Value, leaf: &[u8]) -> Result<(), String> {
-        let root = TrustedRoot::from_json(&serde_json::to_vec(root).unwrap()).unwrap();
-        let leaf = parse_certificate(leaf).unwrap();
-        let issued = leaf
-            .tbs_certificate()
-            .validity()
-            .not_before
-            .to_unix_duration()
-            .as_secs();
-        // By name and time only: the tampered leaf below no longer verifies with it.
-        let issuer = root
-            .authorities
-            .iter()
-            .filter(|authority| authority.valid.contains(issued))
-            .filter_map(|authority| authority.chain.first())
-            .find(|ca| ca.tbs_certificate().subject() == leaf.tbs_certificate().issuer())
-            .expect("a Fulcio CA of the trusted root issued the real leaf");
-        crate::trust::sct::check_embedded(&root.ct_logs, &leaf, issuer)
-    }
-
-    #[test]
-    fn real_fulcio_certificate_has_a_valid_sct() {
-        let (root, leaf) = real_root_and_leaf();
-        assert_eq!(check_scts(&root, &leaf), Ok(()));
-
-        // Only the 2021 test log is named: the SCT is by a log the root does not name.
-        let mut without_log = root.clone();
-        without_log["ctlogs"].as_array_mut().unwrap().truncate(1);
-        let reason = check_scts(&without_log, &leaf).unwrap_err();
-        assert!(
-            reason.contains("which the trusted root does not name"),
-            "{reason}"
-        );
-
-        // The 2022 log's ID with another key (Rekor's): the signature does not verify.
-        let mut other_key = root.clone();
-        other_key["ctlogs"][1]["publicKey"]["rawBytes"] =
-            root["tlogs"][0]["publicKey"]["rawBytes"].clone();
-        let reason = check_scts(&other_key, &leaf).unwrap_err();
-        assert!(
-            reason.contains("does not verify with its CT log's key"),
-            "{reason}"
-        );
-
-        // The log's key had expired by the SCT's time.
-        let mut expired = root.clone();
-        expired["ctlogs"][1]["publicKey"]["validFor"]["end"] = "2023-01-01T00:00:00Z".into();
-        let reason = check_scts(&expired, &leaf).unwrap_err();
-        assert!(
-            reason.contains("when its CT log's key was not valid"),
-            "{reason}"
-        );
-
-        // One bit of the SCT's timestamp changed (it follows the 32-byte log ID).
-        let log_id = decode_base64("3T0wasbHETJjGR4cmWc3AqJKXrjePK3/h4pygC8p7o4=").unwrap();
-        let at = leaf
-            .windows(log_id.len())
-            .position(|window| window == log_id)
-            .expect("the SCT names the 2022 log");
-        let mut tampered = leaf.clone();
-        tampered[at + log_id.len() + 7] ^= 1;
-        let reason = check_scts(&root, &tampered).unwrap_err();
-        assert!(
-            reason.contains("does not verify with its CT log's key"),
-            "{reason}"
-        );
-    }
-
-    #[test]
-    fn certificates_without_an_sct_are_refused_when_the_root_names_ct_logs() {
-        let (root, _) = real_root_and_leaf();
-        // A Fulcio CA certificate carries no SCT list.
-        let ca = root["certificateAuthorities"][1]["certChain"]["certificates"][0]["rawBytes"]
-            .as_str()
-            .and_then(decode_base64)
-            .unwrap();
-        let ca = parse_certificate(&ca).unwrap();
-        let root = TrustedRoot::from_json(&serde_json::to_vec(&root).unwrap()).unwrap();
-        let reason = crate::trust::sct::check_embedded(&root.ct_logs, &ca, &ca).unwrap_err();
-        assert!(
-            reason.contains("embeds no signed certificate timestamp"),
-            "{reason}"
-        );
-    }
-
-    #[test]
-    fn trusted_root_chains_hold_only_cas() {
-        let (mut root, leaf) = real_root_and_leaf();
-        assert!(TrustedRoot::from_json(&serde_json::to_vec(&root).unwrap()).is_ok());
-        // A Fulcio leaf (no CA) as the issuing certificate of a CA.
-        root["certificateAuthorities"][1]["certChain"]["certificates"][0]["rawBytes"] =
-            base64::engine::general_purpose::STANDARD
-                .encode(&leaf)
-                .into();
-        let problem = TrustedRoot::from_json(&serde_json::to_vec(&root).unwrap()).unwrap_err();
-        assert!(
-            matches!(&problem, TrustedRootProblem::Authority { authority: 1, reason }
-                if reason.contains("certificates[0]: not a CA certificate")),
-            "{problem}"
-        );
-    }
-
-    #[test]
-    fn trusted_roots_without_cas_or_logs_are_refused() {
-        assert!(matches!(
-            TrustedRoot::from_json(br#"{"tlogs": [], "certificateAuthorities": []}"#),
-            Err(TrustedRootProblem::NoAuthority)
-        ));
-        assert!(matches!(
-            TrustedRoot::from_json(b"42"),
-            Err(TrustedRootProblem::NotJson(_))
-        ));
-        let bad_cert = br#"{"certificateAuthorities": [{"certChain": {"certificates": [{"rawBytes": "AAAA"}]}}]}"#;
-        assert!(matches!(
-            TrustedRoot::from_json(bad_cert),
-            Err(TrustedRootProblem::Authority { authority: 0, .. })
-        ));
     }
 }

@@ -12,6 +12,7 @@
 //! would still have to forge a signature under that key for one of them.
 
 use std::fmt;
+use std::path::PathBuf;
 
 use ed25519_dalek::pkcs8::DecodePublicKey as _;
 use p256::ecdsa::signature::hazmat::PrehashVerifier as _;
@@ -21,6 +22,8 @@ use sha2::{Digest as _, Sha256, Sha384, Sha512};
 use spki::der::{pem, Decode as _};
 use spki::{ObjectIdentifier, SubjectPublicKeyInfoRef};
 
+/// The extension of public key files in the key directory.
+pub const PUBLIC_KEY_EXTENSION: &str = "pub";
 /// The PEM label of a public key file.
 pub const PUBLIC_KEY_PEM_LABEL: &str = "PUBLIC KEY";
 
@@ -82,6 +85,24 @@ impl fmt::Display for KeyAlgorithm {
             KeyAlgorithm::Rsa => "RSA",
             KeyAlgorithm::Ed25519 => "Ed25519",
         })
+    }
+}
+
+/// One trusted public key, from `<key dir>/<name>.pub`.
+#[derive(Debug, Clone)]
+pub struct TrustedKey {
+    /// The file name without `.pub`.
+    pub name: String,
+    /// The key file.
+    pub path: PathBuf,
+    /// The key it holds.
+    pub key: PublicKey,
+}
+
+impl TrustedKey {
+    /// The kind of key.
+    pub fn algorithm(&self) -> KeyAlgorithm {
+        self.key.algorithm()
     }
 }
 

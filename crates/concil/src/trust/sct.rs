@@ -22,8 +22,8 @@ use x509_cert::ext::Extensions;
 use x509_cert::spki::ObjectIdentifier;
 use x509_cert::Certificate;
 
-use super::keyless::{format_time, TransparencyLog};
-use super::keys;
+use crate::trust::keys;
+use crate::trust::trusted_root::{format_time, TransparencyLog};
 
 /// `extensions [3] EXPLICIT Extensions` in a TBSCertificate.
 const EXTENSIONS_TAG: Tag = Tag::ContextSpecific {
@@ -172,5 +172,101 @@ fn describe(error: sct::Error) -> String {
     match error {
         sct::Error::Der(error) => error.to_string(),
         sct::Error::Tls(error) => error.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trust::base64;
+    use crate::trust::trusted_root::tests::real_root_and_leaf;
+    use crate::trust::trusted_root::TrustedRoot;
+    use crate::trust::x509::parse_certificate;
+
+    /// Checks the SCTs of `leaf` against the CT logs of `root`, as [`verify`] does once the
+    /// chain is checked.
+    fn check_scts(root: &serde_json::Value, leaf: &[u8]) -> Result<(), String> {
+        let root = TrustedRoot::from_json(&serde_json::to_vec(root).unwrap()).unwrap();
+        let leaf = parse_certificate(leaf).unwrap();
+        let issued = leaf
+            .tbs_certificate()
+            .validity()
+            .not_before
+            .to_unix_duration()
+            .as_secs();
+        // By name and time only: the tampered leaf below no longer verifies with it.
+        let issuer = root
+            .authorities
+            .iter()
+            .filter(|authority| authority.valid.contains(issued))
+            .filter_map(|authority| authority.chain.first())
+            .find(|ca| ca.tbs_certificate().subject() == leaf.tbs_certificate().issuer())
+            .expect("a Fulcio CA of the trusted root issued the real leaf");
+        check_embedded(&root.ct_logs, &leaf, issuer)
+    }
+
+    #[test]
+    fn real_fulcio_certificate_has_a_valid_sct() {
+        let (root, leaf) = real_root_and_leaf();
+        assert_eq!(check_scts(&root, &leaf), Ok(()));
+
+        // Only the 2021 test log is named: the SCT is by a log the root does not name.
+        let mut without_log = root.clone();
+        without_log["ctlogs"].as_array_mut().unwrap().truncate(1);
+        let reason = check_scts(&without_log, &leaf).unwrap_err();
+        assert!(
+            reason.contains("which the trusted root does not name"),
+            "{reason}"
+        );
+
+        // The 2022 log's ID with another key (Rekor's): the signature does not verify.
+        let mut other_key = root.clone();
+        other_key["ctlogs"][1]["publicKey"]["rawBytes"] =
+            root["tlogs"][0]["publicKey"]["rawBytes"].clone();
+        let reason = check_scts(&other_key, &leaf).unwrap_err();
+        assert!(
+            reason.contains("does not verify with its CT log's key"),
+            "{reason}"
+        );
+
+        // The log's key had expired by the SCT's time.
+        let mut expired = root.clone();
+        expired["ctlogs"][1]["publicKey"]["validFor"]["end"] = "2023-01-01T00:00:00Z".into();
+        let reason = check_scts(&expired, &leaf).unwrap_err();
+        assert!(
+            reason.contains("when its CT log's key was not valid"),
+            "{reason}"
+        );
+
+        // One bit of the SCT's timestamp changed (it follows the 32-byte log ID).
+        let log_id = base64::decode("3T0wasbHETJjGR4cmWc3AqJKXrjePK3/h4pygC8p7o4=").unwrap();
+        let at = leaf
+            .windows(log_id.len())
+            .position(|window| window == log_id)
+            .expect("the SCT names the 2022 log");
+        let mut tampered = leaf.clone();
+        tampered[at + log_id.len() + 7] ^= 1;
+        let reason = check_scts(&root, &tampered).unwrap_err();
+        assert!(
+            reason.contains("does not verify with its CT log's key"),
+            "{reason}"
+        );
+    }
+
+    #[test]
+    fn certificates_without_an_sct_are_refused_when_the_root_names_ct_logs() {
+        let (root, _) = real_root_and_leaf();
+        // A Fulcio CA certificate carries no SCT list.
+        let ca = root["certificateAuthorities"][1]["certChain"]["certificates"][0]["rawBytes"]
+            .as_str()
+            .and_then(|text| base64::decode(text).ok())
+            .unwrap();
+        let ca = parse_certificate(&ca).unwrap();
+        let root = TrustedRoot::from_json(&serde_json::to_vec(&root).unwrap()).unwrap();
+        let reason = check_embedded(&root.ct_logs, &ca, &ca).unwrap_err();
+        assert!(
+            reason.contains("embeds no signed certificate timestamp"),
+            "{reason}"
+        );
     }
 }

@@ -1,11 +1,11 @@
 //! X.509 certificate checks shared by keyless cosign (Fulcio chains) and Notary (root
 //! certificates pinned to a CA): signatures through [`PublicKey::verifies_x509`].
 
-use x509_cert::der::Encode as _;
+use x509_cert::der::{Decode as _, Encode as _};
 use x509_cert::ext::pkix::{BasicConstraints, KeyUsage};
 use x509_cert::Certificate;
 
-use super::keys::PublicKey;
+use crate::trust::keys::PublicKey;
 
 /// Whether `cert` may issue certificates with `below` CA certificates of the chain between
 /// it and the leaf (RFC 5280 basic constraints, path length, key usage), as Go's chain
@@ -56,4 +56,15 @@ pub(super) fn valid_at(cert: &Certificate, time: u64) -> bool {
     let validity = cert.tbs_certificate().validity();
     validity.not_before.to_unix_duration().as_secs() <= time
         && time <= validity.not_after.to_unix_duration().as_secs()
+}
+
+/// A DER certificate; re-encoding must give the same bytes, so the TBS bytes signatures
+/// are checked over are the ones received.
+pub(super) fn parse_certificate(der: &[u8]) -> Result<Certificate, String> {
+    let certificate =
+        Certificate::from_der(der).map_err(|e| format!("not an X.509 certificate: {e}"))?;
+    if certificate.to_der().ok().as_deref() != Some(der) {
+        return Err("not in canonical DER".to_owned());
+    }
+    Ok(certificate)
 }

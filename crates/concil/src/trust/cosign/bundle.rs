@@ -20,24 +20,23 @@
 //! With a trusted key, only the key-based part of a bundle is checked (its log entries are
 //! not, as with `cosign verify --key … --insecure-ignore-tlog`). A bundle no trusted key
 //! verifies and whose `verificationMaterial` holds a certificate (`certificate`, or the first
-//! of `x509CertificateChain`) is checked keyless ([`super::keyless`]) with its `tlogEntries`
+//! of `x509CertificateChain`) is checked keyless ([`crate::trust::keyless`]) with its `tlogEntries`
 //! (`inclusionPromise` is the signed entry timestamp; `canonicalizedBody` the entry body).
 
 use std::collections::BTreeMap;
 
-use base64::Engine as _;
 use serde::Deserialize;
 
-use super::cosign::{
-    is_bad_content, Attempt, CosignVerified, SignatureFormat, SignatureRejection, SignedBy,
-    SignedClaim, MAX_SIGNATURES,
+use super::attempt::{
+    is_bad_content, Attempt, CosignVerified, KeylessMaterial, SignatureFormat, SignedBy,
+    SignedClaim, SignedContent,
 };
-use super::keyless::{
-    decode_base64, InclusionProof, KeylessSignature, LogEntry, LoggedArtifact, RawBytesFile,
-};
-use super::TrustError;
 use crate::digest::Digest;
 use crate::registry::{Descriptor, Manifest, ParsedManifest, RegistryError};
+use crate::trust::base64;
+use crate::trust::error::{SignatureRejection, TrustError, MAX_SIGNATURES};
+use crate::trust::keyless::{InclusionProof, LogEntry, LoggedArtifact};
+use crate::trust::trusted_root::RawBytesFile;
 
 /// Every bundle media type starts so (v0.1 and v0.2 add `+json;version=…`, v0.3 `.v0.3+json`).
 pub const BUNDLE_MEDIA_TYPE_PREFIX: &str = "application/vnd.dev.sigstore.bundle";
@@ -65,14 +64,14 @@ pub(super) fn verify_bundles(
     let index = match referrers.parse() {
         Ok(ParsedManifest::Index(index)) => index,
         Ok(ParsedManifest::Image(_)) => {
-            attempt.rejected.push(SignatureRejection::Manifest {
+            attempt.reject(SignatureRejection::Manifest {
                 manifest: referrers.digest.to_string(),
                 reason: "the referrers list is an image manifest, not an index".to_owned(),
             });
             return Ok(None);
         }
         Err(error) => {
-            attempt.rejected.push(SignatureRejection::Manifest {
+            attempt.reject(SignatureRejection::Manifest {
                 manifest: referrers.digest.to_string(),
                 reason: error.to_string(),
             });
@@ -117,11 +116,7 @@ pub(super) fn verify_bundles(
             }));
         }
     }
-    if let Some(skipped) = bundles.len().checked_sub(MAX_SIGNATURES).filter(|n| *n > 0) {
-        attempt
-            .rejected
-            .push(SignatureRejection::TooMany { skipped });
-    }
+    attempt.skipped_past_limit(bundles.len());
     Ok(None)
 }
 
@@ -141,7 +136,7 @@ fn referrers(attempt: &mut Attempt<'_>) -> Result<Option<Manifest>, TrustError> 
             Ok(None)
         }
         Err(error) if is_bad_content(&error) => {
-            attempt.rejected.push(SignatureRejection::Manifest {
+            attempt.reject(SignatureRejection::Manifest {
                 manifest: tag,
                 reason: error.to_string(),
             });
@@ -161,7 +156,7 @@ fn bundle_blob(
     let manifest = match attempt.client.manifest(&digest) {
         Ok(manifest) => manifest,
         Err(error) if is_bad_content(&error) => {
-            attempt.rejected.push(SignatureRejection::Unavailable {
+            attempt.reject(SignatureRejection::Unavailable {
                 blob: digest,
                 reason: error.to_string(),
             });
@@ -183,7 +178,7 @@ fn bundle_blob(
         Ok(ParsedManifest::Index(_)) | Err(_) => None,
     };
     let Some(layer) = layer else {
-        attempt.rejected.push(SignatureRejection::Manifest {
+        attempt.reject(SignatureRejection::Manifest {
             manifest: digest,
             reason: "no bundle layer".to_owned(),
         });
@@ -213,76 +208,47 @@ fn check_bundle(
     let parsed: Bundle = match serde_json::from_slice(bundle) {
         Ok(parsed) => parsed,
         Err(error) => {
-            attempt
-                .rejected
-                .push(invalid(format!("not bundle JSON: {error}")));
+            attempt.reject(invalid(format!("not bundle JSON: {error}")));
             return Ok(None);
         }
     };
-    let verifier = attempt.verifier;
     let keyless = match parsed.verification_material.keyless() {
         Ok(keyless) => keyless,
         Err(reason) => {
-            attempt.rejected.push(invalid(reason));
+            attempt.reject(invalid(reason));
             return Ok(None);
         }
     };
     match (parsed.dsse_envelope, parsed.message_signature) {
         (Some(envelope), _) => {
-            let Some(payload) = decode_bytes(&envelope.payload) else {
-                attempt
-                    .rejected
-                    .push(invalid("DSSE payload is not base64".to_owned()));
+            let Ok(payload) = base64::decode(&envelope.payload) else {
+                attempt.reject(invalid("DSSE payload is not base64".to_owned()));
                 return Ok(None);
             };
-            let signed = pre_authentication_encoding(&envelope.payload_type, &payload);
+            let pae = pre_authentication_encoding(&envelope.payload_type, &payload);
             let signatures: Vec<Vec<u8>> = envelope
                 .signatures
                 .iter()
-                .filter_map(|signature| decode_bytes(&signature.sig))
+                .filter_map(|signature| base64::decode(&signature.sig).ok())
                 .collect();
-            let key = signatures
-                .iter()
-                .find_map(|signature| verifier.key_for(&signed, signature));
-            // A keyless envelope has one signature (cosign writes one); the first is checked.
-            let signed_by = match (key, keyless, signatures.first()) {
-                (Some(key), _, _) => SignedBy::key(key),
-                (None, Some((certificate, log_entries)), Some(signature)) => {
-                    let keyless_signature = KeylessSignature {
-                        certificate,
-                        signature,
-                        signed: &signed,
-                        artifact: LoggedArtifact::Dsse { payload: &payload },
-                        log_entries,
-                    };
-                    match attempt.keyless_signer(&blob, &keyless_signature) {
-                        Some(signed_by) => signed_by,
-                        None => return Ok(None),
-                    }
-                }
-                _ => {
-                    attempt.rejected.push(SignatureRejection::NoKeyVerifies {
-                        blob,
-                        keys: verifier.keys().len(),
-                    });
-                    return Ok(None);
-                }
+            let signed = SignedContent {
+                bytes: &pae,
+                artifact: LoggedArtifact::Dsse { payload: &payload },
+            };
+            let Some(signed_by) = attempt.signer(&blob, signed, &signatures, keyless) else {
+                return Ok(None);
             };
             match statement_claim(&envelope.payload_type, &payload, attempt.digest) {
                 Ok(claim) => Ok(Some((signed_by, claim))),
                 Err(reason) => {
-                    attempt
-                        .rejected
-                        .push(SignatureRejection::NotImageSignature { blob, reason });
+                    attempt.reject(SignatureRejection::NotImageSignature { blob, reason });
                     Ok(None)
                 }
             }
         }
         (None, Some(message)) => {
-            let Some(signature) = decode_bytes(&message.signature) else {
-                attempt
-                    .rejected
-                    .push(invalid("message signature is not base64".to_owned()));
+            let Ok(signature) = base64::decode(&message.signature) else {
+                attempt.reject(invalid("message signature is not base64".to_owned()));
                 return Ok(None);
             };
             let manifest = match subject_manifest {
@@ -297,28 +263,13 @@ fn check_bundle(
             };
             // The manifest bytes hash to our digest (the client checked), so a signature
             // over them vouches for exactly this digest.
-            let signed_by = match (verifier.key_for(manifest, &signature), keyless) {
-                (Some(key), _) => SignedBy::key(key),
-                (None, Some((certificate, log_entries))) => {
-                    let keyless_signature = KeylessSignature {
-                        certificate,
-                        signature: &signature,
-                        signed: manifest,
-                        artifact: LoggedArtifact::Message,
-                        log_entries,
-                    };
-                    match attempt.keyless_signer(&blob, &keyless_signature) {
-                        Some(signed_by) => signed_by,
-                        None => return Ok(None),
-                    }
-                }
-                (None, None) => {
-                    attempt.rejected.push(SignatureRejection::NoKeyVerifies {
-                        blob,
-                        keys: verifier.keys().len(),
-                    });
-                    return Ok(None);
-                }
+            let signed = SignedContent {
+                bytes: manifest,
+                artifact: LoggedArtifact::Message,
+            };
+            let signatures = [signature];
+            let Some(signed_by) = attempt.signer(&blob, signed, &signatures, keyless) else {
+                return Ok(None);
             };
             Ok(Some((
                 signed_by,
@@ -329,7 +280,7 @@ fn check_bundle(
             )))
         }
         (None, None) => {
-            attempt.rejected.push(invalid(
+            attempt.reject(invalid(
                 "neither a DSSE envelope nor a message signature".to_owned(),
             ));
             Ok(None)
@@ -388,15 +339,6 @@ fn statement_claim(
     first.ok_or_else(|| "the statement names no sha256 subject".to_owned())
 }
 
-/// Base64 as protobuf's JSON mapping writes bytes (standard), or URL-safe as DSSE allows.
-fn decode_bytes(text: &str) -> Option<Vec<u8>> {
-    use base64::engine::general_purpose::{STANDARD, URL_SAFE};
-    STANDARD
-        .decode(text)
-        .or_else(|_| URL_SAFE.decode(text))
-        .ok()
-}
-
 /// A sigstore bundle, as far as verification reads it.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -423,30 +365,30 @@ struct VerificationMaterial {
 }
 
 impl VerificationMaterial {
-    /// The leaf certificate (DER) and the log entries of a keyless bundle; `None` without a
-    /// certificate.
-    fn keyless(&self) -> Result<Option<KeylessMaterial>, String> {
+    /// The leaf certificate (DER) and the log entries of a keyless bundle;
+    /// [`KeylessMaterial::None`] without a certificate.
+    fn keyless(&self) -> Result<KeylessMaterial, String> {
         let leaf = match (&self.certificate, &self.x509_certificate_chain) {
             (Some(certificate), _) => certificate,
             (None, Some(chain)) => match chain.certificates.first() {
                 Some(leaf) => leaf,
                 None => return Err("x509CertificateChain holds no certificate".to_owned()),
             },
-            (None, None) => return Ok(None),
+            (None, None) => return Ok(KeylessMaterial::None),
         };
-        let certificate = decode_base64(&leaf.raw_bytes)
-            .ok_or_else(|| "the certificate's rawBytes is not base64".to_owned())?;
-        let entries = self
+        let certificate = base64::decode(&leaf.raw_bytes)
+            .map_err(|_| "the certificate's rawBytes is not base64".to_owned())?;
+        let log_entries = self
             .tlog_entries
             .iter()
             .map(TransparencyLogEntry::log_entry)
             .collect::<Result<_, _>>()?;
-        Ok(Some((certificate, entries)))
+        Ok(KeylessMaterial::Certificate {
+            certificate,
+            log_entries,
+        })
     }
 }
-
-/// A keyless bundle's leaf certificate (DER) and log entries.
-type KeylessMaterial = (Vec<u8>, Vec<LogEntry>);
 
 #[derive(Deserialize)]
 struct CertificateChain {
@@ -472,7 +414,7 @@ struct TransparencyLogEntry {
 impl TransparencyLogEntry {
     fn log_entry(&self) -> Result<LogEntry, String> {
         let field = |name: &str, text: &str| {
-            decode_base64(text).ok_or_else(|| format!("tlogEntries: {name} is not base64"))
+            base64::decode(text).map_err(|_| format!("tlogEntries: {name} is not base64"))
         };
         Ok(LogEntry {
             body: field("canonicalizedBody", &self.canonicalized_body)?,
