@@ -24,10 +24,18 @@ pub struct Digest(String);
 pub enum DigestError {
     /// A well-formed digest of another algorithm (sha512, blake3…): concil verifies sha256 only.
     #[error("digest {digest:?} uses {algorithm}; only sha256 is supported")]
-    UnsupportedAlgorithm { digest: String, algorithm: String },
+    UnsupportedAlgorithm {
+        /// The whole text, as given.
+        digest: String,
+        /// The algorithm before the `:` (`sha512`).
+        algorithm: String,
+    },
     /// Not `algorithm:hex` at all, or sha256 with other than 64 lowercase hex digits.
     #[error("invalid digest {digest:?}: expected \"sha256:\" followed by 64 lowercase hex digits")]
-    Invalid { digest: String },
+    Invalid {
+        /// The whole text, as given.
+        digest: String,
+    },
 }
 
 impl Digest {

@@ -40,33 +40,94 @@ pub struct Reference {
 
 /// Why a string is not an image reference. Every variant names the input.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ReferenceError {
+    /// Nothing (or only `docker://`) was given.
     #[error("invalid image reference {input:?}: it names no repository")]
-    Empty { input: String },
+    Empty {
+        /// The reference as given.
+        input: String,
+    },
+    /// A `scheme://` prefix other than `docker://` (`oci://`, `https://`).
     #[error("invalid image reference {input:?}: unsupported scheme {scheme:?} (only docker:// is supported)")]
-    UnsupportedScheme { input: String, scheme: String },
+    UnsupportedScheme {
+        /// The reference as given.
+        input: String,
+        /// The scheme before `://`.
+        scheme: String,
+    },
+    /// The first component names a registry (it has `.` or `:`, or is `localhost`) that is
+    /// not a valid `host[:port]`.
     #[error("invalid image reference {input:?}: registry {registry:?} is not a valid host[:port]")]
-    InvalidRegistry { input: String, registry: String },
+    InvalidRegistry {
+        /// The reference as given.
+        input: String,
+        /// The registry component as given.
+        registry: String,
+    },
+    /// The repository path has upper-case letters; Docker refuses them rather than folding
+    /// them.
     #[error("invalid image reference {input:?}: repository {repository:?} must be lowercase")]
-    UppercaseRepository { input: String, repository: String },
+    UppercaseRepository {
+        /// The reference as given.
+        input: String,
+        /// The repository path as given, before normalisation.
+        repository: String,
+    },
+    /// A repository path component breaks the distribution spec's grammar (empty, a leading
+    /// or trailing separator, a character other than `[a-z0-9._-]`).
     #[error(
         "invalid image reference {input:?}: path component {component:?} must be lowercase letters \
          and digits, separated by '.', '_', '__' or dashes"
     )]
-    InvalidPathComponent { input: String, component: String },
+    InvalidPathComponent {
+        /// The reference as given.
+        input: String,
+        /// The first invalid component.
+        component: String,
+    },
+    /// The normalised `registry/repository` is longer than Docker's 255 characters.
     #[error("invalid image reference {input:?}: name is {length} characters long, at most {NAME_MAX_LEN} are allowed")]
-    NameTooLong { input: String, length: usize },
+    NameTooLong {
+        /// The reference as given.
+        input: String,
+        /// The length of the normalised `registry/repository`.
+        length: usize,
+    },
+    /// The tag breaks the distribution spec's tag grammar or is longer than 128 characters.
     #[error(
         "invalid image reference {input:?}: tag {tag:?} must be 1 to {TAG_MAX_LEN} letters, \
          digits, '_', '.' or '-', not starting with '.' or '-'"
     )]
-    InvalidTag { input: String, tag: String },
+    InvalidTag {
+        /// The reference as given.
+        input: String,
+        /// The tag after the `:`.
+        tag: String,
+    },
+    /// The `@` digest is well-formed but not sha256, the only algorithm concil verifies.
     #[error("invalid image reference {input:?}: unsupported digest algorithm {algorithm:?} (only sha256 is supported)")]
-    UnsupportedDigestAlgorithm { input: String, algorithm: String },
+    UnsupportedDigestAlgorithm {
+        /// The reference as given.
+        input: String,
+        /// The digest's algorithm (`sha512`).
+        algorithm: String,
+    },
+    /// The text after `@` is not `sha256:` and 64 lowercase hex digits.
     #[error("invalid image reference {input:?}: digest {digest:?} is not sha256: followed by 64 lowercase hex digits")]
-    InvalidDigest { input: String, digest: String },
+    InvalidDigest {
+        /// The reference as given.
+        input: String,
+        /// The text after the `@`.
+        digest: String,
+    },
+    /// The reference is 64 hex digits: Docker reads that as a local image ID, which a
+    /// registry cannot serve, so it is refused rather than taken as a repository name.
     #[error("invalid image reference {input:?}: a 64-digit hex string is an image ID, not a repository name")]
-    ImageId { input: String },
+    ImageId {
+        /// The reference as given.
+        input: String,
+    },
 }
 
 impl Reference {

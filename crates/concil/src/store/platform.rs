@@ -7,8 +7,12 @@ use super::StoreError;
 /// An `os/arch[/variant]` platform, normalised as containerd does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Platform {
+    /// The operating system, as Go's `GOOS` names it (`linux`, `windows`).
     pub os: String,
+    /// The CPU architecture, as Go's `GOARCH` names it (`amd64`, `arm64`, `arm`).
     pub architecture: String,
+    /// The CPU variant (`v7` for `arm`), or `None` where the normalisation makes it implicit
+    /// (`arm64`'s `v8`, `amd64`'s `v1`).
     pub variant: Option<String>,
 }
 
