@@ -62,86 +62,119 @@ const STALE_TEMP_LINK_AGE: Duration = Duration::from_secs(600);
 
 /// Errors of the cache; each names the file or digest that failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CacheError {
     /// Creating a cache directory failed.
     #[error("cannot create directory {path}")]
     CreateDir {
+        /// The directory that could not be created.
         path: PathBuf,
+        /// What the file system said.
         source: std::io::Error,
     },
     /// Creating a working file (ingest or lock file) failed.
     #[error("cannot create {path}")]
     Create {
+        /// The working file that could not be created.
         path: PathBuf,
+        /// What the file system said.
         source: std::io::Error,
     },
     /// Reading a cache entry or a directory listing failed.
     #[error("cannot read {path}")]
     Read {
+        /// The entry or directory that could not be read.
         path: PathBuf,
+        /// What the file system said.
         source: std::io::Error,
     },
     /// Writing a working file failed.
     #[error("cannot write {path}")]
     Write {
+        /// The working file that could not be written.
         path: PathBuf,
+        /// What the file system said.
         source: std::io::Error,
     },
     /// `fsync` of a file or a directory failed.
     #[error("cannot fsync {path}")]
     Sync {
+        /// The file or directory that could not be synced.
         path: PathBuf,
+        /// What the file system said.
         source: std::io::Error,
     },
     /// Renaming a working file to its final name failed.
     #[error("cannot rename {from} to {to}")]
     Rename {
+        /// The working file (or temporary symlink) in `tmp/`.
         from: PathBuf,
+        /// The entry's final name.
         to: PathBuf,
+        /// What the file system said.
         source: std::io::Error,
     },
     /// Creating the blob -> diff_id symlink failed.
     #[error("cannot create symlink {path} -> {target}")]
     Symlink {
+        /// The temporary symlink in `tmp/` that could not be created.
         path: PathBuf,
+        /// What it was to point to: the diff_id, a file name in `layers/`.
         target: String,
+        /// What the file system said.
         source: std::io::Error,
     },
     /// Taking or probing a lock failed (not: the lock is held).
     #[error("cannot lock {path}")]
     Lock {
+        /// The lock file, or the working file whose `flock` was probed.
         path: PathBuf,
+        /// What the file system said.
         source: std::io::Error,
     },
     /// Removing an entry or a working file during clean-up failed.
     #[error("cannot remove {path}")]
     Remove {
+        /// The entry, symlink or working file that could not be removed.
         path: PathBuf,
+        /// What the file system said.
         source: std::io::Error,
     },
     /// A cache name holds something that is not a regular file (a directory, a device…).
     #[error("{path} is not a regular file")]
-    NotAFile { path: PathBuf },
+    NotAFile {
+        /// The cache name that holds it.
+        path: PathBuf,
+    },
     /// A cache directory that another user could change under us: refused, as ssh refuses
     /// such a `~/.ssh`, because everything the cache holds is trusted once its name is right.
     #[error("refusing to use cache directory {path}: {problem}")]
     UnsafeDirectory {
+        /// The cache directory or the subdirectory that is unsafe.
         path: PathBuf,
+        /// What is wrong with it.
         problem: UnsafeDirectory,
     },
 }
 
 /// Why a cache directory is not safe to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum UnsafeDirectory {
     /// It is a symlink (only the cache directory itself may be one).
     Symlink,
     /// Something other than a directory has its name.
     NotADirectory,
     /// Owned by another user (uid) than the one running concil, and not by root.
-    ForeignOwner { uid: u32 },
+    ForeignOwner {
+        /// The owner's uid.
+        uid: u32,
+    },
     /// Writable by group or others without the sticky bit, so they could swap its entries.
-    WritableByOthers { mode: u32 },
+    WritableByOthers {
+        /// The directory's permission bits (`mode & 0o7777`).
+        mode: u32,
+    },
 }
 
 impl std::fmt::Display for UnsafeDirectory {
@@ -829,8 +862,8 @@ fn names_file(path: &Path, file: &File) -> io::Result<bool> {
 }
 
 /// Sets atime and mtime to now, as concil 1.0's `Path.touch()` does, so that clean-up keeps
-/// what is in use (callers pass the resolved file, not a blob's symlink). A failure (a read-only shared cache) only costs an
-/// earlier clean-up, so it is logged, not returned.
+/// what is in use (callers pass the resolved file, not a blob's symlink). A failure (a
+/// read-only shared cache) only costs an earlier clean-up, so it is logged, not returned.
 fn touch(path: &Path) {
     let now = rustix::fs::Timespec {
         tv_sec: 0,
