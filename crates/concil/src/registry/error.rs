@@ -9,29 +9,45 @@ use crate::digest::{Digest, DigestError};
 /// registry wrote it (`MANIFEST_UNKNOWN`, `NAME_UNKNOWN`, `BLOB_UNKNOWN`, `DENIED`, …).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ErrorDetail {
+    /// The error code (`MANIFEST_UNKNOWN`, `DENIED`), or empty when the registry sent none.
     pub code: String,
+    /// The registry's human-readable message, or empty when it sent none.
     pub message: String,
 }
 
 /// What went wrong talking to a registry. URLs in these errors never carry credentials or
 /// query strings (signed blob-storage URLs hide credentials there).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum RegistryError {
     /// The base URL cannot address a registry.
     #[error("invalid registry URL {url}: {reason}")]
-    InvalidUrl { url: String, reason: &'static str },
+    InvalidUrl {
+        /// The URL as configured, without credentials or query.
+        url: String,
+        /// What is wrong with it (`no host`, a scheme other than http/https).
+        reason: &'static str,
+    },
 
     /// A repository name, tag or digest that cannot be put into a request path.
     #[error("invalid {what} {value:?}: {reason}")]
     InvalidName {
+        /// What kind of name it is (`repository`, `tag`, `trust collection`).
         what: &'static str,
+        /// The name as given.
         value: String,
+        /// The grammar it should have followed.
         reason: &'static str,
     },
 
     /// The CA file could not be read or holds no usable certificate.
     #[error("CA file {}: {reason}", path.display())]
-    CaFile { path: PathBuf, reason: String },
+    CaFile {
+        /// The CA file as configured.
+        path: PathBuf,
+        /// Why it is unusable: a read or PEM error, or no certificate in it.
+        reason: String,
+    },
 
     /// The registry (or its token service) refused us: no credentials, wrong ones, or no
     /// access to the repository.
@@ -41,9 +57,14 @@ pub enum RegistryError {
         DisplayDetails(.errors)
     )]
     Unauthorized {
+        /// The registry's `host[:port]` as concil reaches it (`registry-1.docker.io`).
         registry: String,
+        /// The repository access was asked for.
         repository: String,
+        /// Whether credentials from the configuration were sent: if not, configuring some may
+        /// help; if so, they are wrong or lack access.
         credentials_sent: bool,
+        /// The registry's error body, if it sent one.
         errors: Vec<ErrorDetail>,
     },
 
@@ -53,54 +74,91 @@ pub enum RegistryError {
         "{registry} asks for credentials at {realm}, a plain-HTTP address that is not the \
          registry's own plain-HTTP host; they are not sent there"
     )]
-    InsecureRealm { registry: String, realm: String },
+    InsecureRealm {
+        /// The registry's `host[:port]` as concil reaches it.
+        registry: String,
+        /// The token realm its challenge names, without query.
+        realm: String,
+    },
 
     /// 404: manifest, repository or blob unknown, with the registry's own error codes.
     #[error("not found: {url}{}", DisplayDetails(.errors))]
     NotFound {
+        /// The URL that answered 404.
         url: String,
+        /// The registry's error body, if it sent one.
         errors: Vec<ErrorDetail>,
     },
 
     /// Content that does not hash to the digest it was asked for or announced with.
     #[error("digest mismatch for {url}: expected {expected}, got {actual}")]
     DigestMismatch {
+        /// The URL the content came from.
         url: String,
+        /// The digest asked for, or the one the `Docker-Content-Digest` header announced.
         expected: Digest,
+        /// The digest of the bytes received.
         actual: Digest,
     },
 
     /// A digest we were asked to fetch by that is not one concil can verify.
     #[error("invalid {what}")]
     InvalidDigest {
+        /// Where the digest was given (`manifest reference`).
         what: &'static str,
+        /// Why it is not a usable digest.
         source: DigestError,
     },
 
     /// A body larger than we are willing to read into memory.
     #[error("{url}: body larger than {limit} bytes")]
-    TooLarge { url: String, limit: u64 },
+    TooLarge {
+        /// The URL whose body is too large.
+        url: String,
+        /// The most bytes that would have been read.
+        limit: u64,
+    },
 
     /// A Docker schema 1 manifest (signed or not): deprecated, unverifiable, unsupported.
     #[error("{url}: Docker schema 1 manifests are not supported (re-push the image with a current client)")]
-    Schema1 { url: String },
+    Schema1 {
+        /// The URL of the manifest.
+        url: String,
+    },
 
     /// Manifest bytes that do not parse as their media type says.
     #[error("manifest {digest} is invalid: {reason}")]
-    InvalidManifest { digest: Digest, reason: String },
+    InvalidManifest {
+        /// The digest of the manifest bytes.
+        digest: Digest,
+        /// What the parser said.
+        reason: String,
+    },
 
     /// A manifest of a media type we do not handle.
     #[error("{url}: unsupported manifest media type {media_type:?}")]
-    UnsupportedMediaType { url: String, media_type: String },
+    UnsupportedMediaType {
+        /// The URL of the manifest.
+        url: String,
+        /// Its media type, from its `mediaType` field or the `Content-Type` header.
+        media_type: String,
+    },
 
     /// A response that does not follow the protocol (bad JSON, missing header, bad challenge).
     #[error("{url}: malformed response: {reason}")]
-    Malformed { url: String, reason: String },
+    Malformed {
+        /// The URL that answered.
+        url: String,
+        /// What in the response breaks the protocol.
+        reason: String,
+    },
 
     /// TLS handshake failed (unknown CA, wrong host name, not TLS at all, …).
     #[error("TLS error with {host}")]
     Tls {
+        /// The `host[:port]` the handshake was with.
         host: String,
+        /// The TLS failure as the HTTP client reports it.
         #[source]
         source: ureq::Error,
     },
@@ -108,7 +166,9 @@ pub enum RegistryError {
     /// The connection could not be made or broke (refused, reset, timed out, DNS).
     #[error("connection to {url} failed")]
     Connection {
+        /// The URL being requested.
         url: String,
+        /// The failure as the HTTP client reports it.
         #[source]
         source: ureq::Error,
     },
@@ -116,8 +176,11 @@ pub enum RegistryError {
     /// Any other unexpected HTTP status.
     #[error("{url}: HTTP status {status}{}", DisplayDetails(.errors))]
     Status {
+        /// The URL that answered.
         url: String,
+        /// The HTTP status code (429 is rate limiting, 5xx a failing server).
         status: u16,
+        /// The registry's error body, if it sent one.
         errors: Vec<ErrorDetail>,
     },
 }
