@@ -90,9 +90,9 @@ impl ImagePull<'_> {
         Ok(bytes)
     }
 
-    /// The squashfs file of one layer (`descriptor`) of the manifest: from the cache, or downloaded and
-    /// converted (each blob once, even across processes: the per-blob lock makes others wait
-    /// and then reuse it).
+    /// The squashfs file of one layer (`descriptor`) of the manifest: from the cache, or
+    /// downloaded and converted (each blob once, even across processes: the per-blob lock
+    /// makes others wait and then reuse it).
     pub(super) fn layer(
         &self,
         resolved: &ResolvedManifest,

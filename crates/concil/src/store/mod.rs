@@ -78,7 +78,10 @@ pub enum Verification {
 pub struct ResolvedManifest {
     /// Digest of the image manifest itself (not of the index that led to it).
     pub digest: Digest,
+    /// Its media type: [`OCI_MANIFEST`](crate::registry::OCI_MANIFEST) or
+    /// [`DOCKER_MANIFEST_V2`](crate::registry::DOCKER_MANIFEST_V2).
     pub media_type: String,
+    /// The parsed manifest: its config and layer descriptors.
     pub manifest: ImageManifest,
     /// How the digest the reference resolved to was found trustworthy.
     pub verified: Verification,
@@ -89,19 +92,26 @@ pub struct ResolvedManifest {
 /// while these are all a pull depends on.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ImageConfig {
+    /// The operating system the image is built for (`linux`); empty when the config omits it.
     #[serde(default)]
     pub os: String,
+    /// The CPU architecture the image is built for (`amd64`); empty when the config omits it.
     #[serde(default)]
     pub architecture: String,
+    /// The CPU variant (`v7`), when the config gives one.
     #[serde(default)]
     pub variant: Option<String>,
+    /// The layers' uncompressed digests, which the converted layers are checked against.
     pub rootfs: RootFs,
 }
 
+/// An image config's `rootfs`: what the layers unpack to.
 #[derive(Debug, Clone, Deserialize)]
 pub struct RootFs {
+    /// The `type` field, `layers` in every image today; not checked.
     #[serde(rename = "type", default)]
     pub kind: String,
+    /// The digest of each layer's uncompressed tar, in the manifest's layer order.
     pub diff_ids: Vec<Digest>,
 }
 
@@ -112,6 +122,7 @@ pub struct PulledLayer {
     pub digest: Digest,
     /// The uncompressed tar's digest from the config, the name of the squashfs file.
     pub diff_id: Digest,
+    /// The blob's media type as in the manifest (a compressed tar or a squashfs image).
     pub media_type: String,
     /// The blob's size in bytes.
     pub size: u64,
@@ -122,10 +133,14 @@ pub struct PulledLayer {
 /// A pulled image: what `concil pull --json` prints.
 #[derive(Debug, Clone, Serialize)]
 pub struct PulledImage {
+    /// Digest of the image manifest pulled (for a multi-platform image, the platform's
+    /// manifest, not the index).
     pub manifest_digest: Digest,
+    /// Digest of the image config.
     pub config_digest: Digest,
     /// The platform of the image pulled (from its config).
     pub platform: String,
+    /// How the manifest's trust was established.
     pub verified: Verification,
     /// In `rootfs.diff_ids` order.
     pub layers: Vec<PulledLayer>,
@@ -142,102 +157,187 @@ pub trait Progress: Send + Sync {
     fn layer_done(&self, _digest: &Digest, _cached: bool) {}
 }
 
-/// Reports nothing.
+/// Reports nothing: a [`Store`]'s progress until [`Store::with_progress`] sets one.
 pub struct NoProgress;
 impl Progress for NoProgress {}
-/// Errors of a pull.
+/// Errors of a pull. Layer errors name the layer by its blob digest as the manifest gives it.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StoreError {
+    /// A platform (`--platform`) that is not `os/arch[/variant]`.
     #[error("invalid platform {text:?}: expected OS/ARCH[/VARIANT]")]
-    InvalidPlatform { text: String },
+    InvalidPlatform {
+        /// The platform as given.
+        text: String,
+    },
+    /// The configuration gives no usable registry endpoint or Notary server for the reference.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// Talking to the registry failed, or it served a manifest or config that is wrong.
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    /// The cache could not be read or written.
     #[error(transparent)]
     Cache(#[from] CacheError),
+    /// Content trust refused the manifest, or could not be checked.
     #[error(transparent)]
     Trust(#[from] TrustError),
+    /// The index has no manifest for the platform asked for.
     #[error("{image}: no manifest for platform {wanted}; the index offers: {available}")]
     NoMatchingPlatform {
+        /// The image reference, normalised.
         image: String,
         /// The platform asked for (boxed: it is the largest field of any variant).
         wanted: Box<Platform>,
+        /// The platforms the index offers, comma-separated (`nothing` if none).
         available: String,
     },
     /// A descriptor (in a manifest or index) whose digest concil cannot verify.
     #[error("manifest {document}: {what} descriptor")]
     DescriptorDigest {
+        /// The digest of the manifest or index that holds the descriptor.
         document: Digest,
+        /// Which descriptor it is (`manifest`, `config`, `layer`).
         what: &'static str,
+        /// Why its digest is unusable.
         source: DigestError,
     },
+    /// Indexes point to indexes more than 4 levels deep: refused rather than followed
+    /// without end.
     #[error("{image}: indexes nested deeper than {MAX_INDEX_DEPTH} levels")]
-    IndexTooDeep { image: String },
+    IndexTooDeep {
+        /// The image reference, normalised.
+        image: String,
+    },
+    /// A manifest that should be an image manifest is of another media type.
     #[error("{image}: manifest {digest} has media type {media_type}, expected an image manifest")]
     NotAnImageManifest {
+        /// The image reference, normalised.
         image: String,
+        /// The manifest's digest.
         digest: Digest,
+        /// Its media type.
         media_type: String,
     },
+    /// The image config does not parse (or lacks `rootfs.diff_ids`).
     #[error("config {digest} is not a valid image config: {reason}")]
-    ConfigInvalid { digest: Digest, reason: String },
+    ConfigInvalid {
+        /// The config's digest.
+        digest: Digest,
+        /// What the parser said, with the field that failed.
+        reason: String,
+    },
+    /// The manifest declares a config larger than concil reads into memory (16 MiB).
     #[error("config {digest} is {size} bytes, more than the {MAX_CONFIG_SIZE} accepted")]
-    ConfigTooLarge { digest: Digest, size: u64 },
+    ConfigTooLarge {
+        /// The config's digest.
+        digest: Digest,
+        /// The size the manifest declares for it.
+        size: u64,
+    },
+    /// The manifest and its config disagree on the number of layers.
     #[error("manifest {manifest} lists {layers} layers but its config has {diff_ids} diff_ids")]
     LayerCountMismatch {
+        /// The image manifest's digest.
         manifest: Digest,
+        /// How many layers the manifest lists.
         layers: usize,
+        /// How many diff_ids the config lists.
         diff_ids: usize,
     },
+    /// A layer media type that is neither a (compressed) tar concil can convert nor squashfs.
     #[error("layer {digest} has media type {media_type}, which concil cannot store")]
-    UnsupportedLayer { digest: Digest, media_type: String },
+    UnsupportedLayer {
+        /// The blob's digest as the manifest gives it.
+        digest: Digest,
+        /// The layer's media type.
+        media_type: String,
+    },
+    /// A non-distributable ("foreign") layer: its blob lives outside the registry, and concil
+    /// downloads only from the registry.
     #[error("layer {digest} is non-distributable ({media_type}) and cannot be pulled")]
-    NonDistributableLayer { digest: Digest, media_type: String },
+    NonDistributableLayer {
+        /// The blob's digest as the manifest gives it.
+        digest: Digest,
+        /// The layer's media type.
+        media_type: String,
+    },
+    /// The blob's body ended before the size the manifest declares.
     #[error("layer {digest}: {url} ended after {got} of {expected} bytes")]
     BlobTruncated {
+        /// The blob's digest as the manifest gives it.
         digest: Digest,
+        /// Where the body came from (after redirects), without query or credentials.
         url: String,
+        /// How many bytes arrived.
         got: u64,
+        /// The size the manifest declares.
         expected: u64,
     },
+    /// The blob's body went on past the size the manifest declares.
     #[error("layer {digest}: {url} sent more than the {expected} bytes the manifest declares")]
     BlobTooLong {
+        /// The blob's digest as the manifest gives it.
         digest: Digest,
+        /// Where the body came from (after redirects), without query or credentials.
         url: String,
+        /// The size the manifest declares.
         expected: u64,
     },
+    /// The blob's body has the declared size but another digest.
     #[error("layer {digest}: content from {url} hashes to {got}")]
     BlobDigestMismatch {
+        /// The blob's digest as the manifest gives it.
         digest: Digest,
+        /// Where the body came from (after redirects), without query or credentials.
         url: String,
+        /// The digest of the bytes received.
         got: Digest,
     },
+    /// The blob is intact, but its uncompressed tar is not the one the config names, so the
+    /// converted layer is discarded.
     #[error(
         "layer {digest}: uncompressed content hashes to {got}, but the config says {expected}"
     )]
     DiffIdMismatch {
+        /// The blob's digest as the manifest gives it.
         digest: Digest,
+        /// The diff_id the config gives for the layer.
         expected: Digest,
+        /// The digest of the uncompressed tar received.
         got: String,
     },
+    /// Reading the blob's body failed (the connection broke off or timed out) before its size
+    /// or digest could tell what was wrong.
     #[error("layer {digest}: reading {url}")]
     BlobRead {
+        /// The blob's digest as the manifest gives it.
         digest: Digest,
+        /// Where the body came from (after redirects), without query or credentials.
         url: String,
+        /// The read error.
         source: io::Error,
     },
+    /// The blob arrived intact (size and digest match) but does not decompress or convert to
+    /// squashfs: a corrupt or hostile tar, a limit exceeded, the squashfs file not written.
     #[error("layer {digest}: converting to squashfs")]
     Convert {
+        /// The blob's digest as the manifest gives it.
         digest: Digest,
+        /// What the converter said.
         source: tarsquash::Error,
     },
+    /// Writing the layer's working file in the cache failed.
     #[error("layer {digest}: writing {path}")]
     WriteLayer {
+        /// The blob's digest as the manifest gives it.
         digest: Digest,
+        /// The working file in the cache.
         path: PathBuf,
+        /// What the file system said.
         source: io::Error,
     },
+    /// A thread pulling layers panicked (a bug); the pull is abandoned.
     #[error("layer worker thread panicked")]
     WorkerPanicked,
 }
