@@ -138,7 +138,6 @@ fn of_store(error: &StoreError) -> u8 {
         StoreError::BlobTruncated { .. } | StoreError::BlobRead { .. } => NETWORK,
         StoreError::DescriptorDigest { .. }
         | StoreError::IndexTooDeep { .. }
-        | StoreError::NotAnImageManifest { .. }
         | StoreError::ConfigInvalid { .. }
         | StoreError::ConfigTooLarge { .. }
         | StoreError::LayerCountMismatch { .. }

@@ -12,7 +12,7 @@
 //! - [`cache`]: the content-addressed cache directory (locks, atomic commit, clean-up).
 //! - [`registry`]: the Distribution API client (auth, manifests, blobs).
 //! - [`config`]: concil's JSON configuration and where credentials come from.
-//! - [`reference`]: image references (`docker://host/repo:tag@sha256:…`, `alpine`).
+//! - [`reference`](mod@reference): image references (`docker://host/repo:tag@sha256:…`, `alpine`).
 //! - [`digest`]: the `sha256:` digest type, and hashing readers and writers.
 //!
 //! The squashfs writer is the separate `tarsquash` crate.

@@ -209,16 +209,6 @@ pub enum StoreError {
         /// The image reference, normalised.
         image: String,
     },
-    /// A manifest that should be an image manifest is of another media type.
-    #[error("{image}: manifest {digest} has media type {media_type}, expected an image manifest")]
-    NotAnImageManifest {
-        /// The image reference, normalised.
-        image: String,
-        /// The manifest's digest.
-        digest: Digest,
-        /// Its media type.
-        media_type: String,
-    },
     /// The image config does not parse (or lacks `rootfs.diff_ids`).
     #[error("config {digest} is not a valid image config: {reason}")]
     ConfigInvalid {
