@@ -252,6 +252,11 @@ pub struct Config {
     pub remote_servers: BTreeMap<String, RemoteServer>,
     /// Notary trust pinning, kept as written for the Notary engine.
     pub trust_pinning: Option<Value>,
+    /// `layer_max_size`: the most bytes of uncompressed tar one layer may hold ("256G", or a
+    /// number of bytes); a larger layer is refused while it converts.
+    pub layer_max_size: u64,
+    /// `layer_max_entries`: the most tar entries one layer may hold.
+    pub layer_max_entries: u64,
     /// concil's own `auths` (file, then environment pairs), keyed as written.
     auths: BTreeMap<String, Credentials>,
     /// Docker's `config.json` auths, keyed by registry name (`docker.io`, `host:port`).
@@ -273,6 +278,8 @@ struct ConfigFile {
     /// Checked by hand: serde's type errors quote the value, which here is a secret.
     auths: Option<Value>,
     trust_pinning: Option<Value>,
+    layer_max_size: Option<Value>,
+    layer_max_entries: Option<u64>,
 }
 
 /// A `cosign_identities` value as written: one of `subject`/`subject_regexp` and one of
@@ -370,6 +377,14 @@ impl Config {
             })
             .collect::<Result<_, ConfigError>>()?;
 
+        let layer_max_size = match &file.layer_max_size {
+            Some(value) => parse_size(value).ok_or_else(|| ConfigError::InvalidValue {
+                path: file_path(),
+                key: "layer_max_size",
+                reason: "must be a number of bytes or a size such as \"256G\" (K, M, G, T: powers of 1024)",
+            })?,
+            None => DEFAULT_LAYER_MAX_SIZE,
+        };
         Ok(Config {
             path,
             cache_dir,
@@ -382,6 +397,8 @@ impl Config {
             cosign_identities: CosignIdentities(cosign_identities),
             remote_servers,
             trust_pinning: file.trust_pinning.filter(|pinning| !pinning.is_null()),
+            layer_max_size,
+            layer_max_entries: file.layer_max_entries.unwrap_or(DEFAULT_LAYER_MAX_ENTRIES),
             auths,
             docker_auths: load_docker_auths(env)?,
         })
@@ -558,6 +575,36 @@ fn add_environment_auths(
         }
     }
     Ok(())
+}
+
+/// Default `layer_max_size`: far above real layers (the largest in use, CUDA and model images,
+/// hold tens of GiB), so that only hostile ones meet it.
+pub const DEFAULT_LAYER_MAX_SIZE: u64 = 256 << 30;
+/// Default `layer_max_entries`: real layers hold up to a few million files.
+pub const DEFAULT_LAYER_MAX_ENTRIES: u64 = 20_000_000;
+
+/// A size as written in the configuration: a whole number of bytes, or a number followed by
+/// `K`, `M`, `G` or `T` (powers of 1024; `KiB`, `KB` and lower case too). `None` when it is
+/// neither, or overflows.
+pub fn parse_size(value: &Value) -> Option<u64> {
+    if let Some(bytes) = value.as_u64() {
+        return Some(bytes);
+    }
+    let text = value.as_str()?.trim();
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits);
+    let number: u64 = number.parse().ok()?;
+    let shift = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 0,
+        "K" | "KB" | "KIB" => 10,
+        "M" | "MB" | "MIB" => 20,
+        "G" | "GB" | "GIB" => 30,
+        "T" | "TB" | "TIB" => 40,
+        _ => return None,
+    };
+    number.checked_mul(1u64 << shift)
 }
 
 /// The largest configuration file (concil's or Docker's `config.json`) read.
@@ -1024,6 +1071,34 @@ mod tests {
             matches!(&error, ConfigError::Read { path, source } if *path == missing && source.kind() == std::io::ErrorKind::NotFound),
             "{error:?}"
         );
+    }
+
+    #[test]
+    fn sizes_with_units() {
+        let size = |text: serde_json::Value| parse_size(&text);
+        assert_eq!(size(serde_json::json!(1234)), Some(1234));
+        assert_eq!(size(serde_json::json!("256G")), Some(256 << 30));
+        assert_eq!(size(serde_json::json!("10 MiB")), Some(10 << 20));
+        assert_eq!(size(serde_json::json!("3k")), Some(3 << 10));
+        for bad in ["", "G", "1.5G", "-1", "1P", "99999999999T"] {
+            assert_eq!(size(serde_json::json!(bad)), None, "{bad}");
+        }
+        assert_eq!(size(serde_json::json!(-1)), None);
+        let (dir, env) = home();
+        let config = load(
+            &dir,
+            &env,
+            r#"{"layer_max_size": "1M", "layer_max_entries": 7}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (config.layer_max_size, config.layer_max_entries),
+            (1 << 20, 7)
+        );
+        let defaults = load(&dir, &env, "{}").unwrap();
+        assert_eq!(defaults.layer_max_size, DEFAULT_LAYER_MAX_SIZE);
+        let error = load(&dir, &env, r#"{"layer_max_size": "lots"}"#).unwrap_err();
+        assert!(error.to_string().contains("layer_max_size"), "{error}");
     }
 
     #[test]

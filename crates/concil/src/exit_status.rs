@@ -146,7 +146,8 @@ fn of_store(error: &StoreError) -> u8 {
         | StoreError::BlobTooLong { .. }
         | StoreError::BlobDigestMismatch { .. }
         | StoreError::DiffIdMismatch { .. }
-        | StoreError::Convert { .. } => CONTENT_INVALID,
+        | StoreError::Convert { .. }
+        | StoreError::LayerLimit { .. } => CONTENT_INVALID,
         StoreError::WorkerPanicked => FAILURE,
     }
 }

@@ -650,3 +650,77 @@ fn each_kind_of_failure_has_its_exit_status() -> TestResult {
     );
     Ok(())
 }
+
+/// A gzip-compressed tar, made by GNU tar and gzip, of the directory `setup` fills.
+fn tar_gz_of(setup: impl FnOnce(&Path)) -> (Vec<u8>, String) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = dir.path().join("root");
+    std::fs::create_dir(&root).expect("root");
+    setup(&root);
+    let tar = run(Command::new("tar")
+        .args(["--sort=name", "--owner=0", "--group=0", "-cf", "-", "-C"])
+        .arg(&root)
+        .arg("."));
+    assert!(tar.status.success(), "tar: {tar:?}");
+    let tar_path = dir.path().join("layer.tar");
+    std::fs::write(&tar_path, &tar.stdout).expect("write tar");
+    let gzip = run(Command::new("gzip").args(["-n", "-c"]).arg(&tar_path));
+    assert!(gzip.status.success(), "gzip");
+    (gzip.stdout, sha256_digest(&tar.stdout))
+}
+
+/// What a hostile layer may cost is bounded by configuration: a small gzip blob that
+/// inflates past `layer_max_size`, a tar with more entries than `layer_max_entries`, each
+/// refused naming the layer and the limit, with nothing left in the cache; within the limits
+/// both pull.
+#[test]
+fn layer_limits_bound_hostile_layers() -> TestResult {
+    let registry = Registry::plain();
+    let (bomb, bomb_diff_id) = tar_gz_of(|root| {
+        let zeros = std::fs::File::create(root.join("zeros")).expect("zeros");
+        zeros.set_len(64 << 20).expect("64 MiB of zeros");
+    });
+    assert!(bomb.len() < 1 << 20, "{} bytes of gzip", bomb.len());
+    let (many, many_diff_id) = tar_gz_of(|root| {
+        for i in 0..300 {
+            std::fs::write(root.join(format!("f{i}")), "").expect("file");
+        }
+    });
+    let bomb_image = push_gzip_image(&registry, "limits/bomb", &bomb, &bomb_diff_id);
+    let many_image = push_gzip_image(&registry, "limits/many", &many, &many_diff_id);
+    let mut config = config_for(&registry);
+    config["layer_max_size"] = json!("16M");
+    config["layer_max_entries"] = json!(100);
+    let home = ConcilHome::new(config.clone());
+
+    let failure = home.pull_failure(&bomb_image, &[]);
+    assert!(
+        failure.error.contains("layer_max_size = 16777216"),
+        "{}",
+        failure.error
+    );
+    assert!(
+        failure.error.contains(&sha256_digest(&bomb)),
+        "{}",
+        failure.error
+    );
+    assert_eq!(
+        failure.code,
+        Some(i32::from(concil::exit_status::CONTENT_INVALID))
+    );
+    let failure = home.pull_failure(&many_image, &[]);
+    assert!(
+        failure.error.contains("layer_max_entries = 100"),
+        "{}",
+        failure.error
+    );
+    home.assert_no_layers();
+    home.assert_no_working_files();
+
+    config["layer_max_size"] = json!("65M");
+    config["layer_max_entries"] = json!(302);
+    home.rewrite_config(config);
+    home.pull_json(&bomb_image, &[]);
+    home.pull_json(&many_image, &[]);
+    Ok(())
+}

@@ -84,10 +84,7 @@ impl ImagePull<'_> {
                         // its size and digest, so a changed body is not called a short one.
                         blob.drain()?;
                         blob.finish()?;
-                        return Err(StoreError::Convert {
-                            digest: digest.clone(),
-                            source,
-                        });
+                        return Err(conversion_error(digest, source));
                     }
                 }
             }
@@ -271,5 +268,26 @@ impl Read for VerifyingReader<'_> {
             .inspect_err(|_| self.read_failed = true)?;
         self.progress.layer_bytes(self.expected_digest, n as u64);
         Ok(n)
+    }
+}
+
+/// A conversion failure, as the configuration's limit it hit when it was one.
+fn conversion_error(digest: &Digest, source: tarsquash::Error) -> StoreError {
+    let limit = match &source {
+        tarsquash::Error::TooManyEntries { limit, .. } => Some(("layer_max_entries", *limit)),
+        tarsquash::Error::TarTooLarge { limit, .. } => Some(("layer_max_size", *limit)),
+        _ => None,
+    };
+    match limit {
+        Some((key, limit)) => StoreError::LayerLimit {
+            digest: digest.clone(),
+            key,
+            limit,
+            source,
+        },
+        None => StoreError::Convert {
+            digest: digest.clone(),
+            source,
+        },
     }
 }

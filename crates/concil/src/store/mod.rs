@@ -317,6 +317,19 @@ pub enum StoreError {
         /// What the converter said.
         source: tarsquash::Error,
     },
+    /// The layer is larger than the configuration allows (`layer_max_size` uncompressed
+    /// bytes or `layer_max_entries` entries); refused while it converted.
+    #[error("layer {digest} exceeds {key} = {limit}")]
+    LayerLimit {
+        /// The blob's digest as the manifest gives it.
+        digest: Digest,
+        /// The configuration key of the limit.
+        key: &'static str,
+        /// The limit's value.
+        limit: u64,
+        /// Where the converter stopped.
+        source: tarsquash::Error,
+    },
     /// Writing the layer's working file in the cache failed.
     #[error("layer {digest}: writing {path}")]
     WriteLayer {
@@ -351,6 +364,13 @@ impl Store {
     /// Opens (creates) the cache; does not touch the network yet.
     pub fn open(config: Config) -> Result<Store, StoreError> {
         let cache = Cache::open(&config.cache_dir)?;
+        let convert = tarsquash::Options {
+            limits: tarsquash::Limits {
+                max_tar_bytes: config.layer_max_size,
+                max_entries: config.layer_max_entries,
+            },
+            ..tarsquash::Options::default()
+        };
         let connections = Connections::new(&TlsSettings {
             ca_file: config.cafile.clone(),
         })?;
@@ -361,7 +381,7 @@ impl Store {
             connections,
             clients: Mutex::new(HashMap::new()),
             parallel_layers: DEFAULT_PARALLEL_LAYERS,
-            convert: tarsquash::Options::default(),
+            convert,
             progress: Arc::new(NoProgress),
         })
     }
@@ -384,7 +404,8 @@ impl Store {
         self
     }
 
-    /// Uses these squashfs settings for converted layers.
+    /// Uses these squashfs settings (and limits) for converted layers instead of the defaults
+    /// and the configuration's `layer_max_size` / `layer_max_entries`.
     pub fn with_convert_options(mut self, options: tarsquash::Options) -> Store {
         self.convert = options;
         self
