@@ -29,8 +29,11 @@ pub enum TrustError {
     /// no sigstore bundle among the digest's referrers. `detail` says where it looked.
     #[error("{image}: no cosign signature for {digest} ({detail})")]
     NotSigned {
+        /// The image as the user named it.
         image: String,
+        /// The manifest digest that was to be verified.
         digest: Digest,
+        /// Where signatures were looked for and not found.
         detail: String,
     },
 
@@ -41,9 +44,13 @@ pub enum TrustError {
         match .key_dir { Some(dir) => format!("{} holds no *.pub file", dir.display()), None => "the key directory is unknown (no configuration file and no home directory)".to_owned() }
     )]
     NoTrustedKey {
+        /// The image as the user named it.
         image: String,
+        /// The manifest digest that was to be verified.
         digest: Digest,
+        /// The key directory, if one is known.
         key_dir: Option<PathBuf>,
+        /// Why keyless signatures cannot be checked either.
         keyless: KeylessGap,
     },
 
@@ -51,9 +58,13 @@ pub enum TrustError {
     /// names another signer than the one configured for the repository.
     #[error("{image}: the keyless cosign signature of {digest} is by {found}, not by the configured {expected}")]
     IdentityMismatch {
+        /// The image as the user named it.
         image: String,
+        /// The manifest digest that was to be verified.
         digest: Digest,
+        /// The configured signer (subject and issuer).
         expected: String,
+        /// The signer the certificate names.
         found: String,
     },
 
@@ -65,8 +76,11 @@ pub enum TrustError {
         DisplayList(.rejected)
     )]
     CertificateUntrusted {
+        /// The image as the user named it.
         image: String,
+        /// The manifest digest that was to be verified.
         digest: Digest,
+        /// Why each signature was refused.
         rejected: Vec<SignatureRejection>,
     },
 
@@ -78,8 +92,11 @@ pub enum TrustError {
         DisplayList(.rejected)
     )]
     CertificateNotLogged {
+        /// The image as the user named it.
         image: String,
+        /// The manifest digest that was to be verified.
         digest: Digest,
+        /// Why each signature was refused.
         rejected: Vec<SignatureRejection>,
     },
 
@@ -90,15 +107,20 @@ pub enum TrustError {
         DisplayList(.rejected)
     )]
     NoTransparencyLogEntry {
+        /// The image as the user named it.
         image: String,
+        /// The manifest digest that was to be verified.
         digest: Digest,
+        /// Why each signature was refused.
         rejected: Vec<SignatureRejection>,
     },
 
     /// `cosign_trusted_root` names a file that is not a usable trusted root.
     #[error("cosign trusted root {}: {problem}", path.display())]
     TrustedRoot {
+        /// The file (or directory) concerned.
         path: PathBuf,
+        /// What is wrong with it.
         #[source]
         problem: TrustedRootProblem,
     },
@@ -111,8 +133,11 @@ pub enum TrustError {
         DisplayList(.rejected)
     )]
     SignatureInvalid {
+        /// The image as the user named it.
         image: String,
+        /// The manifest digest that was to be verified.
         digest: Digest,
+        /// Why each signature was refused.
         rejected: Vec<SignatureRejection>,
     },
 
@@ -122,8 +147,11 @@ pub enum TrustError {
         "{image}: the trusted cosign signature is for manifest {signed_digest}, not for {digest}"
     )]
     WrongImage {
+        /// The image as the user named it.
         image: String,
+        /// The manifest digest that was to be verified.
         digest: Digest,
+        /// The manifest digest the trusted signature names.
         signed_digest: String,
     },
 
@@ -133,16 +161,22 @@ pub enum TrustError {
         "{image}: the trusted cosign signature of {digest} names repository {signed_reference}, not {repository}"
     )]
     WrongRepository {
+        /// The image as the user named it.
         image: String,
+        /// The manifest digest that was to be verified.
         digest: Digest,
+        /// The repository the image was verified for (`registry/path`).
         repository: String,
+        /// The repository the trusted signature names.
         signed_reference: String,
     },
 
     /// A `*.pub` file in the key directory that is not a usable public key.
     #[error("cosign key file {}: {problem}", path.display())]
     KeyFile {
+        /// The file (or directory) concerned.
         path: PathBuf,
+        /// What is wrong with it.
         #[source]
         problem: KeyProblem,
     },
@@ -150,7 +184,9 @@ pub enum TrustError {
     /// The key directory (or a file in it) could not be read.
     #[error("cannot read cosign key {}", path.display())]
     KeyDirectory {
+        /// The file (or directory) concerned.
         path: PathBuf,
+        /// The underlying error.
         #[source]
         source: std::io::Error,
     },
@@ -158,7 +194,9 @@ pub enum TrustError {
     /// Notary does not vouch for the tag (or could not be asked); `source` says how.
     #[error("{image}: Notary content trust")]
     Notary {
+        /// The image as the user named it.
         image: String,
+        /// The underlying error.
         #[source]
         source: Box<NotaryError>,
     },
@@ -166,7 +204,9 @@ pub enum TrustError {
     /// Talking to the registry failed (other than the signature tag being absent).
     #[error("{image}: fetching cosign signatures failed")]
     Registry {
+        /// The image as the user named it.
         image: String,
+        /// The underlying error.
         #[source]
         source: RegistryError,
     },
@@ -178,7 +218,10 @@ pub enum KeylessGap {
     /// No `cosign_trusted_root`.
     NoTrustedRoot,
     /// A trusted root, but no `cosign_identities` entry for the repository.
-    NoIdentity { repository: String },
+    NoIdentity {
+        /// The repository the image was verified for (`registry/path`).
+        repository: String,
+    },
 }
 
 impl std::fmt::Display for KeylessGap {
@@ -216,49 +259,120 @@ impl<T: std::fmt::Display> std::fmt::Display for DisplayList<'_, T> {
 pub enum SignatureRejection {
     /// A signature manifest (the `.sig` tag or a bundle's) that cannot hold a signature.
     #[error("signature manifest {manifest}: {reason}")]
-    Manifest { manifest: String, reason: String },
+    Manifest {
+        /// The digest of the manifest, or the tag that names it.
+        manifest: String,
+        /// Why.
+        reason: String,
+    },
+    /// A signature layer without its signature annotation.
     #[error("signature {blob}: no {SIGNATURE_ANNOTATION} annotation")]
-    NoSignature { blob: String },
+    NoSignature {
+        /// The digest of the signature layer or bundle.
+        blob: String,
+    },
+    /// A signature annotation that is not base64.
     #[error("signature {blob}: the signature is not base64")]
-    SignatureNotBase64 { blob: String },
+    SignatureNotBase64 {
+        /// The digest of the signature layer or bundle.
+        blob: String,
+    },
+    /// A signature blob larger than any signature is.
     #[error("signature {blob}: {size} bytes, larger than {MAX_PAYLOAD_SIZE} bytes")]
-    TooLarge { blob: String, size: u64 },
+    TooLarge {
+        /// The digest of the signature layer or bundle.
+        blob: String,
+        /// The size its descriptor gives, in bytes.
+        size: u64,
+    },
     /// The blob is missing or does not match its digest.
     #[error("signature {blob}: unavailable: {reason}")]
-    Unavailable { blob: String, reason: String },
+    Unavailable {
+        /// The digest of the signature layer or bundle.
+        blob: String,
+        /// Why.
+        reason: String,
+    },
     /// A bundle that does not parse or holds no key-verifiable signature.
     #[error("bundle {blob}: {reason}")]
-    InvalidBundle { blob: String, reason: String },
+    InvalidBundle {
+        /// The digest of the signature layer or bundle.
+        blob: String,
+        /// Why.
+        reason: String,
+    },
+    /// No trusted key verifies the signature, and it is not keyless.
     #[error("signature {blob}: verifies with none of the {keys} trusted keys")]
-    NoKeyVerifies { blob: String, keys: usize },
+    NoKeyVerifies {
+        /// The digest of the signature layer or bundle.
+        blob: String,
+        /// How many trusted keys were tried.
+        keys: usize,
+    },
     /// A keyless signature, but keyless verification is not set up for the repository.
     #[error("signature {blob}: keyless, but there is {gap}")]
-    KeylessNotConfigured { blob: String, gap: KeylessGap },
+    KeylessNotConfigured {
+        /// The digest of the signature layer or bundle.
+        blob: String,
+        /// What keyless verification lacks for the repository.
+        gap: KeylessGap,
+    },
     /// The certificate of a keyless signature is unusable, not valid when the log saw the
     /// signature, or not issued by a trusted Fulcio CA.
     #[error("signature {blob}: certificate rejected: {reason}")]
-    CertificateUntrusted { blob: String, reason: String },
+    CertificateUntrusted {
+        /// The digest of the signature layer or bundle.
+        blob: String,
+        /// Why.
+        reason: String,
+    },
     /// The trusted root names certificate transparency logs, and the certificate embeds no
     /// valid signed certificate timestamp of one (it may have been issued in secret).
     #[error(
         "signature {blob}: certificate not in a trusted certificate transparency log: {reason}"
     )]
-    CertificateNotLogged { blob: String, reason: String },
+    CertificateNotLogged {
+        /// The digest of the signature layer or bundle.
+        blob: String,
+        /// Why.
+        reason: String,
+    },
+    /// A keyless signature that does not verify with its certificate's key.
     #[error("signature {blob}: does not verify with the key of its certificate")]
-    CertificateKeyMismatch { blob: String },
+    CertificateKeyMismatch {
+        /// The digest of the signature layer or bundle.
+        blob: String,
+    },
     /// No transparency-log entry of a trusted log vouches for the keyless signature.
     #[error("signature {blob}: no valid transparency-log entry: {reason}")]
-    TransparencyLog { blob: String, reason: String },
+    TransparencyLog {
+        /// The digest of the signature layer or bundle.
+        blob: String,
+        /// Why.
+        reason: String,
+    },
     /// A valid keyless signature by someone else than the configured signer.
     #[error("signature {blob}: signed by {found}, not by {expected}")]
     IdentityMismatch {
+        /// The digest of the signature layer or bundle.
         blob: String,
+        /// The configured signer (subject and issuer).
         expected: String,
+        /// The signer the certificate names.
         found: String,
     },
     /// Signed by a trusted key, but not a cosign signature of a container image.
     #[error("signature {blob}: the signed payload is not a cosign image signature: {reason}")]
-    NotImageSignature { blob: String, reason: String },
+    NotImageSignature {
+        /// The digest of the signature layer or bundle.
+        blob: String,
+        /// Why.
+        reason: String,
+    },
+    /// More signatures than are checked; the rest were skipped.
     #[error("{skipped} more signatures were not checked (at most {MAX_SIGNATURES} are)")]
-    TooMany { skipped: usize },
+    TooMany {
+        /// How many were not checked.
+        skipped: usize,
+    },
 }

@@ -51,7 +51,9 @@ pub enum KeyManagementError {
     /// A key file to import could not be read.
     #[error("cannot read {}", path.display())]
     ReadKey {
+        /// The file concerned.
         path: PathBuf,
+        /// The underlying error.
         #[source]
         source: std::io::Error,
     },
@@ -59,30 +61,43 @@ pub enum KeyManagementError {
     /// A key file to import is not a usable public key.
     #[error("{}: {problem}", path.display())]
     NotAKey {
+        /// The file concerned.
         path: PathBuf,
+        /// What is wrong with it.
         #[source]
         problem: KeyProblem,
     },
 
     /// A key name that cannot be a file name in the key directory.
     #[error("invalid key name {name:?}: use letters, digits, '.', '_' and '-', not starting with '.' or '-'")]
-    InvalidKeyName { name: String },
+    InvalidKeyName {
+        /// The name given.
+        name: String,
+    },
 
     /// Importing or generating a key would overwrite this file.
     #[error("{} exists already", path.display())]
-    KeyExists { path: PathBuf },
+    KeyExists {
+        /// The file concerned.
+        path: PathBuf,
+    },
 
     /// Writing a key file failed.
     #[error("cannot write key file {}", path.display())]
     WriteKey {
+        /// The file concerned.
         path: PathBuf,
+        /// The underlying error.
         #[source]
         source: std::io::Error,
     },
 
     /// Making a key pair failed (no randomness, encoding).
     #[error("cannot generate a key pair: {reason}")]
-    KeyGeneration { reason: String },
+    KeyGeneration {
+        /// What failed.
+        reason: String,
+    },
 }
 
 /// A key pair made by [`generate_key_pair`].

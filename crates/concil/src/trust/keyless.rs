@@ -158,9 +158,11 @@ impl LogEntry {
 pub struct CertificateSigner {
     /// The certificate's subject alternative name that matched.
     pub subject: String,
+    /// The certificate's OIDC issuer.
     pub issuer: String,
     /// The log entry that vouched for the signature, and its time (Unix seconds).
     pub log_index: i64,
+    /// When the log integrated the entry (Unix seconds).
     pub integrated_time: i64,
 }
 

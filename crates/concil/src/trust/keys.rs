@@ -49,21 +49,30 @@ pub(super) const OID_SHA512_WITH_RSA: ObjectIdentifier =
 /// Why a file does not hold a usable public key. Never repeats key material.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KeyProblem {
+    /// Not PEM at all.
     #[error("not a PEM file: {0}")]
     NotPem(String),
+    /// PEM, but not a `PUBLIC KEY`.
     #[error("PEM label is {0:?}, expected \"PUBLIC KEY\"")]
     WrongLabel(String),
+    /// A `PUBLIC KEY` whose DER is not a SubjectPublicKeyInfo.
     #[error("not a DER SubjectPublicKeyInfo: {0}")]
     NotSubjectPublicKeyInfo(String),
+    /// A key algorithm cosign verification does not support.
     #[error("unsupported key algorithm {0} (ECDSA P-256/P-384, RSA and Ed25519 are supported)")]
     UnsupportedAlgorithm(ObjectIdentifier),
+    /// An elliptic curve other than P-256 and P-384.
     #[error("unsupported elliptic curve {0} (P-256 and P-384 are supported)")]
     UnsupportedCurve(String),
+    /// Key bytes the algorithm refuses.
     #[error("invalid {algorithm} key: {reason}")]
     Invalid {
+        /// The kind of key.
         algorithm: KeyAlgorithm,
+        /// Why it is invalid.
         reason: String,
     },
+    /// An RSA key of fewer than 2048 bits.
     #[error("RSA key of {0} bits; at least {MIN_RSA_BITS} are required")]
     RsaTooSmall(u32),
 }
@@ -71,9 +80,13 @@ pub enum KeyProblem {
 /// The kind of a trusted key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum KeyAlgorithm {
+    /// ECDSA on P-256.
     EcdsaP256,
+    /// ECDSA on P-384.
     EcdsaP384,
+    /// RSA (PKCS#1 v1.5 or PSS signatures).
     Rsa,
+    /// Ed25519.
     Ed25519,
 }
 
@@ -109,9 +122,13 @@ impl TrustedKey {
 /// A public key cosign signatures can be checked with.
 #[derive(Clone)]
 pub enum PublicKey {
+    /// ECDSA on P-256.
     EcdsaP256(p256::ecdsa::VerifyingKey),
+    /// ECDSA on P-384.
     EcdsaP384(p384::ecdsa::VerifyingKey),
+    /// RSA (PKCS#1 v1.5 or PSS signatures).
     Rsa(rsa::PublicKey),
+    /// Ed25519.
     Ed25519(ed25519_dalek::VerifyingKey),
 }
 
@@ -176,6 +193,7 @@ impl PublicKey {
         }
     }
 
+    /// The kind of key.
     pub fn algorithm(&self) -> KeyAlgorithm {
         match self {
             PublicKey::EcdsaP256(_) => KeyAlgorithm::EcdsaP256,

@@ -21,20 +21,43 @@ const MAX_TRUSTED_ROOT_SIZE: u64 = 4 * 1024 * 1024;
 /// Why a `trusted_root.json` cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum TrustedRootProblem {
+    /// The file cannot be read.
     #[error("cannot read it")]
     Read(#[source] std::io::Error),
+    /// The file is larger than any trusted root.
     #[error("larger than {MAX_TRUSTED_ROOT_SIZE} bytes")]
     TooLarge,
+    /// Not trusted-root JSON.
     #[error("not a trusted root: {0}")]
     NotJson(String),
+    /// A certificate authority that cannot be used.
     #[error("certificateAuthorities[{authority}]: {reason}")]
-    Authority { authority: usize, reason: String },
+    Authority {
+        /// Its index in `certificateAuthorities`.
+        authority: usize,
+        /// Why.
+        reason: String,
+    },
+    /// A Rekor log whose key cannot be used.
     #[error("tlogs[{log}]: {reason}")]
-    LogKey { log: usize, reason: String },
+    LogKey {
+        /// Its index in `tlogs`.
+        log: usize,
+        /// Why.
+        reason: String,
+    },
+    /// A certificate transparency log whose key cannot be used.
     #[error("ctlogs[{log}]: {reason}")]
-    CtLogKey { log: usize, reason: String },
+    CtLogKey {
+        /// Its index in `ctlogs`.
+        log: usize,
+        /// Why.
+        reason: String,
+    },
+    /// No Fulcio CA.
     #[error("names no certificate authority")]
     NoAuthority,
+    /// No Rekor log.
     #[error("names no transparency log")]
     NoLog,
 }

@@ -21,7 +21,6 @@
 //! dialect (`tough` and `tuf` implement the TUF specification's key formats and canonical
 //! JSON, not Notary's x509 keys, raw ECDSA signatures and base64 hashes).
 
-use base64::Engine as _;
 use p256::ecdsa::signature::hazmat::PrehashVerifier as _;
 use p256::ecdsa::signature::Verifier as _;
 use sha2::{Digest as _, Sha256};
@@ -29,13 +28,16 @@ use x509_cert::der::Encode as _;
 use x509_cert::Certificate;
 
 use super::metadata::Key;
+use crate::trust::base64;
 use crate::trust::keys::PublicKey;
 use crate::trust::x509::{check_ca, signed_by};
 
 /// A usable TUF key: its ID, the public key, and for `-x509` types the certificates.
 #[derive(Debug, Clone)]
 pub struct TufKey {
+    /// The key ID (the SHA-256 of its canonical JSON).
     pub id: String,
+    /// The public key signatures are checked with.
     pub key: PublicKey,
     /// The public key's bytes (DER SubjectPublicKeyInfo, raw for Ed25519): one key listed
     /// under two IDs (bare and as a certificate) counts once towards a threshold.
@@ -65,8 +67,7 @@ pub fn parse_key(id: &str, key: &Key) -> Result<TufKey, String> {
             "key {id} is listed under an ID that is not its own"
         ));
     }
-    let raw = base64::engine::general_purpose::STANDARD
-        .decode(&key.keyval.public)
+    let raw = base64::decode(&key.keyval.public)
         .map_err(|e| format!("key {id}: public key is not base64: {e}"))?;
     let bad = |reason: String| format!("key {id} ({}): {reason}", key.keytype);
     let (public, key_bytes, certificates) = match key.keytype.as_str() {
@@ -241,7 +242,7 @@ mod tests {
         let key = Key {
             keytype: keytype.to_owned(),
             keyval: super::super::metadata::KeyValue {
-                public: base64::engine::general_purpose::STANDARD.encode(der),
+                public: base64::encode(der),
             },
         };
         parse_key(&key_id(&key), &key).expect("key parses")
@@ -322,7 +323,7 @@ mod tests {
         let key = Key {
             keytype: "rsa".to_owned(),
             keyval: super::super::metadata::KeyValue {
-                public: base64::engine::general_purpose::STANDARD.encode(der),
+                public: base64::encode(der),
             },
         };
         let error = parse_key(&key_id(&key), &key).unwrap_err();

@@ -7,16 +7,20 @@
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use base64::Engine as _;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use sha2::{Digest as _, Sha256, Sha512};
 
-/// The names of the roles this client reads.
+use crate::trust::base64;
+
+/// The root role (the keys of every other top-level role).
 pub const ROOT: &str = "root";
+/// The timestamp role (the current snapshot).
 pub const TIMESTAMP: &str = "timestamp";
+/// The snapshot role (the current version of every other file).
 pub const SNAPSHOT: &str = "snapshot";
+/// The targets role (the signed tags, and its delegations).
 pub const TARGETS: &str = "targets";
 /// Docker's signers (`docker trust signer add`) sign in this delegation.
 pub const RELEASES: &str = "targets/releases";
@@ -24,7 +28,9 @@ pub const RELEASES: &str = "targets/releases";
 /// One signature of an envelope.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Signature {
+    /// The ID of the key that signed.
     pub keyid: String,
+    /// The signature method (`ecdsa`, `rsapss`, `ed25519`).
     pub method: String,
     /// Base64.
     pub sig: String,
@@ -37,7 +43,9 @@ pub struct SignedFile<T> {
     pub bytes: Vec<u8>,
     /// The `signed` member, byte for byte.
     pub signed_bytes: Vec<u8>,
+    /// The signatures over the `signed` member.
     pub signatures: Vec<Signature>,
+    /// The parsed `signed` member.
     pub signed: T,
 }
 
@@ -51,25 +59,33 @@ struct Envelope<'a> {
 /// What every role has.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Common {
+    /// `_type`: the role the file says it is.
     #[serde(rename = "_type")]
     pub kind: String,
+    /// The version, increasing with every change.
     pub version: u64,
+    /// When the file expires (RFC 3339).
     pub expires: String,
 }
 
 /// A role's metadata type: the `_type` it must carry.
 pub trait Role: DeserializeOwned {
+    /// The `_type` of the role's files (`Root`, `Timestamp`, …).
     const TYPE: &'static str;
+    /// The members every role has.
     fn common(&self) -> &Common;
 }
 
 /// A public key as TUF lists it.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Key {
+    /// The key type (`ecdsa`, `ecdsa-x509`, `rsa`, `rsa-x509`, `ed25519`).
     pub keytype: String,
+    /// The key material.
     pub keyval: KeyValue,
 }
 
+/// A key's material (`keyval`).
 #[derive(Debug, Clone, Deserialize)]
 pub struct KeyValue {
     /// Base64: DER SubjectPublicKeyInfo, a PEM certificate, or raw Ed25519 bytes.
@@ -79,60 +95,83 @@ pub struct KeyValue {
 /// Which keys sign for a role, and how many must.
 #[derive(Debug, Clone, Deserialize)]
 pub struct RoleKeys {
+    /// The IDs of the keys that may sign for the role.
     pub keyids: Vec<String>,
+    /// How many of them must sign.
     pub threshold: u32,
 }
 
+/// `root.json`: the keys of every top-level role.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Root {
+    /// The members every role has.
     #[serde(flatten)]
     pub common: Common,
+    /// The keys, by key ID.
     pub keys: BTreeMap<String, Key>,
+    /// Which keys sign for each top-level role, by role name.
     pub roles: BTreeMap<String, RoleKeys>,
 }
 
 /// The length and hashes of another metadata file (or of a target).
 #[derive(Debug, Clone, Deserialize)]
 pub struct FileMeta {
+    /// The file's length in bytes.
     pub length: u64,
     /// Algorithm (`sha256`, `sha512`) → base64 digest.
     pub hashes: BTreeMap<String, String>,
 }
 
+/// `timestamp.json`: the current snapshot's length and hashes.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Timestamp {
+    /// The members every role has.
     #[serde(flatten)]
     pub common: Common,
+    /// The files it lists, by role name.
     pub meta: BTreeMap<String, FileMeta>,
 }
 
+/// `snapshot.json`: the length and hashes of every other file.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Snapshot {
+    /// The members every role has.
     #[serde(flatten)]
     pub common: Common,
+    /// The files it lists, by role name.
     pub meta: BTreeMap<String, FileMeta>,
 }
 
+/// `targets.json` or a delegation's file: the signed targets.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Targets {
+    /// The members every role has.
     #[serde(flatten)]
     pub common: Common,
+    /// The signed targets: tag → manifest length and hashes.
     pub targets: BTreeMap<String, FileMeta>,
+    /// The roles it delegates to (`targets/releases`), if any.
     #[serde(default)]
     pub delegations: Option<Delegations>,
 }
 
+/// A targets file's `delegations`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Delegations {
+    /// The delegated roles' keys, by key ID.
     #[serde(default)]
     pub keys: BTreeMap<String, Key>,
+    /// The delegated roles.
     #[serde(default)]
     pub roles: Vec<DelegatedRole>,
 }
 
+/// A role the targets role delegates to.
 #[derive(Debug, Clone, Deserialize)]
 pub struct DelegatedRole {
+    /// The delegated role's name (`targets/releases`).
     pub name: String,
+    /// Which keys sign for it, and how many must.
     #[serde(flatten)]
     pub keys: RoleKeys,
     /// Target name prefixes the role may sign (`[""]`: any).
@@ -244,9 +283,7 @@ pub fn sha256_hex(meta: &FileMeta) -> Result<Option<String>, String> {
 }
 
 fn decode_hash(b64: &str) -> Result<Vec<u8>, String> {
-    base64::engine::general_purpose::STANDARD
-        .decode(b64)
-        .map_err(|e| format!("hash {b64:?} is not base64: {e}"))
+    base64::decode(b64).map_err(|e| format!("hash {b64:?} is not base64: {e}"))
 }
 
 #[cfg(test)]
@@ -279,7 +316,7 @@ mod tests {
     #[test]
     fn file_checks() {
         let bytes = b"abc";
-        let b64 = |d: &[u8]| base64::engine::general_purpose::STANDARD.encode(d);
+        let b64 = |d: &[u8]| base64::encode(d);
         let meta = |length, hashes: &[(&str, String)]| FileMeta {
             length,
             hashes: hashes

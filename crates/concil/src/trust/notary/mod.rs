@@ -41,12 +41,12 @@ use std::fs;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use base64::Engine as _;
 use url::Url;
 
 use crate::config::Credentials;
 use crate::digest::Digest;
 use crate::registry::{Client, RegistryError, TlsSettings};
+use crate::trust::base64;
 pub use error::NotaryError;
 use metadata::{
     FileMeta, Key, Role, RoleKeys, Root, SignedFile, Snapshot, Targets, Timestamp, RELEASES, ROOT,
@@ -66,10 +66,13 @@ pub struct NotarySettings {
     pub server: Url,
     /// `host[:port]/repository`.
     pub gun: String,
+    /// Credentials for the Notary server, if it asks.
     pub credentials: Option<Credentials>,
+    /// TLS settings for the Notary server.
     pub tls: TlsSettings,
     /// The trust directory (`Config::notary_trust_dir`).
     pub trust_dir: PathBuf,
+    /// How the first root is trusted ([`pinning`]).
     pub pinning: TrustPinning,
 }
 
@@ -78,7 +81,9 @@ pub struct NotarySettings {
 /// have. Neither means `latest`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Wanted<'a> {
+    /// The tag, if the reference names one.
     pub tag: Option<&'a str>,
+    /// The digest, if the reference names one.
     pub digest: Option<&'a Digest>,
 }
 
@@ -96,6 +101,7 @@ impl Wanted<'_> {
 /// A signed target: the digest a tag must have, with what was signed about it.
 #[derive(Debug, Clone)]
 pub struct NotaryTarget {
+    /// The trust collection (`host[:port]/repository`).
     pub gun: String,
     /// The tag (target name).
     pub name: String,
@@ -175,6 +181,8 @@ const MAX_ROOT_ROTATIONS: u64 = 1024;
 const MAX_CA_FILE_SIZE: u64 = 16 * 1024 * 1024;
 
 impl NotaryClient {
+    /// A client for the trust collection `settings.gun` on `settings.server`; fails when the
+    /// server URL or TLS settings are unusable ([`NotaryError::Settings`]).
     pub fn new(settings: NotarySettings) -> Result<NotaryClient, NotaryError> {
         let server = settings.server.to_string();
         let client = Client::notary(
@@ -569,7 +577,7 @@ impl NotaryClient {
                     continue;
                 }
             };
-            let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(&signature.sig) else {
+            let Ok(bytes) = base64::decode(&signature.sig) else {
                 problems.push(format!("signature by key {id} is not base64"));
                 continue;
             };

@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::NotaryError;
+use super::error::NotaryError;
 
 /// The configured pinning.
 #[derive(Debug, Clone, Default, Deserialize)]
