@@ -60,9 +60,9 @@ pub struct Limits {
     /// Most entries in the tar, as the `tar` crate lists them: every file, directory, link,
     /// device and global PAX header; GNU long-name and PAX extended headers belong to the
     /// entry they precede. Default 20 million: the largest layers in use hold a few hundred
-    /// thousand to a few million files (a texlive or node_modules tree), and the tree of 20
-    /// million entries takes about 2 GB until the image is finished (see
-    /// [`Tree`](crate::tree::Tree) for the cost of one entry).
+    /// thousand to a few million files (a texlive or node_modules tree), and a conversion
+    /// holds about 100 bytes an entry until the image is finished (see [`tree`](crate::tree);
+    /// measured in BENCHMARKS.md), so 20 million take about 2 GB.
     pub max_entries: u64,
 }
 

@@ -21,7 +21,7 @@
 //!
 //! Memory: a layer may hold millions of entries, and the whole tree stays in memory until the
 //! image is finished, so its structures are flat arrays without a heap allocation per entry.
-//! An entry of a file or directory takes a 44-byte [`Node`] (attributes, kind, file data
+//! An entry of a file or directory takes a 44-byte `Node` (attributes, kind, file data
 //! handle), a 20-byte directory entry, its name's bytes, and 4 to 8 bytes of hash index:
 //! about 75 bytes for names of 8 bytes. Symlink targets (16 bytes and their own allocation)
 //! and sets of extended attributes (each distinct set once) are kept aside.
@@ -539,7 +539,8 @@ impl Tree {
 
     /// The entry named `name` in `dir`.
     fn find(&self, dir: NodeId, name: &[u8]) -> Option<u32> {
-        let bucket = self.hash(dir, name) & (self.buckets.len() - 1);
+        // No buckets: the index was dropped for listing (`into_listed`), nothing is looked up.
+        let bucket = self.hash(dir, name) & self.buckets.len().checked_sub(1)?;
         let mut at = self.buckets[bucket];
         while let Some(entry) = self.entries.get(at as usize) {
             if entry.dir == dir && self.entry_name(entry) == name {
