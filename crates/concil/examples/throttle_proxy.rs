@@ -4,12 +4,10 @@
 //! bound address on stdout and runs until killed. Blob bodies (`GET /v2/<repo>/blobs/<digest>`)
 //! are limited to the rate per response; everything else passes at full speed.
 //!
-//! The proxy itself is the test suite's fault-injecting proxy, included as it is, so a
+//! The proxy itself is the test suite's fault-injecting proxy (`concil-test-support`), so a
 //! benchmark's "slow link" and a test's are the same code.
 
-#[path = "../tests/support/proxy.rs"]
-#[allow(dead_code)] // the byte-flipping and cutting faults and the counters serve the tests
-mod proxy;
+use concil_test_support::proxy;
 
 use std::io::Write;
 use std::process::ExitCode;

@@ -2,7 +2,7 @@
 //! `skopeo inspect --raw` and plain HTTP from a real registry), and the proxy flips, cuts and
 //! throttles exactly the bytes it is told to.
 
-mod support;
+use concil_test_support as support;
 
 use std::error::Error;
 use std::io::Read;

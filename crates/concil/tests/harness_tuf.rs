@@ -3,7 +3,7 @@
 //! `notary` client accepts what the test signer (`support::tuf`) signs, and refuses it expired,
 //! under-signed, or rolled back.
 
-mod support;
+use concil_test_support as support;
 
 use std::error::Error;
 use std::path::Path;

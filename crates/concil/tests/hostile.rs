@@ -3,7 +3,7 @@
 //! against the real registry (hand-made manifests, configs and blobs pushed with the HTTP API),
 //! a hostile HTTP server on 127.0.0.1, or a crafted cache, and asserts what concil refuses.
 
-mod support;
+use concil_test_support as support;
 
 use std::error::Error;
 use std::os::unix::fs::{symlink, PermissionsExt};

@@ -1,14 +1,13 @@
 //! Self-tests of the Notary v1 harness: the real notary-server serves what the real `notary`
 //! client published, with the key types and signature methods the trust code must handle.
 
-mod support;
+use concil_test_support as support;
 
 use std::collections::BTreeSet;
 use std::process::Command;
 
 use base64::Engine as _;
 use serde_json::Value;
-use sha2::Digest as _;
 use support::notary::{KeyAlgorithm, NotaryPublisher, NotaryServer, SigningCa, TimestampKey};
 
 /// A GUN as Docker forms it for a registry at 127.0.0.1:5000.
@@ -18,9 +17,7 @@ fn json(bytes: &[u8]) -> Value {
     serde_json::from_slice(bytes).expect("metadata is JSON")
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(sha2::Sha256::digest(bytes))
-}
+use support::sha256_hex;
 
 /// A `hashes.sha256` value of TUF metadata (base64) as hex.
 fn hash_hex(hashes: &Value) -> String {

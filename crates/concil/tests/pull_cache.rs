@@ -2,7 +2,7 @@
 //! share one cold cache and fetch each blob once, a pull killed mid-download leaves nothing
 //! final behind and the next one succeeds, and `concil cache clean` removes what it should.
 
-mod support;
+use concil_test_support as support;
 
 use std::collections::BTreeMap;
 use std::error::Error;

@@ -4,7 +4,7 @@
 //! front of the real registry), a config whose diff_id does not match its layer, and content
 //! trust that is required but cannot be checked yet.
 
-mod support;
+use concil_test_support as support;
 
 use std::error::Error;
 

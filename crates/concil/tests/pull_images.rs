@@ -4,7 +4,7 @@
 //! against what was pushed: the result field by field, the cache layout, and every layer's
 //! squashfs read back with `sqfs2tar` against the layer's tar.
 
-mod support;
+use concil_test_support as support;
 
 use std::error::Error;
 

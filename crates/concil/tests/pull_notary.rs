@@ -7,7 +7,7 @@
 //! signatures) come from the fault proxy in front of a plain-HTTP notary-server, or from
 //! metadata signed by the test's own TUF signer (`support::tuf`).
 
-mod support;
+use concil_test_support as support;
 
 use std::error::Error;
 use std::fs;
@@ -124,9 +124,7 @@ fn expect_exit(home: &ConcilHome, image: &PushedImage, code: i32, says: &str) ->
     failure.error
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
+use support::sha256_hex;
 
 #[test]
 fn published_tag_pulls_and_reports_notary() -> TestResult {

@@ -3,7 +3,7 @@
 //! htpasswd basic auth and bearer tokens; and the errors when credentials or trust are missing
 //! or wrong, which must never show a password.
 
-mod support;
+use concil_test_support as support;
 
 use std::error::Error;
 

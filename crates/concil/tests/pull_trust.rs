@@ -6,7 +6,7 @@
 //! trust is decided before anything but the manifest is read. Then the warm-pull cost of
 //! verification, and key management through `concil trust cosign`.
 
-mod support;
+use concil_test_support as support;
 
 use std::error::Error;
 use std::os::unix::fs::PermissionsExt as _;
@@ -449,14 +449,7 @@ fn stdout_of(output: &Output, what: &str) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-fn openssl(cwd: &Path, args: &[&str]) {
-    let status = Command::new("openssl")
-        .args(args)
-        .current_dir(cwd)
-        .status()
-        .expect("run openssl");
-    assert!(status.success(), "openssl {args:?}");
-}
+use support::openssl;
 
 /// The `name` column of `concil trust cosign list`.
 fn listed_names(listing: &str) -> Vec<&str> {

@@ -2,7 +2,7 @@
 //! registry's `auth: token:` with the in-suite token issuer; blob redirects keep credentials
 //! at home.
 
-mod support;
+use concil_test_support as support;
 
 use std::io::Read;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! The registry client against a real `docker-registry` over plain HTTP: manifests by tag and
 //! digest, media types, indexes, blobs, errors with the registry's codes, digest checks.
 
-mod support;
+use concil_test_support as support;
 
 use std::io::Read;
 

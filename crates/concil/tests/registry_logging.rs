@@ -2,7 +2,7 @@
 //! included, through tracing-subscriber's log bridge). A test binary of its own: it installs
 //! the global subscriber.
 
-mod support;
+use concil_test_support as support;
 
 use std::io::Read;
 use std::sync::{Arc, Mutex};

@@ -1,40 +1,27 @@
 //! Images built by umoci and pushed by skopeo (as Docker schema 2 and as OCI) read back
 //! through the client: real manifests, configs and layers as other tools write them.
 
-mod support;
+use concil_test_support as support;
 
 use std::io::Read;
 use std::path::Path;
-use std::process::Command;
 
 use concil::digest::Digest;
 use concil::registry::{self, Client, ParsedManifest, TlsSettings};
 use sha2::Digest as _;
 use support::registry::{Auth, Registry};
 
-fn run(program: &str, args: &[&str], dir: &Path) {
-    let output = Command::new(program)
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
 /// An OCI layout `oci:base` with one layer holding two files, made by umoci.
 fn build_layout(dir: &Path) {
-    run("umoci", &["init", "--layout", "oci"], dir);
-    run("umoci", &["new", "--image", "oci:base"], dir);
-    run("umoci", &["unpack", "--image", "oci:base", "bundle"], dir);
+    support::run_in(dir, "umoci", &["init", "--layout", "oci"]);
+    support::run_in(dir, "umoci", &["new", "--image", "oci:base"]);
+    support::run_in(dir, "umoci", &["unpack", "--image", "oci:base", "bundle"]);
     std::fs::write(dir.join("bundle/rootfs/hello.txt"), "hello from umoci\n").unwrap();
     std::fs::create_dir(dir.join("bundle/rootfs/etc")).unwrap();
     std::fs::write(dir.join("bundle/rootfs/etc/motd"), "pushed with skopeo\n").unwrap();
-    run("umoci", &["repack", "--image", "oci:base", "bundle"], dir);
-    run(
+    support::run_in(dir, "umoci", &["repack", "--image", "oci:base", "bundle"]);
+    support::run_in(
+        dir,
         "umoci",
         &[
             "config",
@@ -47,7 +34,6 @@ fn build_layout(dir: &Path) {
             "--config.cmd",
             "/bin/true",
         ],
-        dir,
     );
 }
 
@@ -65,7 +51,7 @@ fn skopeo_pushed_docker_and_oci_images_read_back() {
         args.extend(registry.skopeo_dest_args());
         args.extend(["oci:oci:base".to_owned(), destination]);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        run("skopeo", &args, work.path());
+        support::run_in(work.path(), "skopeo", &args);
 
         let tls = TlsSettings {
             ca_file: Some(registry.ca_file().to_owned()),

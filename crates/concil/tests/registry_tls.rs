@@ -1,7 +1,7 @@
 //! Transport against a real `docker-registry`: HTTPS with a private CA given as `cafile`,
 //! TLS errors, plain HTTP and the loopback fallback from HTTPS to HTTP.
 
-mod support;
+use concil_test_support as support;
 
 use concil::registry::{Client, RegistryError, TlsSettings};
 use support::registry::{Format, Registry};

@@ -4,7 +4,7 @@
 //! with one `simplesigning` layer per signature, and sigstore bundles as OCI 1.1 referrers.
 //! Then the key management functions, checked against sigstore-rs and openssl.
 
-mod support;
+use concil_test_support as support;
 
 use std::path::Path;
 
@@ -964,14 +964,7 @@ mod key_management {
         let work = tempfile::tempdir().unwrap();
         let key_dir = work.path().join("cosign");
         assert!(list_keys(&key_dir).unwrap().is_empty());
-        let openssl = |args: &[&str]| {
-            let status = std::process::Command::new("openssl")
-                .args(args)
-                .current_dir(work.path())
-                .status()
-                .expect("run openssl");
-            assert!(status.success(), "openssl {args:?}");
-        };
+        let openssl = |args: &[&str]| support::openssl(work.path(), args);
         openssl(&[
             "genpkey",
             "-algorithm",

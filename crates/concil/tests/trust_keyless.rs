@@ -6,7 +6,7 @@
 //! chain and Rekor bundle annotations, and v0.3 sigstore bundles as referrers (found through
 //! the referrers tag schema, as Debian's registry has no referrers API). No network.
 
-mod support;
+use concil_test_support as support;
 
 use std::path::{Path, PathBuf};
 

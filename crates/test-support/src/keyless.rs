@@ -18,7 +18,6 @@
 //!   [`cosign_bundle_annotation`] and [`bundle_v03`]: how cosign stores it all.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use base64::Engine as _;
 use serde_json::{json, Value};
@@ -39,9 +38,7 @@ pub fn base64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(sha2::Sha256::digest(bytes))
-}
+pub use crate::sha256_hex;
 
 /// Seconds since the epoch, now.
 pub fn now() -> i64 {
@@ -51,23 +48,7 @@ pub fn now() -> i64 {
         .as_secs() as i64
 }
 
-fn run(dir: &Path, program: &str, args: &[&str]) -> Vec<u8> {
-    let output = Command::new(program)
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap_or_else(|e| panic!("run {program}: {e}"));
-    assert!(
-        output.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output.stdout
-}
-
-fn openssl(dir: &Path, args: &[&str]) -> Vec<u8> {
-    run(dir, "openssl", args)
-}
+use crate::{openssl, run_in as run};
 
 /// `YYYYMMDDHHMMSSZ` for `openssl ca -startdate/-enddate`, by `date`.
 fn openssl_time(dir: &Path, unix: i64) -> String {
@@ -676,7 +657,7 @@ pub fn keyless_layer_annotations(
 /// `content` (`{"dsseEnvelope": …}` or `{"messageSignature": …}`).
 pub fn bundle_v03(leaf: &Leaf, entry: &Logged, kind: &str, content: Value) -> Vec<u8> {
     let mut bundle = json!({
-        "mediaType": super::cosign::BUNDLE_V03,
+        "mediaType": crate::cosign::BUNDLE_V03,
         "verificationMaterial": {
             "certificate": {"rawBytes": base64(&leaf.der)},
             "tlogEntries": [{

@@ -10,8 +10,8 @@ use serde_json::json;
 use sigstore::crypto::signing_key::SigStoreKeyPair;
 use sigstore::crypto::{SigStoreSigner, SigningScheme};
 
-use super::images::{OCI_CONFIG, OCI_MANIFEST};
-use super::registry::Registry;
+use crate::images::{OCI_CONFIG, OCI_MANIFEST};
+use crate::registry::Registry;
 
 /// The media type of a signature layer.
 pub const SIMPLESIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
@@ -186,7 +186,7 @@ pub fn push_bundles(
             "subject": {"mediaType": subject_type, "digest": digest, "size": 0},
         }))
         .expect("manifest JSON");
-        let manifest_digest = super::images::sha256_digest(&manifest);
+        let manifest_digest = crate::images::sha256_digest(&manifest);
         registry.push_manifest(repository, &manifest_digest, OCI_MANIFEST, &manifest);
         entries.push(json!({
             "mediaType": OCI_MANIFEST, "digest": manifest_digest, "size": manifest.len(),

@@ -21,8 +21,8 @@ use concil::store::{ImageConfig, Platform, PulledImage, ResolvedManifest, Store,
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
 
-use super::images::PushedImage;
-use super::registry::Registry;
+use crate::images::PushedImage;
+use crate::registry::Registry;
 
 /// Longest a `concil` run may take before the test kills it and fails (a loaded 2-core box
 /// converting a few megabytes).
@@ -141,7 +141,7 @@ impl ConcilHome {
 
     /// The `concil` binary with a clean environment: only this home, no `CONCIL_*` variables.
     pub fn concil(&self) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_concil"));
+        let mut command = Command::new(concil_binary());
         command
             .env_clear()
             .env("HOME", self.dir.path())
@@ -320,6 +320,19 @@ pub enum CacheEntry {
     /// With its target, as stored.
     Symlink(PathBuf),
     Other,
+}
+
+/// The `concil` binary of this build: Cargo builds it beside the test executables
+/// (`target/<profile>/concil`, the tests being in `target/<profile>/deps/`).
+pub fn concil_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("CARGO_BIN_EXE_concil") {
+        return PathBuf::from(path);
+    }
+    let test = std::env::current_exe().expect("the test executable's path");
+    test.parent()
+        .and_then(Path::parent)
+        .map(|profile| profile.join("concil"))
+        .expect("the test executable is in target/<profile>/deps/")
 }
 
 /// Runs `command` to its end with stdout and stderr captured; kills it (by its PID) and fails
@@ -531,10 +544,7 @@ impl Pulled {
     }
 }
 
-/// `sha256:<hex>` of `bytes`.
-pub fn sha256_digest(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
-}
+pub use crate::sha256_digest;
 
 /// A file system entry as a tar (or a squashfs image, read back as a tar) describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]

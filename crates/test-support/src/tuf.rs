@@ -21,7 +21,7 @@
 //! [`TufRepo`] holds the keys and settings; [`TufRepo::build`] signs the files anew each time,
 //! so a test changes versions, expiry or keys and builds again with the same keys (rollback
 //! and rotation tests). [`Files::replacing_faults`] serves a build through the fault proxy.
-//! Setup failures (openssl, the system RNG) panic, like the other test peers.
+//! Setup failures (openssl_parts, the system RNG) panic, like the other test peers.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -33,8 +33,8 @@ use ring::signature::{EcdsaKeyPair, Ed25519KeyPair, KeyPair, ECDSA_P256_SHA256_F
 use serde_json::{json, Map, Value};
 use sha2::{Digest as _, Sha256, Sha512};
 
-use super::proxy::{PathAction, PathFault, PathMatch};
-use super::registry::openssl;
+use crate::proxy::{PathAction, PathFault, PathMatch};
+use crate::registry::openssl_parts;
 
 /// DER of a P-256 SubjectPublicKeyInfo up to its uncompressed point (65 bytes follow).
 const P256_SPKI_PREFIX: [u8; 26] = [
@@ -208,7 +208,7 @@ fn self_signed_certificate(pkcs8: &[u8], common_name: &str) -> String {
         ),
     )
     .expect("write the certificate request config");
-    openssl(
+    openssl_parts(
         dir.path(),
         &[&[
             "req",

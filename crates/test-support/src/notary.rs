@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use url::Url;
 
-use super::registry::{free_port, openssl, test_agent, wait_until_ready, TestCa};
+use crate::registry::{free_port, openssl_parts, test_agent, wait_until_ready, TestCa};
 
 /// Passphrase of every root key (`NOTARY_ROOT_PASSPHRASE`, and the encryption of
 /// [`SigningCa::root_key`] files).
@@ -557,7 +557,7 @@ impl SigningCa {
     pub fn root_key(&self, gun: &str, algorithm: KeyAlgorithm) -> KeyPair {
         let pair = self.issue(&format!("root {gun}"), gun, algorithm);
         let encrypted = pair.key_file.with_extension("enc.key");
-        openssl(
+        openssl_parts(
             self.dir.path(),
             &[&[
                 "pkcs8",
@@ -610,7 +610,7 @@ impl SigningCa {
         // A GUN holds '/', which -subj reads as a separator unless escaped.
         let subject = format!("/CN={}", common_name.replace('/', "\\/"));
         let path = |p: &Path| p.display().to_string();
-        openssl(
+        openssl_parts(
             dir,
             &[
                 &["req", "-new", "-nodes"],
@@ -619,7 +619,7 @@ impl SigningCa {
                 &["-subj", &subject],
             ],
         );
-        openssl(
+        openssl_parts(
             dir,
             &[&[
                 "x509",

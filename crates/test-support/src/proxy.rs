@@ -23,8 +23,8 @@
 //!
 //! The upstream must speak plain HTTP (the proxy reads the requests).
 //!
-//! This file is also the body of the `throttle_proxy` example (`#[path]`-included there), so the
-//! benchmarks throttle exactly the way the tests do and the library crate carries no test code.
+//! The `throttle_proxy` example (concil's benchmarks) uses it too, so a benchmark's slow link
+//! and a test's are the same code.
 
 use std::fmt;
 use std::io::{self, Read, Write};

@@ -23,9 +23,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::sha256_digest;
 use base64::Engine as _;
 use concil::config::Credentials;
-use sha2::Digest as _;
 use url::Url;
 
 /// The user that htpasswd and the token issuer accept.
@@ -488,10 +488,6 @@ pub fn free_port() -> u16 {
     listener.local_addr().expect("local address").port()
 }
 
-fn sha256_digest(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
-}
-
 /// The file's text once it stopped growing (the registry logs a request just after
 /// answering it), waiting at most 2 s.
 fn settled_file(path: &Path) -> String {
@@ -554,7 +550,7 @@ impl TestCa {
             "ec_paramgen_curve:prime256v1",
             "-nodes",
         ];
-        openssl(
+        openssl_parts(
             dir,
             &[
                 &["req", "-x509", "-new"],
@@ -577,7 +573,7 @@ impl TestCa {
         );
         let issue = |name: &str, subject: &str, extensions: &str| {
             std::fs::write(p(&format!("{name}.ext")), extensions).expect("write extensions");
-            openssl(
+            openssl_parts(
                 dir,
                 &[
                     &["req", "-new"],
@@ -592,7 +588,7 @@ impl TestCa {
                     ],
                 ],
             );
-            openssl(
+            openssl_parts(
                 dir,
                 &[&[
                     "x509",
@@ -624,7 +620,7 @@ impl TestCa {
             "/CN=concil test token issuer",
             "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n",
         );
-        openssl(
+        openssl_parts(
             dir,
             &[&[
                 "pkcs8",
@@ -638,7 +634,7 @@ impl TestCa {
                 "signing.pk8",
             ]],
         );
-        openssl(
+        openssl_parts(
             dir,
             &[&[
                 "x509",
@@ -665,19 +661,9 @@ impl TestCa {
     }
 }
 
-/// Runs `openssl` in `dir` with the concatenated `args`; panics with its stderr on failure.
-pub fn openssl(dir: &Path, args: &[&[&str]]) {
-    let args: Vec<&str> = args.concat();
-    let output = Command::new("openssl")
-        .args(&args)
-        .current_dir(dir)
-        .output()
-        .expect("run openssl");
-    assert!(
-        output.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+/// `openssl` in `dir` with the concatenated `parts` of its arguments.
+pub fn openssl_parts(dir: &Path, parts: &[&[&str]]) {
+    crate::openssl(dir, &parts.concat());
 }
 
 /// One HTTP/1.1 request as the tiny servers below see it.
