@@ -21,7 +21,7 @@ use crate::tar_input::{
     parse_decimal, pax_records, EntryHeaders, InputProbe, PaxRecord, TarInput,
     MAX_ENTRY_HEADER_BYTES,
 };
-use crate::tree::{EntryPath, Meta, NodeId, NodeKind, Tree, Xattr};
+use crate::tree::{EntryPath, Meta, NodeId, NodeKind, Tree, TreeError, Xattr};
 
 /// How OCI whiteout files (`.wh.name`, `.wh..wh..opq`) are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -208,6 +208,25 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+}
+
+/// The tree's errors keep their variants (and messages) in a conversion's error.
+impl From<TreeError> for Error {
+    fn from(error: TreeError) -> Self {
+        match error {
+            TreeError::InvalidPath { entry, reason } => Error::InvalidPath { entry, reason },
+            TreeError::PathEscapesRoot { entry } => Error::PathEscapesRoot { entry },
+            TreeError::NotADirectory { entry, parent } => Error::NotADirectory { entry, parent },
+            TreeError::RootNotDirectory { entry } => Error::RootNotDirectory { entry },
+            TreeError::HardLinkTargetMissing { entry, target } => {
+                Error::HardLinkTargetMissing { entry, target }
+            }
+            TreeError::HardLinkToDirectory { entry, target } => {
+                Error::HardLinkToDirectory { entry, target }
+            }
+            TreeError::TooManyNodes { entry } => Error::TooManyNodes { entry },
+        }
+    }
 }
 
 fn exceeded_at(entry: &Option<String>) -> String {

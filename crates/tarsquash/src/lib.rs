@@ -13,6 +13,7 @@
 
 mod convert;
 pub mod decode;
+mod file_data;
 pub mod image;
 mod sparse;
 mod tar_input;

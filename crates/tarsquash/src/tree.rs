@@ -29,8 +29,28 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 
-use crate::image::FileData;
-use crate::Error;
+use crate::file_data::FileData;
+
+/// Errors of building a [`Tree`]: an entry the tree cannot hold. Entries are named by their
+/// path as the tar lists it; a conversion reports each as its own error's variant of the same
+/// name, with the same message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TreeError {
+    #[error("tar entry {entry:?}: {reason}")]
+    InvalidPath { entry: String, reason: &'static str },
+    #[error("tar entry {entry:?} leads out of the root")]
+    PathEscapesRoot { entry: String },
+    #[error("tar entry {entry:?} is below {parent:?}, which is not a directory")]
+    NotADirectory { entry: String, parent: String },
+    #[error("tar entry {entry:?} names the root, but is not a directory")]
+    RootNotDirectory { entry: String },
+    #[error("tar entry {entry:?} is a hard link to {target:?}, which is not in the tar before it")]
+    HardLinkTargetMissing { entry: String, target: String },
+    #[error("tar entry {entry:?} is a hard link to the directory {target:?}")]
+    HardLinkToDirectory { entry: String, target: String },
+    #[error("tar entry {entry:?}: the image cannot hold more than 2^32 inodes")]
+    TooManyNodes { entry: String },
+}
 
 /// A node of a [`Tree`] (only a tree hands them out).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -241,7 +261,7 @@ pub struct EntryPath {
 impl EntryPath {
     /// Normalises `raw`, the path as the tar lists it. Fails when it leads out of the root
     /// (`a/../../etc`) or has a component no file system can hold (a NUL byte, over 255 bytes).
-    pub fn parse(raw: &[u8]) -> Result<EntryPath, Error> {
+    pub fn parse(raw: &[u8]) -> Result<EntryPath, TreeError> {
         let entry = String::from_utf8_lossy(raw).into_owned();
         let mut components: Vec<Box<[u8]>> = Vec::new();
         for component in raw.split(|&byte| byte == b'/') {
@@ -249,12 +269,12 @@ impl EntryPath {
                 b"" | b"." => {}
                 b".." => {
                     if components.pop().is_none() {
-                        return Err(Error::PathEscapesRoot { entry });
+                        return Err(TreeError::PathEscapesRoot { entry });
                     }
                 }
                 name => {
                     if let Some(reason) = invalid_name_reason(name) {
-                        return Err(Error::InvalidPath { entry, reason });
+                        return Err(TreeError::InvalidPath { entry, reason });
                     }
                     components.push(name.into());
                 }
@@ -292,9 +312,9 @@ impl EntryPath {
 
     /// This path with its last component replaced by `name` (or `name` itself for the root);
     /// same entry name.
-    pub fn with_file_name(&self, name: &[u8]) -> Result<EntryPath, Error> {
+    pub fn with_file_name(&self, name: &[u8]) -> Result<EntryPath, TreeError> {
         if let Some(reason) = invalid_name_reason(name) {
-            return Err(Error::InvalidPath {
+            return Err(TreeError::InvalidPath {
                 entry: self.entry.clone(),
                 reason,
             });
@@ -411,14 +431,14 @@ impl Tree {
         path: &EntryPath,
         kind: NodeKind,
         meta: Meta,
-    ) -> Result<NodeId, Error> {
+    ) -> Result<NodeId, TreeError> {
         let Some(name) = path.file_name() else {
             return match kind {
                 NodeKind::Dir => {
                     self.set_meta(self.root(), meta);
                     Ok(self.root())
                 }
-                _ => Err(Error::RootNotDirectory {
+                _ => Err(TreeError::RootNotDirectory {
                     entry: path.entry.clone(),
                 }),
             };
@@ -443,21 +463,21 @@ impl Tree {
         &mut self,
         path: &EntryPath,
         target: &EntryPath,
-    ) -> Result<NodeId, Error> {
+    ) -> Result<NodeId, TreeError> {
         let Some(id) = self.lookup(target) else {
-            return Err(Error::HardLinkTargetMissing {
+            return Err(TreeError::HardLinkTargetMissing {
                 entry: path.entry.clone(),
                 target: target.entry.clone(),
             });
         };
         if self.is_dir(id) {
-            return Err(Error::HardLinkToDirectory {
+            return Err(TreeError::HardLinkToDirectory {
                 entry: path.entry.clone(),
                 target: target.entry.clone(),
             });
         }
         let Some(name) = path.file_name() else {
-            return Err(Error::RootNotDirectory {
+            return Err(TreeError::RootNotDirectory {
                 entry: path.entry.clone(),
             });
         };
@@ -469,25 +489,25 @@ impl Tree {
 
     /// The directory at `path`, created (with its parents) as an implicit directory if
     /// missing.
-    pub fn ensure_dir(&mut self, path: &EntryPath) -> Result<NodeId, Error> {
+    pub fn ensure_dir(&mut self, path: &EntryPath) -> Result<NodeId, TreeError> {
         self.walk_dirs(path, path.components.len())
     }
 
     /// The directory that holds `path`, creating missing parents.
-    fn parent_dir(&mut self, path: &EntryPath) -> Result<NodeId, Error> {
+    fn parent_dir(&mut self, path: &EntryPath) -> Result<NodeId, TreeError> {
         self.walk_dirs(path, path.components.len().saturating_sub(1))
     }
 
     /// Walks the first `depth` components of `path` from the root, creating missing
     /// directories; a non-directory on the way is an error.
-    fn walk_dirs(&mut self, path: &EntryPath, depth: usize) -> Result<NodeId, Error> {
+    fn walk_dirs(&mut self, path: &EntryPath, depth: usize) -> Result<NodeId, TreeError> {
         let mut dir = self.root();
         for (index, name) in path.components.iter().take(depth).enumerate() {
             let existing = self.find(dir, name);
             dir = match existing.map(|entry| self.entries[entry as usize].node) {
                 Some(child) if self.is_dir(child) => child,
                 Some(_) => {
-                    return Err(Error::NotADirectory {
+                    return Err(TreeError::NotADirectory {
                         entry: path.entry.clone(),
                         parent: path.display_prefix(index + 1),
                     })
@@ -559,7 +579,7 @@ impl Tree {
         existing: Option<u32>,
         node: NodeId,
         path: &EntryPath,
-    ) -> Result<(), Error> {
+    ) -> Result<(), TreeError> {
         if let Some(entry) = existing {
             self.entries[entry as usize].node = node;
             return Ok(());
@@ -568,7 +588,7 @@ impl Tree {
         let index = u32::try_from(self.entries.len())
             .ok()
             .filter(|&index| index != NO_ENTRY)
-            .ok_or_else(|| Error::TooManyNodes {
+            .ok_or_else(|| TreeError::TooManyNodes {
                 entry: path.entry.clone(),
             })?;
         // Names are path components of 1 to 255 bytes (`EntryPath` checks).
@@ -601,8 +621,8 @@ impl Tree {
         self.buckets = buckets;
     }
 
-    fn push(&mut self, kind: NodeKind, meta: Meta, path: &EntryPath) -> Result<NodeId, Error> {
-        let too_many = || Error::TooManyNodes {
+    fn push(&mut self, kind: NodeKind, meta: Meta, path: &EntryPath) -> Result<NodeId, TreeError> {
+        let too_many = || TreeError::TooManyNodes {
             entry: path.entry.clone(),
         };
         let id = u32::try_from(self.nodes.len()).map_err(|_| too_many())?;
@@ -750,7 +770,7 @@ mod tests {
             "./a/b/../../../c",
         ] {
             match EntryPath::parse(raw.as_bytes()) {
-                Err(Error::PathEscapesRoot { entry }) => assert_eq!(entry, raw),
+                Err(TreeError::PathEscapesRoot { entry }) => assert_eq!(entry, raw),
                 other => panic!("{raw}: {other:?}"),
             }
         }
@@ -763,7 +783,7 @@ mod tests {
         let long = format!("d/{}", "x".repeat(256));
         for raw in [&b"a/b\0c"[..], long.as_bytes()] {
             assert!(
-                matches!(EntryPath::parse(raw), Err(Error::InvalidPath { .. })),
+                matches!(EntryPath::parse(raw), Err(TreeError::InvalidPath { .. })),
                 "{}",
                 String::from_utf8_lossy(raw)
             );
@@ -820,7 +840,7 @@ mod tests {
         assert_eq!(tree.meta(tree.root()), meta(0o700, 9));
         assert_eq!(names(&tree, ""), ["a"]);
         match tree.insert(&path("."), NodeKind::Fifo, meta(0o644, 1)) {
-            Err(Error::RootNotDirectory { entry }) => assert_eq!(entry, "."),
+            Err(TreeError::RootNotDirectory { entry }) => assert_eq!(entry, "."),
             other => panic!("{other:?}"),
         }
     }
@@ -857,7 +877,7 @@ mod tests {
         tree.insert(&path("a/link"), symlink("/etc"), meta(0o777, 1))
             .unwrap();
         match tree.insert(&path("a/link/passwd"), NodeKind::Fifo, meta(0o644, 1)) {
-            Err(Error::NotADirectory { entry, parent }) => {
+            Err(TreeError::NotADirectory { entry, parent }) => {
                 assert_eq!(entry, "a/link/passwd");
                 assert_eq!(parent, "a/link");
             }
@@ -890,17 +910,17 @@ mod tests {
         tree.insert(&path("d/f"), NodeKind::Fifo, meta(0o644, 1))
             .unwrap();
         match tree.insert_hard_link(&path("link"), &path("d/missing")) {
-            Err(Error::HardLinkTargetMissing { entry, target }) => {
+            Err(TreeError::HardLinkTargetMissing { entry, target }) => {
                 assert_eq!((entry.as_str(), target.as_str()), ("link", "d/missing"));
             }
             other => panic!("{other:?}"),
         }
         match tree.insert_hard_link(&path("link"), &path("d/f/below")) {
-            Err(Error::HardLinkTargetMissing { .. }) => {}
+            Err(TreeError::HardLinkTargetMissing { .. }) => {}
             other => panic!("{other:?}"),
         }
         match tree.insert_hard_link(&path("link"), &path("d")) {
-            Err(Error::HardLinkToDirectory { entry, target }) => {
+            Err(TreeError::HardLinkToDirectory { entry, target }) => {
                 assert_eq!((entry.as_str(), target.as_str()), ("link", "d"));
             }
             other => panic!("{other:?}"),
@@ -920,7 +940,7 @@ mod tests {
             .unwrap();
         assert!(matches!(
             tree.ensure_dir(&path("a/f")),
-            Err(Error::NotADirectory { .. })
+            Err(TreeError::NotADirectory { .. })
         ));
     }
 

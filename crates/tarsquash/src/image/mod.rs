@@ -40,65 +40,17 @@ use std::io::{Read, Write};
 
 use sha2::{Digest, Sha256};
 
+pub use crate::file_data::FileData;
+use crate::file_data::FragmentRef;
 use crate::tree::Tree;
 use compressor::BlockCompressor;
-use layout::{zstd_options, NONE_U32, SUPERBLOCK_SIZE};
+use layout::{zstd_options, SUPERBLOCK_SIZE};
 use pipeline::{Job, Pipeline};
 pub use xattr::xattr_name_supported;
 
 /// A block of zeros to compare blocks with (a `memcmp`, fast even in unoptimized builds).
 static ZEROS: [u8; MAX_BLOCK_SIZE as usize] = [0; MAX_BLOCK_SIZE as usize];
 const MAX_BLOCK_SIZE: u32 = 1 << 20;
-
-/// Where a regular file's content lives in the image: a handle that [`ImageWriter::finish`]
-/// resolves (compressed block sizes are known only once the blocks are written).
-///
-/// The tree keeps one per file, so it is packed into 20 bytes of 4-byte alignment: the size in
-/// two halves, "none" as `u32::MAX` rather than an `Option`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FileData {
-    /// File size in bytes: low and high 32 bits.
-    size: [u32; 2],
-    /// Index of the file's block list in the writer (files of at least one full block), or
-    /// `NONE_U32`.
-    block_list: u32,
-    /// Where the tail is, when the size is not a multiple of the block size; the index is
-    /// `NONE_U32` when there is none.
-    fragment: FragmentRef,
-}
-
-impl FileData {
-    fn new(size: u64, block_list: Option<u32>, fragment: Option<FragmentRef>) -> FileData {
-        FileData {
-            size: [size as u32, (size >> 32) as u32],
-            block_list: block_list.unwrap_or(NONE_U32),
-            fragment: fragment.unwrap_or(FragmentRef {
-                index: NONE_U32,
-                offset: 0,
-            }),
-        }
-    }
-
-    /// File size in bytes.
-    pub fn size(&self) -> u64 {
-        u64::from(self.size[0]) | u64::from(self.size[1]) << 32
-    }
-
-    fn block_list(&self) -> Option<u32> {
-        Some(self.block_list).filter(|&list| list != NONE_U32)
-    }
-
-    fn fragment(&self) -> Option<FragmentRef> {
-        Some(self.fragment).filter(|fragment| fragment.index != NONE_U32)
-    }
-}
-
-/// A tail inside a fragment block.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct FragmentRef {
-    index: u32,
-    offset: u32,
-}
 
 /// Settings of the image.
 #[derive(Debug, Clone)]
