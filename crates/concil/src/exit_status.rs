@@ -200,7 +200,7 @@ fn of_notary(error: &NotaryError) -> u8 {
         NotaryError::Rollback { .. } => ROLLBACK,
         NotaryError::Pinning { .. } => PINNING_REFUSED,
         NotaryError::Unreachable { .. } => NOTARY_UNREACHABLE,
-        NotaryError::InvalidPinning { .. } | NotaryError::CaFile { .. } => TRUST_MATERIAL_UNUSABLE,
+        NotaryError::CaFile { .. } => TRUST_MATERIAL_UNUSABLE,
         NotaryError::Server { .. }
         | NotaryError::Cache { .. }
         | NotaryError::MissingMetadata { .. }

@@ -17,7 +17,6 @@ use crate::digest::Digest;
 use crate::reference::Reference;
 use crate::registry::{Client, Descriptor, Manifest, ParsedManifest, TlsSettings};
 use crate::trust::cosign::Verifier;
-use crate::trust::notary::pinning::TrustPinning;
 use crate::trust::notary::{NotaryClient, NotarySettings, Wanted};
 use crate::trust::TrustError;
 
@@ -214,8 +213,7 @@ impl ImagePull<'_> {
                 ca_file: self.store.config.cafile.clone(),
             },
             trust_dir: self.store.config.notary_trust_dir(),
-            pinning: TrustPinning::from_config(self.store.config.trust_pinning.as_ref())
-                .map_err(notary_error)?,
+            pinning: self.store.config.trust_pinning.clone(),
             gun,
         })
         .map_err(notary_error)?;

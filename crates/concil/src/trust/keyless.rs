@@ -21,7 +21,7 @@
 //!    then. The leaf allows code signing, is no CA, and has no critical extension we do not
 //!    understand. When the trusted root names certificate transparency logs (`ctlogs`, as
 //!    sigstore's public one does), the leaf embeds a signed certificate timestamp of one of
-//!    them, valid for it and its issuing CA ([`super::sct`]), as cosign requires by default;
+//!    them, valid for it and its issuing CA (the `sct` module), as cosign requires by default;
 //!    a trusted root without `ctlogs` (a private sigstore without CT) requires none.
 //! 4. Its subject alternative name (email or URI) and its OIDC issuer extension
 //!    (`1.3.6.1.4.1.57264.1.8`, else the older `…1.1`) match the configured identity.

@@ -1,6 +1,6 @@
 //! Sigstore's `trusted_root.json`: the Fulcio certificate authorities, Rekor transparency
 //! logs and certificate transparency logs that keyless signatures ([`super::keyless`]) and
-//! their embedded signed certificate timestamps ([`super::sct`]) are checked against, each
+//! their embedded signed certificate timestamps (the `sct` module) are checked against, each
 //! with the time window it is valid for.
 
 use std::fs;

@@ -106,13 +106,6 @@ pub enum NotaryError {
         reason: String,
     },
 
-    /// `trust_pinning` in the configuration is not as Docker and concil 1.0 write it.
-    #[error("invalid trust_pinning in the configuration: {reason}")]
-    InvalidPinning {
-        /// Why.
-        reason: String,
-    },
-
     /// Metadata that is not TUF as Notary writes it.
     #[error("{gun}: malformed {role} metadata: {reason}")]
     Malformed {

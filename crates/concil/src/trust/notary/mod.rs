@@ -387,7 +387,7 @@ impl NotaryClient {
         let root = self.parse::<Root>(ROOT, served)?;
         let previous = cached.root.as_ref();
         let first_use = previous.is_none();
-        let anchor = self.pinning.anchor(&self.gun);
+        let anchor = pinning::anchor(&self.pinning, &self.gun);
         let refuse = |reason: String| NotaryError::Pinning {
             gun: self.gun.clone(),
             reason,

@@ -43,7 +43,7 @@ fn client_for(gun: &str, pinning: serde_json::Value) -> NotaryClient {
         credentials: None,
         tls: TlsSettings::default(),
         trust_dir: PathBuf::from("/nonexistent"),
-        pinning: TrustPinning::from_config(Some(&pinning)).unwrap(),
+        pinning: TrustPinning::from_value(&pinning, std::path::Path::new("test.json")).unwrap(),
     })
     .unwrap()
 }

@@ -1,0 +1,88 @@
+//! Where registries and Notary servers live: `remote_servers`, and the defaults for names it
+//! does not list.
+
+use std::path::Path;
+
+use url::Url;
+
+use super::error::{ConfigError, UrlProblem};
+use super::file::RemoteServerFile;
+
+pub(super) const DOCKER_HUB_REGISTRY_URL: &str = "https://registry-1.docker.io/";
+pub(super) const DOCKER_HUB_NOTARY_URL: &str = "https://notary.docker.io/";
+/// Where Notary listens when `remote_servers` does not say.
+pub(super) const DEFAULT_NOTARY_PORT: u16 = 4443;
+
+/// A `remote_servers` entry: where a registry name really lives. URLs are origins
+/// (`scheme://host[:port]/`), as concil 1.0 used only their scheme and host.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RemoteServer {
+    /// Where the registry answers (`registry`).
+    pub registry: Option<Url>,
+    /// Where its Notary server answers (`notary`).
+    pub notary: Option<Url>,
+}
+
+/// Where to reach a registry, and whether the user configured it in `remote_servers`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistryEndpoint {
+    /// The registry's base URL (an origin).
+    pub url: Url,
+    /// `true` when the URL came from `remote_servers` (then no plain-HTTP fallback is tried).
+    pub explicit: bool,
+}
+
+/// A `remote_servers` entry with its URLs checked.
+pub(super) fn remote_server(
+    path: &Path,
+    server: &str,
+    entry: RemoteServerFile,
+) -> Result<RemoteServer, ConfigError> {
+    let parse = |field: &'static str, url: Option<String>| {
+        url.map(|url| {
+            server_origin(&url).map_err(|problem| ConfigError::InvalidServerUrl {
+                path: path.to_owned(),
+                server: server.to_owned(),
+                field,
+                problem,
+            })
+        })
+        .transpose()
+    };
+    Ok(RemoteServer {
+        registry: parse("registry", entry.registry)?,
+        notary: parse("notary", entry.notary)?,
+    })
+}
+
+/// A `remote_servers` URL reduced to its origin.
+fn server_origin(text: &str) -> Result<Url, UrlProblem> {
+    let mut url = Url::parse(text).map_err(UrlProblem::Unparsable)?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(UrlProblem::Scheme(url.scheme().to_owned()));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(UrlProblem::Credentials);
+    }
+    url.set_path("/");
+    url.set_query(None);
+    url.set_fragment(None);
+    Ok(url)
+}
+
+/// A URL built from a registry name; fails if the name is not a `host[:port]`.
+pub(super) fn parse_builtin_url(text: &str, registry: &str) -> Result<Url, ConfigError> {
+    let invalid = || ConfigError::InvalidRegistryName {
+        registry: registry.to_owned(),
+    };
+    let url = Url::parse(text).map_err(|_| invalid())?;
+    let is_origin = url.path() == "/"
+        && url.query().is_none()
+        && url.fragment().is_none()
+        && url.username().is_empty();
+    if is_origin {
+        Ok(url)
+    } else {
+        Err(invalid())
+    }
+}

@@ -1,0 +1,456 @@
+//! concil 1.0's JSON configuration file, its defaults, and where credentials come from.
+//!
+//! Semantics follow concil 1.0 (`concil/store.py`: `ConcilConfig`, `complete_url_with_auth`,
+//! `get_full_url`, `get_notary_url`), except where 1.0 was inconsistent or broken:
+//! - `content_trust` defaults to `cosign` always; 1.0 used `cosign` without a file but `notary`
+//!   when a file existed and lacked the key. A file without `cache_dir` crashed 1.0; here it
+//!   means the default.
+//! - An explicit `--config FILE` that does not exist is an error (1.0 silently used the
+//!   defaults); a missing `~/.concil/config.json` still means the defaults, a missing named file
+//!   (`--config`, `$CONCIL_CONFIG`) is an error.
+//! - Docker Hub's registry is `https://registry-1.docker.io` (1.0's built-in default named
+//!   `registry.hub.docker.com`, which redirects there).
+//! - `remote_servers` and `auths` are looked up under `host:port` first, then under the bare
+//!   host; 1.0 used only the bare host, so its files keep working.
+//! - An exact `auths` key is compared with `host/repository`; 1.0 compared it with the URL path
+//!   including `:tag`, so exact keys without a tag never matched there.
+//! - Notary's default port replaces the registry's port (`host:4443`); 1.0 appended it a second
+//!   time (`host:5000:4443`).
+//! - Credentials are decoded when the file is loaded, so a bad `auths` entry fails early and
+//!   names its key (never the value); Docker's `config.json` is a further fallback.
+//! - `~` is expanded as `~` and `~/…` (not `~user`). Unknown keys are ignored, as in 1.0.
+//! - New keys for keyless cosign verification: `cosign_trusted_root` (a sigstore
+//!   `trusted_root.json`) and `cosign_identities` (the certificate identity and issuer to
+//!   require, keyed like `auths`); concil 1.0 ignores them.
+//!
+//! Parts (private modules, their types re-exported here): `file` (the schema and bounded
+//! reading), `credentials`, `endpoints` (`remote_servers`), `identity` (`cosign_identities`),
+//! `pinning` (`trust_pinning`), `repository_map` (the one `host/repo`, `host/prefix*`, `host`
+//! matcher they share), `environment`, `error`.
+
+mod credentials;
+mod endpoints;
+mod environment;
+mod error;
+mod file;
+mod identity;
+mod pinning;
+mod repository_map;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use url::Url;
+
+use crate::reference::{registry_host, DOCKER_HUB};
+pub use credentials::Credentials;
+use credentials::{add_environment_auths, file_auths, load_docker_auths};
+use endpoints::{
+    parse_builtin_url, remote_server, DEFAULT_NOTARY_PORT, DOCKER_HUB_NOTARY_URL,
+    DOCKER_HUB_REGISTRY_URL,
+};
+pub use endpoints::{RegistryEndpoint, RemoteServer};
+pub use environment::Environment;
+pub use error::{AuthProblem, ConfigError, UrlProblem};
+pub(crate) use file::read_capped;
+pub use file::{parse_size, DEFAULT_LAYER_MAX_ENTRIES, DEFAULT_LAYER_MAX_SIZE};
+use file::{read_json, ConfigFile};
+pub use identity::{CosignIdentities, CosignIdentity, IdentityMatch};
+pub use pinning::TrustPinning;
+pub use repository_map::RepositoryMap;
+
+const CONFIG_FILE_NAME: &str = "config.json";
+/// Relative to the home directory.
+const DEFAULT_CONFIG_DIR: &str = ".concil";
+const DEFAULT_CACHE_DIR: &str = "~/.concil";
+const DEFAULT_CACHE_TIMEOUT: Duration = Duration::from_secs(604_800);
+const ENV_CONFIG: &str = "CONCIL_CONFIG";
+
+/// Which content-trust engine verifies images.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ContentTrust {
+    /// Cosign signatures (keys or keyless), concil 1.0's default.
+    Cosign,
+    /// Notary v1 (Docker Content Trust).
+    Notary,
+}
+
+/// The configuration: loaded from concil 1.0's file ([`Config::load`]) or built in code
+/// ([`Config::builder`]). README.md's table lists the keys and defaults.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The configuration file consulted, whether or not it existed (cosign keys live in
+    /// `cosign/` beside it); `None` when there was no file name to consult (no home directory).
+    pub path: Option<PathBuf>,
+    /// `cache_dir`: the cache directory (`~` expanded).
+    pub cache_dir: PathBuf,
+    /// `cache_timeout`: how long an unused cache entry lives.
+    pub cache_timeout: Duration,
+    /// `cafile`: extra CA certificates (PEM) trusted for registries.
+    pub cafile: Option<PathBuf>,
+    /// `disable_content_trust`: pull without verifying signatures.
+    pub disable_content_trust: bool,
+    /// `content_trust`: which engine verifies images.
+    pub content_trust: ContentTrust,
+    /// `cosign_check_identity`: a cosign signature counts only when its signed
+    /// `docker-reference` names the repository being pulled (default false, as cosign).
+    pub cosign_check_identity: bool,
+    /// `cosign_trusted_root`: a sigstore `trusted_root.json` (Fulcio CAs, Rekor keys) that
+    /// keyless signatures are checked against; `None`: keyless signatures are not accepted.
+    pub cosign_trusted_root: Option<PathBuf>,
+    /// `cosign_identities`: who must have signed keylessly, per repository pattern.
+    pub cosign_identities: CosignIdentities,
+    /// Keyed by registry name, `host` or `host:port`.
+    pub remote_servers: BTreeMap<String, RemoteServer>,
+    /// `trust_pinning`: Notary root keys pinned per trust collection (checked on load).
+    pub trust_pinning: TrustPinning,
+    /// `layer_max_size`: the most bytes of uncompressed tar one layer may hold ("256G", or a
+    /// number of bytes); a larger layer is refused while it converts.
+    pub layer_max_size: u64,
+    /// `layer_max_entries`: the most tar entries one layer may hold.
+    pub layer_max_entries: u64,
+    /// concil's own `auths` (file, then environment pairs), keyed as written.
+    auths: RepositoryMap<Credentials>,
+    /// Docker's `config.json` auths, keyed by registry name (`docker.io`, `host:port`).
+    docker_auths: BTreeMap<String, Credentials>,
+}
+
+impl Config {
+    /// Loads `explicit`, else `$CONCIL_CONFIG`, else `~/.concil/config.json` (defaults if that
+    /// does not exist), reading the process environment.
+    pub fn load(explicit: Option<&Path>) -> Result<Config, ConfigError> {
+        Self::load_from(explicit, &Environment::from_process())
+    }
+
+    /// As [`Config::load`], with the environment given.
+    pub fn load_from(explicit: Option<&Path>, env: &Environment) -> Result<Config, ConfigError> {
+        let path = match (explicit, env.var(ENV_CONFIG)) {
+            (Some(explicit), _) => Some(env.expand_home(explicit, "--config")?),
+            (None, Some(from_env)) => Some(env.expand_home(Path::new(from_env), ENV_CONFIG)?),
+            (None, None) => env
+                .home
+                .as_ref()
+                .map(|home| home.join(DEFAULT_CONFIG_DIR).join(CONFIG_FILE_NAME)),
+        };
+        // A file someone named (--config or $CONCIL_CONFIG) must exist; only the default one
+        // may be missing.
+        let named = explicit.is_some() || env.var(ENV_CONFIG).is_some();
+        let file: ConfigFile = match &path {
+            Some(path) => read_json(path, named)?.unwrap_or_default(),
+            None => ConfigFile::default(),
+        };
+        // Errors about values name the file; with no file, values are defaults and cannot fail.
+        let file_path = || path.clone().unwrap_or_default();
+
+        let cache_dir = env.expand_home(
+            file.cache_dir
+                .as_deref()
+                .unwrap_or(Path::new(DEFAULT_CACHE_DIR)),
+            "cache_dir",
+        )?;
+        let cache_timeout = match file.cache_timeout {
+            Some(seconds) => {
+                Duration::try_from_secs_f64(seconds).map_err(|_| ConfigError::InvalidValue {
+                    path: file_path(),
+                    key: "cache_timeout",
+                    reason: "must be a non-negative number of seconds",
+                })?
+            }
+            None => DEFAULT_CACHE_TIMEOUT,
+        };
+        let cafile = file
+            .cafile
+            .map(|cafile| env.expand_home(&cafile, "cafile"))
+            .transpose()?;
+
+        let remote_servers: Vec<(String, RemoteServer)> = file
+            .remote_servers
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(server, entry)| {
+                let remote = remote_server(&file_path(), &server, entry)?;
+                Ok((server, remote))
+            })
+            .collect::<Result<_, ConfigError>>()?;
+        let mut auths = file_auths(file.auths.as_ref(), &file_path())?;
+        add_environment_auths(env, &mut auths)?;
+        let cosign_trusted_root = file
+            .cosign_trusted_root
+            .map(|root| env.expand_home(&root, "cosign_trusted_root"))
+            .transpose()?;
+        let cosign_identities: Vec<(String, CosignIdentity)> = file
+            .cosign_identities
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(key, entry)| {
+                let identity = CosignIdentity::from_file(entry).map_err(|reason| {
+                    ConfigError::InvalidCosignIdentity {
+                        path: file_path(),
+                        key: key.clone(),
+                        reason,
+                    }
+                })?;
+                Ok((key, identity))
+            })
+            .collect::<Result<_, ConfigError>>()?;
+
+        let trust_pinning = match file.trust_pinning.as_ref().filter(|value| !value.is_null()) {
+            Some(value) => TrustPinning::from_value(value, &file_path())?,
+            None => TrustPinning::default(),
+        };
+        let layer_max_size = match &file.layer_max_size {
+            Some(value) => parse_size(value).ok_or_else(|| ConfigError::InvalidValue {
+                path: file_path(),
+                key: "layer_max_size",
+                reason: "must be a number of bytes or a size such as \"256G\" (K, M, G, T: powers of 1024)",
+            })?,
+            None => DEFAULT_LAYER_MAX_SIZE,
+        };
+        let mut builder = Config::builder(cache_dir)
+            .cache_timeout(cache_timeout)
+            .disable_content_trust(file.disable_content_trust.unwrap_or(false))
+            .content_trust(file.content_trust.unwrap_or(ContentTrust::Cosign))
+            .cosign_check_identity(file.cosign_check_identity.unwrap_or(false))
+            .trust_pinning(trust_pinning)
+            .layer_max_size(layer_max_size)
+            .layer_max_entries(file.layer_max_entries.unwrap_or(DEFAULT_LAYER_MAX_ENTRIES));
+        if let Some(path) = path {
+            builder = builder.path(path);
+        }
+        if let Some(cafile) = cafile {
+            builder = builder.cafile(cafile);
+        }
+        if let Some(root) = cosign_trusted_root {
+            builder = builder.cosign_trusted_root(root);
+        }
+        for (pattern, identity) in cosign_identities {
+            builder = builder.cosign_identity(pattern, identity);
+        }
+        for (server, remote) in remote_servers {
+            builder = builder.remote_server(server, remote);
+        }
+        for (pattern, credentials) in auths {
+            builder = builder.auth(pattern, credentials);
+        }
+        builder.config.docker_auths = load_docker_auths(env)?;
+        Ok(builder.build())
+    }
+
+    /// A configuration built in code, from the defaults that no file means and `cache_dir`;
+    /// [`Config::load`] builds its result this way too.
+    pub fn builder(cache_dir: impl Into<PathBuf>) -> ConfigBuilder {
+        ConfigBuilder {
+            config: Config {
+                path: None,
+                cache_dir: cache_dir.into(),
+                cache_timeout: DEFAULT_CACHE_TIMEOUT,
+                cafile: None,
+                disable_content_trust: false,
+                content_trust: ContentTrust::Cosign,
+                cosign_check_identity: false,
+                cosign_trusted_root: None,
+                cosign_identities: CosignIdentities::default(),
+                remote_servers: BTreeMap::new(),
+                trust_pinning: TrustPinning::default(),
+                layer_max_size: DEFAULT_LAYER_MAX_SIZE,
+                layer_max_entries: DEFAULT_LAYER_MAX_ENTRIES,
+                auths: RepositoryMap::default(),
+                docker_auths: BTreeMap::new(),
+            },
+        }
+    }
+
+    /// Where the registry named `registry` (`host` or `host:port`, as in a
+    /// [`Reference`](crate::reference::Reference)) is reached: its `remote_servers` URL
+    /// (under `host:port`, else `host`), else `https://registry-1.docker.io` for Docker Hub,
+    /// else `https://<registry>/`.
+    pub fn registry_endpoint(&self, registry: &str) -> Result<RegistryEndpoint, ConfigError> {
+        if let Some(url) = self.remote_server_url(registry, |server| server.registry.as_ref()) {
+            return Ok(RegistryEndpoint {
+                url: url.clone(),
+                explicit: true,
+            });
+        }
+        let url = if registry == DOCKER_HUB {
+            parse_builtin_url(DOCKER_HUB_REGISTRY_URL, registry)?
+        } else {
+            parse_builtin_url(&format!("https://{registry}/"), registry)?
+        };
+        Ok(RegistryEndpoint {
+            url,
+            explicit: false,
+        })
+    }
+
+    /// The registry's base URL (see [`Config::registry_endpoint`]).
+    pub fn registry_url(&self, registry: &str) -> Result<Url, ConfigError> {
+        self.registry_endpoint(registry)
+            .map(|endpoint| endpoint.url)
+    }
+
+    /// Whether `remote_servers` names this registry's URL.
+    pub fn registry_is_explicit(&self, registry: &str) -> bool {
+        self.remote_server_url(registry, |server| server.registry.as_ref())
+            .is_some()
+    }
+
+    /// The Notary server for `registry`: its `remote_servers` notary URL; else, as in concil
+    /// 1.0, the configured registry URL's host on port 4443; else `https://notary.docker.io`
+    /// for Docker Hub; else `https://<registry host without port>:4443/`.
+    pub fn notary_url(&self, registry: &str) -> Result<Url, ConfigError> {
+        if let Some(url) = self.remote_server_url(registry, |server| server.notary.as_ref()) {
+            return Ok(url.clone());
+        }
+        if let Some(url) = self.remote_server_url(registry, |server| server.registry.as_ref()) {
+            let host = url
+                .host_str()
+                .ok_or_else(|| ConfigError::InvalidRegistryName {
+                    registry: registry.to_owned(),
+                })?;
+            return parse_builtin_url(
+                &format!("{}://{host}:{DEFAULT_NOTARY_PORT}/", url.scheme()),
+                registry,
+            );
+        }
+        if registry == DOCKER_HUB {
+            return parse_builtin_url(DOCKER_HUB_NOTARY_URL, registry);
+        }
+        parse_builtin_url(
+            &format!("https://{}:{DEFAULT_NOTARY_PORT}/", registry_host(registry)),
+            registry,
+        )
+    }
+
+    /// Credentials for `repository` on `registry`, from concil's `auths` and environment pairs
+    /// (an exact `host/repository` key, else the longest matching `host/prefix*` key, else a
+    /// `host` key; tried with `host:port`, then with the bare host as concil 1.0 did), else
+    /// from Docker's `config.json`.
+    pub fn credentials(&self, registry: &str, repository: &str) -> Option<Credentials> {
+        self.auths
+            .for_repository(registry, repository)
+            .or_else(|| self.docker_auths.get(registry))
+            .cloned()
+    }
+
+    /// The directory of Cosign public keys (`*.pub`): `cosign/` beside the config file.
+    pub fn cosign_key_dir(&self) -> Option<PathBuf> {
+        let parent = self.path.as_deref()?.parent()?;
+        Some(parent.join("cosign"))
+    }
+
+    /// Notary's trust directory (TUF metadata already seen): `notary/` in the cache directory.
+    pub fn notary_trust_dir(&self) -> PathBuf {
+        self.cache_dir.join("notary")
+    }
+
+    /// The `remote_servers` URL `field` for `host:port`, else for the bare host.
+    fn remote_server_url(
+        &self,
+        registry: &str,
+        field: impl Fn(&RemoteServer) -> Option<&Url>,
+    ) -> Option<&Url> {
+        let host = registry_host(registry);
+        self.remote_servers
+            .get(registry)
+            .and_then(&field)
+            .or_else(|| self.remote_servers.get(host).and_then(&field))
+    }
+}
+
+/// Builds a [`Config`] in code ([`Config::builder`]); each setter is a configuration key.
+#[derive(Debug, Clone)]
+pub struct ConfigBuilder {
+    config: Config,
+}
+
+impl ConfigBuilder {
+    /// The configuration file this stands for (cosign keys are read from `cosign/` beside it).
+    pub fn path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.config.path = Some(path.into());
+        self
+    }
+
+    /// `cache_timeout`: how long an unused cache entry lives.
+    pub fn cache_timeout(mut self, timeout: Duration) -> Self {
+        self.config.cache_timeout = timeout;
+        self
+    }
+
+    /// `cafile`: extra CA certificates (PEM) for registries with a private CA.
+    pub fn cafile(mut self, cafile: impl Into<PathBuf>) -> Self {
+        self.config.cafile = Some(cafile.into());
+        self
+    }
+
+    /// `disable_content_trust`: pull without verifying signatures.
+    pub fn disable_content_trust(mut self, disable: bool) -> Self {
+        self.config.disable_content_trust = disable;
+        self
+    }
+
+    /// `content_trust`: which engine verifies images.
+    pub fn content_trust(mut self, engine: ContentTrust) -> Self {
+        self.config.content_trust = engine;
+        self
+    }
+
+    /// `cosign_check_identity`: a signature counts only for the repository it names.
+    pub fn cosign_check_identity(mut self, check: bool) -> Self {
+        self.config.cosign_check_identity = check;
+        self
+    }
+
+    /// `cosign_trusted_root`: the sigstore `trusted_root.json` for keyless signatures.
+    pub fn cosign_trusted_root(mut self, root: impl Into<PathBuf>) -> Self {
+        self.config.cosign_trusted_root = Some(root.into());
+        self
+    }
+
+    /// A `cosign_identities` entry: the keyless signer required for `pattern`.
+    pub fn cosign_identity(mut self, pattern: impl Into<String>, identity: CosignIdentity) -> Self {
+        self.config
+            .cosign_identities
+            .insert(pattern.into(), identity);
+        self
+    }
+
+    /// A `remote_servers` entry: where the registry `name` (`host` or `host:port`) lives.
+    pub fn remote_server(mut self, name: impl Into<String>, server: RemoteServer) -> Self {
+        self.config.remote_servers.insert(name.into(), server);
+        self
+    }
+
+    /// An `auths` entry: credentials for `pattern` (`host/repo`, `host/prefix*` or `host`).
+    pub fn auth(mut self, pattern: impl Into<String>, credentials: Credentials) -> Self {
+        self.config.auths.insert(pattern.into(), credentials);
+        self
+    }
+
+    /// `trust_pinning`: Notary root keys pinned per trust collection.
+    pub fn trust_pinning(mut self, pinning: TrustPinning) -> Self {
+        self.config.trust_pinning = pinning;
+        self
+    }
+
+    /// `layer_max_size`: the most uncompressed bytes one layer may hold.
+    pub fn layer_max_size(mut self, bytes: u64) -> Self {
+        self.config.layer_max_size = bytes;
+        self
+    }
+
+    /// `layer_max_entries`: the most tar entries one layer may hold.
+    pub fn layer_max_entries(mut self, entries: u64) -> Self {
+        self.config.layer_max_entries = entries;
+        self
+    }
+
+    /// The configuration.
+    pub fn build(self) -> Config {
+        self.config
+    }
+}
