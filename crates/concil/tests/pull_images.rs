@@ -9,12 +9,11 @@ use concil_test_support as support;
 use std::error::Error;
 
 use concil::store::Platform;
-use sha2::{Digest as _, Sha256};
 use support::images::{
     Format, Images, ListKind, PushedIndex, DOCKER_LAYER_GZIP, OCI_LAYER_GZIP, OCI_LAYER_ZSTD,
     PLATFORM_MARKER,
 };
-use support::pull::{config_for, differences, ConcilHome, Kind, Pulled, Tree};
+use support::pull::{config_for, differences, Bytes, ConcilHome, Kind, Pulled, Tree};
 use support::registry::Registry;
 
 type TestResult = Result<(), Box<dyn Error>>;
@@ -126,7 +125,7 @@ fn cli_pulls_three_layer_image_with_whiteouts_and_links() -> TestResult {
     };
     let second = layer(1);
     for whiteout in ["data/.wh.remove-me", "data/.wh.removed-dir"] {
-        let node = second.nodes.get(whiteout);
+        let node = second.get(whiteout);
         assert!(
             matches!(node.map(|n| &n.kind), Some(Kind::File { size: 0, .. })),
             "{whiteout} is kept as an empty file: {node:?}"
@@ -134,35 +133,31 @@ fn cli_pulls_three_layer_image_with_whiteouts_and_links() -> TestResult {
     }
     assert!(second
         .hard_links
-        .contains(&["data/hard-a", "data/hard-b"].map(String::from).into()));
+        .contains(&["data/hard-a", "data/hard-b"].map(Bytes::from).into()));
     assert_eq!(
-        second.nodes.get("data/relative-link").map(|n| &n.kind),
+        second.get("data/relative-link").map(|n| &n.kind),
         Some(&Kind::Symlink("keep".into()))
     );
     assert_eq!(
-        second.nodes.get("data/dangling-link").map(|n| &n.kind),
+        second.get("data/dangling-link").map(|n| &n.kind),
         Some(&Kind::Symlink("/does/not/exist".into()))
     );
-    assert_eq!(
-        second.nodes.get("bin/suid-tool").map(|n| n.mode),
-        Some(0o4755)
-    );
+    assert_eq!(second.get("bin/suid-tool").map(|n| n.mode), Some(0o4755));
     assert_eq!(
         second
-            .nodes
             .get("data/xattr-file")
-            .and_then(|n| n.xattrs.get("user.concil.test")),
-        Some(&b"layer 2".to_vec())
+            .and_then(|n| n.xattrs.get(&Bytes::from("user.concil.test"))),
+        Some(&Bytes(b"layer 2".to_vec()))
     );
     let third = layer(2);
     assert!(
         matches!(
-            third.nodes.get("opq/.wh..wh..opq").map(|n| &n.kind),
+            third.get("opq/.wh..wh..opq").map(|n| &n.kind),
             Some(Kind::File { size: 0, .. })
         ),
         "the opaque marker is kept as an empty file"
     );
-    assert!(!third.nodes.contains_key("opq/old"));
+    assert!(third.get("opq/old").is_none());
     Ok(())
 }
 
@@ -243,11 +238,8 @@ fn check_platform_selection(registry: &Registry, index: &PushedIndex) {
     );
     let marker = b"linux/arm64/v8\n";
     assert_eq!(
-        squashfs.nodes.get(PLATFORM_MARKER).map(|n| &n.kind),
-        Some(&Kind::File {
-            size: marker.len() as u64,
-            sha256: hex::encode(Sha256::digest(marker))
-        })
+        squashfs.get(PLATFORM_MARKER).map(|n| &n.kind),
+        Some(&Kind::file(marker))
     );
     let against_amd64 = differences(&Tree::from_tar_file(&amd64.layers[0].tar), &squashfs);
     assert!(

@@ -3,15 +3,13 @@
 //! from their compressed tars through `tarsquash::decode`, compared with the uncompressed tar
 //! through `sqfs2tar` and a kernel mount.
 
-mod common;
-
 use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
 use tarsquash::decode::Compression;
 
-use common::*;
+use concil_test_support::e2e::*;
 
 /// Converts a compressed tar as a layer would be: decompressed by `tarsquash::decode`.
 fn convert_compressed(

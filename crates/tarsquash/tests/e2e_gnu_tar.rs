@@ -2,14 +2,12 @@
 //! tar in ustar, GNU and PAX formats (and GNU/PAX sparse), converted, then read back with
 //! `sqfs2tar`, `rdsquashfs`, `unsquashfs` and a kernel mount, and compared with the directory.
 
-mod common;
-
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::process::Command;
 
-use common::*;
+use concil_test_support::e2e::*;
 
 const MTIME_BASE: i64 = 1_600_000_000;
 /// Beyond 32 bits but within ustar's 11 octal digits.

@@ -2,15 +2,13 @@
 //! huge allocation), naming the entry where there is one, and `convert_to_path` must leave no
 //! file behind.
 
-mod common;
-
 use std::io::{Read, Write};
 
 use tar::EntryType;
 use tarsquash::decode::{Compression, DecompressError};
 use tarsquash::Error;
 
-use common::*;
+use concil_test_support::e2e::*;
 
 /// Converts `input` with `convert_to_path`; returns the error and checks that the output
 /// directory is empty afterwards (no image, no temporary file).

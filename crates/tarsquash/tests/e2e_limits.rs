@@ -8,15 +8,13 @@
 //! And the limits a caller sets on one layer ([`tarsquash::Limits`]): a layer just at a limit
 //! converts, one byte or one entry more fails with the error naming the limit, leaving no file.
 
-mod common;
-
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::MetadataExt;
 
 use tar::EntryType;
 use tarsquash::{Error, Limits};
 
-use common::*;
+use concil_test_support::e2e::*;
 
 /// Converts, then compares `expected` (root excluded) with `sqfs2tar` and the kernel.
 fn assert_round_trip(context: &str, tar: &[u8], mut expected: Tree) {

@@ -2,13 +2,11 @@
 //! symlinks, devices, hard links, modes, ids, mtimes), tarred with the `tar` crate's headers,
 //! converted with any thread count and block size, read back with `sqfs2tar`.
 
-mod common;
-
 use proptest::prelude::*;
 use proptest::sample::Index;
 use tar::EntryType;
 
-use common::*;
+use concil_test_support::e2e::*;
 
 #[derive(Debug, Clone)]
 enum Data {

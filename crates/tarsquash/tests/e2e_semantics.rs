@@ -3,14 +3,12 @@
 //! overrides, whiteouts. Each image is read back with `sqfs2tar` (and some with a kernel mount)
 //! and compared with the tree tar semantics give.
 
-mod common;
-
 use std::path::PathBuf;
 
 use tar::EntryType;
 use tarsquash::{Options, Whiteouts};
 
-use common::*;
+use concil_test_support::e2e::*;
 
 /// A converted image in a directory that lives as long as the value.
 struct Converted {

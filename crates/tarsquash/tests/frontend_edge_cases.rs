@@ -4,8 +4,6 @@
 //! formats, and `convert_to_path`'s all-or-nothing output. Images are read back with
 //! `sqfs2tar` and compared with the tree the tar describes.
 
-mod common;
-
 use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
@@ -16,7 +14,7 @@ use tar::EntryType;
 use tarsquash::decode::Compression;
 use tarsquash::{Error, Options, Whiteouts};
 
-use common::*;
+use concil_test_support::e2e::*;
 
 /// Converts `tar` and returns the error it must give.
 fn convert_error(tar: &[u8], options: &Options) -> Error {
@@ -411,7 +409,7 @@ fn convert_to_path_is_all_or_nothing() {
     let tar = TarWriter::new().file("f", FILE, b"content").finish();
     let conversion =
         tarsquash::convert_to_path(&mut &tar[..], &output, &Options::default()).expect("convert");
-    assert_eq!(conversion.diff_id, sha256_hex(&tar));
+    assert_eq!(conversion.diff_id, sha256_digest(&tar));
     assert_eq!(
         conversion.image_size,
         std::fs::metadata(&output).expect("output").len()

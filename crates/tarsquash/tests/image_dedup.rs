@@ -1,9 +1,7 @@
 //! De-duplication of files and tails, sparse files, and images that do not depend on the
 //! number of compressor threads.
 
-mod image_support;
-
-use image_support::{meta, noise, run_on, text, Builder};
+use concil_test_support::image_builder::{meta, noise, run_on, text, Builder};
 use tarsquash::image::ImageOptions;
 
 const BLOCK: usize = 128 * 1024;
@@ -92,7 +90,7 @@ fn identical_files_and_tails_are_stored_once() {
         ("small-copy", &small),
     ] {
         assert!(
-            std::fs::read(mount.path(name)).unwrap() == *content,
+            std::fs::read(mount.join(name)).unwrap() == *content,
             "{name}"
         );
     }
@@ -127,7 +125,7 @@ fn duplicate_blocks_are_taken_back_and_the_next_file_takes_their_place() {
     let mount = image.mount();
     for (name, content) in [("1", &first), ("2", &second), ("3", &first), ("4", &fourth)] {
         assert!(
-            std::fs::read(mount.path(name)).unwrap() == *content,
+            std::fs::read(mount.join(name)).unwrap() == *content,
             "{name}"
         );
     }
@@ -159,8 +157,8 @@ fn zero_blocks_are_sparse() {
         (9 * BLOCK).to_string()
     );
     let mount = image.mount();
-    assert!(std::fs::read(mount.path("zeros")).unwrap() == zeros);
-    assert!(std::fs::read(mount.path("holes")).unwrap() == holes);
+    assert!(std::fs::read(mount.join("zeros")).unwrap() == zeros);
+    assert!(std::fs::read(mount.join("holes")).unwrap() == holes);
 }
 
 /// An image with blocks of every sort: text, noise, zeros, duplicates, many tails.

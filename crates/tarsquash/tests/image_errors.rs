@@ -1,11 +1,9 @@
 //! What the image writer refuses, how input and output failures surface, and that its threads
 //! stop however it ends.
 
-mod image_support;
-
 use std::io::Read;
 
-use image_support::{meta, noise, run, text, with_xattrs, Builder};
+use concil_test_support::image_builder::{meta, noise, run_program, text, with_xattrs, Builder};
 use tarsquash::image::{ImageError, ImageOptions, ImageWriter};
 use tarsquash::tree::{NodeKind, Tree};
 
@@ -203,7 +201,7 @@ fn a_full_disk_stops_the_writer_with_an_error_and_its_threads_exit() {
     let dir = tempfile::tempdir().unwrap();
     let mount_point = dir.path().join("small");
     std::fs::create_dir(&mount_point).unwrap();
-    run(
+    run_program(
         "mount",
         &[
             "-t".as_ref(),
@@ -260,7 +258,7 @@ fn a_full_disk_stops_the_writer_with_an_error_and_its_threads_exit() {
         let tree = Tree::new(meta(0o755, 0, 0, 0));
         assert!(matches!(writer.finish(tree), Err(ImageError::Stopped)));
     });
-    run("umount", &[mount_point.as_os_str()]);
+    run_program("umount", &[mount_point.as_os_str()]);
     if let Err(panic) = result {
         std::panic::resume_unwind(panic);
     }

@@ -1,11 +1,11 @@
 //! Every kind of node, with its attributes, read back by unsquashfs, rdsquashfs, sqfs2tar and
 //! the kernel.
 
-mod image_support;
-
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 
-use image_support::{meta, noise, run_on, text, with_xattrs, xattrs, Builder, Image};
+use concil_test_support::image_builder::{
+    meta, noise, run_on, text, with_xattrs, xattrs, Builder, Image,
+};
 use tarsquash::image::ImageOptions;
 use tarsquash::tree::NodeKind;
 
@@ -243,7 +243,7 @@ fn sqfs2tar_reads_every_file_back() {
 fn the_kernel_mounts_it_with_every_attribute() {
     let (image, c) = build();
     let mount = image.mount();
-    let stat = |p: &str| std::fs::symlink_metadata(mount.path(p)).unwrap();
+    let stat = |p: &str| std::fs::symlink_metadata(mount.join(p)).unwrap();
 
     let root = stat("");
     assert_eq!(
@@ -251,7 +251,7 @@ fn the_kernel_mounts_it_with_every_attribute() {
         (0o40755, 3, 1_700_000_000)
     );
     assert_eq!(
-        xattrs(&mount.path("")),
+        xattrs(&mount.join("")),
         [("user.root".to_string(), b"r".to_vec())]
     );
     let etc = stat("etc");
@@ -261,7 +261,7 @@ fn the_kernel_mounts_it_with_every_attribute() {
     );
     assert_eq!(stat("etc/empty").nlink(), 2);
     assert_eq!(
-        std::fs::read_dir(mount.path("etc/empty")).unwrap().count(),
+        std::fs::read_dir(mount.join("etc/empty")).unwrap().count(),
         0
     );
 
@@ -273,7 +273,7 @@ fn the_kernel_mounts_it_with_every_attribute() {
     assert_eq!(small.ino(), stat("small-link").ino());
     assert_eq!(small.ino(), stat("etc/small-link-2").ino());
     assert_eq!(
-        xattrs(&mount.path("etc/small")),
+        xattrs(&mount.join("etc/small")),
         [
             ("security.capability".to_string(), CAPABILITY.to_vec()),
             ("user.comment".to_string(), b"x".to_vec()),
@@ -297,7 +297,7 @@ fn the_kernel_mounts_it_with_every_attribute() {
         ("exact", &c.exact),
     ] {
         assert!(
-            std::fs::read(mount.path(name)).unwrap() == *expected,
+            std::fs::read(mount.join(name)).unwrap() == *expected,
             "{name} differs"
         );
     }
@@ -309,13 +309,13 @@ fn the_kernel_mounts_it_with_every_attribute() {
         (5, 6, 0o120777)
     );
     assert_eq!(
-        std::fs::read_link(mount.path("symlink"))
+        std::fs::read_link(mount.join("symlink"))
             .unwrap()
             .as_os_str(),
         "etc/small"
     );
     assert_eq!(
-        xattrs(&mount.path("symlink")),
+        xattrs(&mount.join("symlink")),
         [("trusted.t".to_string(), b"value".to_vec())]
     );
 
@@ -339,10 +339,10 @@ fn a_lone_root_without_fragments_or_xattrs_mounts() {
     assert!(summary.contains("Number of fragments 0"), "{summary}");
     assert!(summary.contains("Number of inodes 1"), "{summary}");
     let mount = image.mount();
-    let root = std::fs::metadata(mount.path("")).unwrap();
+    let root = std::fs::metadata(mount.join("")).unwrap();
     assert_eq!(
         (root.mode(), root.nlink(), root.mtime()),
         (0o40755, 2, 1_600_000_000)
     );
-    assert_eq!(std::fs::read_dir(mount.path("")).unwrap().count(), 0);
+    assert_eq!(std::fs::read_dir(mount.join("")).unwrap().count(), 0);
 }

@@ -1,11 +1,9 @@
 //! Many inodes (several inode-table blocks), a directory large enough to need an index, deep
 //! nesting, and other block sizes.
 
-mod image_support;
-
 use std::os::unix::fs::MetadataExt;
 
-use image_support::{meta, run_on, text, Builder};
+use concil_test_support::image_builder::{meta, run_on, text, Builder};
 use tarsquash::image::ImageOptions;
 use tarsquash::tree::NodeKind;
 
@@ -60,7 +58,7 @@ fn a_large_directory_is_found_by_every_name_through_its_index() {
     assert_eq!(listing.lines().filter(|l| !l.is_empty()).count(), inodes);
 
     let mount = image.mount();
-    let read: Vec<String> = std::fs::read_dir(mount.path("big"))
+    let read: Vec<String> = std::fs::read_dir(mount.join("big"))
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
@@ -69,13 +67,13 @@ fn a_large_directory_is_found_by_every_name_through_its_index() {
     expected.sort();
     assert_eq!(read, expected, "readdir order is name byte order");
     assert_eq!(
-        std::fs::metadata(mount.path("big")).unwrap().nlink(),
+        std::fs::metadata(mount.join("big")).unwrap().nlink(),
         2 + (BIG_DIR_ENTRIES / 3) as u64
     );
 
     for i in 0..BIG_DIR_ENTRIES {
         let name = big_dir_name(i);
-        let path = mount.path(&format!("big/{name}"));
+        let path = mount.join(&format!("big/{name}"));
         let stat = std::fs::symlink_metadata(&path).unwrap();
         assert_eq!(stat.mtime(), i as i64, "{name}");
         match i % 3 {
@@ -90,14 +88,14 @@ fn a_large_directory_is_found_by_every_name_through_its_index() {
         // smaller first byte, so each of these reads the listing to its end: only a few.)
         if i % 500 == 0 {
             let missing = format!("entry-{:05}", i * 2 + 1);
-            assert!(!mount.path(&format!("big/{missing}")).exists(), "{missing}");
+            assert!(!mount.join(&format!("big/{missing}")).exists(), "{missing}");
         }
     }
     for missing in ["a", "entry-", "entry-99999", "zzz", "\u{e9}", "\u{ff}"] {
-        assert!(!mount.path(&format!("big/{missing}")).exists(), "{missing}");
+        assert!(!mount.join(&format!("big/{missing}")).exists(), "{missing}");
     }
     assert_eq!(
-        std::fs::read(mount.path("big/\u{e9}t\u{e9}")).unwrap(),
+        std::fs::read(mount.join("big/\u{e9}t\u{e9}")).unwrap(),
         b"accent"
     );
 
@@ -135,7 +133,7 @@ fn deep_nesting_and_many_small_files() {
 
     let mount = image.mount();
     for i in (0..3000u32).step_by(7) {
-        let path = mount.path(&format!("flat/f{i}"));
+        let path = mount.join(&format!("flat/f{i}"));
         assert_eq!(
             std::fs::read(&path).unwrap(),
             text(100 + i as usize % 300, i)
@@ -171,7 +169,7 @@ fn other_block_sizes_and_levels_are_recorded_and_readable() {
             "{summary}"
         );
         let mount = image.mount();
-        assert!(std::fs::read(mount.path("f")).unwrap() == content);
+        assert!(std::fs::read(mount.join("f")).unwrap() == content);
     }
 }
 
@@ -220,7 +218,7 @@ fn a_file_over_4_gib_is_stored_with_64_bit_sizes() {
     assert!(stat.contains(&format!("Sparse: {zeros}")), "{stat}");
 
     let mount = image.mount();
-    let file = std::fs::File::open(mount.path("huge")).unwrap();
+    let file = std::fs::File::open(mount.join("huge")).unwrap();
     assert_eq!(file.metadata().unwrap().len(), size);
     let mut end = [0u8; 10];
     file.read_exact_at(&mut end, size - 10).unwrap();

@@ -5,11 +5,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 use base64::Engine as _;
 use concil::cache::CleanReport;
@@ -19,14 +17,14 @@ use concil::reference::Reference;
 use concil::registry::Descriptor;
 use concil::store::{ImageConfig, Platform, PulledImage, ResolvedManifest, Store, StoreError};
 use serde_json::{json, Value};
-use sha2::{Digest as _, Sha256};
+use std::io::Read as _;
 
 use crate::images::PushedImage;
 use crate::registry::Registry;
 
 /// Longest a `concil` run may take before the test kills it and fails (a loaded 2-core box
-/// converting a few megabytes).
-pub const COMMAND_LIMIT: Duration = Duration::from_secs(300);
+/// converting a few megabytes): [`COMMAND_LIMIT`].
+pub use crate::process::{wait_with_limit, COMMAND_LIMIT};
 
 /// The configuration that reaches `registry` with everything it needs: its URL in
 /// `remote_servers`, the test CA as `cafile` for HTTPS, its credentials in `auths`, and content
@@ -346,47 +344,6 @@ pub fn run(command: &mut Command) -> Output {
     wait_with_limit(child, COMMAND_LIMIT)
 }
 
-/// Waits for a child started with piped stdout and stderr, reading both meanwhile; kills it
-/// and fails the test once `limit` has passed.
-pub fn wait_with_limit(mut child: Child, limit: Duration) -> Output {
-    let stdout = read_in_background(child.stdout.take());
-    let stderr = read_in_background(child.stderr.take());
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for concil") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            let stderr = stderr.join().unwrap_or_default();
-            panic!(
-                "concil (pid {}) did not finish within {limit:?}; stderr:\n{}",
-                child.id(),
-                String::from_utf8_lossy(&stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Output {
-        status,
-        stdout: stdout.join().expect("stdout reader"),
-        stderr: stderr.join().expect("stderr reader"),
-    }
-}
-
-/// Reads a pipe to its end on a thread of its own (so a child never blocks on a full pipe).
-fn read_in_background<R: Read + Send + 'static>(pipe: Option<R>) -> JoinHandle<Vec<u8>> {
-    std::thread::spawn(move || {
-        let mut bytes = Vec::new();
-        if let Some(mut pipe) = pipe {
-            // A read error leaves what arrived; the exit status tells what happened.
-            let _ = pipe.read_to_end(&mut bytes);
-        }
-        bytes
-    })
-}
-
 /// A command that failed: its one `error: …` line, all it wrote on stderr, its exit status.
 #[derive(Debug)]
 pub struct Failure {
@@ -545,231 +502,4 @@ impl Pulled {
 }
 
 pub use crate::sha256_digest;
-
-/// A file system entry as a tar (or a squashfs image, read back as a tar) describes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Node {
-    pub kind: Kind,
-    /// Permission bits with setuid, setgid and sticky.
-    pub mode: u32,
-    pub uid: u64,
-    pub gid: u64,
-    pub mtime: u64,
-    /// `SCHILY.xattr.*` records, by attribute name.
-    pub xattrs: BTreeMap<String, Vec<u8>>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Kind {
-    Dir,
-    File { size: u64, sha256: String },
-    Symlink(String),
-    CharDevice { major: u32, minor: u32 },
-    BlockDevice { major: u32, minor: u32 },
-    Fifo,
-}
-
-/// A tree of nodes by normalised path (no `./`, no trailing `/`), and the groups of paths that
-/// are hard links to one inode.
-#[derive(Debug, Default)]
-pub struct Tree {
-    pub nodes: BTreeMap<String, Node>,
-    pub hard_links: BTreeSet<BTreeSet<String>>,
-}
-
-impl Tree {
-    /// The tree a tar stream describes; a later entry for a path replaces an earlier one.
-    pub fn from_tar(input: impl Read) -> Tree {
-        let mut archive = tar::Archive::new(input);
-        let mut tree = Tree::default();
-        let mut links: Vec<(String, String)> = Vec::new();
-        for entry in archive.entries().expect("reading tar") {
-            let mut entry = entry.expect("reading a tar entry");
-            let path = normalize(&entry.path_bytes());
-            if path.is_empty() {
-                continue; // the root: squashfs keeps it outside the read-back
-            }
-            let header = entry.header().clone();
-            let link = entry
-                .link_name_bytes()
-                .map(|target| String::from_utf8_lossy(&target).into_owned());
-            let device = || {
-                let major = header.device_major().ok().flatten();
-                let minor = header.device_minor().ok().flatten();
-                major
-                    .zip(minor)
-                    .unwrap_or_else(|| panic!("device {path} without numbers"))
-            };
-            let kind = match header.entry_type() {
-                tar::EntryType::Link => {
-                    tree.nodes.remove(&path);
-                    let target = normalize(link.expect("hard link target").as_bytes());
-                    links.push((path, target));
-                    continue;
-                }
-                tar::EntryType::Regular | tar::EntryType::Continuous => {
-                    let mut hasher = Sha256::new();
-                    let size = std::io::copy(&mut entry, &mut HashWriter(&mut hasher))
-                        .expect("reading tar entry data");
-                    Kind::File {
-                        size,
-                        sha256: hex::encode(hasher.finalize()),
-                    }
-                }
-                tar::EntryType::Directory => Kind::Dir,
-                tar::EntryType::Symlink => Kind::Symlink(link.expect("symlink target")),
-                tar::EntryType::Char => {
-                    let (major, minor) = device();
-                    Kind::CharDevice { major, minor }
-                }
-                tar::EntryType::Block => {
-                    let (major, minor) = device();
-                    Kind::BlockDevice { major, minor }
-                }
-                tar::EntryType::Fifo => Kind::Fifo,
-                other => panic!("tar entry {path}: unexpected type {other:?}"),
-            };
-            let mut xattrs = BTreeMap::new();
-            if let Some(extensions) = entry.pax_extensions().expect("PAX records") {
-                for extension in extensions {
-                    let extension = extension.expect("a PAX record");
-                    if let Some(name) = extension
-                        .key()
-                        .ok()
-                        .and_then(|key| key.strip_prefix("SCHILY.xattr."))
-                    {
-                        xattrs.insert(name.to_owned(), extension.value_bytes().to_vec());
-                    }
-                }
-            }
-            let node = Node {
-                kind,
-                mode: header.mode().expect("mode") & 0o7777,
-                uid: header.uid().expect("uid"),
-                gid: header.gid().expect("gid"),
-                mtime: header.mtime().expect("mtime"),
-                xattrs,
-            };
-            tree.nodes.insert(path, node);
-        }
-        // Each hard link names an entry seen before it; together they form one inode.
-        let mut groups: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-        for (path, target) in links {
-            let node = tree
-                .nodes
-                .get(&target)
-                .unwrap_or_else(|| panic!("hard link {path} to missing {target}"))
-                .clone();
-            tree.nodes.insert(path.clone(), node);
-            groups
-                .entry(target.clone())
-                .or_insert_with(|| BTreeSet::from([target]))
-                .insert(path);
-        }
-        tree.hard_links = groups.into_values().collect();
-        tree
-    }
-
-    pub fn from_tar_file(path: &Path) -> Tree {
-        Tree::from_tar(fs::File::open(path).expect("open the layer tar"))
-    }
-
-    /// A squashfs image read back with `sqfs2tar` (squashfs-tools-ng), which must succeed and
-    /// skip nothing.
-    pub fn from_squashfs(image: &Path) -> Tree {
-        let mut child = Command::new("sqfs2tar")
-            .arg("--no-skip")
-            .arg(image)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start sqfs2tar (apt-get install squashfs-tools-ng)");
-        let stdout = child.stdout.take().expect("sqfs2tar stdout");
-        let tree = Tree::from_tar(stdout);
-        let output = child.wait_with_output().expect("wait for sqfs2tar");
-        assert!(
-            output.status.success(),
-            "sqfs2tar {} failed ({}): {}",
-            image.display(),
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        );
-        tree
-    }
-}
-
-/// Feeds what is written into a hasher.
-struct HashWriter<'a>(&'a mut Sha256);
-
-impl std::io::Write for HashWriter<'_> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.update(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn normalize(path: &[u8]) -> String {
-    let text = String::from_utf8_lossy(path);
-    let text = text.trim_start_matches("./").trim_end_matches('/');
-    if text == "." {
-        String::new()
-    } else {
-        text.to_owned()
-    }
-}
-
-/// The squashfs image holds what the tar holds: every entry with its type, mode, owner,
-/// mtime, xattrs, link target and contents, and the same hard-link groups. Directories the
-/// tar does not list (parents it implies) may be added, as `0755 root:root`. Returns the
-/// image's tree for further checks.
-pub fn assert_squashfs_matches_tar(squashfs: &Path, tar: &Path) -> Tree {
-    let actual = Tree::from_squashfs(squashfs);
-    let differences = differences(&Tree::from_tar_file(tar), &actual);
-    assert!(
-        differences.is_empty(),
-        "{} differs from {} in {} ways:\n{}",
-        squashfs.display(),
-        tar.display(),
-        differences.len(),
-        differences.join("\n")
-    );
-    actual
-}
-
-/// How `actual` (a squashfs read back) differs from `expected` (the tar it was made from),
-/// one line per path (`<path>: …`), and `hard links: …` if the groups differ.
-pub fn differences(expected: &Tree, actual: &Tree) -> Vec<String> {
-    let mut differences = Vec::new();
-    for (path, node) in &expected.nodes {
-        match actual.nodes.get(path) {
-            None => differences.push(format!("{path}: missing")),
-            Some(got) if got != node => {
-                differences.push(format!("{path}: expected {node:?}, got {got:?}"))
-            }
-            Some(_) => {}
-        }
-    }
-    for (path, node) in &actual.nodes {
-        if expected.nodes.contains_key(path) {
-            continue;
-        }
-        let prefix = format!("{path}/");
-        let implied = expected.nodes.keys().any(|name| name.starts_with(&prefix));
-        let implied_dir =
-            node.kind == Kind::Dir && node.mode == 0o755 && node.uid == 0 && node.gid == 0;
-        if !(implied && implied_dir) {
-            differences.push(format!("{path}: not in the tar: {node:?}"));
-        }
-    }
-    if actual.hard_links != expected.hard_links {
-        differences.push(format!(
-            "hard links: expected {:?}, got {:?}",
-            expected.hard_links, actual.hard_links
-        ));
-    }
-    differences
-}
+pub use crate::tree::{assert_squashfs_matches_tar, differences, Bytes, Kind, Node, Tree};
