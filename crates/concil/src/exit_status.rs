@@ -45,7 +45,7 @@ pub const SIGNATURE_INVALID: u8 = 12;
 pub const WRONG_IMAGE: u8 = 13;
 /// Content trust: the trusted signature names another repository (`cosign_check_identity`).
 pub const WRONG_REPOSITORY: u8 = 14;
-/// Content trust: a key file, trusted root or `trust_pinning` material is unusable.
+/// Content trust: a key file, the trusted root or a `trust_pinning` CA file is unusable.
 pub const TRUST_MATERIAL_UNUSABLE: u8 = 15;
 /// Keyless cosign: signed by another identity than the configured one.
 pub const IDENTITY_MISMATCH: u8 = 16;
@@ -81,7 +81,7 @@ pub const TABLE: [(u8, &str); 24] = [
     (SIGNATURE_INVALID, "no signature verifies"),
     (WRONG_IMAGE, "the signature is for another image (or the manifest is not what Notary signed)"),
     (WRONG_REPOSITORY, "the signature names another repository"),
-    (TRUST_MATERIAL_UNUSABLE, "a key file, the trusted root or trust_pinning is unusable"),
+    (TRUST_MATERIAL_UNUSABLE, "a key file, the trusted root or a trust_pinning CA file is unusable"),
     (IDENTITY_MISMATCH, "keyless: signed by another identity"),
     (CERTIFICATE_UNTRUSTED, "keyless: no certificate from a trusted CA"),
     (NO_TRANSPARENCY_LOG_ENTRY, "keyless: no valid transparency-log entry"),

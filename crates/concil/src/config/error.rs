@@ -76,7 +76,7 @@ pub enum ConfigError {
     InvalidTrustPinning {
         /// The file.
         path: PathBuf,
-        /// The value's path in the file (`trust_pinning.certs.registry.example/app`).
+        /// The value's path in the file (`trust_pinning.certs["registry.example/app"]`).
         key: String,
         /// What it must be instead.
         reason: String,

@@ -55,7 +55,7 @@ impl TrustPinning {
                             })
                             .ok_or_else(|| {
                                 invalid(
-                                    &format!(".certs.{gun}"),
+                                    &format!(".certs[{gun:?}]"),
                                     "must be a list of root certificate key IDs",
                                 )
                             })?;
@@ -65,7 +65,10 @@ impl TrustPinning {
                 ("ca", Value::Object(cas)) => {
                     for (prefix, file) in cas {
                         let file = file.as_str().ok_or_else(|| {
-                            invalid(&format!(".ca.{prefix}"), "must be the path of a PEM file")
+                            invalid(
+                                &format!(".ca[{prefix:?}]"),
+                                "must be the path of a PEM file",
+                            )
                         })?;
                         pinning.ca.insert(prefix.clone(), PathBuf::from(file));
                     }

@@ -789,7 +789,7 @@ fn malformed_trust_pinning_names_the_key() {
     for (bad, key) in [
         (
             r#"{"trust_pinning": {"certs": {"a/b": "not a list"}}}"#,
-            "trust_pinning.certs.a/b",
+            r#"trust_pinning.certs["a/b"]"#,
         ),
         (
             r#"{"trust_pinning": {"disable_tofu": "yes"}}"#,
@@ -798,7 +798,7 @@ fn malformed_trust_pinning_names_the_key() {
         (r#"{"trust_pinning": {"cert": {}}}"#, "trust_pinning.cert"),
         (
             r#"{"trust_pinning": {"ca": {"a/": 3}}}"#,
-            "trust_pinning.ca.a/",
+            r#"trust_pinning.ca["a/"]"#,
         ),
         (r#"{"trust_pinning": []}"#, "trust_pinning"),
     ] {
