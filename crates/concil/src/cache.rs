@@ -34,7 +34,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, Metadata, OpenOptions};
 use std::io::{self, Read};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -51,6 +51,9 @@ const LAYERS_DIR: &str = "layers";
 const TMP_DIR: &str = "tmp";
 /// One lock file per digest.
 const LOCKS_DIR: &str = "locks";
+
+/// The mode of the directories the cache creates (before the umask).
+const CACHE_DIR_MODE: u32 = 0o755;
 
 /// concil 1.0's working files beside its entries: `<digest>.out` (the download, which is also
 /// its lock) and `<digest>.sq` (tar2sqfs output, left behind when a conversion failed).
@@ -257,10 +260,16 @@ impl Cache {
             path: dir.to_owned(),
             source,
         })?;
-        fs::create_dir_all(&absolute).map_err(|source| CacheError::CreateDir {
-            path: absolute.clone(),
-            source,
-        })?;
+        // 0755, whatever the umask adds: a group-writable directory would be refused below
+        // (users with umask 002 would otherwise be refused their own new cache).
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(CACHE_DIR_MODE)
+            .create(&absolute)
+            .map_err(|source| CacheError::CreateDir {
+                path: absolute.clone(),
+                source,
+            })?;
         let root = fs::canonicalize(&absolute).map_err(|source| CacheError::Read {
             path: absolute.clone(),
             source,
@@ -268,7 +277,7 @@ impl Cache {
         check_directory(&root)?;
         for sub in [MANIFEST_DIR, CONFIG_DIR, LAYERS_DIR, TMP_DIR, LOCKS_DIR] {
             let path = root.join(sub);
-            match fs::create_dir(&path) {
+            match fs::DirBuilder::new().mode(CACHE_DIR_MODE).create(&path) {
                 Ok(()) => {}
                 Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {}
                 Err(source) => return Err(CacheError::CreateDir { path, source }),
@@ -1181,6 +1190,24 @@ mod tests {
         assert_eq!(cache.layer_by_blob(&digest(0x12)).unwrap(), None);
         assert_eq!(names_in(&layers), [diff_id, blob]);
         assert!(names_in(&cache.root().join(TMP_DIR)).is_empty());
+    }
+
+    #[test]
+    fn a_new_cache_is_not_group_writable_whatever_the_umask() {
+        let dir = tempfile::tempdir().unwrap();
+        // The umask is the process's: set and restored at once. Other tests running meanwhile
+        // assert nothing about the modes of what they create.
+        let previous = rustix::process::umask(Mode::from_bits_truncate(0o002));
+        let opened = Cache::open(dir.path().join("shared/cache"));
+        rustix::process::umask(previous);
+        let cache = opened.unwrap();
+        for sub in ["", MANIFEST_DIR, LAYERS_DIR, TMP_DIR] {
+            let mode = fs::metadata(cache.root().join(sub))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o755, "{sub}");
+        }
     }
 
     #[test]
