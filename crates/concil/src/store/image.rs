@@ -7,7 +7,7 @@ use std::sync::Mutex;
 
 use serde::Deserialize;
 
-use super::layer::{descriptor_digest, LayerBlob};
+use super::layer::{descriptor_digest, LayerBlob, Pass};
 use super::{
     ImageConfig, Platform, PulledImage, PulledLayer, ResolvedManifest, Store, StoreError,
     Verification, MAX_CONFIG_SIZE, MAX_INDEX_DEPTH,
@@ -103,7 +103,7 @@ impl ImagePull<'_> {
 
     fn pull_layer(&self, layer: &LayerBlob, diff_id: &Digest) -> Result<PathBuf, StoreError> {
         let digest = &layer.digest;
-        if let Some(path) = self.cached_layer(layer, diff_id)? {
+        if let Some(path) = layer.cached(&self.store.cache, diff_id)? {
             tracing::debug!(layer = %digest, "layer in the cache");
             self.store.progress.layer_done(digest, true);
             return Ok(path);
@@ -111,13 +111,19 @@ impl ImagePull<'_> {
         tracing::debug!(layer = %digest, "waiting for the blob's lock");
         let _lock = self.store.cache.lock(digest)?;
         // Another process may have finished it while we waited for the lock.
-        if let Some(path) = self.cached_layer(layer, diff_id)? {
+        if let Some(path) = layer.cached(&self.store.cache, diff_id)? {
             self.store.progress.layer_done(digest, true);
             return Ok(path);
         }
         self.store.progress.layer_started(digest, layer.size);
         let started = std::time::Instant::now();
-        let path = self.download_layer(layer, diff_id)?;
+        let pass = Pass {
+            cache: &self.store.cache,
+            client: &self.client,
+            convert: &self.store.convert,
+            progress: &*self.store.progress,
+        };
+        let path = layer.download(&pass, diff_id)?;
         tracing::info!(layer = %digest, bytes = layer.size, seconds = started.elapsed().as_secs_f64(), "layer downloaded and converted");
         self.store.progress.layer_done(digest, false);
         Ok(path)

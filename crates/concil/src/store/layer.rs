@@ -7,12 +7,21 @@ use std::path::PathBuf;
 
 use tarsquash::decode::Compression;
 
-use super::image::ImagePull;
 use super::{Progress, StoreError, ENCRYPTED_SQUASHFS_LAYER, SQUASHFS_LAYER};
+use crate::cache::Cache;
 use crate::digest::{Digest, DigestReader};
-use crate::registry::Descriptor;
+use crate::registry::{Client, Descriptor};
 
-impl ImagePull<'_> {
+/// What one layer's pass uses of the store: its cache, the repository's client, the
+/// conversion settings and the progress reporter.
+pub(super) struct Pass<'a> {
+    pub(super) cache: &'a Cache,
+    pub(super) client: &'a Client,
+    pub(super) convert: &'a tarsquash::Options,
+    pub(super) progress: &'a dyn Progress,
+}
+
+impl LayerBlob {
     /// The layer from the cache.
     ///
     /// A squashfs layer is its blob: `layers/<blob>` as a file. A tar layer is found through
@@ -21,36 +30,35 @@ impl ImagePull<'_> {
     /// `layers/<blob>` states what the blob's bytes hash to once uncompressed, and only a
     /// download of those bytes may say so (a manifest's word would let one image repoint
     /// another image's blob).
-    pub(super) fn cached_layer(
+    pub(super) fn cached(
         &self,
-        layer: &LayerBlob,
+        cache: &Cache,
         diff_id: &Digest,
     ) -> Result<Option<PathBuf>, StoreError> {
-        let by_blob = self.store.cache.layer_by_blob(&layer.digest)?;
-        match layer.kind {
+        let by_blob = cache.layer_by_blob(&self.digest)?;
+        match self.kind {
             LayerKind::Squashfs => Ok(by_blob
-                .filter(|cached| cached.diff_id == layer.digest)
+                .filter(|cached| cached.diff_id == self.digest)
                 .map(|layer| layer.path)),
             LayerKind::Tar(_) => match by_blob {
                 Some(cached) if cached.diff_id == *diff_id => Ok(Some(cached.path)),
-                _ => Ok(self.store.cache.layer_by_diff_id(diff_id)?),
+                _ => Ok(cache.layer_by_diff_id(diff_id)?),
             },
         }
     }
 
-    pub(super) fn download_layer(
+    /// Downloads the blob and stores it (converted, for a tar layer) in `pass.cache`: one
+    /// streaming pass, committed only when its size, digest and diff_id all check out.
+    pub(super) fn download(
         &self,
-        layer: &LayerBlob,
+        pass: &Pass<'_>,
         diff_id: &Digest,
     ) -> Result<PathBuf, StoreError> {
+        let layer = self;
         let digest = &layer.digest;
-        let mut blob = VerifyingReader::new(
-            self.client.blob(digest)?,
-            layer.size,
-            digest,
-            &*self.store.progress,
-        );
-        let mut ingest = self.store.cache.ingest()?;
+        let mut blob =
+            VerifyingReader::new(pass.client.blob(digest)?, layer.size, digest, pass.progress);
+        let mut ingest = pass.cache.ingest()?;
         let written_diff_id = match layer.kind {
             LayerKind::Squashfs => {
                 io::copy(&mut blob, ingest.file())
@@ -73,7 +81,7 @@ impl ImagePull<'_> {
                         source,
                     })?;
                 let mut tar = compression.decoder(&mut blob);
-                let converted = tarsquash::convert(&mut tar, out, &self.store.convert);
+                let converted = tarsquash::convert(&mut tar, out, pass.convert);
                 drop(tar);
                 match converted {
                     Ok(conversion) => conversion.diff_id,
