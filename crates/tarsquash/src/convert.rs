@@ -88,6 +88,7 @@ pub struct Conversion {
 
 /// Errors of a conversion. Entries are named by their path as the tar lists it.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     #[error(transparent)]
     Image(#[from] ImageError),

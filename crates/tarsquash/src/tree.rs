@@ -35,6 +35,7 @@ use crate::file_data::FileData;
 /// path as the tar lists it; a conversion reports each as its own error's variant of the same
 /// name, with the same message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum TreeError {
     #[error("tar entry {entry:?}: {reason}")]
     InvalidPath { entry: String, reason: &'static str },

@@ -214,6 +214,7 @@ pub enum TrustError {
 
 /// Why keyless signatures cannot be accepted for a repository.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum KeylessGap {
     /// No `cosign_trusted_root`.
     NoTrustedRoot,
@@ -256,6 +257,7 @@ impl<T: std::fmt::Display> std::fmt::Display for DisplayList<'_, T> {
 /// Why one signature did not make the image trusted. `blob` is the digest of the signature
 /// layer (simple signing) or of the bundle.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SignatureRejection {
     /// A signature manifest (the `.sig` tag or a bundle's) that cannot hold a signature.
     #[error("signature manifest {manifest}: {reason}")]

@@ -48,6 +48,7 @@ pub(super) const OID_SHA512_WITH_RSA: ObjectIdentifier =
 
 /// Why a file does not hold a usable public key. Never repeats key material.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum KeyProblem {
     /// Not PEM at all.
     #[error("not a PEM file: {0}")]

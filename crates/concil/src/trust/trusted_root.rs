@@ -20,6 +20,7 @@ const MAX_TRUSTED_ROOT_SIZE: u64 = 4 * 1024 * 1024;
 
 /// Why a `trusted_root.json` cannot be used.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum TrustedRootProblem {
     /// The file cannot be read.
     #[error("cannot read it")]

@@ -75,6 +75,7 @@ impl Default for ImageOptions {
 
 /// Errors of the image writer.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ImageError {
     #[error("block size {0} is not a power of two from 4096 to 1048576")]
     BlockSize(u32),
