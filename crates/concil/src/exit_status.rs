@@ -147,7 +147,9 @@ fn of_store(error: &StoreError) -> u8 {
         | StoreError::BlobDigestMismatch { .. }
         | StoreError::DiffIdMismatch { .. }
         | StoreError::Convert { .. }
-        | StoreError::LayerLimit { .. } => CONTENT_INVALID,
+        | StoreError::LayerLimit { .. }
+        | StoreError::LayerTooLarge { .. }
+        | StoreError::SquashfsLayerIsTar { .. } => CONTENT_INVALID,
         StoreError::WorkerPanicked => FAILURE,
     }
 }

@@ -724,3 +724,80 @@ fn layer_limits_bound_hostile_layers() -> TestResult {
     home.pull_json(&many_image, &[]);
     Ok(())
 }
+
+/// A tar listed as a squashfs-typed layer would be stored under its digest, which is also the
+/// name of the squashfs file of the same bytes as an uncompressed tar layer: refused, so the
+/// image that really has that tar layer still gets its conversion. A squashfs-typed layer is
+/// bounded by `layer_max_size` too, before anything is fetched.
+#[test]
+fn a_tar_cannot_pose_as_a_squashfs_layer() -> TestResult {
+    const TAR_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar";
+    let registry = Registry::plain();
+    let dir = tempfile::tempdir()?;
+    std::fs::write(dir.path().join("hello.txt"), "uncompressed\n")?;
+    let tar = run(Command::new("tar")
+        .args(["--owner=0", "--group=0", "-cf", "-", "-C"])
+        .arg(dir.path())
+        .arg("hello.txt"));
+    assert!(tar.status.success(), "tar");
+    let tar = tar.stdout;
+    let diff_id = sha256_digest(&tar);
+    let posing = push_image(
+        &registry,
+        "attacker/posing",
+        "v1",
+        &[Layer {
+            blob: &tar,
+            media_type: SQUASHFS_LAYER,
+            diff_id: &diff_id,
+        }],
+    );
+    let victim = push_image(
+        &registry,
+        "victim/plain",
+        "v1",
+        &[Layer {
+            blob: &tar,
+            media_type: TAR_LAYER,
+            diff_id: &diff_id,
+        }],
+    );
+    let mut config = config_for(&registry);
+    let home = ConcilHome::new(config.clone());
+
+    let failure = home.pull_failure(&posing, &[]);
+    assert!(
+        failure.error.contains("typed as squashfs but is a tar"),
+        "{}",
+        failure.error
+    );
+    assert_eq!(
+        failure.code,
+        Some(i32::from(concil::exit_status::CONTENT_INVALID))
+    );
+    home.assert_no_layers();
+    let pulled = home.pull_json(&victim, &[]);
+    assert_eq!(hello_in(&layer_path(&pulled, 0)), "uncompressed\n");
+
+    let evil = squashfs_blob("big\n");
+    let big = push_image(
+        &registry,
+        "attacker/big",
+        "v1",
+        &[Layer {
+            blob: &evil,
+            media_type: SQUASHFS_LAYER,
+            diff_id: &sha256_digest(&evil),
+        }],
+    );
+    config["layer_max_size"] = json!(100);
+    home.rewrite_config(config);
+    let failure = home.pull_failure(&big, &[]);
+    assert!(
+        failure.error.contains("more than layer_max_size = 100"),
+        "{}",
+        failure.error
+    );
+    assert_eq!(registry.count_blob_fetches(&sha256_digest(&evil)), 0);
+    Ok(())
+}

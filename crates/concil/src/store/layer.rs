@@ -56,6 +56,16 @@ impl LayerBlob {
     ) -> Result<PathBuf, StoreError> {
         let layer = self;
         let digest = &layer.digest;
+        // A layer stored as it is must stay within the configured size too: the descriptor's
+        // size is the manifest's word, not a limit.
+        let max_size = pass.convert.limits.max_tar_bytes;
+        if matches!(layer.kind, LayerKind::Squashfs) && layer.size > max_size {
+            return Err(StoreError::LayerTooLarge {
+                digest: digest.clone(),
+                size: layer.size,
+                limit: max_size,
+            });
+        }
         let mut blob =
             VerifyingReader::new(pass.client.blob(digest)?, layer.size, digest, pass.progress);
         let mut ingest = pass.cache.ingest()?;
@@ -65,6 +75,20 @@ impl LayerBlob {
                     .map_err(|source| blob.copy_error(source, ingest.path()))?;
                 blob.drain()?;
                 blob.finish()?;
+                // The same bytes may be another image's uncompressed tar layer, whose squashfs
+                // file has this very name (blob == diff_id): a tar is never stored as a
+                // squashfs layer, so it cannot stand in for that conversion.
+                if starts_with_tar_header(ingest.file()).map_err(|source| {
+                    StoreError::WriteLayer {
+                        digest: digest.clone(),
+                        path: ingest.path().to_owned(),
+                        source,
+                    }
+                })? {
+                    return Err(StoreError::SquashfsLayerIsTar {
+                        digest: digest.clone(),
+                    });
+                }
                 // Stored as it is under the name its bytes hashed to, as concil 1.0 does. The
                 // config's diff_id names nothing here: it was never checked against the
                 // bytes, and as a file name it would let this image stand in for any layer
@@ -298,4 +322,40 @@ fn conversion_error(digest: &Digest, source: tarsquash::Error) -> StoreError {
             source,
         },
     }
+}
+
+/// Whether `file` starts with a tar header whose checksum is right (a ustar or old-style
+/// header: the sum of its 512 bytes, the checksum field counted as spaces, written in octal at
+/// bytes 148..156). A squashfs image never does by chance.
+fn starts_with_tar_header(file: &mut std::fs::File) -> io::Result<bool> {
+    use std::io::Seek as _;
+    let mut header = [0u8; 512];
+    file.seek(io::SeekFrom::Start(0))?;
+    let read = file.read(&mut header)?;
+    file.seek(io::SeekFrom::End(0))?;
+    if read < header.len() {
+        return Ok(false);
+    }
+    let field = &header[148..156];
+    let digits: String = field
+        .iter()
+        .map(|&b| b as char)
+        .take_while(|c| c.is_digit(8) || *c == ' ')
+        .filter(|c| *c != ' ')
+        .collect();
+    let Ok(written) = u32::from_str_radix(&digits, 8) else {
+        return Ok(false);
+    };
+    let sum: u32 = header
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| {
+            if (148..156).contains(&i) {
+                u32::from(b' ')
+            } else {
+                u32::from(b)
+            }
+        })
+        .sum();
+    Ok(sum == written)
 }

@@ -330,6 +330,24 @@ pub enum StoreError {
         /// Where the converter stopped.
         source: tarsquash::Error,
     },
+    /// A layer stored as it is (squashfs-typed) whose declared size exceeds
+    /// `layer_max_size`; refused before any byte is read.
+    #[error("layer {digest} is {size} bytes, more than layer_max_size = {limit}")]
+    LayerTooLarge {
+        /// The blob's digest as the manifest gives it.
+        digest: Digest,
+        /// Its size as the manifest declares it.
+        size: u64,
+        /// The configured limit.
+        limit: u64,
+    },
+    /// A squashfs-typed layer whose bytes are a tar: stored under its digest it would stand
+    /// in for the squashfs file of the uncompressed tar layer of that digest.
+    #[error("layer {digest} is typed as squashfs but is a tar")]
+    SquashfsLayerIsTar {
+        /// The blob's digest as the manifest gives it.
+        digest: Digest,
+    },
     /// Writing the layer's working file in the cache failed.
     #[error("layer {digest}: writing {path}")]
     WriteLayer {
