@@ -170,11 +170,34 @@ fn init_logging(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("CONCIL_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    // Log lines carry outside text (a registry's platform names, errors): escaped like the
+    // error line, so no colours (their escape sequences would be escaped too).
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(|| EscapedStderr)
+        .with_ansi(false)
         .init();
+}
+
+/// Standard error for log lines: each line's control characters escaped (its final newline
+/// kept), so a value from outside can neither drive the terminal nor forge a line.
+struct EscapedStderr;
+
+impl Write for EscapedStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        let (line, newline) = match text.strip_suffix('\n') {
+            Some(line) => (line, "\n"),
+            None => (&*text, ""),
+        };
+        let mut stderr = std::io::stderr().lock();
+        write!(stderr, "{}{newline}", escape_control_characters(line))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;

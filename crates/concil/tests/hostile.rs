@@ -801,3 +801,50 @@ fn a_tar_cannot_pose_as_a_squashfs_layer() -> TestResult {
     assert_eq!(registry.count_blob_fetches(&sha256_digest(&evil)), 0);
     Ok(())
 }
+
+/// Outside text in a warning (the platform an image's config claims) is escaped in the log too.
+#[test]
+fn registry_text_in_warnings_is_escaped() -> TestResult {
+    let (blob, diff_id) = hello_layer("warned\n");
+    let config = serde_json::to_vec(&json!({
+        "architecture": "amd64", "os": "linux\r\nerror: forged\u{1b}[2J\u{202e}",
+        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+    }))?;
+    let (config_digest, blob_digest) = (sha256_digest(&config), sha256_digest(&blob));
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2, "mediaType": DOCKER_MANIFEST,
+        "config": {"mediaType": DOCKER_CONFIG, "size": config.len(), "digest": config_digest},
+        "layers": [{"mediaType": GZIP_LAYER, "size": blob.len(), "digest": blob_digest}],
+    }))?;
+    let server = hostile_registry(vec![
+        (
+            format!("/v2/warn/app/blobs/{config_digest}"),
+            "application/octet-stream",
+            config,
+        ),
+        (
+            format!("/v2/warn/app/blobs/{blob_digest}"),
+            "application/octet-stream",
+            blob,
+        ),
+        (
+            "/v2/warn/app/manifests/v1".to_owned(),
+            DOCKER_MANIFEST,
+            manifest,
+        ),
+    ]);
+    let (home, host) = home_for(&server);
+    let output = run(&mut home.pull_command(&format!("docker://{host}/warn/app:v1"), &[]));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("forged"), "the warning is shown: {stderr}");
+    assert!(
+        !stderr.lines().any(|line| line.starts_with("error")),
+        "{stderr:?}"
+    );
+    assert!(
+        !stderr.contains('\u{1b}') && !stderr.contains('\u{202e}'),
+        "{stderr:?}"
+    );
+    Ok(())
+}
