@@ -352,6 +352,7 @@ impl Cache {
         // Not followed: a squashfs file is never a symlink, and one planted here may point
         // anywhere outside the cache.
         match fs::symlink_metadata(&path) {
+            Ok(metadata) if metadata.is_file() && !made_by_us(&metadata, &path) => Ok(None),
             Ok(metadata) if metadata.is_file() => {
                 touch(&path);
                 Ok(Some(path))
@@ -377,6 +378,9 @@ impl Cache {
             Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(source) => return Err(CacheError::Read { path, source }),
         };
+        if !made_by_us(&metadata, &path) {
+            return Ok(None);
+        }
         if metadata.is_file() {
             touch(&path);
             return Ok(Some(CachedLayer {
@@ -458,15 +462,15 @@ impl Cache {
             }
             Err(source) => return Err(CacheError::Read { path, source }),
         };
-        let is_file = file
-            .metadata()
-            .map_err(|source| CacheError::Read {
-                path: path.clone(),
-                source,
-            })?
-            .is_file();
-        if !is_file {
+        let metadata = file.metadata().map_err(|source| CacheError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        if !metadata.is_file() {
             return Err(CacheError::NotAFile { path });
+        }
+        if !made_by_us(&metadata, &path) {
+            return Ok(None);
         }
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)
@@ -914,6 +918,18 @@ fn read_digest_link(path: &Path) -> Result<Option<Digest>, CacheError> {
             Ok(None)
         }
     }
+}
+
+/// Whether a cache entry was written by this user (or root). In a sticky directory shared on
+/// purpose another user can still create names; such an entry counts as absent, so nobody
+/// else's bytes are ever taken for ours.
+fn made_by_us(metadata: &Metadata, path: &Path) -> bool {
+    let uid = metadata.uid();
+    let ours = uid == 0 || uid == rustix::process::geteuid().as_raw();
+    if !ours {
+        tracing::warn!(path = %path.display(), uid, "ignoring a cache entry of another user");
+    }
+    ours
 }
 
 /// Refuses a directory that someone else could change: see [`Cache::open`].

@@ -848,3 +848,24 @@ fn registry_text_in_warnings_is_escaped() -> TestResult {
     );
     Ok(())
 }
+
+/// An entry another user planted (possible in a sticky directory shared on purpose) is not
+/// taken for ours: the layer is downloaded and converted again.
+#[test]
+fn another_users_entry_is_not_used() -> TestResult {
+    let registry = Registry::plain();
+    let (blob, diff_id) = hello_layer("mine\n");
+    let image = push_gzip_image(&registry, "shared/app", &blob, &diff_id);
+    let home = ConcilHome::new(config_for(&registry));
+    home.clean(Duration::from_secs(86_400)); // creates the cache directories
+    let planted = home.cache_dir().join("layers").join(&diff_id);
+    std::fs::write(&planted, squashfs_blob("planted\n"))?;
+    // The tests run as root (CI); another user owns the planted file.
+    std::os::unix::fs::chown(&planted, Some(65534), Some(65534))?;
+
+    let pulled = home.pull_json(&image, &[]);
+
+    assert_eq!(hello_in(&layer_path(&pulled, 0)), "mine\n");
+    assert_eq!(registry.count_blob_fetches(&sha256_digest(&blob)), 1);
+    Ok(())
+}
