@@ -838,6 +838,20 @@ impl NewEntry<'_> {
         }
     }
 
+    /// Counts a sparse entry's holes (`holes` zero bytes it expands to beyond its data)
+    /// against the layer's byte limit: the image holds them as data, and a few bytes of tar
+    /// can declare a file of 2^64 bytes.
+    fn expand(&self, probe: &InputProbe, holes: u64) -> Result<(), Error> {
+        if probe.expand(holes) {
+            Ok(())
+        } else {
+            Err(Error::TarTooLarge {
+                limit: probe.max_bytes(),
+                entry: Some(self.name.to_owned()),
+            })
+        }
+    }
+
     /// Streams the file's content into the image.
     fn add_file_data<R: Read>(
         &self,
@@ -851,14 +865,28 @@ impl NewEntry<'_> {
         };
         let written = match &self.sparse {
             None => {
+                // Old-GNU sparse files come expanded from the `tar` crate: their holes never
+                // pass through the input's count. Bound the file by what the limit leaves, and
+                // count the bytes it had beyond what it read.
                 let size = data.expected;
-                writer.add_file_data(data, size)
+                if size > probe.remaining_bytes() {
+                    return Err(Error::TarTooLarge {
+                        limit: probe.max_bytes(),
+                        entry: Some(self.name.to_owned()),
+                    });
+                }
+                let before = probe.consumed();
+                let written = writer.add_file_data(data, size);
+                let read = probe.consumed().saturating_sub(before);
+                self.expand(probe, size.saturating_sub(read))?;
+                written
             }
             Some(PaxSparse::Map(map)) => {
                 if map.stored_size() != data.expected {
                     return Err(sparse_error("the chunks do not add up to the entry's size"));
                 }
                 let real_size = map.real_size();
+                self.expand(probe, real_size.saturating_sub(map.stored_size()))?;
                 writer.add_file_data(&mut map.clone().reader(&mut *data), real_size)
             }
             Some(PaxSparse::MapInData { real_size }) => {
@@ -874,6 +902,7 @@ impl NewEntry<'_> {
                 if map_size.checked_add(map.stored_size()) != Some(data.expected) {
                     return Err(sparse_error("the chunks do not add up to the entry's size"));
                 }
+                self.expand(probe, real_size.saturating_sub(map.stored_size()))?;
                 writer.add_file_data(&mut map.reader(&mut *data), *real_size)
             }
         };

@@ -24,6 +24,9 @@ pub(crate) const MAX_ENTRY_HEADER_BYTES: u64 = 1 << 20;
 pub(crate) struct InputProbe {
     /// Bytes read from the source so far.
     consumed: Cell<u64>,
+    /// Zero bytes that sparse entries add beyond what the source holds (their holes): counted
+    /// with `consumed` against `max_bytes`, since the image holds them as data.
+    expanded: Cell<u64>,
     /// Most bytes the source may give ([`Limits::max_tar_bytes`](crate::Limits)).
     max_bytes: u64,
     /// The source had more than `max_bytes`.
@@ -42,6 +45,7 @@ impl InputProbe {
     pub(crate) fn new(max_bytes: u64) -> Self {
         InputProbe {
             consumed: Cell::new(0),
+            expanded: Cell::new(0),
             max_bytes,
             tar_too_large: Cell::new(false),
             source_failed: Cell::new(false),
@@ -53,6 +57,25 @@ impl InputProbe {
 
     pub(crate) fn max_bytes(&self) -> u64 {
         self.max_bytes
+    }
+
+    /// Counts `holes` more bytes of sparse entries; `false` (and the probe marks the tar too
+    /// large) when they take the layer past `max_bytes`.
+    pub(crate) fn expand(&self, holes: u64) -> bool {
+        let expanded = self.expanded.get().saturating_add(holes);
+        self.expanded.set(expanded);
+        let within = expanded.saturating_add(self.consumed.get()) <= self.max_bytes;
+        if !within {
+            self.tar_too_large.set(true);
+        }
+        within
+    }
+
+    /// Bytes the limit still allows: `max_bytes` less what was read and expanded.
+    pub(crate) fn remaining_bytes(&self) -> u64 {
+        self.max_bytes
+            .saturating_sub(self.consumed.get())
+            .saturating_sub(self.expanded.get())
     }
 
     pub(crate) fn tar_too_large(&self) -> bool {

@@ -380,3 +380,38 @@ fn default_limits_are_generous() {
     assert_eq!(limits.max_tar_bytes, 256 << 30);
     assert_eq!(limits.max_entries, 20_000_000);
 }
+
+/// A sparse file's holes count against the byte limit (the image holds them as data): GNU
+/// tar's sparse formats, old GNU and PAX 1.0, of a 64 MiB file with one byte of data, fail
+/// with a 16 MiB limit and convert with 65 MiB.
+#[test]
+fn sparse_holes_count_against_the_byte_limit() {
+    let dir = staging_dir();
+    let root = dir.path().join("root");
+    std::fs::create_dir(&root).expect("root");
+    let file = std::fs::File::create(root.join("holes")).expect("sparse file");
+    file.set_len(64 << 20).expect("64 MiB of hole");
+    (&file).write_all(b"x").expect("one byte of data");
+    for format in ["gnu", "posix"] {
+        let tar = std::process::Command::new("tar")
+            .args(["--sparse", &format!("--format={format}"), "-cf", "-", "-C"])
+            .arg(&root)
+            .arg("holes")
+            .output()
+            .expect("run tar");
+        assert!(tar.status.success(), "tar --format={format}");
+        assert!(
+            tar.stdout.len() < 1 << 20,
+            "{format}: {} bytes of tar",
+            tar.stdout.len()
+        );
+        let error = convert_limited(&mut tar.stdout.as_slice(), bytes_limit(16 << 20))
+            .expect_err("64 MiB of holes over a 16 MiB limit");
+        assert!(
+            matches!(&error, Error::TarTooLarge { limit, .. } if *limit == 16 << 20),
+            "{format}: {error}"
+        );
+        convert_limited(&mut tar.stdout.as_slice(), bytes_limit(65 << 20))
+            .unwrap_or_else(|error| panic!("{format} within the limit: {error}"));
+    }
+}
