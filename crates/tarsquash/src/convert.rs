@@ -869,17 +869,21 @@ impl NewEntry<'_> {
                 // pass through the input's count. Bound the file by what the limit leaves, and
                 // count the bytes it had beyond what it read.
                 let size = data.expected;
-                if size > probe.remaining_bytes() {
-                    return Err(Error::TarTooLarge {
-                        limit: probe.max_bytes(),
-                        entry: Some(self.name.to_owned()),
-                    });
+                if self.type_flag != b'S' {
+                    writer.add_file_data(data, size)
+                } else {
+                    if size > probe.remaining_bytes() {
+                        return Err(Error::TarTooLarge {
+                            limit: probe.max_bytes(),
+                            entry: Some(self.name.to_owned()),
+                        });
+                    }
+                    let before = probe.consumed();
+                    let written = writer.add_file_data(data, size);
+                    let read = probe.consumed().saturating_sub(before);
+                    self.expand(probe, size.saturating_sub(read))?;
+                    written
                 }
-                let before = probe.consumed();
-                let written = writer.add_file_data(data, size);
-                let read = probe.consumed().saturating_sub(before);
-                self.expand(probe, size.saturating_sub(read))?;
-                written
             }
             Some(PaxSparse::Map(map)) => {
                 if map.stored_size() != data.expected {
