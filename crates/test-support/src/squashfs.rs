@@ -73,13 +73,25 @@ impl Mount {
 
 impl Drop for Mount {
     fn drop(&mut self) {
-        let mut umount = Command::new("umount");
-        if self.lazy {
-            umount.arg("-l");
-        }
-        let status = umount.arg(self.dir.path()).status();
-        if matches!(status, Ok(s) if s.success()) {
-            return;
+        // A strict unmount is retried a few times: the kernel may still hold the loop device
+        // busy for a moment after the last file closed (seen with several suites running).
+        let mut status = None;
+        for attempt in 0..5 {
+            if attempt > 0 {
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+            let mut umount = Command::new("umount");
+            if self.lazy {
+                umount.arg("-l");
+            }
+            let result = umount.arg(self.dir.path()).status();
+            if matches!(result, Ok(s) if s.success()) {
+                return;
+            }
+            status = Some(result);
+            if self.lazy {
+                break;
+            }
         }
         if self.lazy || std::thread::panicking() {
             eprintln!("umount {} failed: {status:?}", self.dir.path().display());
