@@ -250,6 +250,11 @@ impl<R: Read> DigestReader<R> {
     }
 
     /// The inner reader.
+    pub fn get_ref(&self) -> &R {
+        &self.inner
+    }
+
+    /// The inner reader.
     pub fn get_mut(&mut self) -> &mut R {
         &mut self.inner
     }

@@ -157,12 +157,20 @@ fn of_store(error: &StoreError) -> u8 {
 fn of_registry(error: &RegistryError) -> u8 {
     match error {
         RegistryError::InvalidName { .. } | RegistryError::InvalidDigest { .. } => USAGE,
-        RegistryError::InvalidUrl { .. } | RegistryError::CaFile { .. } => CONFIG_INVALID,
+        RegistryError::InvalidUrl { .. }
+        | RegistryError::CaFile { .. }
+        | RegistryError::InvalidProxy { .. } => CONFIG_INVALID,
         RegistryError::Unauthorized { .. } | RegistryError::InsecureRealm { .. } => UNAUTHORIZED,
         RegistryError::NotFound { .. } => NOT_FOUND,
-        RegistryError::Tls { .. } | RegistryError::Connection { .. } => NETWORK,
-        RegistryError::Status { status: 429, .. } => RATE_LIMITED,
-        RegistryError::Status { status, .. } if *status >= 500 => NETWORK,
+        RegistryError::Tls { .. }
+        | RegistryError::Connection { .. }
+        | RegistryError::ProxyRefused { .. }
+        | RegistryError::RangeRefused { .. }
+        | RegistryError::BodyBroken { .. } => NETWORK,
+        RegistryError::RateLimited { .. } | RegistryError::Status { status: 429, .. } => {
+            RATE_LIMITED
+        }
+        RegistryError::Status { status, .. } if *status >= 500 || *status == 408 => NETWORK,
         RegistryError::Status { .. } => FAILURE,
         RegistryError::DigestMismatch { .. }
         | RegistryError::TooLarge { .. }

@@ -384,13 +384,21 @@ impl Progress for Bars {
     }
 
     fn layer_bytes(&self, digest: &Digest, bytes: u64) {
-        if let Some(bar) = self
-            .bars
-            .lock()
-            .ok()
-            .and_then(|bars| bars.get(digest).cloned())
-        {
+        if let Some(bar) = self.bar(digest) {
             bar.inc(bytes);
+        }
+    }
+
+    fn layer_retrying(&self, digest: &Digest, retry: u32, budget: u32) {
+        if let Some(bar) = self.bar(digest) {
+            bar.set_message(format!("retrying ({retry}/{budget})"));
+        }
+    }
+
+    fn layer_restarted(&self, digest: &Digest) {
+        if let Some(bar) = self.bar(digest) {
+            bar.set_position(0);
+            bar.set_message("starting over");
         }
     }
 
@@ -409,6 +417,15 @@ impl Progress for Bars {
             }
             None => {}
         }
+    }
+}
+
+impl Bars {
+    fn bar(&self, digest: &Digest) -> Option<ProgressBar> {
+        self.bars
+            .lock()
+            .ok()
+            .and_then(|bars| bars.get(digest).cloned())
     }
 }
 

@@ -153,23 +153,24 @@ fn blob_corrupted_in_the_middle_is_refused() -> TestResult {
     Ok(())
 }
 
+/// Every answer for the blob breaks off before its first byte: no attempt makes progress, so
+/// the retry budget (2 here) runs out and the pull fails naming the blob and the budget.
 #[test]
-fn blob_cut_short_is_refused() -> TestResult {
-    let faulty = Faulty::start("failures/cut", |size| Fault::CutAfter { bytes: size / 2 })?;
+fn blob_cut_on_every_answer_gives_up_after_the_retries() -> TestResult {
+    let faulty = Faulty::start("failures/cut", |_| Fault::CutAfter { bytes: 0 })?;
+    let mut config: Value = serde_json::from_slice(&std::fs::read(faulty.home.config_path())?)?;
+    config["retries"] = json!(2);
+    faulty.home.rewrite_config(config);
     let layer = &faulty.image.layers[0];
 
-    let error = faulty.home.pull_failure(&faulty.image.reference, &[]).error;
+    let failure = faulty.home.pull_failure(&faulty.image.reference, &[]);
 
+    let error = &failure.error;
     assert!(error.contains(&layer.digest), "names the digest: {error}");
-    assert!(
-        error.contains(&format!(
-            "ended after {} of {} bytes",
-            layer.size / 2,
-            layer.size
-        )),
-        "says how much arrived: {error}"
-    );
-    assert!(faulty.proxy.faulted_responses() >= 1);
+    assert!(error.contains("2 retries without progress"), "says why it gave up: {error}");
+    assert_eq!(failure.code, Some(7), "the network exit status: {error}");
+    // The first answer and two resumes.
+    assert_eq!(faulty.proxy.faulted_responses(), 3, "{error}");
     faulty.home.assert_no_layers();
     Ok(())
 }

@@ -21,6 +21,12 @@ pub struct RemoteServer {
     pub registry: Option<Url>,
     /// Where its Notary server answers (`notary`).
     pub notary: Option<Url>,
+    /// Mirrors tried in order before the registry (`mirrors`); never trusted: what they
+    /// serve is checked exactly as what the registry serves.
+    pub mirrors: Vec<Url>,
+    /// Use the mirrors only for references by digest (`mirror_digest_only`), as
+    /// containers' `registries.conf` can: a tag is then always resolved by the registry.
+    pub mirror_digest_only: bool,
 }
 
 /// Where to reach a registry, and whether the user configured it in `remote_servers`.
@@ -38,20 +44,27 @@ pub(super) fn remote_server(
     server: &str,
     entry: RemoteServerFile,
 ) -> Result<RemoteServer, ConfigError> {
-    let parse = |field: &'static str, url: Option<String>| {
-        url.map(|url| {
-            server_origin(&url).map_err(|problem| ConfigError::InvalidServerUrl {
-                path: path.to_owned(),
-                server: server.to_owned(),
-                field,
-                problem,
-            })
+    let origin = |field: &'static str, url: &str| {
+        server_origin(url).map_err(|problem| ConfigError::InvalidServerUrl {
+            path: path.to_owned(),
+            server: server.to_owned(),
+            field,
+            problem,
         })
-        .transpose()
     };
+    let parse = |field: &'static str, url: Option<String>| {
+        url.map(|url| origin(field, &url)).transpose()
+    };
+    let mirrors = entry
+        .mirrors
+        .iter()
+        .map(|mirror| origin("mirrors", mirror))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(RemoteServer {
         registry: parse("registry", entry.registry)?,
         notary: parse("notary", entry.notary)?,
+        mirrors,
+        mirror_digest_only: entry.mirror_digest_only,
     })
 }
 

@@ -27,6 +27,16 @@ pub(super) struct ConfigFile {
     pub(super) trust_pinning: Option<Value>,
     pub(super) layer_max_size: Option<Value>,
     pub(super) layer_max_entries: Option<u64>,
+    pub(super) retries: Option<u32>,
+    pub(super) timeouts: Option<TimeoutsFile>,
+}
+
+/// `timeouts` as written: seconds (fractions allowed) and bytes per second.
+#[derive(Deserialize, Default)]
+pub(super) struct TimeoutsFile {
+    pub(super) connect: Option<f64>,
+    pub(super) idle: Option<f64>,
+    pub(super) min_rate: Option<u64>,
 }
 
 /// A `cosign_identities` value as written: one of `subject`/`subject_regexp` and one of
@@ -43,6 +53,10 @@ pub(super) struct CosignIdentityFile {
 pub(super) struct RemoteServerFile {
     pub(super) registry: Option<String>,
     pub(super) notary: Option<String>,
+    #[serde(default)]
+    pub(super) mirrors: Vec<String>,
+    #[serde(default)]
+    pub(super) mirror_digest_only: bool,
 }
 
 /// Default `layer_max_size`: far above real layers (the largest in use, CUDA and model images,

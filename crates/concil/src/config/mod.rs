@@ -58,6 +58,32 @@ pub use environment::Environment;
 pub use error::{AuthProblem, ConfigError, UrlProblem};
 pub(crate) use file::read_capped;
 pub use file::{parse_size, DEFAULT_LAYER_MAX_ENTRIES, DEFAULT_LAYER_MAX_SIZE};
+
+/// Default `retries`.
+pub const DEFAULT_RETRIES: u32 = 5;
+
+/// The configuration's `timeouts`. There is no overall timeout: a big layer on a slow link may
+/// take hours, as long as bytes keep coming.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// `connect`: connecting (DNS, TCP, TLS, proxy) may take this long.
+    pub connect: Duration,
+    /// `idle`: no byte for this long (waiting for an answer, or inside a body) is a break.
+    pub idle: Duration,
+    /// `min_rate`: a body slower than this many bytes per second over an `idle` period is
+    /// stalled (a break); 0 turns the check off.
+    pub min_rate: u64,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: Duration::from_secs(30),
+            idle: Duration::from_secs(30),
+            min_rate: 1024,
+        }
+    }
+}
 use file::{read_json, ConfigFile};
 pub use identity::{CosignIdentities, CosignIdentity, IdentityMatch};
 pub use pinning::TrustPinning;
@@ -114,6 +140,11 @@ pub struct Config {
     pub layer_max_size: u64,
     /// `layer_max_entries`: the most tar entries one layer may hold.
     pub layer_max_entries: u64,
+    /// `retries`: how often a failed request, or a blob download that breaks off without
+    /// progress, is tried again.
+    pub retries: u32,
+    /// `timeouts`: connecting, silence, and the slowest body waited for.
+    pub timeouts: Timeouts,
     /// concil's own `auths` (file, then environment pairs), keyed as written.
     auths: RepositoryMap<Credentials>,
     /// Docker's `config.json` auths, keyed by registry name (`docker.io`, `host:port`).
@@ -211,7 +242,27 @@ impl Config {
             })?,
             None => DEFAULT_LAYER_MAX_SIZE,
         };
+        let timeouts_file = file.timeouts.unwrap_or_default();
+        let seconds = |value: Option<f64>, key: &'static str, default: Duration| match value {
+            None => Ok(default),
+            Some(seconds) => Duration::try_from_secs_f64(seconds)
+                .ok()
+                .filter(|duration| !duration.is_zero())
+                .ok_or_else(|| ConfigError::InvalidValue {
+                    path: file_path(),
+                    key,
+                    reason: "must be a positive number of seconds",
+                }),
+        };
+        let defaults = Timeouts::default();
+        let timeouts = Timeouts {
+            connect: seconds(timeouts_file.connect, "timeouts.connect", defaults.connect)?,
+            idle: seconds(timeouts_file.idle, "timeouts.idle", defaults.idle)?,
+            min_rate: timeouts_file.min_rate.unwrap_or(defaults.min_rate),
+        };
         let mut builder = Config::builder(cache_dir)
+            .retries(file.retries.unwrap_or(DEFAULT_RETRIES))
+            .timeouts(timeouts)
             .cache_timeout(cache_timeout)
             .disable_content_trust(file.disable_content_trust.unwrap_or(false))
             .content_trust(file.content_trust.unwrap_or(ContentTrust::Cosign))
@@ -259,6 +310,8 @@ impl Config {
                 trust_pinning: TrustPinning::default(),
                 layer_max_size: DEFAULT_LAYER_MAX_SIZE,
                 layer_max_entries: DEFAULT_LAYER_MAX_ENTRIES,
+                retries: DEFAULT_RETRIES,
+                timeouts: Timeouts::default(),
                 auths: RepositoryMap::default(),
                 docker_auths: BTreeMap::new(),
             },
@@ -285,6 +338,19 @@ impl Config {
             url,
             explicit: false,
         })
+    }
+
+    /// The mirrors configured for `registry` (under `host:port`, else `host`), in the order to
+    /// try them, and whether they serve only references by digest.
+    pub fn registry_mirrors(&self, registry: &str) -> (&[Url], bool) {
+        let host = registry_host(registry);
+        self.remote_servers
+            .get(registry)
+            .filter(|server| !server.mirrors.is_empty())
+            .or_else(|| self.remote_servers.get(host))
+            .map_or((&[], false), |server| {
+                (server.mirrors.as_slice(), server.mirror_digest_only)
+            })
     }
 
     /// The registry's base URL (see [`Config::registry_endpoint`]).
@@ -446,6 +512,18 @@ impl ConfigBuilder {
     /// `layer_max_entries`: the most tar entries one layer may hold.
     pub fn layer_max_entries(mut self, entries: u64) -> Self {
         self.config.layer_max_entries = entries;
+        self
+    }
+
+    /// `retries`: how often a failed request or a broken-off download is tried again.
+    pub fn retries(mut self, retries: u32) -> Self {
+        self.config.retries = retries;
+        self
+    }
+
+    /// `timeouts`: connect, idle, min_rate.
+    pub fn timeouts(mut self, timeouts: Timeouts) -> Self {
+        self.config.timeouts = timeouts;
         self
     }
 

@@ -108,13 +108,15 @@ fn every_key_is_read() {
         Some(&RemoteServer {
             registry: Some(url("http://127.0.0.1:5000/")),
             notary: Some(url("https://127.0.0.1:4444/")),
+            ..RemoteServer::default()
         })
     );
     assert_eq!(
         config.remote_servers.get("example.org"),
         Some(&RemoteServer {
             registry: None,
-            notary: Some(url("https://notary.example.org/"))
+            notary: Some(url("https://notary.example.org/")),
+            ..RemoteServer::default()
         })
     );
     assert_eq!(

@@ -173,6 +173,69 @@ pub enum RegistryError {
         source: ureq::Error,
     },
 
+    /// The registry answered 429 Too Many Requests and asked for a longer pause than a pull
+    /// waits, or kept answering it.
+    #[error(
+        "rate limited by {registry}{}{}",
+        .retry_after.map(|s| format!(": retry after {s} s")).unwrap_or_default(),
+        match (.limit, .remaining) {
+            (None, None) => String::new(),
+            (limit, remaining) => format!(" (limit {}, remaining {})",
+                limit.as_deref().unwrap_or("?"), remaining.as_deref().unwrap_or("?")),
+        }
+    )]
+    RateLimited {
+        /// The `host[:port]` that answered 429.
+        registry: String,
+        /// Its `Retry-After`, in seconds, when it gave one.
+        retry_after: Option<u64>,
+        /// Its `ratelimit-limit` header (Docker Hub: `100;w=21600`), when sent.
+        limit: Option<String>,
+        /// Its `ratelimit-remaining` header, when sent.
+        remaining: Option<String>,
+    },
+
+    /// The HTTP proxy refused the request (407: credentials missing or wrong; or another
+    /// answer to `CONNECT`).
+    #[error("proxy {proxy} refused the request: {reason}")]
+    ProxyRefused {
+        /// `scheme://host:port` of the proxy, without credentials.
+        proxy: String,
+        /// What it answered.
+        reason: String,
+    },
+
+    /// A proxy variable (`HTTPS_PROXY`, …) that does not name a usable proxy. Its value is not
+    /// quoted: it may hold the proxy's password.
+    #[error("proxy variable {variable}: {reason}")]
+    InvalidProxy {
+        /// The environment variable.
+        variable: String,
+        /// What is wrong with its value.
+        reason: &'static str,
+    },
+
+    /// A request for the rest of a blob (`Range: bytes=N-`) that the server answered with
+    /// something else than that rest: the blob must start over.
+    #[error("{url}: cannot resume at byte {offset}: {reason}")]
+    RangeRefused {
+        /// The URL that answered.
+        url: String,
+        /// The byte asked for.
+        offset: u64,
+        /// What it answered instead.
+        reason: String,
+    },
+
+    /// A body (manifest, config, metadata, token) broke off while it was read, on every try.
+    #[error("{url}: reading the response")]
+    BodyBroken {
+        /// The URL whose body broke.
+        url: String,
+        /// The read error.
+        source: std::io::Error,
+    },
+
     /// Any other unexpected HTTP status.
     #[error("{url}: HTTP status {status}{}", DisplayDetails(.errors))]
     Status {

@@ -27,33 +27,45 @@
 //!   credentials themselves. A request answered 401 is retried once with a fresh token.
 //!   The realm gets the credentials over HTTPS, or over plain HTTP only when the registry
 //!   itself is plain HTTP on the realm's host (never a downgrade from HTTPS).
-//! - Retries: connection failures, 5xx and 429 are retried with backoff (3 attempts in all)
-//!   for every request before a body is handed out; a blob body that breaks off is the
-//!   caller's to retry.
+//! - Retries ([`NetworkSettings`]): connection failures, timeouts, 408 and 5xx are retried with
+//!   exponential backoff and jitter, `retries` times; a 429 is waited out when its
+//!   `Retry-After` is short, else it fails at once ([`RegistryError::RateLimited`]). Small
+//!   bodies (manifests, configs, metadata) that break off are fetched again whole.
+//! - Proxies: curl's variables, one proxy per URL scheme (`proxy` module).
 //! - Manifests: fetched with the full `Accept` list, at most [`MAX_MANIFEST_SIZE`] bytes,
-//!   digest-checked; schema 1 is refused.
+//!   digest-checked; schema 1 is refused. A tag can be resolved to its digest with `HEAD`
+//!   ([`Client::manifest_digest`]), which registries do not count against pull limits.
 //! - Blobs: streamed as they arrive ([`BlobReader`]); redirects to blob storage are followed
-//!   without the registry's `Authorization` header.
+//!   without the registry's `Authorization` header. A body that breaks off (closed early,
+//!   reset, silent for the idle timeout, slower than `min_rate`) is resumed where it broke
+//!   with `Range: bytes=N-`, through the registry again (a signed storage URL may have
+//!   expired), so the reader hands out each byte once.
 
 mod auth;
 mod error;
+mod proxy;
+mod retry;
 mod transport;
 
-use std::io::Read;
+use std::io::{self, Read};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use url::Url;
 
 pub use error::{ErrorDetail, RegistryError};
+pub use retry::{NetworkSettings, PROGRESS_THAT_RESETS};
 pub use oci_spec::image::{Descriptor, ImageIndex, ImageManifest, MediaType};
 
 use crate::config::Credentials;
 use crate::digest::Digest;
 use crate::reference;
 use auth::{AuthHeader, CachedToken, Challenge};
-use transport::{error_details, host_port, malformed, redact, Fetched, Transport};
+use retry::Backoff;
+use transport::{
+    error_details, host_port, malformed, redact, Fetched, Method, RequestOptions, Transport,
+};
 
 /// Docker image manifest, schema 2.
 pub const DOCKER_MANIFEST_V2: &str = "application/vnd.docker.distribution.manifest.v2+json";
@@ -187,29 +199,160 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Str
 }
 
 /// A blob body being downloaded. Reads the bytes as the registry (or the blob storage it
-/// redirected to) sends them; the caller checks the digest and the size. A body cut short
-/// before its `Content-Length` ends in a read error, not a silent end of file.
+/// redirected to) sends them, each byte once: when the body breaks off before its
+/// `Content-Length` (closed, reset, silent for the idle timeout, or slower than `min_rate`),
+/// it asks for the rest (`Range: bytes=N-`) and goes on from there. Accepted answers: `206`
+/// whose `Content-Range` starts at N with the same total, or `200` (a server that ignores
+/// ranges), read past its first N bytes. Anything else ends the read with an error and
+/// [`BlobReader::must_restart`] says so. The caller checks the digest and the size.
 pub struct BlobReader {
-    body: ureq::BodyReader<'static>,
-    content_length: Option<u64>,
+    client: Client,
+    digest: Digest,
+    body: Option<ureq::BodyReader<'static>>,
+    /// The size the first answer announced (`Content-Length`): without it, no resume.
+    total: Option<u64>,
+    /// Bytes handed out so far.
+    offset: u64,
+    /// Bytes handed out since the last (re)connection.
+    attempt_bytes: u64,
+    /// Breaks that used up the budget (see [`PROGRESS_THAT_RESETS`]).
+    retries_used: u32,
+    backoff: Backoff,
+    /// The slowest-body check: when the current window started and what it brought.
+    window_start: Instant,
+    window_bytes: u64,
+    must_restart: bool,
+    /// Why the body was dropped after the last bytes it gave (too slow).
+    pending_break: Option<String>,
     url: String,
+    on_retry: Option<Box<dyn Fn(u32, u32) + Send>>,
 }
 
 impl BlobReader {
     /// The `Content-Length` the server announced, if it did.
     pub fn content_length(&self) -> Option<u64> {
-        self.content_length
+        self.total
     }
 
     /// The URL the body comes from (after redirects), without query string or credentials.
     pub fn url(&self) -> &str {
         &self.url
     }
+
+    /// Calls `notify(retry, budget)` before each retry of a broken body (for progress bars).
+    pub fn on_retry(mut self, notify: Box<dyn Fn(u32, u32) + Send>) -> BlobReader {
+        self.on_retry = Some(notify);
+        self
+    }
+
+    /// Whether the read failed because the server would not serve the rest of the blob: the
+    /// bytes read so far must be thrown away and the blob fetched again from its start.
+    pub fn must_restart(&self) -> bool {
+        self.must_restart
+    }
+
+    /// Whether the body counts as broken at this point: ended early, or too slow.
+    fn check_rate(&mut self) -> Option<String> {
+        let network = self.client.inner.transport.network();
+        let elapsed = self.window_start.elapsed();
+        if network.timeouts.min_rate == 0 || elapsed < network.timeouts.idle {
+            return None;
+        }
+        let rate = self.window_bytes as f64 / elapsed.as_secs_f64();
+        self.window_start = Instant::now();
+        self.window_bytes = 0;
+        (rate < network.timeouts.min_rate as f64).then(|| {
+            format!(
+                "stalled: {rate:.0} bytes/s over {:.0} s, below min_rate {}",
+                elapsed.as_secs_f64(),
+                network.timeouts.min_rate
+            )
+        })
+    }
+
+    /// Reconnects for the rest of the body after `broken`, or says why not.
+    fn resume(&mut self, broken: io::Error) -> io::Result<()> {
+        self.body = None;
+        let Some(total) = self.total else {
+            return Err(broken);
+        };
+        let budget = self.client.inner.transport.network().retries;
+        if self.attempt_bytes >= PROGRESS_THAT_RESETS {
+            self.retries_used = 0;
+            self.backoff.reset();
+        }
+        self.attempt_bytes = 0;
+        if self.retries_used >= budget {
+            return Err(io::Error::new(
+                broken.kind(),
+                format!(
+                    "broke off at byte {} of {total}, {budget} retries without progress: {broken}",
+                    self.offset
+                ),
+            ));
+        }
+        self.retries_used += 1;
+        tracing::info!(
+            blob = %self.digest, offset = self.offset, total, retry = self.retries_used, budget,
+            "download broke off ({broken}); resuming"
+        );
+        if let Some(notify) = &self.on_retry {
+            notify(self.retries_used, budget);
+        }
+        std::thread::sleep(self.backoff.next_wait(Duration::ZERO));
+        match self.client.open_blob(&self.digest, self.offset, Some(total)) {
+            Ok(opened) => {
+                self.url = opened.url;
+                self.body = Some(opened.body);
+                self.window_start = Instant::now();
+                self.window_bytes = 0;
+                Ok(())
+            }
+            Err(error) => {
+                if matches!(error, RegistryError::RangeRefused { .. }) {
+                    self.must_restart = true;
+                }
+                Err(io::Error::other(error))
+            }
+        }
+    }
 }
 
 impl Read for BlobReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        self.body.read(buf)
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            let Some(body) = self.body.as_mut() else {
+                let reason = self.pending_break.take().unwrap_or_default();
+                self.resume(io::Error::new(io::ErrorKind::TimedOut, reason))?;
+                continue;
+            };
+            let broken = match body.read(buf) {
+                Ok(0) => match self.total {
+                    Some(total) if self.offset < total => io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!("ended after {} of {total} bytes", self.offset),
+                    ),
+                    _ => return Ok(0),
+                },
+                Ok(n) => {
+                    self.offset += n as u64;
+                    self.attempt_bytes += n as u64;
+                    self.window_bytes += n as u64;
+                    if let Some(stalled) = self.check_rate() {
+                        // These bytes count; the next read reconnects.
+                        tracing::debug!(blob = %self.digest, "{stalled}");
+                        self.body = None;
+                        self.pending_break = Some(stalled);
+                    }
+                    return Ok(n);
+                }
+                Err(error) => error,
+            };
+            self.resume(broken)?;
+        }
     }
 }
 
@@ -217,9 +360,18 @@ impl std::fmt::Debug for BlobReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BlobReader")
             .field("url", &self.url)
-            .field("content_length", &self.content_length)
+            .field("total", &self.total)
+            .field("offset", &self.offset)
             .finish_non_exhaustive()
     }
+}
+
+/// A blob body as one request answered it.
+struct OpenedBlob {
+    body: ureq::BodyReader<'static>,
+    /// Its `Content-Length` (of the whole blob for a `200`, of the rest for a `206`).
+    length: Option<u64>,
+    url: String,
 }
 
 /// A pool of connections (and the TLS settings they are made with), shared by the clients of
@@ -230,10 +382,10 @@ pub struct Connections {
 }
 
 impl Connections {
-    /// A new, empty pool. Reads `tls.ca_file` now.
-    pub fn new(tls: &TlsSettings) -> Result<Connections, RegistryError> {
+    /// A new, empty pool. Reads `tls.ca_file` and the proxy variables (`HTTPS_PROXY`, …) now.
+    pub fn new(tls: &TlsSettings, network: &NetworkSettings) -> Result<Connections, RegistryError> {
         Ok(Connections {
-            transport: Arc::new(Transport::new(tls)?),
+            transport: Arc::new(Transport::new(tls, network)?),
         })
     }
 }
@@ -257,7 +409,7 @@ impl Client {
         allow_http_fallback: bool,
     ) -> Result<Client, RegistryError> {
         Client::with_connections(
-            &Connections::new(tls)?,
+            &Connections::new(tls, &NetworkSettings::default())?,
             base_url,
             repository,
             credentials,
@@ -297,7 +449,7 @@ impl Client {
         let configured_base = configured_base(base_url)?;
         check_gun(gun)?;
         Ok(Client::for_name(
-            &Connections::new(tls)?,
+            &Connections::new(tls, &NetworkSettings::default())?,
             configured_base,
             gun,
             credentials,
@@ -350,11 +502,14 @@ impl Client {
         };
         let path = format!("v2/{}/manifests/{reference}", self.inner.repository);
         let accept = ACCEPTED_MANIFEST_TYPES.join(", ");
-        let Fetched { response, url } = self.inner.get(&path, Some(&accept))?;
-        let response = expect_ok(response, &url)?;
-        let announced_digest = header(&response, "docker-content-digest");
-        let content_type = header(&response, "content-type");
-        let bytes = read_limited(response, &url, MAX_MANIFEST_SIZE)?;
+        let (bytes, url, announced_digest, content_type) = self.retrying_body(|| {
+            let Fetched { response, url } = self.inner.get(&path, Some(&accept))?;
+            let response = expect_ok(response, &url)?;
+            let announced_digest = header(&response, "docker-content-digest");
+            let content_type = header(&response, "content-type");
+            let bytes = read_limited(response, &url, MAX_MANIFEST_SIZE)?;
+            Ok((bytes, url, announced_digest, content_type))
+        })?;
         let digest = Digest::of(&bytes);
         let expected = match by_digest {
             Some(asked) => Some(asked),
@@ -381,18 +536,52 @@ impl Client {
         })
     }
 
+    /// The digest a tag points to, from `HEAD /v2/<name>/manifests/<tag>` and its
+    /// `Docker-Content-Digest` header, without fetching the manifest (registries do not count
+    /// a `HEAD` against pull limits). `None` when the registry does not say (no such header,
+    /// not a sha256 digest, `HEAD` not supported): the caller then fetches by tag. The digest
+    /// is only the registry's word: the manifest fetched by it is checked against it.
+    pub fn manifest_digest(&self, tag: &str) -> Result<Option<Digest>, RegistryError> {
+        check_tag(tag)?;
+        let path = format!("v2/{}/manifests/{tag}", self.inner.repository);
+        let accept = ACCEPTED_MANIFEST_TYPES.join(", ");
+        let options = RequestOptions {
+            method: Method::Head,
+            accept: Some(&accept),
+            ..RequestOptions::default()
+        };
+        let Fetched { response, url } = self.inner.request(&path, options)?;
+        match response.status().as_u16() {
+            200 => Ok(header(&response, "docker-content-digest")
+                .and_then(|announced| Digest::parse(&announced).ok())),
+            404 => Err(RegistryError::NotFound {
+                url: redact(&url),
+                errors: Vec::new(),
+            }),
+            status => {
+                tracing::debug!(url = %redact(&url), status, "HEAD not answered; fetching by tag");
+                Ok(None)
+            }
+        }
+    }
+
     /// The OCI 1.1 referrers index of a manifest digest (`GET /v2/<name>/referrers/<digest>`),
     /// as served (digest of the bytes, not checked against anything); `None` when the
     /// registry answers 404, i.e. has no referrers API (the caller then reads the
     /// `sha256-<hex>` tag, the spec's fallback).
     pub fn referrers(&self, digest: &Digest) -> Result<Option<Manifest>, RegistryError> {
         let path = format!("v2/{}/referrers/{digest}", self.inner.repository);
-        let Fetched { response, url } = self.inner.get(&path, Some(OCI_INDEX))?;
-        if response.status() == 404 {
+        let fetched = self.retrying_body(|| {
+            let Fetched { response, url } = self.inner.get(&path, Some(OCI_INDEX))?;
+            if response.status() == 404 {
+                return Ok(None);
+            }
+            let response = expect_ok(response, &url)?;
+            Ok(Some((read_limited(response, &url, MAX_MANIFEST_SIZE)?, url)))
+        })?;
+        let Some((bytes, url)) = fetched else {
             return Ok(None);
-        }
-        let response = expect_ok(response, &url)?;
-        let bytes = read_limited(response, &url, MAX_MANIFEST_SIZE)?;
+        };
         let media_type = manifest_media_type(&bytes, Some(OCI_INDEX), &url)?;
         Ok(Some(Manifest {
             digest: Digest::of(&bytes),
@@ -412,31 +601,46 @@ impl Client {
     ) -> Result<Option<Vec<u8>>, RegistryError> {
         check_metadata_name(name)?;
         let path = format!("v2/{}/_trust/tuf/{name}.json", self.inner.repository);
-        let Fetched { response, url } = self.inner.get(&path, Some("application/json"))?;
-        if response.status() == 404 {
-            return Ok(None);
-        }
-        let response = expect_ok(response, &url)?;
-        read_limited(response, &url, max_size).map(Some)
+        self.retrying_body(|| {
+            let Fetched { response, url } = self.inner.get(&path, Some("application/json"))?;
+            if response.status() == 404 {
+                return Ok(None);
+            }
+            let response = expect_ok(response, &url)?;
+            read_limited(response, &url, max_size).map(Some)
+        })
     }
 
-    /// Starts downloading a blob (`sha256:<hex>`) and returns its body as a stream.
+    /// Starts downloading a blob (`sha256:<hex>`) and returns its body as a stream that
+    /// resumes where it breaks off ([`BlobReader`]).
     /// The digest is NOT checked here: the caller hashes while it consumes the stream.
     pub fn blob(&self, digest: &Digest) -> Result<BlobReader, RegistryError> {
-        let Fetched { response, url } = self.fetch_blob(digest)?;
-        let body = response.into_body();
+        let opened = self.open_blob(digest, 0, None)?;
         Ok(BlobReader {
-            content_length: body.content_length(),
-            body: body.into_reader(),
-            url: redact(&url),
+            client: self.clone(),
+            digest: digest.clone(),
+            total: opened.length,
+            body: Some(opened.body),
+            offset: 0,
+            attempt_bytes: 0,
+            retries_used: 0,
+            backoff: Backoff::new(),
+            window_start: Instant::now(),
+            window_bytes: 0,
+            must_restart: false,
+            pending_break: None,
+            url: opened.url,
+            on_retry: None,
         })
     }
 
     /// Downloads a small blob (an image config) of at most `max_size` bytes into memory and
     /// checks its digest.
     pub fn blob_bytes(&self, digest: &Digest, max_size: u64) -> Result<Vec<u8>, RegistryError> {
-        let Fetched { response, url } = self.fetch_blob(digest)?;
-        let bytes = read_limited(response, &url, max_size)?;
+        let (bytes, url) = self.retrying_body(|| {
+            let Fetched { response, url } = self.fetch_blob(digest)?;
+            Ok((read_limited(response, &url, max_size)?, url))
+        })?;
         let actual = Digest::of(&bytes);
         if actual != *digest {
             return Err(RegistryError::DigestMismatch {
@@ -450,6 +654,89 @@ impl Client {
 }
 
 impl Client {
+    /// `fetch` again whole while its body breaks off ([`RegistryError::BodyBroken`]), up to
+    /// the retry budget.
+    fn retrying_body<T>(
+        &self,
+        fetch: impl Fn() -> Result<T, RegistryError>,
+    ) -> Result<T, RegistryError> {
+        let mut backoff = Backoff::new();
+        let mut retries = 0;
+        loop {
+            match fetch() {
+                Err(error @ RegistryError::BodyBroken { .. })
+                    if retries < self.inner.transport.network().retries =>
+                {
+                    retries += 1;
+                    tracing::info!(%error, retries, "body broke off; fetching it again");
+                    std::thread::sleep(backoff.next_wait(Duration::ZERO));
+                }
+                result => return result,
+            }
+        }
+    }
+
+    /// A blob's body from byte `offset` on (see [`BlobReader`] for what is accepted); `total`:
+    /// the whole blob's size as the first answer gave it (`None` for that first request).
+    fn open_blob(
+        &self,
+        digest: &Digest,
+        offset: u64,
+        total: Option<u64>,
+    ) -> Result<OpenedBlob, RegistryError> {
+        let path = format!("v2/{}/blobs/{digest}", self.inner.repository);
+        let options = RequestOptions {
+            range_from: (offset > 0).then_some(offset),
+            ..RequestOptions::default()
+        };
+        let Fetched { response, url } = self.inner.request(&path, options)?;
+        let refused = |reason: String| RegistryError::RangeRefused {
+            url: redact(&url),
+            offset,
+            reason,
+        };
+        let status = response.status().as_u16();
+        let skip = match status {
+            200 => offset,
+            206 if offset > 0 => {
+                let range = header(&response, "content-range").unwrap_or_default();
+                match parse_content_range(&range) {
+                    Some((start, whole)) if start == offset && whole.is_none_or(|w| Some(w) == total) => 0,
+                    _ => return Err(refused(format!("206 with Content-Range {range:?}"))),
+                }
+            }
+            _ if offset > 0 && status != 404 && status != 401 && status != 403 => {
+                return Err(refused(format!("HTTP status {status}")))
+            }
+            _ => {
+                let response = expect_ok(response, &url)?;
+                return Err(malformed(&url, format!("unexpected status {}", response.status())));
+            }
+        };
+        let body = response.into_body();
+        let length = body.content_length();
+        let mut body = body.into_reader();
+        if skip > 0 {
+            if length.is_some_and(|length| length != total.unwrap_or(length)) {
+                return Err(refused(format!("200 with another length ({length:?})")));
+            }
+            tracing::debug!(url = %redact(&url), skip, "server ignored the range; skipping what we have");
+            let skipped = io::copy(&mut (&mut body).take(skip), &mut io::sink())
+                .map_err(|source| RegistryError::BodyBroken { url: redact(&url), source })?;
+            if skipped < skip {
+                return Err(RegistryError::BodyBroken {
+                    url: redact(&url),
+                    source: io::Error::new(io::ErrorKind::UnexpectedEof, "ended before the resume point"),
+                });
+            }
+        }
+        Ok(OpenedBlob {
+            body,
+            length,
+            url: redact(&url),
+        })
+    }
+
     /// `GET` a blob; only a 200 response comes back.
     fn fetch_blob(&self, digest: &Digest) -> Result<Fetched, RegistryError> {
         let path = format!("v2/{}/blobs/{digest}", self.inner.repository);
@@ -460,9 +747,20 @@ impl Client {
 }
 
 impl Inner {
-    /// `GET base/path` with the authorization the registry asked for; a 401 is answered once
-    /// with a fresh token (or with credentials the ping did not ask for yet).
+    /// `GET base/path`, as [`Inner::request`].
     fn get(&self, path: &str, accept: Option<&str>) -> Result<Fetched, RegistryError> {
+        self.request(
+            path,
+            RequestOptions {
+                accept,
+                ..RequestOptions::default()
+            },
+        )
+    }
+
+    /// A request for `base/path` with the authorization the registry asked for; a 401 is
+    /// answered once with a fresh token (or with credentials the ping did not ask for yet).
+    fn request(&self, path: &str, options: RequestOptions<'_>) -> Result<Fetched, RegistryError> {
         let session = self.session()?;
         let url = session
             .base
@@ -473,9 +771,14 @@ impl Inner {
                 reason: "not a valid URL path",
             })?;
         let authorization = self.authorization(&session, None)?;
-        let fetched = self
-            .transport
-            .get(&url, accept, authorization.as_ref(), &session.base)?;
+        let fetched = self.transport.request(
+            &url,
+            RequestOptions {
+                authorization: authorization.as_ref(),
+                ..options
+            },
+            &session.base,
+        )?;
         if fetched.response.status() != 401 {
             return self.refuse_forbidden(fetched, &session);
         }
@@ -492,9 +795,14 @@ impl Inner {
         }
         let session = self.update_challenge(challenge);
         let authorization = self.authorization(&session, authorization.as_ref())?;
-        let fetched = self
-            .transport
-            .get(&url, accept, authorization.as_ref(), &session.base)?;
+        let fetched = self.transport.request(
+            &url,
+            RequestOptions {
+                authorization: authorization.as_ref(),
+                ..options
+            },
+            &session.base,
+        )?;
         if fetched.response.status() == 401 {
             return Err(self.unauthorized(fetched.response));
         }
@@ -543,7 +851,9 @@ impl Inner {
         let url = base
             .join("v2/")
             .map_err(|e| malformed(base, e.to_string()))?;
-        let Fetched { response, url } = self.transport.get(&url, None, None, base)?;
+        let Fetched { response, url } =
+            self.transport
+                .request(&url, RequestOptions::default(), base)?;
         let challenge = match response.status().as_u16() {
             200 => Challenge::None,
             401 => challenge_of(&response, &url)?.ok_or_else(|| {
@@ -630,10 +940,13 @@ impl Inner {
         }
         let authorization = self.credentials.as_ref().map(AuthHeader::basic);
         let started = Instant::now();
-        let Fetched { response, url } = self.transport.get(
+        let Fetched { response, url } = self.transport.request(
             &url,
-            Some("application/json"),
-            authorization.as_ref(),
+            RequestOptions {
+                accept: Some("application/json"),
+                authorization: authorization.as_ref(),
+                ..RequestOptions::default()
+            },
             realm,
         )?;
         match response.status().as_u16() {
@@ -732,14 +1045,28 @@ fn read_limited(
     body.into_reader()
         .take(limit.saturating_add(1))
         .read_to_end(&mut bytes)
-        .map_err(|e| RegistryError::Connection {
+        .map_err(|source| RegistryError::BodyBroken {
             url: redact(url),
-            source: e.into(),
+            source,
         })?;
     if bytes.len() as u64 > limit {
         return Err(too_large());
     }
     Ok(bytes)
+}
+
+/// `Content-Range: bytes START-END/TOTAL` as (START, TOTAL), TOTAL `None` for `*`.
+fn parse_content_range(value: &str) -> Option<(u64, Option<u64>)> {
+    let range = value.trim().strip_prefix("bytes ")?;
+    let (span, total) = range.split_once('/')?;
+    let (start, end) = span.split_once('-')?;
+    let start: u64 = start.trim().parse().ok()?;
+    let end: u64 = end.trim().parse().ok()?;
+    let total = match total.trim() {
+        "*" => None,
+        number => Some(number.parse::<u64>().ok()?),
+    };
+    (end >= start && total.is_none_or(|total| end < total)).then_some((start, total))
 }
 
 /// The manifest's media type: its own `mediaType`, else the `Content-Type` it came with.

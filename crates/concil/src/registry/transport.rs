@@ -1,6 +1,6 @@
-//! HTTP transport: the `ureq` agent and its TLS roots, redirects that keep `Authorization` on
-//! the origin it was meant for, retries with backoff, and the mapping of transport failures to
-//! [`RegistryError`].
+//! HTTP transport: the `ureq` agents (one per URL scheme, for curl's proxy rules) and their TLS
+//! roots, redirects that keep `Authorization` on the origin it was meant for, retries with
+//! backoff, and the mapping of transport failures to [`RegistryError`].
 
 use std::io::Read;
 use std::time::Duration;
@@ -8,13 +8,12 @@ use std::time::Duration;
 use url::Url;
 
 use super::auth::AuthHeader;
+use super::retry::{Backoff, NetworkSettings};
 use super::{ErrorDetail, RegistryError, TlsSettings};
 
-/// Attempts per request (the first one included) on connection errors, 5xx and 429.
-const ATTEMPTS: u32 = 3;
-/// Backoff before the second attempt; doubled for each later one.
-const FIRST_BACKOFF: Duration = Duration::from_millis(250);
-/// The longest `Retry-After` we honour; longer ones get the ordinary backoff.
+/// The longest `Retry-After` waited for; a registry asking for a longer pause fails the pull
+/// at once with [`RegistryError::RateLimited`] (a script can come back later; a pull that
+/// sleeps for an hour looks hung).
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
 /// Redirects followed per request (registry → blob storage takes one or two).
 const MAX_REDIRECTS: usize = 5;
@@ -23,9 +22,19 @@ const MAX_CA_FILE_SIZE: u64 = 16 * 1024 * 1024;
 /// How much of an error body we read to find the registry's error codes.
 const MAX_ERROR_BODY: u64 = 64 * 1024;
 
-/// The connection pool and the way requests are made.
+/// The connection pools and the way requests are made.
 pub(super) struct Transport {
+    /// For `https://` URLs: through `https_proxy` (else `all_proxy`) unless `no_proxy` says.
+    https: Agent,
+    /// For `http://` URLs: through `http_proxy` (else `all_proxy`) unless `no_proxy` says.
+    http: Agent,
+    network: NetworkSettings,
+}
+
+/// An agent and the proxy it goes through, for errors (without its credentials).
+struct Agent {
     agent: ureq::Agent,
+    proxy: Option<String>,
 }
 
 /// A response with the URL it finally came from (after redirects).
@@ -34,81 +43,152 @@ pub(super) struct Fetched {
     pub(super) url: Url,
 }
 
+/// `GET` or `HEAD`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(super) enum Method {
+    #[default]
+    Get,
+    Head,
+}
+
+/// What one request asks for, besides its URL.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct RequestOptions<'a> {
+    pub(super) method: Method,
+    pub(super) accept: Option<&'a str>,
+    /// Sent only to the `auth_origin` given with it.
+    pub(super) authorization: Option<&'a AuthHeader>,
+    /// `Range: bytes=N-`.
+    pub(super) range_from: Option<u64>,
+}
+
 impl Transport {
-    pub(super) fn new(tls: &TlsSettings) -> Result<Transport, RegistryError> {
+    pub(super) fn new(
+        tls: &TlsSettings,
+        network: &NetworkSettings,
+    ) -> Result<Transport, RegistryError> {
         let roots = root_certificates(tls)?;
-        let config = ureq::Agent::config_builder()
-            .tls_config(ureq::tls::TlsConfig::builder().root_certs(roots).build())
-            // Statuses are ours to interpret; redirects are ours to follow (see `get`).
-            .http_status_as_error(false)
-            .max_redirects(0)
-            .user_agent(concat!("concil/", env!("CARGO_PKG_VERSION")))
-            .timeout_connect(Some(Duration::from_secs(30)))
-            .timeout_recv_response(Some(Duration::from_secs(60)))
-            // No total timeout (a layer may take long); a body that stalls this long fails.
-            .timeout_per_read(Some(Duration::from_secs(120)))
-            .build();
+        let proxies = super::proxy::from_environment(|name| std::env::var(name).ok())?;
+        let agent = |proxy: Option<super::proxy::ProxySetting>| {
+            let (ureq_proxy, shown) = match proxy {
+                Some(setting) => (Some(setting.proxy), Some(setting.shown)),
+                None => (None, None),
+            };
+            let config = ureq::Agent::config_builder()
+                .tls_config(
+                    ureq::tls::TlsConfig::builder()
+                        .root_certs(roots.clone())
+                        .build(),
+                )
+                // Statuses are ours to interpret; redirects are ours to follow (see `request`).
+                .http_status_as_error(false)
+                .max_redirects(0)
+                .user_agent(concat!("concil/", env!("CARGO_PKG_VERSION")))
+                .proxy(ureq_proxy)
+                .timeout_connect(Some(network.timeouts.connect))
+                .timeout_recv_response(Some(network.timeouts.idle))
+                // No total timeout (a layer may take long); a body silent this long breaks.
+                .timeout_per_read(Some(network.timeouts.idle))
+                .build();
+            Agent {
+                agent: config.new_agent(),
+                proxy: shown,
+            }
+        };
         Ok(Transport {
-            agent: config.new_agent(),
+            https: agent(proxies.https),
+            http: agent(proxies.http),
+            network: network.clone(),
         })
     }
 
-    /// `GET url`, retried on connection errors, 5xx and 429, following redirects.
-    /// `authorization` is sent only to `auth_origin` (scheme, host and port): a redirect to blob
-    /// storage elsewhere gets no credentials. 5xx and 429 are returned as responses once the
-    /// attempts are used up.
-    pub(super) fn get(
+    /// The network settings the transport was made with.
+    pub(super) fn network(&self) -> &NetworkSettings {
+        &self.network
+    }
+
+    /// A request to `url`, retried on connection errors, 5xx and short 429s, following
+    /// redirects. The authorization is sent only to `auth_origin` (scheme, host and port): a
+    /// redirect to blob storage elsewhere gets no credentials. 5xx are returned as responses
+    /// once the retries are used up; a 429 whose wait is too long, or that persists, is
+    /// [`RegistryError::RateLimited`].
+    pub(super) fn request(
         &self,
         url: &Url,
-        accept: Option<&str>,
-        authorization: Option<&AuthHeader>,
+        options: RequestOptions<'_>,
         auth_origin: &Url,
     ) -> Result<Fetched, RegistryError> {
-        let mut backoff = FIRST_BACKOFF;
-        let mut attempt = 1;
+        let mut backoff = Backoff::new();
+        let mut attempt = 0;
         loop {
-            let result = self.get_following_redirects(url, accept, authorization, auth_origin);
-            if attempt == ATTEMPTS {
-                return result;
-            }
+            let result = self.request_following_redirects(url, options, auth_origin);
+            let mut at_least = Duration::ZERO;
             match &result {
                 Err(error @ RegistryError::Connection { .. }) => {
-                    tracing::debug!(%error, attempt, "retrying");
+                    tracing::debug!(%error, attempt, "request failed");
+                }
+                Ok(fetched) if fetched.response.status() == 429 => {
+                    match retry_after(&fetched.response) {
+                        Some(wait) if wait > MAX_RETRY_AFTER => {
+                            return Err(rate_limited(fetched, Some(wait)))
+                        }
+                        Some(wait) => at_least = wait,
+                        None => {}
+                    }
+                    if attempt >= self.network.retries {
+                        return Err(rate_limited(fetched, None));
+                    }
+                    tracing::warn!(
+                        registry = %host_port(&fetched.url),
+                        "rate limited (429); waiting {:.1} s",
+                        at_least.max(Duration::from_millis(250)).as_secs_f64()
+                    );
                 }
                 Ok(fetched) if is_retryable_status(fetched.response.status().as_u16()) => {
                     tracing::debug!(
                         url = %redact(&fetched.url),
                         status = fetched.response.status().as_u16(),
                         attempt,
-                        "retrying"
+                        "server failing"
                     );
                     if let Some(wait) = retry_after(&fetched.response) {
-                        backoff = backoff.max(wait);
+                        at_least = wait.min(MAX_RETRY_AFTER);
                     }
                 }
                 _ => return result,
             }
+            if attempt >= self.network.retries {
+                return result;
+            }
             drop(result);
-            std::thread::sleep(backoff);
-            backoff *= 2;
             attempt += 1;
+            std::thread::sleep(backoff.next_wait(at_least));
         }
     }
 
-    fn get_following_redirects(
+    fn request_following_redirects(
         &self,
         url: &Url,
-        accept: Option<&str>,
-        authorization: Option<&AuthHeader>,
+        options: RequestOptions<'_>,
         auth_origin: &Url,
     ) -> Result<Fetched, RegistryError> {
         let mut url = url.clone();
         for _ in 0..=MAX_REDIRECTS {
-            let mut request = self.agent.get(url.as_str());
-            if let Some(accept) = accept {
+            let agent = match url.scheme() {
+                "http" => &self.http,
+                _ => &self.https,
+            };
+            let mut request = match options.method {
+                Method::Get => agent.agent.get(url.as_str()),
+                Method::Head => agent.agent.head(url.as_str()),
+            };
+            if let Some(accept) = options.accept {
                 request = request.header("Accept", accept);
             }
-            if let Some(authorization) = authorization {
+            if let Some(from) = options.range_from {
+                request = request.header("Range", format!("bytes={from}-"));
+            }
+            if let Some(authorization) = options.authorization {
                 if url.origin() == auth_origin.origin() {
                     let mut value = ureq::http::HeaderValue::from_str(authorization.value())
                         .map_err(|_| {
@@ -119,9 +199,17 @@ impl Transport {
                     request = request.header("Authorization", value);
                 }
             }
-            let response = request.call().map_err(|e| transport_error(&url, e))?;
+            let response = request
+                .call()
+                .map_err(|e| transport_error(&url, agent.proxy.as_deref(), e))?;
             let status = response.status().as_u16();
-            tracing::debug!(url = %redact(&url), status, "GET");
+            tracing::debug!(url = %redact(&url), status, method = ?options.method, "request");
+            if status == 407 {
+                return Err(RegistryError::ProxyRefused {
+                    proxy: agent.proxy.clone().unwrap_or_else(|| host_port(&url)),
+                    reason: "407 Proxy Authentication Required".to_owned(),
+                });
+            }
             if !matches!(status, 301 | 302 | 303 | 307 | 308) {
                 return Ok(Fetched { response, url });
             }
@@ -145,6 +233,24 @@ impl Transport {
             &url,
             format!("more than {MAX_REDIRECTS} redirects"),
         ))
+    }
+}
+
+/// A 429 as an error, with what the registry said of its limit.
+fn rate_limited(fetched: &Fetched, retry_after: Option<Duration>) -> RegistryError {
+    let header = |name: &str| {
+        fetched
+            .response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.chars().filter(|c| !c.is_control()).take(80).collect())
+    };
+    RegistryError::RateLimited {
+        registry: host_port(&fetched.url),
+        retry_after: retry_after.map(|wait| wait.as_secs()),
+        limit: header("ratelimit-limit"),
+        remaining: header("ratelimit-remaining"),
     }
 }
 
@@ -177,11 +283,12 @@ fn root_certificates(tls: &TlsSettings) -> Result<ureq::tls::RootCerts, Registry
     Ok(ureq::tls::RootCerts::new_with_certs(&roots))
 }
 
+/// 5xx and 408 (request timeout): the server may do better on the next try.
 fn is_retryable_status(status: u16) -> bool {
-    status == 429 || (500..=599).contains(&status)
+    status == 408 || (500..=599).contains(&status)
 }
 
-/// `Retry-After` in seconds, when it is short enough to wait for.
+/// `Retry-After` in seconds (the HTTP-date form is rare from registries and ignored).
 fn retry_after(response: &ureq::http::Response<ureq::Body>) -> Option<Duration> {
     let seconds: u64 = response
         .headers()
@@ -191,11 +298,18 @@ fn retry_after(response: &ureq::http::Response<ureq::Body>) -> Option<Duration> 
         .trim()
         .parse()
         .ok()?;
-    Some(Duration::from_secs(seconds)).filter(|wait| *wait <= MAX_RETRY_AFTER)
+    Some(Duration::from_secs(seconds))
 }
 
-/// A `ureq` failure as a TLS error (handshake, certificate) or a connection error.
-fn transport_error(url: &Url, error: ureq::Error) -> RegistryError {
+/// A `ureq` failure as a proxy refusal, a TLS error (handshake, certificate) or a connection
+/// error. `proxy`: the proxy the request went through, as shown (no credentials).
+fn transport_error(url: &Url, proxy: Option<&str>, error: ureq::Error) -> RegistryError {
+    if let (ureq::Error::ConnectProxyFailed(reason), Some(proxy)) = (&error, proxy) {
+        return RegistryError::ProxyRefused {
+            proxy: proxy.to_owned(),
+            reason: reason.clone(),
+        };
+    }
     let is_tls = match &error {
         ureq::Error::Tls(_) | ureq::Error::Rustls(_) | ureq::Error::TlsRequired => true,
         ureq::Error::Io(io) => io
@@ -306,7 +420,7 @@ mod tests {
         let tls = TlsSettings {
             ca_file: Some("/nonexistent/ca.pem".into()),
         };
-        let error = Transport::new(&tls).err().unwrap();
+        let error = Transport::new(&tls, &NetworkSettings::default()).err().unwrap();
         assert!(error.to_string().contains("/nonexistent/ca.pem"), "{error}");
     }
 
@@ -318,7 +432,7 @@ mod tests {
             ca_file: Some(file.path().to_owned()),
         };
         assert!(matches!(
-            Transport::new(&tls),
+            Transport::new(&tls, &NetworkSettings::default()),
             Err(RegistryError::CaFile { .. })
         ));
     }

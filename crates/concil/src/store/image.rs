@@ -121,9 +121,9 @@ impl ImagePull<'_> {
             cache: &self.store.cache,
             client: &self.client,
             convert: &self.store.convert,
-            progress: &*self.store.progress,
+            progress: &self.store.progress,
         };
-        let path = layer.download(&pass, diff_id)?;
+        let path = layer.download(&pass, diff_id, self.store.config.retries)?;
         tracing::info!(layer = %digest, bytes = layer.size, seconds = started.elapsed().as_secs_f64(), "layer downloaded and converted");
         self.store.progress.layer_done(digest, false);
         Ok(path)

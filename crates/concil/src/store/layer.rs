@@ -4,6 +4,7 @@
 
 use std::io::{self, Read};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use tarsquash::decode::Compression;
 
@@ -18,7 +19,7 @@ pub(super) struct Pass<'a> {
     pub(super) cache: &'a Cache,
     pub(super) client: &'a Client,
     pub(super) convert: &'a tarsquash::Options,
-    pub(super) progress: &'a dyn Progress,
+    pub(super) progress: &'a Arc<dyn Progress>,
 }
 
 impl LayerBlob {
@@ -48,11 +49,35 @@ impl LayerBlob {
     }
 
     /// Downloads the blob and stores it (converted, for a tar layer) in `pass.cache`: one
-    /// streaming pass, committed only when its size, digest and diff_id all check out.
+    /// streaming pass, committed only when its size, digest and diff_id all check out. The
+    /// body resumes where it breaks off; only a server that will not serve the rest makes the
+    /// pass start over (a fresh working file), up to the retry budget.
     pub(super) fn download(
         &self,
         pass: &Pass<'_>,
         diff_id: &Digest,
+        retries: u32,
+    ) -> Result<PathBuf, StoreError> {
+        let mut restarts = 0;
+        loop {
+            let mut must_restart = false;
+            let result = self.download_once(pass, diff_id, &mut must_restart);
+            match result {
+                Err(error) if must_restart && restarts < retries => {
+                    restarts += 1;
+                    tracing::warn!(layer = %self.digest, restart = restarts, "{error}; starting the blob over");
+                    pass.progress.layer_restarted(&self.digest);
+                }
+                result => return result,
+            }
+        }
+    }
+
+    fn download_once(
+        &self,
+        pass: &Pass<'_>,
+        diff_id: &Digest,
+        must_restart: &mut bool,
     ) -> Result<PathBuf, StoreError> {
         let layer = self;
         let digest = &layer.digest;
@@ -66,12 +91,31 @@ impl LayerBlob {
                 limit: max_size,
             });
         }
-        let mut blob =
-            VerifyingReader::new(pass.client.blob(digest)?, layer.size, digest, pass.progress);
+        let progress = Arc::clone(pass.progress);
+        let notified = digest.clone();
+        let body = pass.client.blob(digest)?.on_retry(Box::new(move |retry, budget| {
+            progress.layer_retrying(&notified, retry, budget);
+        }));
+        let mut blob = VerifyingReader::new(body, layer.size, digest, &**pass.progress);
+        let result = self.convert_into_cache(pass, diff_id, &mut blob);
+        *must_restart = blob.must_restart();
+        result
+    }
+
+    /// The streaming pass proper: `blob` through the converter into a working file, committed
+    /// when everything checks out.
+    fn convert_into_cache(
+        &self,
+        pass: &Pass<'_>,
+        diff_id: &Digest,
+        blob: &mut VerifyingReader<'_>,
+    ) -> Result<PathBuf, StoreError> {
+        let layer = self;
+        let digest = &layer.digest;
         let mut ingest = pass.cache.ingest()?;
         let written_diff_id = match layer.kind {
             LayerKind::Squashfs => {
-                io::copy(&mut blob, ingest.file())
+                io::copy(blob, ingest.file())
                     .map_err(|source| blob.copy_error(source, ingest.path()))?;
                 blob.drain()?;
                 blob.finish()?;
@@ -104,7 +148,7 @@ impl LayerBlob {
                         path: ingest.path().to_owned(),
                         source,
                     })?;
-                let mut tar = compression.decoder(&mut blob);
+                let mut tar = compression.decoder(&mut *blob);
                 let converted = tarsquash::convert(&mut tar, out, pass.convert);
                 drop(tar);
                 match converted {
@@ -226,6 +270,11 @@ impl<'a> VerifyingReader<'a> {
             read_failed: false,
             progress,
         }
+    }
+
+    /// Whether the server refused to serve the rest of the body: the pass must start over.
+    fn must_restart(&self) -> bool {
+        self.body.get_ref().get_ref().must_restart()
     }
 
     /// Reads what the consumer left (a gzip trailer, tar padding) so the digest covers it all.

@@ -42,7 +42,9 @@ use crate::cache::{Cache, CacheError, CleanReport};
 use crate::config::{Config, ConfigError};
 use crate::digest::{Digest, DigestError};
 use crate::reference::Reference;
-use crate::registry::{Client, Connections, Descriptor, ImageManifest, RegistryError, TlsSettings};
+use crate::registry::{
+    Client, Connections, Descriptor, ImageManifest, NetworkSettings, RegistryError, TlsSettings,
+};
 use crate::trust::TrustError;
 use image::ImagePull;
 pub use platform::Platform;
@@ -155,6 +157,10 @@ pub trait Progress: Send + Sync {
     fn layer_bytes(&self, _digest: &Digest, _bytes: u64) {}
     /// The layer is in the cache (`cached`: it was there already).
     fn layer_done(&self, _digest: &Digest, _cached: bool) {}
+    /// The blob's body broke off; retry `retry` of `budget` resumes it where it broke.
+    fn layer_retrying(&self, _digest: &Digest, _retry: u32, _budget: u32) {}
+    /// The server would not serve the rest of the blob: it downloads again from byte 0.
+    fn layer_restarted(&self, _digest: &Digest) {}
 }
 
 /// Reports nothing: a [`Store`]'s progress until [`Store::with_progress`] sets one.
@@ -389,9 +395,12 @@ impl Store {
             },
             ..tarsquash::Options::default()
         };
-        let connections = Connections::new(&TlsSettings {
-            ca_file: config.cafile.clone(),
-        })?;
+        let connections = Connections::new(
+            &TlsSettings {
+                ca_file: config.cafile.clone(),
+            },
+            &NetworkSettings::of(&config),
+        )?;
         Ok(Store {
             verify: !config.disable_content_trust,
             config,
