@@ -7,6 +7,8 @@ set -euo pipefail
 packages=(
     # real peers the tests start and the tools that build and push images
     docker-registry notary skopeo umoci apache2-utils openssl
+    # an HTTP proxy for the proxy tests (they start their own tinyproxy on 127.0.0.1)
+    tinyproxy
     # reading and writing squashfs, compressors, JSON
     squashfs-tools-ng squashfs-tools zstd pigz gzip jq
     # test content: a tiny rootfs, a Debian rootfs (scripts/fixtures.sh), user xattrs
@@ -49,11 +51,16 @@ export DEBIAN_FRONTEND=noninteractive
 "${sudo[@]}" apt-get update -q </dev/null
 "${sudo[@]}" apt-get install -y -q "${missing[@]}" </dev/null
 
-# Debian starts docker-registry.service on install: port 5000 on every interface, with a config
-# the tests do not use (they start their own registries on 127.0.0.1). Stop what we just started.
-# Without systemd as init (a container) there is nothing to stop, and systemctl fails.
-if [[ " ${missing[*]} " == *" docker-registry "* ]] && [[ -d /run/systemd/system ]] &&
-    systemctl is-enabled --quiet docker-registry 2>/dev/null; then
-    "${sudo[@]}" systemctl disable --now docker-registry
+# Debian starts docker-registry.service (port 5000 on every interface) and tinyproxy.service
+# (port 8888) on install, with configs the tests do not use (they start their own on 127.0.0.1).
+# Stop and disable what we just installed. Without systemd as init (a container) there is
+# nothing to stop, and systemctl fails.
+if [[ -d /run/systemd/system ]]; then
+    for service in docker-registry tinyproxy; do
+        if [[ " ${missing[*]} " == *" $service "* ]] &&
+            systemctl is-enabled --quiet "$service" 2>/dev/null; then
+            "${sudo[@]}" systemctl disable --now "$service"
+        fi
+    done
 fi
 install_concil1

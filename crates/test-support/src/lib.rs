@@ -39,6 +39,8 @@ pub mod tree;
 #[cfg(feature = "concil")]
 pub mod cosign;
 #[cfg(feature = "concil")]
+pub mod http_proxy;
+#[cfg(feature = "concil")]
 pub mod images;
 #[cfg(feature = "concil")]
 pub mod keyless;
