@@ -106,7 +106,10 @@ pub struct TlsSettings {
 /// endpoint and the token.
 #[derive(Clone)]
 pub struct Client {
+    /// The registry itself.
     inner: Arc<Inner>,
+    /// Mirrors tried in order before the registry ([`Client::with_mirrors`]).
+    mirrors: Arc<[Inner]>,
 }
 
 struct Inner {
@@ -123,6 +126,8 @@ struct Inner {
     session: Mutex<Option<Session>>,
     /// Held while a token is fetched, so parallel requests share one token request.
     token: Mutex<Option<CachedToken>>,
+    /// A mirror that could not be reached (after the retries) is not asked again.
+    unreachable: std::sync::atomic::AtomicBool,
 }
 
 /// What the ping found out: where the registry answers and how it wants to be authenticated.
@@ -225,6 +230,7 @@ pub struct BlobReader {
     /// Why the body was dropped after the last bytes it gave (too slow).
     pending_break: Option<String>,
     url: String,
+    source: String,
     on_retry: Option<Box<dyn Fn(u32, u32) + Send>>,
 }
 
@@ -237,6 +243,11 @@ impl BlobReader {
     /// The URL the body comes from (after redirects), without query string or credentials.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The base URL of the endpoint (a mirror or the registry) that served the first bytes.
+    pub fn source(&self) -> &str {
+        &self.source
     }
 
     /// Calls `notify(retry, budget)` before each retry of a broken body (for progress bars).
@@ -372,6 +383,8 @@ struct OpenedBlob {
     /// Its `Content-Length` (of the whole blob for a `200`, of the rest for a `206`).
     length: Option<u64>,
     url: String,
+    /// The base URL of the endpoint (mirror or registry) that answered.
+    source: String,
 }
 
 /// A pool of connections (and the TLS settings they are made with), shared by the clients of
@@ -465,17 +478,94 @@ impl Client {
         allow_http_fallback: bool,
     ) -> Client {
         Client {
-            inner: Arc::new(Inner {
-                transport: Arc::clone(&connections.transport),
-                registry: host_port(&configured_base),
+            inner: Arc::new(Inner::new(
+                connections,
                 configured_base,
-                repository: name.to_owned(),
+                name,
                 credentials,
                 allow_http_fallback,
-                session: Mutex::new(None),
-                token: Mutex::new(None),
-            }),
+            )),
+            mirrors: Arc::new([]),
         }
+    }
+
+    /// This client with `mirrors` (base URLs, each with the credentials for its host) tried in
+    /// order before the registry, for every request: the next one is asked when a mirror
+    /// cannot be reached, times out, answers 404, 408, 429 or 5xx, refuses access, or serves
+    /// anything that does not check out. Nothing a mirror serves is trusted more than the
+    /// registry's answer would be: the caller checks every digest, and signatures, as always.
+    pub fn with_mirrors(
+        self,
+        connections: &Connections,
+        mirrors: Vec<(Url, Option<Credentials>)>,
+    ) -> Result<Client, RegistryError> {
+        let mirrors = mirrors
+            .into_iter()
+            .map(|(url, credentials)| {
+                Ok(Inner::new(
+                    connections,
+                    configured_base(url)?,
+                    &self.inner.repository,
+                    credentials,
+                    false,
+                ))
+            })
+            .collect::<Result<Vec<_>, RegistryError>>()?;
+        Ok(Client {
+            inner: self.inner,
+            mirrors: mirrors.into(),
+        })
+    }
+
+    /// `operation` on each mirror in turn, then on the registry: the first success, else the
+    /// registry's error. A mirror's failure is logged, never returned.
+    fn from_endpoints<T>(
+        &self,
+        operation: impl Fn(&Inner) -> Result<T, RegistryError>,
+    ) -> Result<T, RegistryError> {
+        for mirror in self.mirrors.iter() {
+            if mirror.unreachable.load(std::sync::atomic::Ordering::Relaxed) {
+                continue;
+            }
+            match operation(mirror) {
+                Ok(value) => return Ok(value),
+                Err(error) => {
+                    if matches!(
+                        error,
+                        RegistryError::Connection { .. } | RegistryError::Tls { .. }
+                    ) {
+                        // Retried already; no use waiting for it again on every request.
+                        mirror
+                            .unreachable
+                            .store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    tracing::warn!(mirror = %mirror.registry, "mirror failed, trying the next source: {error}");
+                }
+            }
+        }
+        operation(&self.inner)
+    }
+
+    /// A request on each mirror in turn, then on the registry (as [`Client::from_endpoints`]);
+    /// a mirror's 401, 403, 404, 408, 429 or 5xx answer counts as its failure.
+    fn request_from_endpoints(
+        &self,
+        path: &str,
+        options: RequestOptions<'_>,
+    ) -> Result<Fetched, RegistryError> {
+        self.from_endpoints(|endpoint| {
+            let fetched = endpoint.request(path, options)?;
+            let status = fetched.response.status().as_u16();
+            let is_mirror = !std::ptr::eq(endpoint, &*self.inner);
+            if is_mirror && matches!(status, 401 | 403 | 404 | 408 | 429 | 500..=599) {
+                return Err(RegistryError::Status {
+                    url: redact(&fetched.url),
+                    status,
+                    errors: Vec::new(),
+                });
+            }
+            Ok(fetched)
+        })
     }
 
     /// The repository this client reads.
@@ -500,10 +590,20 @@ impl Client {
             check_tag(reference)?;
             None
         };
+        self.from_endpoints(|endpoint| self.manifest_from(endpoint, reference, by_digest.as_ref()))
+    }
+
+    /// [`Client::manifest`] from one endpoint.
+    fn manifest_from(
+        &self,
+        endpoint: &Inner,
+        reference: &str,
+        by_digest: Option<&Digest>,
+    ) -> Result<Manifest, RegistryError> {
         let path = format!("v2/{}/manifests/{reference}", self.inner.repository);
         let accept = ACCEPTED_MANIFEST_TYPES.join(", ");
         let (bytes, url, announced_digest, content_type) = self.retrying_body(|| {
-            let Fetched { response, url } = self.inner.get(&path, Some(&accept))?;
+            let Fetched { response, url } = endpoint.get(&path, Some(&accept))?;
             let response = expect_ok(response, &url)?;
             let announced_digest = header(&response, "docker-content-digest");
             let content_type = header(&response, "content-type");
@@ -512,7 +612,7 @@ impl Client {
         })?;
         let digest = Digest::of(&bytes);
         let expected = match by_digest {
-            Some(asked) => Some(asked),
+            Some(asked) => Some(asked.clone()),
             None => announced_digest.and_then(|announced| match Digest::parse(&announced) {
                 Ok(announced) => Some(announced),
                 Err(_) => {
@@ -550,7 +650,7 @@ impl Client {
             accept: Some(&accept),
             ..RequestOptions::default()
         };
-        let Fetched { response, url } = self.inner.request(&path, options)?;
+        let Fetched { response, url } = self.request_from_endpoints(&path, options)?;
         match response.status().as_u16() {
             200 => Ok(header(&response, "docker-content-digest")
                 .and_then(|announced| Digest::parse(&announced).ok())),
@@ -572,7 +672,11 @@ impl Client {
     pub fn referrers(&self, digest: &Digest) -> Result<Option<Manifest>, RegistryError> {
         let path = format!("v2/{}/referrers/{digest}", self.inner.repository);
         let fetched = self.retrying_body(|| {
-            let Fetched { response, url } = self.inner.get(&path, Some(OCI_INDEX))?;
+            let options = RequestOptions {
+                accept: Some(OCI_INDEX),
+                ..RequestOptions::default()
+            };
+            let Fetched { response, url } = self.request_from_endpoints(&path, options)?;
             if response.status() == 404 {
                 return Ok(None);
             }
@@ -630,6 +734,7 @@ impl Client {
             must_restart: false,
             pending_break: None,
             url: opened.url,
+            source: opened.source,
             on_retry: None,
         })
     }
@@ -637,19 +742,21 @@ impl Client {
     /// Downloads a small blob (an image config) of at most `max_size` bytes into memory and
     /// checks its digest.
     pub fn blob_bytes(&self, digest: &Digest, max_size: u64) -> Result<Vec<u8>, RegistryError> {
-        let (bytes, url) = self.retrying_body(|| {
-            let Fetched { response, url } = self.fetch_blob(digest)?;
-            Ok((read_limited(response, &url, max_size)?, url))
-        })?;
-        let actual = Digest::of(&bytes);
-        if actual != *digest {
-            return Err(RegistryError::DigestMismatch {
-                url: redact(&url),
-                expected: digest.clone(),
-                actual,
-            });
-        }
-        Ok(bytes)
+        self.from_endpoints(|endpoint| {
+            let (bytes, url) = self.retrying_body(|| {
+                let Fetched { response, url } = self.fetch_blob(endpoint, digest)?;
+                Ok((read_limited(response, &url, max_size)?, url))
+            })?;
+            let actual = Digest::of(&bytes);
+            if actual != *digest {
+                return Err(RegistryError::DigestMismatch {
+                    url: redact(&url),
+                    expected: digest.clone(),
+                    actual,
+                });
+            }
+            Ok(bytes)
+        })
     }
 }
 
@@ -684,12 +791,23 @@ impl Client {
         offset: u64,
         total: Option<u64>,
     ) -> Result<OpenedBlob, RegistryError> {
+        self.from_endpoints(|endpoint| self.open_blob_from(endpoint, digest, offset, total))
+    }
+
+    /// [`Client::open_blob`] from one endpoint.
+    fn open_blob_from(
+        &self,
+        endpoint: &Inner,
+        digest: &Digest,
+        offset: u64,
+        total: Option<u64>,
+    ) -> Result<OpenedBlob, RegistryError> {
         let path = format!("v2/{}/blobs/{digest}", self.inner.repository);
         let options = RequestOptions {
             range_from: (offset > 0).then_some(offset),
             ..RequestOptions::default()
         };
-        let Fetched { response, url } = self.inner.request(&path, options)?;
+        let Fetched { response, url } = endpoint.request(&path, options)?;
         let refused = |reason: String| RegistryError::RangeRefused {
             url: redact(&url),
             offset,
@@ -734,19 +852,40 @@ impl Client {
             body,
             length,
             url: redact(&url),
+            source: endpoint.configured_base.to_string(),
         })
     }
 
-    /// `GET` a blob; only a 200 response comes back.
-    fn fetch_blob(&self, digest: &Digest) -> Result<Fetched, RegistryError> {
+    /// `GET` a blob from `endpoint`; only a 200 response comes back.
+    fn fetch_blob(&self, endpoint: &Inner, digest: &Digest) -> Result<Fetched, RegistryError> {
         let path = format!("v2/{}/blobs/{digest}", self.inner.repository);
-        let Fetched { response, url } = self.inner.get(&path, None)?;
+        let Fetched { response, url } = endpoint.get(&path, None)?;
         let response = expect_ok(response, &url)?;
         Ok(Fetched { response, url })
     }
 }
 
 impl Inner {
+    fn new(
+        connections: &Connections,
+        configured_base: Url,
+        name: &str,
+        credentials: Option<Credentials>,
+        allow_http_fallback: bool,
+    ) -> Inner {
+        Inner {
+            transport: Arc::clone(&connections.transport),
+            registry: host_port(&configured_base),
+            configured_base,
+            repository: name.to_owned(),
+            credentials,
+            allow_http_fallback,
+            session: Mutex::new(None),
+            token: Mutex::new(None),
+            unreachable: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
     /// `GET base/path`, as [`Inner::request`].
     fn get(&self, path: &str, accept: Option<&str>) -> Result<Fetched, RegistryError> {
         self.request(

@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use super::layer::{descriptor_digest, LayerBlob, Pass};
 use super::{
+    FROM_CACHE,
     ImageConfig, Platform, PulledImage, PulledLayer, ResolvedManifest, Store, StoreError,
     Verification, MAX_CONFIG_SIZE, MAX_INDEX_DEPTH,
 };
@@ -99,21 +100,28 @@ impl ImagePull<'_> {
         diff_id: &Digest,
     ) -> Result<PathBuf, StoreError> {
         self.pull_layer(&LayerBlob::of(&resolved.digest, descriptor)?, diff_id)
+            .map(|(path, _)| path)
     }
 
-    fn pull_layer(&self, layer: &LayerBlob, diff_id: &Digest) -> Result<PathBuf, StoreError> {
+    /// The layer's squashfs file and where it came from: [`FROM_CACHE`] or the base URL of
+    /// the mirror or registry that served its blob.
+    fn pull_layer(
+        &self,
+        layer: &LayerBlob,
+        diff_id: &Digest,
+    ) -> Result<(PathBuf, String), StoreError> {
         let digest = &layer.digest;
         if let Some(path) = layer.cached(&self.store.cache, diff_id)? {
             tracing::debug!(layer = %digest, "layer in the cache");
             self.store.progress.layer_done(digest, true);
-            return Ok(path);
+            return Ok((path, FROM_CACHE.to_owned()));
         }
         tracing::debug!(layer = %digest, "waiting for the blob's lock");
         let _lock = self.store.cache.lock(digest)?;
         // Another process may have finished it while we waited for the lock.
         if let Some(path) = layer.cached(&self.store.cache, diff_id)? {
             self.store.progress.layer_done(digest, true);
-            return Ok(path);
+            return Ok((path, FROM_CACHE.to_owned()));
         }
         self.store.progress.layer_started(digest, layer.size);
         let started = std::time::Instant::now();
@@ -123,10 +131,10 @@ impl ImagePull<'_> {
             convert: &self.store.convert,
             progress: &self.store.progress,
         };
-        let path = layer.download(&pass, diff_id, self.store.config.retries)?;
+        let downloaded = layer.download(&pass, diff_id, self.store.config.retries)?;
         tracing::info!(layer = %digest, bytes = layer.size, seconds = started.elapsed().as_secs_f64(), "layer downloaded and converted");
         self.store.progress.layer_done(digest, false);
-        Ok(path)
+        Ok((downloaded.path, downloaded.source))
     }
 
     /// Pulls the whole image for `platform`: manifest, config and every layer.
@@ -153,12 +161,13 @@ impl ImagePull<'_> {
             .into_iter()
             .zip(&config.rootfs.diff_ids)
             .zip(paths)
-            .map(|((layer, diff_id), path)| PulledLayer {
+            .map(|((layer, diff_id), (path, source))| PulledLayer {
                 digest: layer.digest,
                 diff_id: diff_id.clone(),
                 media_type: layer.media_type,
                 size: layer.size,
                 path,
+                source,
             })
             .collect();
         let platform = Platform::new(&config.os, &config.architecture, config.variant.as_deref());
@@ -237,11 +246,18 @@ impl ImagePull<'_> {
     }
 
     /// A manifest by tag or digest. By digest it may come from the cache (content-addressed,
-    /// so it cannot be stale); by tag it is always asked for, since tags move.
+    /// so it cannot be stale). A tag moves, so the registry is always asked what it points
+    /// to, with a `HEAD` (not counted against pull limits): when the cache holds that digest,
+    /// no manifest is downloaded.
     fn fetch_manifest(&self, reference: &str) -> Result<Manifest, StoreError> {
-        if let Ok(digest) = Digest::parse(reference) {
+        let by_digest = match Digest::parse(reference) {
+            Ok(digest) => Some(digest),
+            Err(_) => self.client.manifest_digest(reference)?,
+        };
+        if let Some(digest) = by_digest {
             if let Some(bytes) = self.store.cache.manifest(&digest)? {
                 if let Some(media_type) = media_type_of(&bytes) {
+                    tracing::debug!(reference, %digest, "manifest in the cache");
                     return Ok(Manifest {
                         bytes,
                         media_type,
@@ -296,10 +312,10 @@ impl ImagePull<'_> {
         &self,
         layers: &[LayerBlob],
         diff_ids: &[Digest],
-    ) -> Result<Vec<PathBuf>, StoreError> {
+    ) -> Result<Vec<(PathBuf, String)>, StoreError> {
         let next = AtomicUsize::new(0);
         let failed = AtomicBool::new(false);
-        let results: Mutex<Vec<Option<Result<PathBuf, StoreError>>>> =
+        let results: Mutex<Vec<Option<Result<(PathBuf, String), StoreError>>>> =
             Mutex::new((0..layers.len()).map(|_| None).collect());
         let workers = self.store.parallel_layers.min(layers.len()).max(1);
         std::thread::scope(|scope| {

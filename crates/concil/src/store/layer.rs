@@ -57,7 +57,7 @@ impl LayerBlob {
         pass: &Pass<'_>,
         diff_id: &Digest,
         retries: u32,
-    ) -> Result<PathBuf, StoreError> {
+    ) -> Result<Downloaded, StoreError> {
         let mut restarts = 0;
         loop {
             let mut must_restart = false;
@@ -78,7 +78,7 @@ impl LayerBlob {
         pass: &Pass<'_>,
         diff_id: &Digest,
         must_restart: &mut bool,
-    ) -> Result<PathBuf, StoreError> {
+    ) -> Result<Downloaded, StoreError> {
         let layer = self;
         let digest = &layer.digest;
         // A layer stored as it is must stay within the configured size too: the descriptor's
@@ -96,10 +96,11 @@ impl LayerBlob {
         let body = pass.client.blob(digest)?.on_retry(Box::new(move |retry, budget| {
             progress.layer_retrying(&notified, retry, budget);
         }));
+        let source = body.source().to_owned();
         let mut blob = VerifyingReader::new(body, layer.size, digest, &**pass.progress);
         let result = self.convert_into_cache(pass, diff_id, &mut blob);
         *must_restart = blob.must_restart();
-        result
+        result.map(|path| Downloaded { path, source })
     }
 
     /// The streaming pass proper: `blob` through the converter into a working file, committed
@@ -176,6 +177,13 @@ impl LayerBlob {
         }
         Ok(ingest.commit_layer(diff_id, Some(digest))?)
     }
+}
+
+/// A layer just downloaded: its squashfs file and where its blob came from.
+pub(super) struct Downloaded {
+    pub(super) path: PathBuf,
+    /// The base URL of the mirror or registry that served the blob.
+    pub(super) source: String,
 }
 
 /// One layer blob of a manifest, with what the store does with it.

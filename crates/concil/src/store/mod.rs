@@ -130,7 +130,13 @@ pub struct PulledLayer {
     pub size: u64,
     /// The squashfs file in the cache.
     pub path: PathBuf,
+    /// Where the layer came from: `"cache"` when it was there already, else the base URL of
+    /// the mirror or registry that served its blob.
+    pub source: String,
 }
+
+/// [`PulledLayer::source`] of a layer that was in the cache already.
+pub const FROM_CACHE: &str = "cache";
 
 /// A pulled image: what `concil pull --json` prints.
 #[derive(Debug, Clone, Serialize)]
@@ -513,7 +519,13 @@ impl Store {
     /// The client for the reference's repository: made once with the registry endpoint and
     /// credentials the configuration gives, on the store's connections.
     fn client(&self, reference: &Reference) -> Result<Client, StoreError> {
-        let key = format!("{}/{}", reference.registry, reference.repository);
+        // By tag and by digest may differ in mirrors (`mirror_digest_only`).
+        let key = format!(
+            "{}/{} {}",
+            reference.registry,
+            reference.repository,
+            reference.digest.is_some()
+        );
         let mut clients = self
             .clients
             .lock()
@@ -533,6 +545,24 @@ impl Store {
             credentials,
             allow_http_fallback,
         )?;
+        let (mirrors, digest_only) = self.config.registry_mirrors(&reference.registry);
+        let client = if mirrors.is_empty() || (digest_only && reference.digest.is_none()) {
+            client
+        } else {
+            let mirrors = mirrors
+                .iter()
+                .map(|url| {
+                    let host = url.host_str().unwrap_or_default();
+                    let name = match url.port() {
+                        Some(port) => format!("{host}:{port}"),
+                        None => host.to_owned(),
+                    };
+                    let credentials = self.config.credentials(&name, &reference.repository);
+                    (url.clone(), credentials)
+                })
+                .collect();
+            client.with_mirrors(&self.connections, mirrors)?
+        };
         clients.insert(key, client.clone());
         Ok(client)
     }
