@@ -57,6 +57,7 @@ pub struct RegistryBuilder {
     tls: bool,
     auth: Auth,
     redirect_blobs: bool,
+    pull_through: Option<Url>,
 }
 
 impl RegistryBuilder {
@@ -74,6 +75,13 @@ impl RegistryBuilder {
     /// Redirect blob downloads to a [`BlobStorage`] server on another port.
     pub fn redirect_blobs(mut self) -> Self {
         self.redirect_blobs = true;
+        self
+    }
+
+    /// A pull-through cache of `remote` (CNCF distribution's proxy mode, `proxy: remoteurl`),
+    /// what clusters run as a mirror: it fetches from `remote` what it does not hold yet.
+    pub fn pull_through(mut self, remote: Url) -> Self {
+        self.pull_through = Some(remote);
         self
     }
 
@@ -100,6 +108,7 @@ impl Registry {
             tls: false,
             auth: Auth::None,
             redirect_blobs: false,
+            pull_through: None,
         }
     }
 
@@ -248,6 +257,17 @@ impl Registry {
     }
 
     /// How many times a blob was fetched with `GET` (any repository).
+    /// How many requests with `method` for a path ending with `suffix` the registry logged.
+    pub fn count_requests(&self, method: &str, suffix: &str) -> usize {
+        self.log_lines()
+            .iter()
+            .filter(|line| log_field(line, "http.request.method").as_deref() == Some(method))
+            .filter(|line| {
+                log_field(line, "http.request.uri").is_some_and(|uri| uri.ends_with(suffix))
+            })
+            .count()
+    }
+
     pub fn count_blob_fetches(&self, digest: &str) -> usize {
         let suffix = format!("/blobs/{digest}");
         self.log_lines()
@@ -473,6 +493,9 @@ fn registry_config(
                 bundle = ca.cert.display(),
             );
         }
+    }
+    if let Some(remote) = &options.pull_through {
+        config += &format!("proxy:\n  remoteurl: {}\n", remote.as_str().trim_end_matches('/'));
     }
     if let Some(storage) = blob_storage {
         config += &format!(

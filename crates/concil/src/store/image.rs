@@ -355,14 +355,33 @@ impl ImagePull<'_> {
     }
 }
 
-/// The media type a cached manifest declares in its body.
+/// The media type of a cached manifest: the one its body declares, else (an OCI document may
+/// leave `mediaType` out, as umoci's do) an OCI index when it lists `manifests`, an OCI image
+/// manifest when it has a `config`.
 fn media_type_of(bytes: &[u8]) -> Option<String> {
     #[derive(Deserialize)]
-    struct MediaTypeOnly {
+    struct Head {
         #[serde(rename = "mediaType")]
         media_type: Option<String>,
+        manifests: Option<serde::de::IgnoredAny>,
+        config: Option<serde::de::IgnoredAny>,
     }
-    serde_json::from_slice::<MediaTypeOnly>(bytes)
-        .ok()?
-        .media_type
+    let head = serde_json::from_slice::<Head>(bytes).ok()?;
+    match head {
+        Head {
+            media_type: Some(media_type),
+            ..
+        } => Some(media_type),
+        Head {
+            manifests: Some(_),
+            config: None,
+            ..
+        } => Some(crate::registry::OCI_INDEX.to_owned()),
+        Head {
+            config: Some(_),
+            manifests: None,
+            ..
+        } => Some(crate::registry::OCI_MANIFEST.to_owned()),
+        _ => None,
+    }
 }
