@@ -223,8 +223,10 @@ pub struct BlobReader {
     /// Breaks that used up the budget (see [`PROGRESS_THAT_RESETS`]).
     retries_used: u32,
     backoff: Backoff,
-    /// The slowest-body check: when the current window started and what it brought.
-    window_start: Instant,
+    /// The slowest-body check: time spent waiting in reads in the current window (not the
+    /// consumer's time between reads: a busy converter is not a slow network), and the bytes
+    /// those reads brought.
+    window_waited: Duration,
     window_bytes: u64,
     must_restart: bool,
     /// Why the body was dropped after the last bytes it gave (too slow).
@@ -262,15 +264,15 @@ impl BlobReader {
         self.must_restart
     }
 
-    /// Whether the body counts as broken at this point: ended early, or too slow.
+    /// Whether the body is too slow: below `min_rate` over an idle period of waiting.
     fn check_rate(&mut self) -> Option<String> {
         let network = self.client.inner.transport.network();
-        let elapsed = self.window_start.elapsed();
+        let elapsed = self.window_waited;
         if network.timeouts.min_rate == 0 || elapsed < network.timeouts.idle {
             return None;
         }
         let rate = self.window_bytes as f64 / elapsed.as_secs_f64();
-        self.window_start = Instant::now();
+        self.window_waited = Duration::ZERO;
         self.window_bytes = 0;
         (rate < network.timeouts.min_rate as f64).then(|| {
             format!(
@@ -315,7 +317,7 @@ impl BlobReader {
             Ok(opened) => {
                 self.url = opened.url;
                 self.body = Some(opened.body);
-                self.window_start = Instant::now();
+                self.window_waited = Duration::ZERO;
                 self.window_bytes = 0;
                 Ok(())
             }
@@ -340,7 +342,10 @@ impl Read for BlobReader {
                 self.resume(io::Error::new(io::ErrorKind::TimedOut, reason))?;
                 continue;
             };
-            let broken = match body.read(buf) {
+            let started = Instant::now();
+            let read = body.read(buf);
+            self.window_waited += started.elapsed();
+            let broken = match read {
                 Ok(0) => match self.total {
                     Some(total) if self.offset < total => io::Error::new(
                         io::ErrorKind::UnexpectedEof,
@@ -729,7 +734,7 @@ impl Client {
             attempt_bytes: 0,
             retries_used: 0,
             backoff: Backoff::new(),
-            window_start: Instant::now(),
+            window_waited: Duration::ZERO,
             window_bytes: 0,
             must_restart: false,
             pending_break: None,
