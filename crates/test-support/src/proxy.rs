@@ -3,28 +3,39 @@
 //! It forwards every request to one plain-HTTP upstream (`host:port`). Every connection carries
 //! exactly one exchange: the proxy forces `Connection: close` on the request and on the
 //! response, so a body simply ends when the upstream closes and nothing has to be re-framed.
+//! A response to `HEAD` (and a `204`/`304`) has no body whatever its `Content-Length` says: the
+//! proxy forwards its head and closes, without waiting for the upstream to close.
 //!
 //! Two kinds of fault, set independently:
 //!
-//! - Blob faults ([`Proxy::set_fault`], [`BlobFault`]): for responses to
-//!   `GET /v2/<repo>/blobs/<digest>` only, flip one body byte, cut the body short, or throttle
-//!   it. Offsets count body bytes as they travel on the wire. The registry serves blobs with
-//!   `Content-Length` (not chunked), so they are blob bytes (for a `206` response: bytes of the
-//!   requested range). Blobs the registry redirects elsewhere (`307`) are not faulted: their
-//!   bodies come from the redirect target, not through the proxy.
-//! - Path faults ([`Proxy::set_path_faults`], [`PathFault`]): for any `GET` whose path (query
-//!   left out) matches a [`PathMatch`] — a suffix such as `/manifests/v1`, or a TUF role's
+//! - Blob faults ([`Proxy::set_fault`], [`BlobFault`]): for `GET /v2/<repo>/blobs/<digest>`
+//!   only. On the response body: flip one byte, cut it short (after a given or a pseudo-random
+//!   number of bytes), stall it, or throttle it. Offsets count body bytes as they travel on the
+//!   wire. The registry serves blobs with `Content-Length` (not chunked), so they are blob bytes
+//!   (for a `206` response: bytes of the requested range). On the response head: shift the start
+//!   of a `206`'s `Content-Range` (a lying server). On the request: drop its `Range` header (a
+//!   server that ignores ranges), or answer a status such as `429`/`503` in the upstream's place
+//!   (rate limits, overload). Blobs the registry redirects elsewhere (`307`) are not faulted:
+//!   their bodies come from the redirect target, not through the proxy.
+//! - Path faults ([`Proxy::set_path_faults`], [`PathFault`]): for any `GET` or `HEAD` whose path
+//!   (query left out) matches a [`PathMatch`] — a suffix such as `/manifests/v1`, or a TUF role's
 //!   metadata under `/_trust/tuf/` by plain or consistent (checksum) name — flip a body byte of
-//!   the upstream's `200`/`206` response, answer `200` with canned bytes without asking the
-//!   upstream (replay old metadata, serve metadata a test made), answer a bare status (`404`,
-//!   `503`), or close the connection without answering (server unreachable). A flipped request
-//!   goes upstream as HTTP/1.0 so the body is never chunked (notary-server chunks metadata over
-//!   2 KiB) and the offset counts body bytes. A path fault takes precedence over a blob fault.
+//!   the upstream's `200`/`206` response (`GET` only), answer `200` with canned bytes without
+//!   asking the upstream (replay old metadata, serve metadata a test made), answer a status with
+//!   no body (`404`, `503`; or `429` with `Retry-After`), or close the connection without
+//!   answering (server unreachable). A flipped request goes upstream as HTTP/1.0 so the body is
+//!   never chunked (notary-server chunks metadata over 2 KiB) and the offset counts body bytes.
+//!   A path fault takes precedence over a blob fault.
+//!
+//! Every request is logged ([`Proxy::requests`], [`Proxy::blob_requests`],
+//! [`Proxy::blob_body_bytes`]), so a test can count manifest `GET`s and `HEAD`s, or check that a
+//! resumed download fetched no byte twice. A log entry is updated before the bytes it counts are
+//! handed to the client, so a client that has read a response finds it counted.
 //!
 //! The upstream must speak plain HTTP (the proxy reads the requests).
 //!
 //! The `throttle_proxy` example (concil's benchmarks) uses it too, so a benchmark's slow link
-//! and a test's are the same code.
+//! and a test's are the same code. (Its log grows by one small entry per request.)
 
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -41,6 +52,12 @@ const CHUNK_BYTES: usize = 16 * 1024;
 /// A throttled body is written in slices of this many seconds' worth of bytes, so the rate is
 /// smooth at every scale instead of bursting one buffer at a time.
 const THROTTLE_SLICE_SECS: f64 = 0.05;
+/// A stalled connection checks this often whether the proxy is stopping, so dropping the
+/// [`Proxy`] ends its stalls at once instead of leaving them to run out.
+const STALL_POLL: Duration = Duration::from_millis(20);
+/// The body of an injected `429`, in the registry API's error form (Docker Hub's code).
+const TOO_MANY_REQUESTS_BODY: &[u8] =
+    br#"{"errors":[{"code":"TOOMANYREQUESTS","message":"rate limited"}]}"#;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
@@ -94,7 +111,10 @@ impl fmt::Display for Side {
     }
 }
 
-/// What to do to a blob response body.
+/// What to do to a blob `GET`: to its response body, its response head, or its request.
+///
+/// The body faults (`FlipByte`, `CutAfter`, `Throttle`, `CutAtRandom`, `Stall`) apply to `200`
+/// and `206` responses; other responses pass unchanged and do not use up the plan's `times`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
     /// Invert every bit of the body byte at `offset`; all other bytes pass unchanged.
@@ -103,15 +123,85 @@ pub enum Fault {
     CutAfter { bytes: u64 },
     /// Forward the body at no more than `bytes_per_sec` (per response).
     Throttle { bytes_per_sec: u64 },
+    /// Forward the first n body bytes, then close the connection, n pseudo-random in
+    /// [1, `Content-Length` - 1] as [`Fault::random_cut`] draws it for `seed` and the number of
+    /// responses this plan faulted before. A response without a `Content-Length` of at least 2
+    /// passes unchanged and does not use up the plan.
+    CutAtRandom { seed: u64 },
+    /// Forward the first `after` body bytes, send nothing for `pause`, then close the connection
+    /// without the rest (a server that hangs mid-body, for read timeouts). A body of at most
+    /// `after` bytes passes whole, without a pause. Dropping the [`Proxy`] ends a pause early.
+    Stall { after: u64, pause: Duration },
+    /// Remove the request's `Range` (and `If-Range`) header before it goes upstream, so the
+    /// registry answers `200` with the whole blob (a server that ignores ranges). Requests
+    /// without a `Range` header pass unchanged and do not use up the plan.
+    IgnoreRange,
+    /// Rewrite an upstream `206`'s `Content-Range: bytes A-B/T` to `bytes (A+1)-B/T` (a lying
+    /// server); the body passes unchanged. Other responses pass unchanged and do not use up the
+    /// plan.
+    WrongContentRange,
+    /// Answer `code` without asking the upstream: with `Retry-After: <secs>` when `retry_after`
+    /// is given, with Docker Hub's `ratelimit-limit: 100;w=21600` and
+    /// `ratelimit-remaining: 0;w=21600` when `rate_limit_headers`, and with the registry API's
+    /// `TOOMANYREQUESTS` error as body for a `429` (an empty body otherwise). With
+    /// `times: Some(n)`, a burst of n such answers, then normal service.
+    Status {
+        code: u16,
+        retry_after: Option<u64>,
+        rate_limit_headers: bool,
+    },
 }
 
-/// A fault and the blob responses it applies to.
+impl Fault {
+    /// Where [`Fault::CutAtRandom`] cuts a body of `body_len` bytes: after this many bytes,
+    /// in [1, `body_len` - 1], the same for the same `seed` and `response` (the number of
+    /// responses the plan faulted before: 0 for the first). `None` when the range is empty
+    /// (`body_len` < 2).
+    pub fn random_cut(seed: u64, response: u64, body_len: u64) -> Option<u64> {
+        let choices = body_len.checked_sub(1).filter(|&choices| choices > 0)?;
+        Some(1 + splitmix64(splitmix64(seed) ^ response) % choices)
+    }
+
+    /// Whether this fault acts on a blob response with this head (rather than on the request,
+    /// or not at all).
+    fn applies_to_response(&self, response: &Head<'_>) -> bool {
+        match self {
+            Fault::FlipByte { .. }
+            | Fault::CutAfter { .. }
+            | Fault::Throttle { .. }
+            | Fault::Stall { .. } => response.is_success_with_body(),
+            Fault::CutAtRandom { .. } => {
+                response.is_success_with_body()
+                    && response.content_length().is_some_and(|length| length >= 2)
+            }
+            Fault::WrongContentRange => {
+                response.status() == 206
+                    && response
+                        .header("content-range")
+                        .and_then(shifted_content_range)
+                        .is_some()
+            }
+            Fault::IgnoreRange | Fault::Status { .. } => false,
+        }
+    }
+}
+
+/// SplitMix64's output function: a well-mixed 64-bit value from any input, so neighbouring
+/// seeds and response numbers give unrelated cut points (no dependency for a test's dice).
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// A fault and the blob requests it applies to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlobFault {
     pub fault: Fault,
-    /// Only responses for this digest (`sha256:…`); `None`: every blob.
+    /// Only requests for this digest (`sha256:…`); `None`: every blob.
     pub digest: Option<String>,
-    /// Only this many responses, later ones pass unchanged; `None`: all of them.
+    /// Only this many faulted responses, later ones pass unchanged; `None`: all of them.
     pub times: Option<u32>,
 }
 
@@ -126,7 +216,7 @@ impl BlobFault {
     }
 }
 
-/// Which `GET` requests a [`PathFault`] applies to, by path (the query is left out).
+/// Which `GET` and `HEAD` requests a [`PathFault`] applies to, by path (the query is left out).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PathMatch {
     /// Paths ending with this, e.g. `/manifests/v1`.
@@ -160,16 +250,24 @@ impl PathMatch {
     }
 }
 
-/// What to do to a request a [`PathMatch`] selected.
+/// What to do to a request a [`PathMatch`] selected. An answer to a `HEAD` request carries the
+/// head only (a `Replace` answer's `Content-Length` still counts its body).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PathAction {
     /// Invert every bit of body byte `offset` of the upstream's `200`/`206` response; other
-    /// responses pass unchanged and do not use up the fault.
+    /// responses pass unchanged and do not use up the fault. `GET` only: a `HEAD` request
+    /// passes it by (a later fault in the list may still match).
     FlipByte { offset: u64 },
     /// Answer `200` with this body (and its `Content-Length`); the upstream is not asked.
     Replace { body: Vec<u8> },
     /// Answer this status with an empty body; the upstream is not asked.
     Status { code: u16 },
+    /// Answer this status with these headers and an empty body (`Content-Length: 0` and
+    /// `Connection: close` are added), e.g. `429` with `Retry-After`; the upstream is not asked.
+    StatusWithHeaders {
+        code: u16,
+        headers: Vec<(String, String)>,
+    },
     /// Close the connection without answering; the upstream is not asked.
     Drop,
 }
@@ -194,6 +292,21 @@ impl PathFault {
     }
 }
 
+/// One blob request (`GET` or `HEAD` of `/v2/<repo>/blobs/<digest>`) as the proxy saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobRequest {
+    pub method: String,
+    /// The request path, query left out.
+    pub path: String,
+    /// The `Range` header the client sent (before a [`Fault::IgnoreRange`] removed it).
+    pub range: Option<String>,
+    /// The status the client was answered, injected or the upstream's; 0 if the connection
+    /// closed before an answer (a dropped request, an unreachable upstream).
+    pub status: u16,
+    /// The body bytes handed to the client (after a cut: the bytes before it).
+    pub body_bytes: u64,
+}
+
 /// A running proxy; stops accepting when dropped.
 pub struct Proxy {
     addr: SocketAddr,
@@ -204,12 +317,30 @@ pub struct Proxy {
 /// State shared between the acceptor, the connection threads and the owner.
 struct Shared {
     upstream: SocketAddr,
-    plan: Mutex<Option<BlobFault>>,
+    plan: Mutex<Option<ActivePlan>>,
     path_plan: Mutex<Vec<PathFault>>,
     stopping: AtomicBool,
     blob_responses: AtomicU64,
     faulted_responses: AtomicU64,
     path_faulted_responses: AtomicU64,
+    log: Mutex<Vec<Exchange>>,
+}
+
+/// The blob fault in force and how often it has applied, which numbers the responses
+/// [`Fault::CutAtRandom`] draws for.
+struct ActivePlan {
+    fault: BlobFault,
+    applied: u64,
+}
+
+/// One request in the log, filled in as its exchange goes on.
+struct Exchange {
+    method: String,
+    path: String,
+    range: Option<String>,
+    is_blob: bool,
+    status: u16,
+    body_bytes: u64,
 }
 
 impl Proxy {
@@ -241,6 +372,7 @@ impl Proxy {
             blob_responses: AtomicU64::new(0),
             faulted_responses: AtomicU64::new(0),
             path_faulted_responses: AtomicU64::new(0),
+            log: Mutex::new(Vec::new()),
         });
         let acceptor_shared = Arc::clone(&shared);
         let acceptor = thread::Builder::new()
@@ -262,13 +394,15 @@ impl Proxy {
         self.addr
     }
 
-    /// Replaces the fault plan for responses that start from now on (`None`: pass through).
+    /// Replaces the fault plan for requests that start from now on (`None`: pass through).
+    /// The [`Fault::CutAtRandom`] response numbers start again at 0.
     pub fn set_fault(&self, plan: Option<BlobFault>) {
         *self
             .shared
             .plan
             .lock()
-            .unwrap_or_else(PoisonError::into_inner) = plan;
+            .unwrap_or_else(PoisonError::into_inner) =
+            plan.map(|fault| ActivePlan { fault, applied: 0 });
     }
 
     /// How many successful (`200`/`206`) blob GET responses have started so far.
@@ -276,7 +410,8 @@ impl Proxy {
         self.shared.blob_responses.load(Ordering::SeqCst)
     }
 
-    /// How many of those had a fault applied.
+    /// How many blob requests a fault has applied to so far: responses altered, `Range`
+    /// headers removed, statuses answered in the upstream's place.
     pub fn faulted_responses(&self) -> u64 {
         self.shared.faulted_responses.load(Ordering::SeqCst)
     }
@@ -295,10 +430,58 @@ impl Proxy {
     pub fn path_faulted_responses(&self) -> u64 {
         self.shared.path_faulted_responses.load(Ordering::SeqCst)
     }
+
+    /// The body bytes handed to clients in `200`/`206` answers to blob `GET`s so far, cut and
+    /// faulted bodies included: what a client downloaded of blobs.
+    pub fn blob_body_bytes(&self) -> u64 {
+        self.shared
+            .lock_log()
+            .iter()
+            .filter(|exchange| {
+                exchange.is_blob && exchange.method == "GET" && matches!(exchange.status, 200 | 206)
+            })
+            .map(|exchange| exchange.body_bytes)
+            .sum()
+    }
+
+    /// Every blob request (`GET` and `HEAD`) so far, in the order they arrived; a request still
+    /// in progress shows what it has got so far.
+    pub fn blob_requests(&self) -> Vec<BlobRequest> {
+        self.shared
+            .lock_log()
+            .iter()
+            .filter(|exchange| exchange.is_blob)
+            .map(|exchange| BlobRequest {
+                method: exchange.method.clone(),
+                path: exchange.path.clone(),
+                range: exchange.range.clone(),
+                status: exchange.status,
+                body_bytes: exchange.body_bytes,
+            })
+            .collect()
+    }
+
+    /// Every request so far, of any path, in the order they arrived: method, path (query left
+    /// out), and the status answered (0: none yet, or the connection closed without one).
+    pub fn requests(&self) -> Vec<(String, String, u16)> {
+        self.shared
+            .lock_log()
+            .iter()
+            .map(|exchange| {
+                (
+                    exchange.method.clone(),
+                    exchange.path.clone(),
+                    exchange.status,
+                )
+            })
+            .collect()
+    }
 }
 
 impl Drop for Proxy {
     fn drop(&mut self) {
+        // Also ends stalls (`Fault::Stall`): connection threads are not joined, and a stalled
+        // one must not outlive the test by its whole pause.
         self.shared.stopping.store(true, Ordering::SeqCst);
         // `accept` blocks; one connection wakes it up to see the flag.
         if TcpStream::connect(self.addr).is_ok() {
@@ -310,30 +493,44 @@ impl Drop for Proxy {
 }
 
 impl Shared {
-    /// The fault for one blob response, consuming one use of a counted plan.
-    fn take_fault(&self, digest: &str) -> Option<Fault> {
+    /// The blob fault for one request to `digest` if `applies` accepts it, consuming one use of
+    /// a counted plan and counting it; with the number of times the plan applied before.
+    fn take_fault(&self, digest: &str, applies: impl Fn(&Fault) -> bool) -> Option<(Fault, u64)> {
         let mut plan = self.plan.lock().unwrap_or_else(PoisonError::into_inner);
         let current = plan.as_mut()?;
-        if current.digest.as_deref().is_some_and(|only| only != digest) {
+        if current
+            .fault
+            .digest
+            .as_deref()
+            .is_some_and(|only| only != digest)
+            || current.fault.times == Some(0)
+            || !applies(&current.fault.fault)
+        {
             return None;
         }
-        match &mut current.times {
-            Some(0) => return None,
-            Some(left) => *left -= 1,
-            None => {}
+        if let Some(left) = &mut current.fault.times {
+            *left -= 1;
         }
-        Some(current.fault)
+        let number = current.applied;
+        current.applied += 1;
+        self.faulted_responses.fetch_add(1, Ordering::SeqCst);
+        Some((current.fault.fault, number))
     }
 
-    /// The first path fault for `path` with uses left: its index and action. Uses nothing up.
-    fn find_path_fault(&self, path: &str) -> Option<(usize, PathAction)> {
+    /// The first path fault for a request with uses left: its index and action. Uses nothing
+    /// up. A `HEAD` request has no body to flip, so flip faults do not match it.
+    fn find_path_fault(&self, path: &str, is_head: bool) -> Option<(usize, PathAction)> {
         let plan = self
             .path_plan
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         plan.iter()
             .enumerate()
-            .find(|(_, fault)| fault.times != Some(0) && fault.path.matches(path))
+            .find(|(_, fault)| {
+                fault.times != Some(0)
+                    && fault.path.matches(path)
+                    && !(is_head && matches!(fault.action, PathAction::FlipByte { .. }))
+            })
             .map(|(index, fault)| (index, fault.action.clone()))
     }
 
@@ -354,6 +551,54 @@ impl Shared {
         }
         self.path_faulted_responses.fetch_add(1, Ordering::SeqCst);
         true
+    }
+
+    fn lock_log(&self) -> std::sync::MutexGuard<'_, Vec<Exchange>> {
+        self.log.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Logs a request as it arrives; its index for the updates below.
+    fn record_request(&self, request: &Head<'_>) -> usize {
+        let exchange = Exchange {
+            method: request.method().to_owned(),
+            path: request.path().unwrap_or_default().to_owned(),
+            range: request.header("range").map(str::to_owned),
+            is_blob: matches!(request.method(), "GET" | "HEAD")
+                && request.path().and_then(blob_digest_of).is_some(),
+            status: 0,
+            body_bytes: 0,
+        };
+        let mut log = self.lock_log();
+        log.push(exchange);
+        log.len() - 1
+    }
+
+    /// Logs the status of a request's answer; called before the head goes to the client.
+    fn record_status(&self, index: usize, status: u16) {
+        if let Some(exchange) = self.lock_log().get_mut(index) {
+            exchange.status = status;
+        }
+    }
+
+    /// Counts body bytes of a request's answer; called before they go to the client.
+    fn record_body(&self, index: usize, bytes: u64) {
+        if let Some(exchange) = self.lock_log().get_mut(index) {
+            exchange.body_bytes += bytes;
+        }
+    }
+
+    /// Sleeps for `duration`, or less if the proxy is dropped meanwhile.
+    fn pause(&self, duration: Duration) {
+        let started = Instant::now();
+        while !self.stopping.load(Ordering::SeqCst) {
+            let Some(left) = duration.checked_sub(started.elapsed()) else {
+                return;
+            };
+            if left.is_zero() {
+                return;
+            }
+            thread::sleep(left.min(STALL_POLL));
+        }
     }
 }
 
@@ -400,15 +645,34 @@ fn io_error(doing: &'static str) -> impl FnOnce(io::Error) -> ProxyError {
     move |source| ProxyError::Io { doing, source }
 }
 
+/// What a request's exchange needs to know once the upstream answers.
+struct Forwarding<'a> {
+    /// The log entry.
+    index: usize,
+    /// `HEAD`: the answer has no body.
+    is_head: bool,
+    /// For a blob `GET` no path fault matched: the digest.
+    blob_digest: Option<&'a str>,
+    /// A blob fault already acted on the request (`IgnoreRange`): none acts on the response.
+    request_faulted: bool,
+    /// A path flip fault to apply to a successful response: its index and offset.
+    flip_offset: Option<(usize, u64)>,
+}
+
 /// Forwards one request and its response.
 fn serve(mut client: TcpStream, shared: &Shared) -> Result<(), ProxyError> {
     let Some((request_head, request_rest)) = read_head(&mut client, Side::Client)? else {
         return Ok(()); // connected and closed without a request (e.g. the wake-up in Drop)
     };
     let request = Head::parse(&request_head, Side::Client)?;
-    let path_fault = request
-        .get_path()
-        .and_then(|path| shared.find_path_fault(path));
+    let index = shared.record_request(&request);
+    let is_head = request.method() == "HEAD";
+    let path_fault = match request.method() {
+        "GET" | "HEAD" => request
+            .path()
+            .and_then(|path| shared.find_path_fault(path, is_head)),
+        _ => None,
+    };
     // A path fault replaces blob faults for its request.
     let blob_digest = match path_fault {
         Some(_) => None,
@@ -416,17 +680,32 @@ fn serve(mut client: TcpStream, shared: &Shared) -> Result<(), ProxyError> {
     };
     let flip_offset = match path_fault {
         Some((index, PathAction::FlipByte { offset })) => Some((index, offset)),
-        Some((index, action)) => {
-            if shared.use_path_fault(index, &action) {
-                return answer_without_upstream(&mut client, &action);
+        Some((fault_index, action)) => {
+            if shared.use_path_fault(fault_index, &action) {
+                return answer_path_fault(&mut client, &action, is_head, shared, index);
             }
             None
         }
         None => None,
     };
-    let request_head = match flip_offset {
-        Some(_) => request.as_http10_with_connection_close(),
-        None => request.with_connection_close(),
+    // Blob faults that act before the upstream is asked.
+    let has_range = request.header("range").is_some();
+    let request_fault = blob_digest.and_then(|digest| {
+        shared.take_fault(digest, |fault| match fault {
+            Fault::Status { .. } => true,
+            Fault::IgnoreRange => has_range,
+            _ => false,
+        })
+    });
+    if let Some((fault @ Fault::Status { .. }, _)) = request_fault {
+        return answer_status_fault(&mut client, fault, shared, index);
+    }
+    let request_head = if flip_offset.is_some() {
+        request.as_http10_with_connection_close()
+    } else if request_fault.is_some() {
+        request.forwarded_with(request.start_line, &["range", "if-range"], &[])
+    } else {
+        request.with_connection_close()
     };
 
     let mut upstream =
@@ -455,7 +734,14 @@ fn serve(mut client: TcpStream, shared: &Shared) -> Result<(), ProxyError> {
         })
         .map_err(io_error("spawning the request body thread"))?;
 
-    let result = forward_response(&mut upstream, &mut client, blob_digest, flip_offset, shared);
+    let forwarding = Forwarding {
+        index,
+        is_head,
+        blob_digest,
+        request_faulted: request_fault.is_some(),
+        flip_offset,
+    };
+    let result = forward_response(&mut upstream, &mut client, &forwarding, shared);
     let _ = client.shutdown(Shutdown::Both);
     let _ = upstream.shutdown(Shutdown::Both);
     let _ = request_pump.join();
@@ -463,20 +749,90 @@ fn serve(mut client: TcpStream, shared: &Shared) -> Result<(), ProxyError> {
 }
 
 /// Carries out a path fault that needs no upstream response: answers, or closes without one.
-fn answer_without_upstream(client: &mut TcpStream, action: &PathAction) -> Result<(), ProxyError> {
-    let (code, body): (u16, &[u8]) = match action {
-        PathAction::Replace { body } => (200, body),
-        PathAction::Status { code } => (*code, &[]),
+fn answer_path_fault(
+    client: &mut TcpStream,
+    action: &PathAction,
+    is_head: bool,
+    shared: &Shared,
+    index: usize,
+) -> Result<(), ProxyError> {
+    const OCTET_STREAM: [(&str, &str); 1] = [("Content-Type", "application/octet-stream")];
+    let (code, headers, body): (u16, Vec<(&str, &str)>, &[u8]) = match action {
+        PathAction::Replace { body } => (200, OCTET_STREAM.to_vec(), body),
+        PathAction::Status { code } => (*code, OCTET_STREAM.to_vec(), &[]),
+        PathAction::StatusWithHeaders { code, headers } => (
+            *code,
+            headers
+                .iter()
+                .map(|(name, value)| (name.as_str(), value.as_str()))
+                .collect(),
+            &[],
+        ),
         PathAction::Drop | PathAction::FlipByte { .. } => {
             let _ = client.shutdown(Shutdown::Both);
             return Ok(());
         }
     };
-    let head = format!(
-        "HTTP/1.1 {code} Injected\r\nContent-Type: application/octet-stream\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
+    answer(client, code, &headers, body, is_head, shared, index)
+}
+
+/// Answers a blob `GET` with a [`Fault::Status`] in the upstream's place.
+fn answer_status_fault(
+    client: &mut TcpStream,
+    fault: Fault,
+    shared: &Shared,
+    index: usize,
+) -> Result<(), ProxyError> {
+    let Fault::Status {
+        code,
+        retry_after,
+        rate_limit_headers,
+    } = fault
+    else {
+        return Ok(()); // only called with a status fault
+    };
+    let retry_after = retry_after.map(|secs| secs.to_string());
+    let mut headers: Vec<(&str, &str)> = Vec::new();
+    let body: &[u8] = if code == 429 {
+        headers.push(("Content-Type", "application/json"));
+        TOO_MANY_REQUESTS_BODY
+    } else {
+        &[]
+    };
+    if let Some(secs) = &retry_after {
+        headers.push(("Retry-After", secs));
+    }
+    if rate_limit_headers {
+        headers.push(("ratelimit-limit", "100;w=21600"));
+        headers.push(("ratelimit-remaining", "0;w=21600"));
+    }
+    answer(client, code, &headers, body, false, shared, index)
+}
+
+/// Answers in the upstream's place: `code`, `headers`, and `body` with its `Content-Length`
+/// (to a `HEAD` request: the head only); logs it, then closes.
+fn answer(
+    client: &mut TcpStream,
+    code: u16,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    is_head: bool,
+    shared: &Shared,
+    index: usize,
+) -> Result<(), ProxyError> {
+    let mut head = format!("HTTP/1.1 {code} Injected\r\n");
+    for (name, value) in headers {
+        head.push_str(name);
+        head.push_str(": ");
+        head.push_str(value);
+        head.push_str("\r\n");
+    }
+    head.push_str("Content-Length: ");
+    head.push_str(&body.len().to_string());
+    head.push_str("\r\nConnection: close\r\n\r\n");
+    let body = if is_head { &[] } else { body };
+    shared.record_status(index, code);
+    shared.record_body(index, body.len() as u64);
     let result = client
         .write_all(head.as_bytes())
         .and_then(|()| client.write_all(body))
@@ -488,8 +844,7 @@ fn answer_without_upstream(client: &mut TcpStream, action: &PathAction) -> Resul
 fn forward_response(
     upstream: &mut TcpStream,
     client: &mut TcpStream,
-    blob_digest: Option<&str>,
-    flip_offset: Option<(usize, u64)>,
+    forwarding: &Forwarding<'_>,
     shared: &Shared,
 ) -> Result<(), ProxyError> {
     let Some((response_head, response_rest)) = read_head(upstream, Side::Upstream)? else {
@@ -498,57 +853,124 @@ fn forward_response(
         });
     };
     let response = Head::parse(&response_head, Side::Upstream)?;
-    client
-        .write_all(&response.with_connection_close())
-        .map_err(io_error("sending the response head to the client"))?;
 
-    let fault = match blob_digest {
-        Some(digest) if response.is_success_with_body() => {
-            shared.blob_responses.fetch_add(1, Ordering::SeqCst);
-            let fault = shared.take_fault(digest);
-            if fault.is_some() {
-                shared.faulted_responses.fetch_add(1, Ordering::SeqCst);
+    let fault = match forwarding.blob_digest {
+        Some(digest) => {
+            if response.is_success_with_body() {
+                shared.blob_responses.fetch_add(1, Ordering::SeqCst);
             }
-            fault
+            if forwarding.request_faulted {
+                None
+            } else {
+                shared.take_fault(digest, |fault| fault.applies_to_response(&response))
+            }
         }
-        _ => match flip_offset {
+        None => match forwarding.flip_offset {
             Some((index, offset))
                 if response.is_success_with_body()
                     && shared.use_path_fault(index, &PathAction::FlipByte { offset }) =>
             {
-                Some(Fault::FlipByte { offset })
+                Some((Fault::FlipByte { offset }, 0))
             }
             _ => None,
         },
     };
+    let shifted_range = match fault {
+        Some((Fault::WrongContentRange, _)) => response
+            .header("content-range")
+            .and_then(shifted_content_range),
+        _ => None,
+    };
+    let head = match shifted_range {
+        Some(shifted) => response.forwarded_with(
+            response.start_line,
+            &["content-range"],
+            &[format!("Content-Range: {shifted}")],
+        ),
+        None => response.with_connection_close(),
+    };
+    shared.record_status(forwarding.index, response.status());
+    client
+        .write_all(&head)
+        .map_err(io_error("sending the response head to the client"))?;
+    // No body follows, whatever the head says; the upstream need not be waited for.
+    if forwarding.is_head || matches!(response.status(), 204 | 304) {
+        return Ok(());
+    }
+
+    let plan = match fault {
+        None | Some((Fault::WrongContentRange | Fault::IgnoreRange | Fault::Status { .. }, _)) => {
+            BodyPlan::Pass
+        }
+        Some((Fault::FlipByte { offset }, _)) => BodyPlan::Flip { offset },
+        Some((Fault::CutAfter { bytes }, _)) => BodyPlan::Cut { bytes },
+        Some((Fault::Throttle { bytes_per_sec }, _)) => BodyPlan::Throttle { bytes_per_sec },
+        Some((Fault::Stall { after, pause }, _)) => BodyPlan::Stall { after, pause },
+        Some((Fault::CutAtRandom { seed }, number)) => {
+            // applies_to_response saw a Content-Length of at least 2
+            match response
+                .content_length()
+                .and_then(|length| Fault::random_cut(seed, number, length))
+            {
+                Some(bytes) => BodyPlan::Cut { bytes },
+                None => BodyPlan::Pass,
+            }
+        }
+    };
     let mut body = io::Cursor::new(response_rest).chain(upstream);
-    forward_body(&mut body, client, fault)
+    forward_body(&mut body, client, plan, shared, forwarding.index)
 }
 
-/// Copies a body until the upstream closes, applying `fault`.
+/// `bytes A-B/T` with A one higher, or `None` if `value` does not have that form.
+fn shifted_content_range(value: &str) -> Option<String> {
+    let (start, rest) = value.trim().strip_prefix("bytes ")?.split_once('-')?;
+    let start = start.trim().parse::<u64>().ok()?.checked_add(1)?;
+    let (end, total) = rest.split_once('/')?;
+    end.trim().parse::<u64>().ok()?;
+    Some(format!("bytes {start}-{end}/{total}"))
+}
+
+/// What [`forward_body`] does to one body: a body fault, resolved against its response.
+#[derive(Debug, Clone, Copy)]
+enum BodyPlan {
+    Pass,
+    Flip { offset: u64 },
+    Cut { bytes: u64 },
+    Stall { after: u64, pause: Duration },
+    Throttle { bytes_per_sec: u64 },
+}
+
+/// Copies a body until the upstream closes, applying `plan`, counting the bytes in log entry
+/// `index` before they go to the client.
 fn forward_body(
     body: &mut impl Read,
     client: &mut TcpStream,
-    fault: Option<Fault>,
+    plan: BodyPlan,
+    shared: &Shared,
+    index: usize,
 ) -> Result<(), ProxyError> {
     let started = Instant::now();
     let mut sent: u64 = 0;
     let mut buffer = vec![0u8; CHUNK_BYTES];
     loop {
-        let want = match fault {
-            Some(Fault::CutAfter { bytes }) => {
-                let left = bytes.saturating_sub(sent);
+        let want = match plan {
+            BodyPlan::Cut { bytes: limit } | BodyPlan::Stall { after: limit, .. } => {
+                let left = limit.saturating_sub(sent);
                 if left == 0 {
+                    if let BodyPlan::Stall { pause, .. } = plan {
+                        // The connection stays open and silent; the caller closes it after.
+                        shared.pause(pause);
+                    }
                     return Ok(()); // the caller closes the connection mid-body
                 }
                 usize::try_from(left).map_or(CHUNK_BYTES, |left| left.min(CHUNK_BYTES))
             }
-            Some(Fault::Throttle { bytes_per_sec }) => {
+            BodyPlan::Throttle { bytes_per_sec } => {
                 // bytes_per_sec * slice is small and positive: truncation is the intent
                 let slice = (bytes_per_sec as f64 * THROTTLE_SLICE_SECS) as usize;
                 slice.clamp(1, CHUNK_BYTES)
             }
-            _ => CHUNK_BYTES,
+            BodyPlan::Pass | BodyPlan::Flip { .. } => CHUNK_BYTES,
         };
         let Some(chunk) = buffer.get_mut(..want) else {
             return Ok(()); // `want` never exceeds the buffer
@@ -562,7 +984,7 @@ fn forward_body(
         let Some(chunk) = chunk.get_mut(..read) else {
             return Ok(());
         };
-        if let Some(Fault::FlipByte { offset }) = fault {
+        if let BodyPlan::Flip { offset } = plan {
             if let Some(byte) = offset
                 .checked_sub(sent)
                 .and_then(|at| usize::try_from(at).ok())
@@ -571,11 +993,12 @@ fn forward_body(
                 *byte ^= 0xFF;
             }
         }
+        shared.record_body(index, read as u64);
         client
             .write_all(chunk)
             .map_err(io_error("sending the response body to the client"))?;
         sent += read as u64;
-        if let Some(Fault::Throttle { bytes_per_sec }) = fault {
+        if let BodyPlan::Throttle { bytes_per_sec } = plan {
             let due = Duration::from_secs_f64(sent as f64 / bytes_per_sec.max(1) as f64);
             if let Some(wait) = due.checked_sub(started.elapsed()) {
                 thread::sleep(wait);
@@ -659,58 +1082,103 @@ impl<'a> Head<'a> {
 
     /// The head to forward: connection headers replaced by `Connection: close`.
     fn with_connection_close(&self) -> Vec<u8> {
-        self.forwarded(self.start_line)
+        self.forwarded_with(self.start_line, &[], &[])
     }
 
     /// A request head to forward as HTTP/1.0, which no server answers with a chunked body.
     fn as_http10_with_connection_close(&self) -> Vec<u8> {
         match self.start_line.rsplit_once(' ') {
             Some((method_and_target, _version)) => {
-                self.forwarded(&format!("{method_and_target} HTTP/1.0"))
+                self.forwarded_with(&format!("{method_and_target} HTTP/1.0"), &[], &[])
             }
             None => self.with_connection_close(),
         }
     }
 
-    fn forwarded(&self, start_line: &str) -> Vec<u8> {
+    /// The head to forward with `start_line`, without connection headers and the headers named
+    /// in `drop` (lower case), with `add` (whole header lines) and `Connection: close` at the end.
+    fn forwarded_with(&self, start_line: &str, drop: &[&str], add: &[String]) -> Vec<u8> {
         let mut out = String::with_capacity(512);
         out.push_str(start_line);
         out.push_str("\r\n");
         for line in &self.header_lines {
-            let name = line.split(':').next().unwrap_or_default().trim();
-            if !CONNECTION_HEADERS
-                .iter()
+            let name = header_name(line);
+            let dropped = CONNECTION_HEADERS.iter().chain(drop);
+            if !dropped
+                .into_iter()
                 .any(|header| header.eq_ignore_ascii_case(name))
             {
                 out.push_str(line);
                 out.push_str("\r\n");
             }
         }
+        for line in add {
+            out.push_str(line);
+            out.push_str("\r\n");
+        }
         out.push_str("Connection: close\r\n\r\n");
         out.into_bytes()
     }
 
-    /// For `GET <path>[?query]`: the path.
-    fn get_path(&self) -> Option<&'a str> {
-        let mut parts = self.start_line.split(' ');
-        if parts.next() != Some("GET") {
-            return None;
+    /// A request's method (empty for a response).
+    fn method(&self) -> &'a str {
+        match self.start_line.split_once(' ') {
+            Some((method, _)) if !method.starts_with("HTTP/") => method,
+            _ => "",
         }
-        parts.next()?.split('?').next()
+    }
+
+    /// A request's path, query left out.
+    fn path(&self) -> Option<&'a str> {
+        self.start_line.split(' ').nth(1)?.split('?').next()
     }
 
     /// For `GET /v2/<repo>/blobs/<digest>[?query]`: the digest.
     fn blob_get_digest(&self) -> Option<&'a str> {
-        let (repo, digest) = self
-            .get_path()?
-            .strip_prefix("/v2/")?
-            .rsplit_once("/blobs/")?;
-        let is_digest = digest.contains(':') && !digest.contains('/');
-        (!repo.is_empty() && is_digest).then_some(digest)
+        if self.method() != "GET" {
+            return None;
+        }
+        blob_digest_of(self.path()?)
+    }
+
+    /// A response's status code; 0 if it has none that parses.
+    fn status(&self) -> u16 {
+        self.start_line
+            .split(' ')
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// The value of the first header named `name` (any case), trimmed.
+    fn header(&self, name: &str) -> Option<&'a str> {
+        self.header_lines.iter().find_map(|line| {
+            let (line_name, value) = line.split_once(':')?;
+            line_name
+                .trim()
+                .eq_ignore_ascii_case(name)
+                .then_some(value.trim())
+        })
+    }
+
+    fn content_length(&self) -> Option<u64> {
+        self.header("content-length")?.parse().ok()
     }
 
     /// A `200` or `206` response: the ones whose body is blob content.
     fn is_success_with_body(&self) -> bool {
-        matches!(self.start_line.split(' ').nth(1), Some("200" | "206"))
+        matches!(self.status(), 200 | 206)
     }
+}
+
+/// A header line's name.
+fn header_name(line: &str) -> &str {
+    line.split(':').next().unwrap_or_default().trim()
+}
+
+/// For a path `/v2/<repo>/blobs/<digest>`: the digest (an upload's path has none).
+fn blob_digest_of(path: &str) -> Option<&str> {
+    let (repo, digest) = path.strip_prefix("/v2/")?.rsplit_once("/blobs/")?;
+    let is_digest = digest.contains(':') && !digest.contains('/');
+    (!repo.is_empty() && is_digest).then_some(digest)
 }
