@@ -167,7 +167,10 @@ fn blob_cut_on_every_answer_gives_up_after_the_retries() -> TestResult {
 
     let error = &failure.error;
     assert!(error.contains(&layer.digest), "names the digest: {error}");
-    assert!(error.contains("2 retries without progress"), "says why it gave up: {error}");
+    assert!(
+        error.contains("2 retries without progress"),
+        "says why it gave up: {error}"
+    );
     assert_eq!(failure.code, Some(7), "the network exit status: {error}");
     // The first answer and two resumes.
     assert_eq!(faulty.proxy.faulted_responses(), 3, "{error}");

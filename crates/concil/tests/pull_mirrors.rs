@@ -51,7 +51,8 @@ fn base(registry: &Registry) -> String {
 }
 
 #[test]
-fn a_pull_through_cache_serves_the_image_and_a_second_node_costs_the_origin_nothing() -> TestResult {
+fn a_pull_through_cache_serves_the_image_and_a_second_node_costs_the_origin_nothing() -> TestResult
+{
     let origin = Registry::plain();
     let image = Images::new(&origin)?.push_layered("mirrors/through", "v1", Format::Oci)?;
     let mirror = Registry::builder().pull_through(origin.url()).start();
@@ -60,7 +61,9 @@ fn a_pull_through_cache_serves_the_image_and_a_second_node_costs_the_origin_noth
     let first = ConcilHome::new(config.clone());
     let output = pull_checked(&first, &image, &image.reference);
     assert!(
-        sources(&output).iter().all(|source| *source == base(&mirror)),
+        sources(&output)
+            .iter()
+            .all(|source| *source == base(&mirror)),
         "every layer from the mirror: {output}"
     );
     let origin_fetches = |image: &PushedImage| -> Vec<usize> {
@@ -79,14 +82,21 @@ fn a_pull_through_cache_serves_the_image_and_a_second_node_costs_the_origin_noth
     // A second node with an empty cache: the mirror serves it from its own storage.
     let second = ConcilHome::new(config);
     let output = pull_checked(&second, &image, &image.reference);
-    assert!(sources(&output).iter().all(|s| *s == base(&mirror)), "{output}");
+    assert!(
+        sources(&output).iter().all(|s| *s == base(&mirror)),
+        "{output}"
+    );
     assert_eq!(
         origin_fetches(&image),
         after_first,
         "the origin served no layer again for the second node"
     );
     for layer in &image.layers {
-        assert_eq!(mirror.count_blob_fetches(&layer.digest), 2, "the mirror served both nodes");
+        assert_eq!(
+            mirror.count_blob_fetches(&layer.digest),
+            2,
+            "the mirror served both nodes"
+        );
     }
     Ok(())
 }
@@ -123,7 +133,9 @@ fn dead_failing_and_empty_mirrors_fall_back_to_the_origin() -> TestResult {
     let output = pull_checked(&home, &image, &image.reference);
 
     assert!(
-        sources(&output).iter().all(|source| *source == base(&origin)),
+        sources(&output)
+            .iter()
+            .all(|source| *source == base(&origin)),
         "every layer from the origin: {output}"
     );
     Ok(())
@@ -138,9 +150,15 @@ fn mirror_digest_only_keeps_tags_on_the_origin() -> TestResult {
 
     let by_tag = ConcilHome::new(config.clone());
     let output = pull_checked(&by_tag, &image, &image.reference);
-    assert!(sources(&output).iter().all(|s| *s == base(&origin)), "{output}");
     assert!(
-        mirror.log_lines().iter().all(|line| !line.contains("/mirrors/")),
+        sources(&output).iter().all(|s| *s == base(&origin)),
+        "{output}"
+    );
+    assert!(
+        mirror
+            .log_lines()
+            .iter()
+            .all(|line| !line.contains("/mirrors/")),
         "the mirror was not asked for a pull by tag: {:?}",
         mirror.log_lines()
     );
@@ -157,7 +175,10 @@ fn mirror_digest_only_keeps_tags_on_the_origin() -> TestResult {
         Pulled::from_json(&output, &reference),
         Pulled::expected(&image, "linux/amd64", &by_digest)
     );
-    assert!(sources(&output).iter().all(|s| *s == base(&mirror)), "{output}");
+    assert!(
+        sources(&output).iter().all(|s| *s == base(&mirror)),
+        "{output}"
+    );
     Ok(())
 }
 
@@ -203,12 +224,14 @@ fn a_mirror_serving_other_bytes_is_refused() -> TestResult {
         answer("application/octet-stream", vec![0x42; size as usize])
     });
     let mirror = format!("http://127.0.0.1:{}/", hostile.port);
-    let home = ConcilHome::new(config_with_mirrors(&origin, &[mirror.clone()], false));
+    let home = ConcilHome::new(config_with_mirrors(&origin, std::slice::from_ref(&mirror), false));
 
     let failure = home.pull_failure(&image.reference, &[]);
 
     assert!(
-        failure.error.contains(&format!("127.0.0.1:{}", hostile.port)),
+        failure
+            .error
+            .contains(&format!("127.0.0.1:{}", hostile.port)),
         "names the mirror that served the layer: {}",
         failure.error
     );

@@ -317,7 +317,9 @@ pub struct Proxy {
 /// State shared between the acceptor, the connection threads and the owner.
 struct Shared {
     upstream: SocketAddr,
-    plan: Mutex<Option<ActivePlan>>,
+    /// The blob faults in force, in order: a request takes the first that applies to it and
+    /// has uses left.
+    plan: Mutex<Vec<ActivePlan>>,
     path_plan: Mutex<Vec<PathFault>>,
     stopping: AtomicBool,
     blob_responses: AtomicU64,
@@ -366,7 +368,7 @@ impl Proxy {
         })?;
         let shared = Arc::new(Shared {
             upstream: upstream_addr,
-            plan: Mutex::new(None),
+            plan: Mutex::new(Vec::new()),
             path_plan: Mutex::new(Vec::new()),
             stopping: AtomicBool::new(false),
             blob_responses: AtomicU64::new(0),
@@ -397,12 +399,21 @@ impl Proxy {
     /// Replaces the fault plan for requests that start from now on (`None`: pass through).
     /// The [`Fault::CutAtRandom`] response numbers start again at 0.
     pub fn set_fault(&self, plan: Option<BlobFault>) {
+        self.set_faults(plan.into_iter().collect());
+    }
+
+    /// Replaces the fault plan with several faults (empty: pass through): each request or
+    /// response takes the first one that applies to it and has uses left, so
+    /// `[CutAfter × 1, IgnoreRange × 1]` cuts the first answer and ignores the resume's range.
+    pub fn set_faults(&self, plans: Vec<BlobFault>) {
         *self
             .shared
             .plan
             .lock()
-            .unwrap_or_else(PoisonError::into_inner) =
-            plan.map(|fault| ActivePlan { fault, applied: 0 });
+            .unwrap_or_else(PoisonError::into_inner) = plans
+            .into_iter()
+            .map(|fault| ActivePlan { fault, applied: 0 })
+            .collect();
     }
 
     /// How many successful (`200`/`206`) blob GET responses have started so far.
@@ -496,18 +507,16 @@ impl Shared {
     /// The blob fault for one request to `digest` if `applies` accepts it, consuming one use of
     /// a counted plan and counting it; with the number of times the plan applied before.
     fn take_fault(&self, digest: &str, applies: impl Fn(&Fault) -> bool) -> Option<(Fault, u64)> {
-        let mut plan = self.plan.lock().unwrap_or_else(PoisonError::into_inner);
-        let current = plan.as_mut()?;
-        if current
-            .fault
-            .digest
-            .as_deref()
-            .is_some_and(|only| only != digest)
-            || current.fault.times == Some(0)
-            || !applies(&current.fault.fault)
-        {
-            return None;
-        }
+        let mut plans = self.plan.lock().unwrap_or_else(PoisonError::into_inner);
+        let current = plans.iter_mut().find(|current| {
+            current
+                .fault
+                .digest
+                .as_deref()
+                .is_none_or(|only| only == digest)
+                && current.fault.times != Some(0)
+                && applies(&current.fault.fault)
+        })?;
         if let Some(left) = &mut current.fault.times {
             *left -= 1;
         }

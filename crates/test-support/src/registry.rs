@@ -495,7 +495,10 @@ fn registry_config(
         }
     }
     if let Some(remote) = &options.pull_through {
-        config += &format!("proxy:\n  remoteurl: {}\n", remote.as_str().trim_end_matches('/'));
+        config += &format!(
+            "proxy:\n  remoteurl: {}\n",
+            remote.as_str().trim_end_matches('/')
+        );
     }
     if let Some(storage) = blob_storage {
         config += &format!(

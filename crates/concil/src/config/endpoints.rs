@@ -52,9 +52,8 @@ pub(super) fn remote_server(
             problem,
         })
     };
-    let parse = |field: &'static str, url: Option<String>| {
-        url.map(|url| origin(field, &url)).transpose()
-    };
+    let parse =
+        |field: &'static str, url: Option<String>| url.map(|url| origin(field, &url)).transpose();
     let mirrors = entry
         .mirrors
         .iter()

@@ -55,8 +55,8 @@ use std::time::{Duration, Instant};
 use url::Url;
 
 pub use error::{ErrorDetail, RegistryError};
-pub use retry::{NetworkSettings, PROGRESS_THAT_RESETS};
 pub use oci_spec::image::{Descriptor, ImageIndex, ImageManifest, MediaType};
+pub use retry::{NetworkSettings, PROGRESS_THAT_RESETS};
 
 use crate::config::Credentials;
 use crate::digest::Digest;
@@ -231,6 +231,8 @@ pub struct BlobReader {
     must_restart: bool,
     /// Why the body was dropped after the last bytes it gave (too slow).
     pending_break: Option<String>,
+    /// Why the reader gave up, repeated to any later read (a consumer draining the rest).
+    gave_up: Option<(io::ErrorKind, String)>,
     url: String,
     source: String,
     on_retry: Option<Box<dyn Fn(u32, u32) + Send>>,
@@ -313,7 +315,10 @@ impl BlobReader {
             notify(self.retries_used, budget);
         }
         std::thread::sleep(self.backoff.next_wait(Duration::ZERO));
-        match self.client.open_blob(&self.digest, self.offset, Some(total)) {
+        match self
+            .client
+            .open_blob(&self.digest, self.offset, Some(total))
+        {
             Ok(opened) => {
                 self.url = opened.url;
                 self.body = Some(opened.body);
@@ -336,10 +341,16 @@ impl Read for BlobReader {
         if buf.is_empty() {
             return Ok(0);
         }
+        if let Some((kind, reason)) = &self.gave_up {
+            return Err(io::Error::new(*kind, reason.clone()));
+        }
         loop {
             let Some(body) = self.body.as_mut() else {
                 let reason = self.pending_break.take().unwrap_or_default();
-                self.resume(io::Error::new(io::ErrorKind::TimedOut, reason))?;
+                if let Err(error) = self.resume(io::Error::new(io::ErrorKind::TimedOut, reason)) {
+                    self.gave_up = Some((error.kind(), error.to_string()));
+                    return Err(error);
+                }
                 continue;
             };
             let started = Instant::now();
@@ -367,7 +378,10 @@ impl Read for BlobReader {
                 }
                 Err(error) => error,
             };
-            self.resume(broken)?;
+            if let Err(error) = self.resume(broken) {
+                self.gave_up = Some((error.kind(), error.to_string()));
+                return Err(error);
+            }
         }
     }
 }
@@ -524,12 +538,15 @@ impl Client {
 
     /// `operation` on each mirror in turn, then on the registry: the first success, else the
     /// registry's error. A mirror's failure is logged, never returned.
-    fn from_endpoints<T>(
+    fn on_endpoints<T>(
         &self,
         operation: impl Fn(&Inner) -> Result<T, RegistryError>,
     ) -> Result<T, RegistryError> {
         for mirror in self.mirrors.iter() {
-            if mirror.unreachable.load(std::sync::atomic::Ordering::Relaxed) {
+            if mirror
+                .unreachable
+                .load(std::sync::atomic::Ordering::Relaxed)
+            {
                 continue;
             }
             match operation(mirror) {
@@ -551,14 +568,14 @@ impl Client {
         operation(&self.inner)
     }
 
-    /// A request on each mirror in turn, then on the registry (as [`Client::from_endpoints`]);
+    /// A request on each mirror in turn, then on the registry (as [`Client::on_endpoints`]);
     /// a mirror's 401, 403, 404, 408, 429 or 5xx answer counts as its failure.
-    fn request_from_endpoints(
+    fn request_on_endpoints(
         &self,
         path: &str,
         options: RequestOptions<'_>,
     ) -> Result<Fetched, RegistryError> {
-        self.from_endpoints(|endpoint| {
+        self.on_endpoints(|endpoint| {
             let fetched = endpoint.request(path, options)?;
             let status = fetched.response.status().as_u16();
             let is_mirror = !std::ptr::eq(endpoint, &*self.inner);
@@ -595,7 +612,7 @@ impl Client {
             check_tag(reference)?;
             None
         };
-        self.from_endpoints(|endpoint| self.manifest_from(endpoint, reference, by_digest.as_ref()))
+        self.on_endpoints(|endpoint| self.manifest_from(endpoint, reference, by_digest.as_ref()))
     }
 
     /// [`Client::manifest`] from one endpoint.
@@ -655,7 +672,7 @@ impl Client {
             accept: Some(&accept),
             ..RequestOptions::default()
         };
-        let Fetched { response, url } = self.request_from_endpoints(&path, options)?;
+        let Fetched { response, url } = self.request_on_endpoints(&path, options)?;
         match response.status().as_u16() {
             200 => Ok(header(&response, "docker-content-digest")
                 .and_then(|announced| Digest::parse(&announced).ok())),
@@ -681,12 +698,15 @@ impl Client {
                 accept: Some(OCI_INDEX),
                 ..RequestOptions::default()
             };
-            let Fetched { response, url } = self.request_from_endpoints(&path, options)?;
+            let Fetched { response, url } = self.request_on_endpoints(&path, options)?;
             if response.status() == 404 {
                 return Ok(None);
             }
             let response = expect_ok(response, &url)?;
-            Ok(Some((read_limited(response, &url, MAX_MANIFEST_SIZE)?, url)))
+            Ok(Some((
+                read_limited(response, &url, MAX_MANIFEST_SIZE)?,
+                url,
+            )))
         })?;
         let Some((bytes, url)) = fetched else {
             return Ok(None);
@@ -738,6 +758,7 @@ impl Client {
             window_bytes: 0,
             must_restart: false,
             pending_break: None,
+            gave_up: None,
             url: opened.url,
             source: opened.source,
             on_retry: None,
@@ -747,7 +768,7 @@ impl Client {
     /// Downloads a small blob (an image config) of at most `max_size` bytes into memory and
     /// checks its digest.
     pub fn blob_bytes(&self, digest: &Digest, max_size: u64) -> Result<Vec<u8>, RegistryError> {
-        self.from_endpoints(|endpoint| {
+        self.on_endpoints(|endpoint| {
             let (bytes, url) = self.retrying_body(|| {
                 let Fetched { response, url } = self.fetch_blob(endpoint, digest)?;
                 Ok((read_limited(response, &url, max_size)?, url))
@@ -796,7 +817,7 @@ impl Client {
         offset: u64,
         total: Option<u64>,
     ) -> Result<OpenedBlob, RegistryError> {
-        self.from_endpoints(|endpoint| self.open_blob_from(endpoint, digest, offset, total))
+        self.on_endpoints(|endpoint| self.open_blob_from(endpoint, digest, offset, total))
     }
 
     /// [`Client::open_blob`] from one endpoint.
@@ -824,7 +845,11 @@ impl Client {
             206 if offset > 0 => {
                 let range = header(&response, "content-range").unwrap_or_default();
                 match parse_content_range(&range) {
-                    Some((start, whole)) if start == offset && whole.is_none_or(|w| Some(w) == total) => 0,
+                    Some((start, whole))
+                        if start == offset && whole.is_none_or(|w| Some(w) == total) =>
+                    {
+                        0
+                    }
                     _ => return Err(refused(format!("206 with Content-Range {range:?}"))),
                 }
             }
@@ -833,7 +858,10 @@ impl Client {
             }
             _ => {
                 let response = expect_ok(response, &url)?;
-                return Err(malformed(&url, format!("unexpected status {}", response.status())));
+                return Err(malformed(
+                    &url,
+                    format!("unexpected status {}", response.status()),
+                ));
             }
         };
         let body = response.into_body();
@@ -844,12 +872,20 @@ impl Client {
                 return Err(refused(format!("200 with another length ({length:?})")));
             }
             tracing::debug!(url = %redact(&url), skip, "server ignored the range; skipping what we have");
-            let skipped = io::copy(&mut (&mut body).take(skip), &mut io::sink())
-                .map_err(|source| RegistryError::BodyBroken { url: redact(&url), source })?;
+            let skipped =
+                io::copy(&mut (&mut body).take(skip), &mut io::sink()).map_err(|source| {
+                    RegistryError::BodyBroken {
+                        url: redact(&url),
+                        source,
+                    }
+                })?;
             if skipped < skip {
                 return Err(RegistryError::BodyBroken {
                     url: redact(&url),
-                    source: io::Error::new(io::ErrorKind::UnexpectedEof, "ended before the resume point"),
+                    source: io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "ended before the resume point",
+                    ),
                 });
             }
         }

@@ -29,9 +29,11 @@ pub(super) fn from_environment(
     var: impl Fn(&str) -> Option<String>,
 ) -> Result<Proxies, RegistryError> {
     let first = |names: [&'static str; 2]| {
-        names
-            .into_iter()
-            .find_map(|name| var(name).filter(|v| !v.trim().is_empty()).map(|v| (name, v)))
+        names.into_iter().find_map(|name| {
+            var(name)
+                .filter(|v| !v.trim().is_empty())
+                .map(|v| (name, v))
+        })
     };
     let no_proxy = first(["no_proxy", "NO_PROXY"]).map(|(_, v)| v);
     let all = ["all_proxy", "ALL_PROXY"];
@@ -49,7 +51,11 @@ pub(super) fn from_environment(
 }
 
 /// One proxy variable's value: `[http://][user:password@]host[:port]`.
-fn parse(variable: &str, value: &str, no_proxy: Option<&str>) -> Result<ProxySetting, RegistryError> {
+fn parse(
+    variable: &str,
+    value: &str,
+    no_proxy: Option<&str>,
+) -> Result<ProxySetting, RegistryError> {
     let invalid = |reason: &'static str| RegistryError::InvalidProxy {
         variable: variable.to_owned(),
         reason,
@@ -122,7 +128,10 @@ mod tests {
         assert_eq!(shown(&p.http), Some("http://a:8080"));
         let p = proxies(&[("HTTPS_PROXY", "http://s:3128")]);
         assert_eq!(shown(&p.http), None);
-        let p = proxies(&[("http_proxy", "http://lower:1"), ("HTTP_PROXY", "http://upper:2")]);
+        let p = proxies(&[
+            ("http_proxy", "http://lower:1"),
+            ("HTTP_PROXY", "http://upper:2"),
+        ]);
         assert_eq!(shown(&p.http), Some("http://lower:1"));
         assert_eq!(shown(&p.https), None);
     }

@@ -85,7 +85,10 @@ mod tests {
     fn backoff_grows_with_jitter_and_is_capped() {
         let mut backoff = Backoff::new();
         let waits: Vec<Duration> = (0..8).map(|_| backoff.next_wait(Duration::ZERO)).collect();
-        assert!(waits[0] >= FIRST_BACKOFF / 2 && waits[0] <= FIRST_BACKOFF * 3 / 2, "{waits:?}");
+        assert!(
+            waits[0] >= FIRST_BACKOFF / 2 && waits[0] <= FIRST_BACKOFF * 3 / 2,
+            "{waits:?}"
+        );
         assert!(waits[2] >= FIRST_BACKOFF * 2, "{waits:?}");
         assert!(waits.iter().all(|w| *w <= MAX_BACKOFF * 3 / 2), "{waits:?}");
         backoff.reset();

@@ -420,7 +420,9 @@ mod tests {
         let tls = TlsSettings {
             ca_file: Some("/nonexistent/ca.pem".into()),
         };
-        let error = Transport::new(&tls, &NetworkSettings::default()).err().unwrap();
+        let error = Transport::new(&tls, &NetworkSettings::default())
+            .err()
+            .unwrap();
         assert!(error.to_string().contains("/nonexistent/ca.pem"), "{error}");
     }
 

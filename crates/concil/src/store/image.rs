@@ -7,9 +7,8 @@ use std::sync::Mutex;
 
 use serde::Deserialize;
 
-use super::layer::{descriptor_digest, LayerBlob, Pass};
+use super::layer::{descriptor_digest, Downloaded, LayerBlob, Pass};
 use super::{
-    FROM_CACHE,
     ImageConfig, Platform, PulledImage, PulledLayer, ResolvedManifest, Store, StoreError,
     Verification, MAX_CONFIG_SIZE, MAX_INDEX_DEPTH,
 };
@@ -100,28 +99,23 @@ impl ImagePull<'_> {
         diff_id: &Digest,
     ) -> Result<PathBuf, StoreError> {
         self.pull_layer(&LayerBlob::of(&resolved.digest, descriptor)?, diff_id)
-            .map(|(path, _)| path)
+            .map(|pulled| pulled.path)
     }
 
-    /// The layer's squashfs file and where it came from: [`FROM_CACHE`] or the base URL of
-    /// the mirror or registry that served its blob.
-    fn pull_layer(
-        &self,
-        layer: &LayerBlob,
-        diff_id: &Digest,
-    ) -> Result<(PathBuf, String), StoreError> {
+    /// The layer's squashfs file and where it came from.
+    fn pull_layer(&self, layer: &LayerBlob, diff_id: &Digest) -> Result<Downloaded, StoreError> {
         let digest = &layer.digest;
         if let Some(path) = layer.cached(&self.store.cache, diff_id)? {
             tracing::debug!(layer = %digest, "layer in the cache");
             self.store.progress.layer_done(digest, true);
-            return Ok((path, FROM_CACHE.to_owned()));
+            return Ok(Downloaded::cached(path));
         }
         tracing::debug!(layer = %digest, "waiting for the blob's lock");
         let _lock = self.store.cache.lock(digest)?;
         // Another process may have finished it while we waited for the lock.
         if let Some(path) = layer.cached(&self.store.cache, diff_id)? {
             self.store.progress.layer_done(digest, true);
-            return Ok((path, FROM_CACHE.to_owned()));
+            return Ok(Downloaded::cached(path));
         }
         self.store.progress.layer_started(digest, layer.size);
         let started = std::time::Instant::now();
@@ -134,7 +128,7 @@ impl ImagePull<'_> {
         let downloaded = layer.download(&pass, diff_id, self.store.config.retries)?;
         tracing::info!(layer = %digest, bytes = layer.size, seconds = started.elapsed().as_secs_f64(), "layer downloaded and converted");
         self.store.progress.layer_done(digest, false);
-        Ok((downloaded.path, downloaded.source))
+        Ok(downloaded)
     }
 
     /// Pulls the whole image for `platform`: manifest, config and every layer.
@@ -161,13 +155,13 @@ impl ImagePull<'_> {
             .into_iter()
             .zip(&config.rootfs.diff_ids)
             .zip(paths)
-            .map(|((layer, diff_id), (path, source))| PulledLayer {
+            .map(|((layer, diff_id), pulled)| PulledLayer {
                 digest: layer.digest,
                 diff_id: diff_id.clone(),
                 media_type: layer.media_type,
                 size: layer.size,
-                path,
-                source,
+                path: pulled.path,
+                source: pulled.source,
             })
             .collect();
         let platform = Platform::new(&config.os, &config.architecture, config.variant.as_deref());
@@ -312,10 +306,10 @@ impl ImagePull<'_> {
         &self,
         layers: &[LayerBlob],
         diff_ids: &[Digest],
-    ) -> Result<Vec<(PathBuf, String)>, StoreError> {
+    ) -> Result<Vec<Downloaded>, StoreError> {
         let next = AtomicUsize::new(0);
         let failed = AtomicBool::new(false);
-        let results: Mutex<Vec<Option<Result<(PathBuf, String), StoreError>>>> =
+        let results: Mutex<Vec<Option<Result<Downloaded, StoreError>>>> =
             Mutex::new((0..layers.len()).map(|_| None).collect());
         let workers = self.store.parallel_layers.min(layers.len()).max(1);
         std::thread::scope(|scope| {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use tarsquash::decode::Compression;
 
-use super::{Progress, StoreError, ENCRYPTED_SQUASHFS_LAYER, SQUASHFS_LAYER};
+use super::{Progress, StoreError, ENCRYPTED_SQUASHFS_LAYER, FROM_CACHE, SQUASHFS_LAYER};
 use crate::cache::Cache;
 use crate::digest::{Digest, DigestReader};
 use crate::registry::{Client, Descriptor};
@@ -93,9 +93,12 @@ impl LayerBlob {
         }
         let progress = Arc::clone(pass.progress);
         let notified = digest.clone();
-        let body = pass.client.blob(digest)?.on_retry(Box::new(move |retry, budget| {
-            progress.layer_retrying(&notified, retry, budget);
-        }));
+        let body = pass
+            .client
+            .blob(digest)?
+            .on_retry(Box::new(move |retry, budget| {
+                progress.layer_retrying(&notified, retry, budget);
+            }));
         let source = body.source().to_owned();
         let mut blob = VerifyingReader::new(body, layer.size, digest, &**pass.progress);
         let result = self.convert_into_cache(pass, diff_id, &mut blob);
@@ -179,11 +182,21 @@ impl LayerBlob {
     }
 }
 
-/// A layer just downloaded: its squashfs file and where its blob came from.
+/// A layer's squashfs file and where it came from.
 pub(super) struct Downloaded {
     pub(super) path: PathBuf,
-    /// The base URL of the mirror or registry that served the blob.
+    /// [`FROM_CACHE`], or the base URL of the mirror or registry that served the blob.
     pub(super) source: String,
+}
+
+impl Downloaded {
+    /// A layer that was in the cache already.
+    pub(super) fn cached(path: PathBuf) -> Downloaded {
+        Downloaded {
+            path,
+            source: FROM_CACHE.to_owned(),
+        }
+    }
 }
 
 /// One layer blob of a manifest, with what the store does with it.
