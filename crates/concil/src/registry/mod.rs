@@ -1455,6 +1455,25 @@ mod tests {
     }
 
     #[test]
+    fn content_range_is_parsed_strictly() {
+        assert_eq!(parse_content_range("bytes 5-9/10"), Some((5, Some(10))));
+        assert_eq!(parse_content_range(" bytes 0-0/* "), Some((0, None)));
+        for bad in [
+            "bytes 9-5/10",
+            "bytes 5-10/10",
+            "bytes */10",
+            "items 0-1/2",
+            "bytes 0-1",
+            "bytes -1-2/3",
+            "bytes 0-18446744073709551616/18446744073709551617",
+            "bytes 1-2/x",
+            "",
+        ] {
+            assert_eq!(parse_content_range(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
     fn base_url_user_info_and_path_are_dropped() {
         let base = Url::parse("https://user:secret@registry.example:5000/some/path?q=1").unwrap();
         let client =
