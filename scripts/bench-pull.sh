@@ -61,29 +61,7 @@ throttle_proxy=$target/release/examples/throttle_proxy
 tar2squash=$target/release/examples/tar2squash
 zstd_floor=$target/release/examples/zstd_floor
 
-# The Debian minbase root as a tar: another run's scripts/fixtures.sh output, else our own.
-rootfs_tar=$fixtures/debian/rootfs.tar
-if [[ ! -s $rootfs_tar ]]; then
-    rootfs_tar=$bench_dir/debian/rootfs.tar
-    [[ -s $rootfs_tar ]] || CONCIL_FIXTURES=$bench_dir "$repo/scripts/fixtures.sh" debian
-fi
-
-# One-layer OCI layout, rebuilt only when the root tar changes; built aside, then renamed.
-layout=$bench_dir/layout
-stamp="$rootfs_tar $(stat -c '%s %Y' "$rootfs_tar")"
-if [[ ! -d $layout || $(cat "$bench_dir/layout.source" 2>/dev/null) != "$stamp" ]]; then
-    log "building the image layout from $rootfs_tar with umoci"
-    mkdir -p "$bench_dir"
-    rm -rf "$layout" "$layout.part" "$bench_dir/bundle"
-    umoci init --layout "$layout.part"
-    umoci new --image "$layout.part:latest"
-    umoci unpack --image "$layout.part:latest" "$bench_dir/bundle" >/dev/null
-    tar --numeric-owner --xattrs --xattrs-include='*' -xpf "$rootfs_tar" -C "$bench_dir/bundle/rootfs"
-    umoci repack --image "$layout.part:latest" "$bench_dir/bundle"
-    rm -rf "$bench_dir/bundle"
-    mv "$layout.part" "$layout"
-    printf '%s\n' "$stamp" >"$bench_dir/layout.source"
-fi
+bench_debian_layout
 
 bench_workdir bench-pull
 mkdir -p "$work/cache"
@@ -96,16 +74,8 @@ gzip -dc "$layer_gz" >"$work/layer.tar"
 
 bench_start_registry
 
-"$throttle_proxy" --listen 127.0.0.1:0 --upstream "$registry" --rate "$rate" >"$work/proxy.addr" &
-pids+=($!)
-throttled=
-for _ in $(seq 100); do
-    throttled=$(head -n1 "$work/proxy.addr")
-    [[ -n $throttled ]] && break
-    kill -0 "${pids[-1]}" 2>/dev/null || { log "throttle_proxy did not start"; exit 1; }
-    sleep 0.1
-done
-[[ -n $throttled ]] || { log "throttle_proxy did not start"; exit 1; }
+bench_start_proxy proxy.addr --upstream "$registry" --rate "$rate"
+throttled=$proxy
 log "registry http://$registry, throttled to $rate bytes/s at http://$throttled"
 
 skopeo copy --quiet --dest-tls-verify=false --format v2s2 "oci:$layout:latest" "docker://$registry/$image_path"
@@ -163,23 +133,6 @@ pull_command() {
     esac
 }
 
-# run_timed NAME CMD...: one timed run; appends "wall cpu rss_kib" to $work/NAME unless NAME is -.
-run_timed() {
-    local name=$1
-    shift
-    # Wall time from bash's microsecond clock: time(1)'s %e has 10 ms steps, too coarse for
-    # warm pulls. CPU (10 ms steps too) and peak RSS from time(1).
-    local started=$EPOCHREALTIME
-    if ! /usr/bin/time -f '%U %S %M' -o "$work/time" "$@" >"$work/last.out" 2>"$work/last.err"; then
-        log "failed: $*"
-        cat "$work/last.err" >&2
-        exit 1
-    fi
-    local ended=$EPOCHREALTIME
-    [[ $name == - ]] || awk -v wall="$(awk -v a="$started" -v b="$ended" 'BEGIN { printf "%.3f", b - a }')" \
-        '{ printf "%s %.2f %s\n", wall, $1 + $2, $3 }' "$work/time" >>"$work/$name"
-}
-
 # One round: per link, cold pulls of every tool into emptied caches, then warm pulls; then the
 # two floor measurements. ROUND 0 is the untimed warm-up.
 round() {
@@ -191,7 +144,7 @@ round() {
                 pull_command "$tool" "$link"
                 name=$tool-$link-$state
                 ((n == 0)) && name=-
-                run_timed "$name" "${pull[@]}"
+                bench_run_timed "$name" "${pull[@]}"
                 if [[ $tool == concil && $link == loopback && $state == cold && $n == 0 ]]; then
                     cp "$work/last.out" "$work/concil.json"
                 fi
@@ -200,23 +153,10 @@ round() {
     done
     name=floor-convert
     ((n == 0)) && name=-
-    run_timed "$name" "$tar2squash" "$work/layer.tar" "$work/floor.sqfs" --threads 1
+    bench_run_timed "$name" "$tar2squash" "$work/layer.tar" "$work/floor.sqfs" --threads 1
     name=floor-zstd
     ((n == 0)) && name=-
-    run_timed "$name" "$zstd_floor" "$work/layer.tar"
-}
-
-# median FILE COLUMN
-median() {
-    awk -v c="$2" '{ print $c }' "$1" | sort -g |
-        awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-
-# ratio A B COLUMN: median over rounds of A's value / B's value in the same round.
-ratio() {
-    paste -d' ' "$work/$1" "$work/$2" |
-        awk -v c="$3" '{ n = split($0, f, " "); h = n / 2; print (f[h + c] > 0 ? f[c] / f[h + c] : 0) }' |
-        sort -g | awk '{ v[NR] = $1 } END { printf "%.3f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+    bench_run_timed "$name" "$zstd_floor" "$work/layer.tar"
 }
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -263,21 +203,21 @@ for link in "${links[@]}"; do
             if [[ $tool == concil ]]; then
                 wall_ratio=- cpu_ratio=-
             else
-                wall_ratio=$(ratio "concil-$link-$state" "$name" 1)
-                cpu_ratio=$(ratio "concil-$link-$state" "$name" 2)
+                wall_ratio=$(bench_ratio "concil-$link-$state" "$name" 1)
+                cpu_ratio=$(bench_ratio "concil-$link-$state" "$name" 2)
             fi
             printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$link" "$state" "$tool" \
-                "$(median "$work/$name" 1)" "$(median "$work/$name" 2)" \
-                "$(mib "$(median "$work/$name" 3)")" "$wall_ratio" "$cpu_ratio"
+                "$(bench_median "$work/$name" 1)" "$(bench_median "$work/$name" 2)" \
+                "$(mib "$(bench_median "$work/$name" 3)")" "$wall_ratio" "$cpu_ratio"
         done
     done
 done
-floor_zstd=$(awk -v s="$(median "$work/floor-zstd" 2)" -v c="$cores" 'BEGIN { printf "%.2f", s / c }')
-floor_convert=$(awk -v s="$(median "$work/floor-convert" 2)" -v c="$cores" 'BEGIN { printf "%.2f", s / c }')
+floor_zstd=$(awk -v s="$(bench_median "$work/floor-zstd" 2)" -v c="$cores" 'BEGIN { printf "%.2f", s / c }')
+floor_convert=$(awk -v s="$(bench_median "$work/floor-convert" 2)" -v c="$cores" 'BEGIN { printf "%.2f", s / c }')
 printf '\ncompression floor: zstd -10 on 128 KiB blocks %s CPU s (%s s wall) / %s cores = %s s; ' \
-    "$(median "$work/floor-zstd" 2)" "$(median "$work/floor-zstd" 1)" "$cores" "$floor_zstd"
+    "$(bench_median "$work/floor-zstd" 2)" "$(bench_median "$work/floor-zstd" 1)" "$cores" "$floor_zstd"
 printf 'tar2squash --threads 1 on the tar %s CPU s (%s s wall) / %s cores = %s s\n' \
-    "$(median "$work/floor-convert" 2)" "$(median "$work/floor-convert" 1)" "$cores" "$floor_convert"
+    "$(bench_median "$work/floor-convert" 2)" "$(bench_median "$work/floor-convert" 1)" "$cores" "$floor_convert"
 
 # check NAME VALUE LIMIT: one target line.
 check() {
@@ -285,17 +225,17 @@ check() {
     verdict=$(awk -v v="$2" -v l="$3" 'BEGIN { print (v <= l) ? "met" : sprintf("MISSED by %.0f%%", (v / l - 1) * 100) }')
     printf -- '- %s: %s (target <= %s): %s\n' "$1" "$2" "$3" "$verdict"
 }
-concil_cold=$(median "$work/concil-loopback-cold" 1)
+concil_cold=$(bench_median "$work/concil-loopback-cold" 1)
 printf '\ntargets:\n'
-check "cold loopback, wall concil/concil 1.0" "$(ratio concil-loopback-cold concil1-loopback-cold 1)" 0.85
+check "cold loopback, wall concil/concil 1.0" "$(bench_ratio concil-loopback-cold concil1-loopback-cold 1)" 0.85
 check "cold loopback, concil wall / zstd floor" \
     "$(awk -v a="$concil_cold" -v f="$floor_zstd" 'BEGIN { printf "%.3f", a / f }')" 1.15
 # The same question asked of CPU time, which the other users of the machine do not inflate.
 check "cold loopback, concil CPU / zstd floor CPU" \
-    "$(ratio concil-loopback-cold floor-zstd 2)" 1.15
-check "cold throttled, wall concil/concil 1.0" "$(ratio concil-throttled-cold concil1-throttled-cold 1)" 0.65
-check "warm loopback, wall concil/concil 1.0" "$(ratio concil-loopback-warm concil1-loopback-warm 1)" 0.1
-check "warm throttled, wall concil/concil 1.0" "$(ratio concil-throttled-warm concil1-throttled-warm 1)" 0.1
+    "$(bench_ratio concil-loopback-cold floor-zstd 2)" 1.15
+check "cold throttled, wall concil/concil 1.0" "$(bench_ratio concil-throttled-cold concil1-throttled-cold 1)" 0.65
+check "warm loopback, wall concil/concil 1.0" "$(bench_ratio concil-loopback-warm concil1-loopback-warm 1)" 0.1
+check "warm throttled, wall concil/concil 1.0" "$(bench_ratio concil-throttled-warm concil1-throttled-warm 1)" 0.1
 peak=0
 for link in "${links[@]}"; do
     for state in cold warm; do

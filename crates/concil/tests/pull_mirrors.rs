@@ -224,7 +224,11 @@ fn a_mirror_serving_other_bytes_is_refused() -> TestResult {
         answer("application/octet-stream", vec![0x42; size as usize])
     });
     let mirror = format!("http://127.0.0.1:{}/", hostile.port);
-    let home = ConcilHome::new(config_with_mirrors(&origin, std::slice::from_ref(&mirror), false));
+    let home = ConcilHome::new(config_with_mirrors(
+        &origin,
+        std::slice::from_ref(&mirror),
+        false,
+    ));
 
     let failure = home.pull_failure(&image.reference, &[]);
 

@@ -123,6 +123,9 @@ pub enum Fault {
     CutAfter { bytes: u64 },
     /// Forward the body at no more than `bytes_per_sec` (per response).
     Throttle { bytes_per_sec: u64 },
+    /// A slow link that breaks: forward at no more than `bytes_per_sec` and close the
+    /// connection after `cut_after` body bytes of each response (benchmarks of resumes).
+    ThrottledCut { bytes_per_sec: u64, cut_after: u64 },
     /// Forward the first n body bytes, then close the connection, n pseudo-random in
     /// [1, `Content-Length` - 1] as [`Fault::random_cut`] draws it for `seed` and the number of
     /// responses this plan faulted before. A response without a `Content-Length` of at least 2
@@ -169,6 +172,7 @@ impl Fault {
             Fault::FlipByte { .. }
             | Fault::CutAfter { .. }
             | Fault::Throttle { .. }
+            | Fault::ThrottledCut { .. }
             | Fault::Stall { .. } => response.is_success_with_body(),
             Fault::CutAtRandom { .. } => {
                 response.is_success_with_body()
@@ -914,6 +918,16 @@ fn forward_response(
         Some((Fault::FlipByte { offset }, _)) => BodyPlan::Flip { offset },
         Some((Fault::CutAfter { bytes }, _)) => BodyPlan::Cut { bytes },
         Some((Fault::Throttle { bytes_per_sec }, _)) => BodyPlan::Throttle { bytes_per_sec },
+        Some((
+            Fault::ThrottledCut {
+                bytes_per_sec,
+                cut_after,
+            },
+            _,
+        )) => BodyPlan::ThrottledCut {
+            bytes_per_sec,
+            bytes: cut_after,
+        },
         Some((Fault::Stall { after, pause }, _)) => BodyPlan::Stall { after, pause },
         Some((Fault::CutAtRandom { seed }, number)) => {
             // applies_to_response saw a Content-Length of at least 2
@@ -947,6 +961,19 @@ enum BodyPlan {
     Cut { bytes: u64 },
     Stall { after: u64, pause: Duration },
     Throttle { bytes_per_sec: u64 },
+    ThrottledCut { bytes_per_sec: u64, bytes: u64 },
+}
+
+impl BodyPlan {
+    /// The rate limit, if the plan has one.
+    fn rate(self) -> Option<u64> {
+        match self {
+            BodyPlan::Throttle { bytes_per_sec } | BodyPlan::ThrottledCut { bytes_per_sec, .. } => {
+                Some(bytes_per_sec)
+            }
+            _ => None,
+        }
+    }
 }
 
 /// Copies a body until the upstream closes, applying `plan`, counting the bytes in log entry
@@ -962,8 +989,15 @@ fn forward_body(
     let mut sent: u64 = 0;
     let mut buffer = vec![0u8; CHUNK_BYTES];
     loop {
+        // A throttled write is a slice of a second's worth, so the rate is smooth.
+        let slice = plan.rate().map_or(CHUNK_BYTES, |bytes_per_sec| {
+            // bytes_per_sec * slice is small and positive: truncation is the intent
+            ((bytes_per_sec as f64 * THROTTLE_SLICE_SECS) as usize).clamp(1, CHUNK_BYTES)
+        });
         let want = match plan {
-            BodyPlan::Cut { bytes: limit } | BodyPlan::Stall { after: limit, .. } => {
+            BodyPlan::Cut { bytes: limit }
+            | BodyPlan::Stall { after: limit, .. }
+            | BodyPlan::ThrottledCut { bytes: limit, .. } => {
                 let left = limit.saturating_sub(sent);
                 if left == 0 {
                     if let BodyPlan::Stall { pause, .. } = plan {
@@ -972,14 +1006,9 @@ fn forward_body(
                     }
                     return Ok(()); // the caller closes the connection mid-body
                 }
-                usize::try_from(left).map_or(CHUNK_BYTES, |left| left.min(CHUNK_BYTES))
+                usize::try_from(left).map_or(slice, |left| left.min(slice))
             }
-            BodyPlan::Throttle { bytes_per_sec } => {
-                // bytes_per_sec * slice is small and positive: truncation is the intent
-                let slice = (bytes_per_sec as f64 * THROTTLE_SLICE_SECS) as usize;
-                slice.clamp(1, CHUNK_BYTES)
-            }
-            BodyPlan::Pass | BodyPlan::Flip { .. } => CHUNK_BYTES,
+            BodyPlan::Throttle { .. } | BodyPlan::Pass | BodyPlan::Flip { .. } => slice,
         };
         let Some(chunk) = buffer.get_mut(..want) else {
             return Ok(()); // `want` never exceeds the buffer
@@ -1007,7 +1036,7 @@ fn forward_body(
             .write_all(chunk)
             .map_err(io_error("sending the response body to the client"))?;
         sent += read as u64;
-        if let BodyPlan::Throttle { bytes_per_sec } = plan {
+        if let Some(bytes_per_sec) = plan.rate() {
             let due = Duration::from_secs_f64(sent as f64 / bytes_per_sec.max(1) as f64);
             if let Some(wait) = due.checked_sub(started.elapsed()) {
                 thread::sleep(wait);

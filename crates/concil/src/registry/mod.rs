@@ -292,7 +292,10 @@ impl BlobReader {
             return Err(broken);
         };
         let budget = self.client.inner.transport.network().retries;
-        if self.attempt_bytes >= PROGRESS_THAT_RESETS {
+        // A link that broke after bringing data works: reconnect at once, budget renewed.
+        // Only breaks without progress wait, longer each time.
+        let made_progress = self.attempt_bytes >= PROGRESS_THAT_RESETS;
+        if made_progress {
             self.retries_used = 0;
             self.backoff.reset();
         }
@@ -314,7 +317,9 @@ impl BlobReader {
         if let Some(notify) = &self.on_retry {
             notify(self.retries_used, budget);
         }
-        std::thread::sleep(self.backoff.next_wait(Duration::ZERO));
+        if !made_progress {
+            std::thread::sleep(self.backoff.next_wait(Duration::ZERO));
+        }
         match self
             .client
             .open_blob(&self.digest, self.offset, Some(total))
