@@ -144,6 +144,7 @@ fn of_store(error: &StoreError) -> u8 {
         | StoreError::UnsupportedLayer { .. }
         | StoreError::NonDistributableLayer { .. }
         | StoreError::BlobTooLong { .. }
+        | StoreError::BlobTooShort { .. }
         | StoreError::BlobDigestMismatch { .. }
         | StoreError::DiffIdMismatch { .. }
         | StoreError::Convert { .. }

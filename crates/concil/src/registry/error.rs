@@ -248,6 +248,18 @@ pub enum RegistryError {
     },
 }
 
+impl RegistryError {
+    /// Whether the failure is the network's or a failing server's, so that trying again may
+    /// help: no connection, a body that broke off, a 408 or a 5xx.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            RegistryError::Connection { .. } | RegistryError::BodyBroken { .. } => true,
+            RegistryError::Status { status, .. } => *status == 408 || *status >= 500,
+            _ => false,
+        }
+    }
+}
+
 /// `": CODE: message; CODE: message"`, or nothing when the registry sent no error body.
 struct DisplayDetails<'a>(&'a [ErrorDetail]);
 

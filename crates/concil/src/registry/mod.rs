@@ -42,6 +42,7 @@
 //!   expired), so the reader hands out each byte once.
 
 mod auth;
+mod body;
 mod error;
 mod proxy;
 mod retry;
@@ -62,6 +63,7 @@ use crate::config::Credentials;
 use crate::digest::Digest;
 use crate::reference;
 use auth::{AuthHeader, CachedToken, Challenge};
+use body::{HttpResponse, WatchedBody};
 use retry::Backoff;
 use transport::{
     error_details, host_port, malformed, redact, Fetched, Method, RequestOptions, Transport,
@@ -213,7 +215,13 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Str
 pub struct BlobReader {
     client: Client,
     digest: Digest,
-    body: Option<ureq::BodyReader<'static>>,
+    body: Option<WatchedBody>,
+    /// Bytes of `body` to read past before handing any out (a `200` answer to a resume).
+    discard: u64,
+    /// The server answered a resume with the whole blob: every break costs what came before
+    /// it again, so progress no longer renews the budget (else a server breaking a little
+    /// past each resume point would cost the square of the blob's size).
+    ignores_ranges: bool,
     /// The size the first answer announced (`Content-Length`): without it, no resume.
     total: Option<u64>,
     /// Bytes handed out so far.
@@ -223,14 +231,7 @@ pub struct BlobReader {
     /// Breaks that used up the budget (see [`PROGRESS_THAT_RESETS`]).
     retries_used: u32,
     backoff: Backoff,
-    /// The slowest-body check: time spent waiting in reads in the current window (not the
-    /// consumer's time between reads: a busy converter is not a slow network), and the bytes
-    /// those reads brought.
-    window_waited: Duration,
-    window_bytes: u64,
     must_restart: bool,
-    /// Why the body was dropped after the last bytes it gave (too slow).
-    pending_break: Option<String>,
     /// Why the reader gave up, repeated to any later read (a consumer draining the rest).
     gave_up: Option<(io::ErrorKind, String)>,
     url: String,
@@ -266,76 +267,95 @@ impl BlobReader {
         self.must_restart
     }
 
-    /// Whether the body is too slow: below `min_rate` over an idle period of waiting.
-    fn check_rate(&mut self) -> Option<String> {
-        let network = self.client.inner.transport.network();
-        let elapsed = self.window_waited;
-        if network.timeouts.min_rate == 0 || elapsed < network.timeouts.idle {
-            return None;
-        }
-        let rate = self.window_bytes as f64 / elapsed.as_secs_f64();
-        self.window_waited = Duration::ZERO;
-        self.window_bytes = 0;
-        (rate < network.timeouts.min_rate as f64).then(|| {
-            format!(
-                "stalled: {rate:.0} bytes/s over {:.0} s, below min_rate {}",
-                elapsed.as_secs_f64(),
-                network.timeouts.min_rate
-            )
-        })
-    }
-
-    /// Reconnects for the rest of the body after `broken`, or says why not.
-    fn resume(&mut self, broken: io::Error) -> io::Result<()> {
+    /// Reconnects for the rest of the body after `broken`, or says why not. A reconnection
+    /// that fails the way a network fails (no connection, a body that breaks before the
+    /// resume point, a failing server) is one more break.
+    fn resume(&mut self, mut broken: io::Error) -> io::Result<()> {
         self.body = None;
         let Some(total) = self.total else {
             return Err(broken);
         };
         let budget = self.client.inner.transport.network().retries;
-        // A link that broke after bringing data works: reconnect at once, budget renewed.
-        // Only breaks without progress wait, longer each time.
-        let made_progress = self.attempt_bytes >= PROGRESS_THAT_RESETS;
-        if made_progress {
-            self.retries_used = 0;
-            self.backoff.reset();
-        }
-        self.attempt_bytes = 0;
-        if self.retries_used >= budget {
-            return Err(io::Error::new(
-                broken.kind(),
-                format!(
-                    "broke off at byte {} of {total}, {budget} retries without progress: {broken}",
-                    self.offset
-                ),
-            ));
-        }
-        self.retries_used += 1;
-        tracing::info!(
-            blob = %self.digest, offset = self.offset, total, retry = self.retries_used, budget,
-            "download broke off ({broken}); resuming"
-        );
-        if let Some(notify) = &self.on_retry {
-            notify(self.retries_used, budget);
-        }
-        if !made_progress {
-            std::thread::sleep(self.backoff.next_wait(Duration::ZERO));
-        }
-        match self
-            .client
-            .open_blob(&self.digest, self.offset, Some(total))
-        {
-            Ok(opened) => {
-                self.url = opened.url;
-                self.body = Some(opened.body);
-                self.window_waited = Duration::ZERO;
-                self.window_bytes = 0;
-                Ok(())
+        loop {
+            // A link that broke after bringing data works: reconnect at once, budget renewed.
+            // Only breaks without progress wait, longer each time.
+            let made_progress = self.attempt_bytes >= PROGRESS_THAT_RESETS && !self.ignores_ranges;
+            if made_progress {
+                self.retries_used = 0;
+                self.backoff.reset();
             }
-            Err(error) => {
-                if matches!(error, RegistryError::RangeRefused { .. }) {
-                    self.must_restart = true;
+            self.attempt_bytes = 0;
+            if self.retries_used >= budget {
+                return Err(io::Error::new(
+                    broken.kind(),
+                    format!(
+                        "broke off at byte {} of {total}, {budget} retries without progress: {}",
+                        self.offset,
+                        with_causes(&broken)
+                    ),
+                ));
+            }
+            self.retries_used += 1;
+            tracing::info!(
+                blob = %self.digest, offset = self.offset, total, retry = self.retries_used, budget,
+                "download broke off ({}); resuming", with_causes(&broken)
+            );
+            if let Some(notify) = &self.on_retry {
+                notify(self.retries_used, budget);
+            }
+            if !made_progress {
+                std::thread::sleep(self.backoff.next_wait(Duration::ZERO));
+            }
+            match self
+                .client
+                .open_blob(&self.digest, self.offset, Some(total))
+            {
+                Ok(opened) => {
+                    self.url = opened.url;
+                    self.body = Some(opened.body);
+                    self.discard = opened.discard;
+                    self.ignores_ranges |= opened.discard > 0;
+                    return Ok(());
                 }
-                Err(io::Error::other(error))
+                Err(error @ RegistryError::RangeRefused { .. }) => {
+                    self.must_restart = true;
+                    return Err(io::Error::other(error));
+                }
+                Err(error) if error.is_transient() => broken = io::Error::other(error),
+                Err(error) => return Err(io::Error::other(error)),
+            }
+        }
+    }
+
+    /// One read from the current body: bytes for the caller, or what broke it.
+    fn read_body(&mut self, buf: &mut [u8]) -> Result<usize, io::Error> {
+        let Some(body) = self.body.as_mut() else {
+            return Err(io::Error::new(io::ErrorKind::NotConnected, "no connection"));
+        };
+        while self.discard > 0 {
+            let want = usize::try_from(self.discard).map_or(buf.len(), |d| d.min(buf.len()));
+            match body.read(&mut buf[..want])? {
+                0 => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the whole blob sent again ended before the resume point",
+                    ))
+                }
+                n => self.discard -= n as u64,
+            }
+        }
+        match body.read(buf)? {
+            0 => match self.total {
+                Some(total) if self.offset < total => Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("ended after {} of {total} bytes", self.offset),
+                )),
+                _ => Ok(0),
+            },
+            n => {
+                self.offset += n as u64;
+                self.attempt_bytes += n as u64;
+                Ok(n)
             }
         }
     }
@@ -350,41 +370,12 @@ impl Read for BlobReader {
             return Err(io::Error::new(*kind, reason.clone()));
         }
         loop {
-            let Some(body) = self.body.as_mut() else {
-                let reason = self.pending_break.take().unwrap_or_default();
-                if let Err(error) = self.resume(io::Error::new(io::ErrorKind::TimedOut, reason)) {
-                    self.gave_up = Some((error.kind(), error.to_string()));
-                    return Err(error);
-                }
-                continue;
-            };
-            let started = Instant::now();
-            let read = body.read(buf);
-            self.window_waited += started.elapsed();
-            let broken = match read {
-                Ok(0) => match self.total {
-                    Some(total) if self.offset < total => io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        format!("ended after {} of {total} bytes", self.offset),
-                    ),
-                    _ => return Ok(0),
-                },
-                Ok(n) => {
-                    self.offset += n as u64;
-                    self.attempt_bytes += n as u64;
-                    self.window_bytes += n as u64;
-                    if let Some(stalled) = self.check_rate() {
-                        // These bytes count; the next read reconnects.
-                        tracing::debug!(blob = %self.digest, "{stalled}");
-                        self.body = None;
-                        self.pending_break = Some(stalled);
-                    }
-                    return Ok(n);
-                }
-                Err(error) => error,
+            let broken = match self.read_body(buf) {
+                Ok(n) => return Ok(n),
+                Err(broken) => broken,
             };
             if let Err(error) = self.resume(broken) {
-                self.gave_up = Some((error.kind(), error.to_string()));
+                self.gave_up = Some((error.kind(), with_causes(&error)));
                 return Err(error);
             }
         }
@@ -401,9 +392,23 @@ impl std::fmt::Debug for BlobReader {
     }
 }
 
+/// An error and its causes on one line.
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    text
+}
+
 /// A blob body as one request answered it.
 struct OpenedBlob {
-    body: ureq::BodyReader<'static>,
+    body: WatchedBody,
+    /// Bytes at its start that the reader already has (a `200` answer to a resume).
+    discard: u64,
     /// Its `Content-Length` (of the whole blob for a `200`, of the rest for a `206`).
     length: Option<u64>,
     url: String,
@@ -666,8 +671,9 @@ impl Client {
     /// The digest a tag points to, from `HEAD /v2/<name>/manifests/<tag>` and its
     /// `Docker-Content-Digest` header, without fetching the manifest (registries do not count
     /// a `HEAD` against pull limits). `None` when the registry does not say (no such header,
-    /// not a sha256 digest, `HEAD` not supported): the caller then fetches by tag. The digest
-    /// is only the registry's word: the manifest fetched by it is checked against it.
+    /// not a sha256 digest, `HEAD` not supported, not found): the caller then fetches by tag.
+    /// The digest is only the registry's word, good for finding the manifest in the cache
+    /// (where a name is only ever the hash of its bytes), nothing more.
     pub fn manifest_digest(&self, tag: &str) -> Result<Option<Digest>, RegistryError> {
         check_tag(tag)?;
         let path = format!("v2/{}/manifests/{tag}", self.inner.repository);
@@ -681,10 +687,7 @@ impl Client {
         match response.status().as_u16() {
             200 => Ok(header(&response, "docker-content-digest")
                 .and_then(|announced| Digest::parse(&announced).ok())),
-            404 => Err(RegistryError::NotFound {
-                url: redact(&url),
-                errors: Vec::new(),
-            }),
+            // A HEAD answer has no body to say what is missing: the GET will say it.
             status => {
                 tracing::debug!(url = %redact(&url), status, "HEAD not answered; fetching by tag");
                 Ok(None)
@@ -755,14 +758,13 @@ impl Client {
             digest: digest.clone(),
             total: opened.length,
             body: Some(opened.body),
+            discard: 0,
+            ignores_ranges: false,
             offset: 0,
             attempt_bytes: 0,
             retries_used: 0,
             backoff: Backoff::new(),
-            window_waited: Duration::ZERO,
-            window_bytes: 0,
             must_restart: false,
-            pending_break: None,
             gave_up: None,
             url: opened.url,
             source: opened.source,
@@ -871,31 +873,15 @@ impl Client {
         };
         let body = response.into_body();
         let length = body.content_length();
-        let mut body = body.into_reader();
         if skip > 0 {
             if length.is_some_and(|length| length != total.unwrap_or(length)) {
                 return Err(refused(format!("200 with another length ({length:?})")));
             }
-            tracing::debug!(url = %redact(&url), skip, "server ignored the range; skipping what we have");
-            let skipped =
-                io::copy(&mut (&mut body).take(skip), &mut io::sink()).map_err(|source| {
-                    RegistryError::BodyBroken {
-                        url: redact(&url),
-                        source,
-                    }
-                })?;
-            if skipped < skip {
-                return Err(RegistryError::BodyBroken {
-                    url: redact(&url),
-                    source: io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "ended before the resume point",
-                    ),
-                });
-            }
+            tracing::debug!(url = %redact(&url), skip, "server ignored the range; reading past what we have");
         }
         Ok(OpenedBlob {
             body,
+            discard: skip,
             length,
             url: redact(&url),
             source: endpoint.configured_base.to_string(),
@@ -966,6 +952,16 @@ impl Inner {
         )?;
         if fetched.response.status() != 401 {
             return self.refuse_forbidden(fetched, &session);
+        }
+        // A 401 from where the registry redirected us (blob storage) is not the registry's
+        // challenge: answering it would send the registry's credentials wherever that server
+        // names as its realm.
+        if fetched.url.origin() != session.base.origin() {
+            return Err(RegistryError::Status {
+                url: redact(&fetched.url),
+                status: 401,
+                errors: error_details(fetched.response),
+            });
         }
         // The registry may challenge per request (another realm, a token it no longer takes).
         let challenge = challenge_of(&fetched.response, &fetched.url)?
@@ -1155,7 +1151,7 @@ impl Inner {
         Ok(CachedToken::new(token, expires_in, started))
     }
 
-    fn unauthorized(&self, response: ureq::http::Response<ureq::Body>) -> RegistryError {
+    fn unauthorized(&self, response: HttpResponse) -> RegistryError {
         RegistryError::Unauthorized {
             registry: self.registry.clone(),
             repository: self.repository.clone(),
@@ -1176,20 +1172,14 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-fn challenge_of(
-    response: &ureq::http::Response<ureq::Body>,
-    url: &Url,
-) -> Result<Option<Challenge>, RegistryError> {
+fn challenge_of(response: &HttpResponse, url: &Url) -> Result<Option<Challenge>, RegistryError> {
     let headers = response.headers().get_all("www-authenticate");
     auth::parse_challenges(headers.iter().filter_map(|v| v.to_str().ok()))
         .map_err(|reason| malformed(url, reason))
 }
 
 /// The response if it is a 200; the registry's error otherwise.
-fn expect_ok(
-    response: ureq::http::Response<ureq::Body>,
-    url: &Url,
-) -> Result<ureq::http::Response<ureq::Body>, RegistryError> {
+fn expect_ok(response: HttpResponse, url: &Url) -> Result<HttpResponse, RegistryError> {
     match response.status().as_u16() {
         200 => Ok(response),
         404 => Err(RegistryError::NotFound {
@@ -1204,7 +1194,7 @@ fn expect_ok(
     }
 }
 
-fn header(response: &ureq::http::Response<ureq::Body>, name: &str) -> Option<String> {
+fn header(response: &HttpResponse, name: &str) -> Option<String> {
     response
         .headers()
         .get(name)
@@ -1213,11 +1203,7 @@ fn header(response: &ureq::http::Response<ureq::Body>, name: &str) -> Option<Str
 }
 
 /// The whole body if it is at most `limit` bytes.
-fn read_limited(
-    response: ureq::http::Response<ureq::Body>,
-    url: &Url,
-    limit: u64,
-) -> Result<Vec<u8>, RegistryError> {
+fn read_limited(response: HttpResponse, url: &Url, limit: u64) -> Result<Vec<u8>, RegistryError> {
     let too_large = || RegistryError::TooLarge {
         url: redact(url),
         limit,
@@ -1227,8 +1213,7 @@ fn read_limited(
         return Err(too_large());
     }
     let mut bytes = Vec::new();
-    body.into_reader()
-        .take(limit.saturating_add(1))
+    body.take(limit.saturating_add(1))
         .read_to_end(&mut bytes)
         .map_err(|source| RegistryError::BodyBroken {
             url: redact(url),

@@ -8,6 +8,7 @@ use std::time::Duration;
 use url::Url;
 
 use super::auth::AuthHeader;
+use super::body::{HttpResponse, WatchedBody};
 use super::retry::{Backoff, NetworkSettings};
 use super::{ErrorDetail, RegistryError, TlsSettings};
 
@@ -34,12 +35,21 @@ pub(super) struct Transport {
 /// An agent and the proxy it goes through, for errors (without its credentials).
 struct Agent {
     agent: ureq::Agent,
-    proxy: Option<String>,
+    proxy: Option<(ureq::Proxy, String)>,
+}
+
+impl Agent {
+    /// The proxy a request to `url` goes through (as shown, no credentials), if any.
+    fn proxy_for(&self, url: &Url) -> Option<&str> {
+        let (proxy, shown) = self.proxy.as_ref()?;
+        let uri = url.as_str().parse::<ureq::http::Uri>().ok()?;
+        (!proxy.is_no_proxy(&uri)).then_some(shown.as_str())
+    }
 }
 
 /// A response with the URL it finally came from (after redirects).
 pub(super) struct Fetched {
-    pub(super) response: ureq::http::Response<ureq::Body>,
+    pub(super) response: HttpResponse,
     pub(super) url: Url,
 }
 
@@ -70,10 +80,7 @@ impl Transport {
         let roots = root_certificates(tls)?;
         let proxies = super::proxy::from_environment(|name| std::env::var(name).ok())?;
         let agent = |proxy: Option<super::proxy::ProxySetting>| {
-            let (ureq_proxy, shown) = match proxy {
-                Some(setting) => (Some(setting.proxy), Some(setting.shown)),
-                None => (None, None),
-            };
+            let ureq_proxy = proxy.as_ref().map(|setting| setting.proxy.clone());
             let config = ureq::Agent::config_builder()
                 .tls_config(
                     ureq::tls::TlsConfig::builder()
@@ -92,7 +99,7 @@ impl Transport {
                 .build();
             Agent {
                 agent: config.new_agent(),
-                proxy: shown,
+                proxy: proxy.map(|setting| (setting.proxy, setting.shown)),
             }
         };
         Ok(Transport {
@@ -201,16 +208,14 @@ impl Transport {
             }
             let response = request
                 .call()
-                .map_err(|e| transport_error(&url, agent.proxy.as_deref(), e))?;
+                .map_err(|e| transport_error(&url, agent.proxy_for(&url), e))?;
             let status = response.status().as_u16();
             tracing::debug!(url = %redact(&url), status, method = ?options.method, "request");
-            if status == 407 {
-                return Err(RegistryError::ProxyRefused {
-                    proxy: agent.proxy.clone().unwrap_or_else(|| host_port(&url)),
-                    reason: "407 Proxy Authentication Required".to_owned(),
-                });
-            }
+            // Through a proxy every request goes in a CONNECT tunnel: a proxy's refusal is a
+            // `ConnectProxyFailed` (see `transport_error`), and a 407 answer is the server's.
             if !matches!(status, 301 | 302 | 303 | 307 | 308) {
+                let timeouts = self.network.timeouts;
+                let response = response.map(|body| WatchedBody::new(body, &timeouts));
                 return Ok(Fetched { response, url });
             }
             let location = response
@@ -289,7 +294,7 @@ fn is_retryable_status(status: u16) -> bool {
 }
 
 /// `Retry-After` in seconds (the HTTP-date form is rare from registries and ignored).
-fn retry_after(response: &ureq::http::Response<ureq::Body>) -> Option<Duration> {
+fn retry_after(response: &HttpResponse) -> Option<Duration> {
     let seconds: u64 = response
         .headers()
         .get("retry-after")?
@@ -360,7 +365,7 @@ pub(super) fn host_port(url: &Url) -> String {
 
 /// The registry's `errors` from an error response body, as far as it has them (best effort:
 /// an unreadable or non-JSON body gives none).
-pub(super) fn error_details(response: ureq::http::Response<ureq::Body>) -> Vec<ErrorDetail> {
+pub(super) fn error_details(response: HttpResponse) -> Vec<ErrorDetail> {
     #[derive(serde::Deserialize)]
     struct Body {
         #[serde(default)]
@@ -374,7 +379,7 @@ pub(super) fn error_details(response: ureq::http::Response<ureq::Body>) -> Vec<E
         message: String,
     }
     let mut body = Vec::new();
-    let mut reader = response.into_body().into_reader().take(MAX_ERROR_BODY);
+    let mut reader = response.into_body().take(MAX_ERROR_BODY);
     if reader.read_to_end(&mut body).is_err() {
         return Vec::new();
     }

@@ -342,6 +342,14 @@ impl<'a> VerifyingReader<'a> {
                 expected: self.expected_size,
             });
         }
+        if read < self.expected_size && !self.read_failed {
+            return Err(StoreError::BlobTooShort {
+                digest,
+                url: url.clone(),
+                got: read,
+                expected: self.expected_size,
+            });
+        }
         if read < self.expected_size {
             return Err(StoreError::BlobTruncated {
                 digest,

@@ -276,6 +276,19 @@ pub enum StoreError {
         /// The size the manifest declares.
         expected: u64,
     },
+    /// The blob's body ended cleanly (the server said it was complete) short of the size the
+    /// manifest declares: not the blob the manifest names.
+    #[error("layer {digest}: {url} served {got} bytes, the manifest declares {expected}")]
+    BlobTooShort {
+        /// The blob's digest as the manifest gives it.
+        digest: Digest,
+        /// Where the body came from (after redirects), without query or credentials.
+        url: String,
+        /// How many bytes it served.
+        got: u64,
+        /// The size the manifest declares.
+        expected: u64,
+    },
     /// The blob's body went on past the size the manifest declares.
     #[error("layer {digest}: {url} sent more than the {expected} bytes the manifest declares")]
     BlobTooLong {
