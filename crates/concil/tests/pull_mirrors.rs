@@ -269,3 +269,86 @@ fn a_warm_pull_by_tag_asks_with_head_only() -> TestResult {
     );
     Ok(())
 }
+
+/// Content trust through a mirror: the signature may come from the mirror and is checked with
+/// the same keys; a mirror that answers the tag with another (unsigned) image is refused as
+/// not signed, exactly as the registry would be.
+#[test]
+fn content_trust_is_checked_as_without_mirrors() -> TestResult {
+    use support::cosign::{payload, push_signatures, SignatureLayer, Signer};
+
+    let origin = Registry::plain();
+    let images = Images::new(&origin)?;
+    let signed = images.push_busybox("mirrors/signed", "v1", Format::Docker)?;
+    let other = images.push_busybox("mirrors/signed", "other", Format::Oci)?;
+    let signer = Signer::p256();
+    let repository = format!("{}/mirrors/signed", origin.host());
+    push_signatures(
+        &origin,
+        "mirrors/signed",
+        &signed.manifest_digest,
+        &[SignatureLayer::signed(
+            &signer,
+            payload(&repository, &signed.manifest_digest),
+        )],
+    );
+    let trusting = |mirrors: &[String]| {
+        let mut config = config_with_mirrors(&origin, mirrors, false);
+        config["disable_content_trust"] = json!(false);
+        let home = ConcilHome::new(config);
+        let keys = home.config_path().with_file_name("cosign");
+        std::fs::create_dir_all(&keys).expect("cosign key dir");
+        signer.trust_in(&keys, "release");
+        home
+    };
+
+    // Through a pull-through cache: verified with the signature the mirror fetched.
+    let mirror = Registry::builder().pull_through(origin.url()).start();
+    let home = trusting(&[base(&mirror)]);
+    let output = home.pull_json(&signed.reference, &[]);
+    assert_eq!(output["verified"], json!("cosign"), "{output}");
+    assert!(
+        sources(&output).iter().all(|s| *s == base(&mirror)),
+        "{output}"
+    );
+    assert!(
+        mirror.count_requests(
+            "GET",
+            &format!(
+                "/manifests/{}",
+                support::cosign::signature_tag(&signed.manifest_digest)
+            )
+        ) >= 1,
+        "the signature came through the mirror: {:#?}",
+        mirror.log_lines()
+    );
+
+    // A hostile mirror answers tag v1 with the other, unsigned image.
+    let manifest = other.manifest.clone();
+    let media_type: &'static str = Box::leak(other.manifest_media_type.clone().into_boxed_str());
+    let hostile = HttpServer::start(move |request| {
+        let (status, body) = if request.target == "/v2/" {
+            (200, b"{}".to_vec())
+        } else if request.target.ends_with("/manifests/v1") {
+            (200, manifest.clone())
+        } else {
+            (404, Vec::new())
+        };
+        Response {
+            status,
+            content_type: media_type,
+            body,
+            headers: Vec::new(),
+        }
+    });
+    let home = trusting(&[format!("http://127.0.0.1:{}/", hostile.port)]);
+    let failure = home.pull_failure(&signed.reference, &[]);
+    assert_eq!(failure.code, Some(10), "not signed: {}", failure.error);
+    assert!(
+        failure.error.contains(&other.manifest_digest),
+        "{}",
+        failure.error
+    );
+    home.assert_no_layers();
+    Ok(())
+}

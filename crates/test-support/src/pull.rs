@@ -45,6 +45,20 @@ pub fn config_for(registry: &Registry) -> Value {
     config
 }
 
+/// `concil pull --json` output without the layers' `source` (which says whether this pull
+/// found a layer in the cache or downloaded it, so it differs between pulls of one image).
+pub fn without_sources(output: &Value) -> Value {
+    let mut output = output.clone();
+    if let Some(layers) = output["layers"].as_array_mut() {
+        for layer in layers {
+            if let Some(layer) = layer.as_object_mut() {
+                layer.remove("source");
+            }
+        }
+    }
+    output
+}
+
 /// An `auths` value: base64 of `user:password`.
 pub fn basic_auth(user: &str, password: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
