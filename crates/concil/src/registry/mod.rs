@@ -487,11 +487,12 @@ impl Client {
         gun: &str,
         credentials: Option<Credentials>,
         tls: &TlsSettings,
+        network: &NetworkSettings,
     ) -> Result<Client, RegistryError> {
         let configured_base = configured_base(base_url)?;
         check_gun(gun)?;
         Ok(Client::for_name(
-            &Connections::new(tls, &NetworkSettings::default())?,
+            &Connections::new(tls, network)?,
             configured_base,
             gun,
             credentials,

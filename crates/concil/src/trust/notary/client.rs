@@ -20,7 +20,7 @@ use super::pinning::{self, Anchor, TrustPinning};
 use super::{keys, metadata};
 use crate::config::Credentials;
 use crate::digest::Digest;
-use crate::registry::{Client, RegistryError, TlsSettings};
+use crate::registry::{Client, NetworkSettings, RegistryError, TlsSettings};
 use crate::trust::base64;
 
 /// Root and timestamp have no signed length; larger files than this are refused.
@@ -39,6 +39,8 @@ pub struct NotarySettings {
     pub credentials: Option<Credentials>,
     /// TLS settings for the Notary server.
     pub tls: TlsSettings,
+    /// Retries and timeouts (the configuration's `retries` and `timeouts`).
+    pub network: NetworkSettings,
     /// The trust directory (`Config::notary_trust_dir`).
     pub trust_dir: PathBuf,
     /// How the first root is trusted ([`pinning`]).
@@ -159,6 +161,7 @@ impl NotaryClient {
             &settings.gun,
             settings.credentials,
             &settings.tls,
+            &settings.network,
         )
         .map_err(|source| NotaryError::Settings {
             gun: settings.gun.clone(),

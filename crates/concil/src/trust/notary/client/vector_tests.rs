@@ -42,6 +42,7 @@ fn client_for(gun: &str, pinning: serde_json::Value) -> NotaryClient {
         gun: gun.to_owned(),
         credentials: None,
         tls: TlsSettings::default(),
+        network: NetworkSettings::default(),
         trust_dir: PathBuf::from("/nonexistent"),
         pinning: TrustPinning::from_value(&pinning, std::path::Path::new("test.json")).unwrap(),
     })
@@ -416,6 +417,7 @@ fn damaged_cache_is_an_error() {
         gun: gun_of("ecdsa-root"),
         credentials: None,
         tls: TlsSettings::default(),
+        network: NetworkSettings::default(),
         trust_dir: dir.path().to_owned(),
         pinning: TrustPinning::default(),
     })
