@@ -9,6 +9,8 @@ packages=(
     docker-registry notary skopeo umoci apache2-utils openssl
     # an HTTP proxy for the proxy tests (they start their own tinyproxy on 127.0.0.1)
     tinyproxy
+    # a real Docker credential helper (docker-credential-pass) and the store it runs on
+    golang-docker-credential-helpers pass gnupg
     # reading and writing squashfs, compressors, JSON
     squashfs-tools-ng squashfs-tools zstd pigz gzip jq
     # test content: a tiny rootfs, a Debian rootfs (scripts/fixtures.sh), user xattrs

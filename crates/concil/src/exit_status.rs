@@ -106,8 +106,8 @@ pub fn of(error: &(dyn Error + 'static)) -> u8 {
     if let Some(error) = error.downcast_ref::<RegistryError>() {
         return of_registry(error);
     }
-    if error.is::<ConfigError>() {
-        return CONFIG_INVALID;
+    if let Some(error) = error.downcast_ref::<ConfigError>() {
+        return of_config(error);
     }
     if error.is::<CacheError>() {
         return CACHE_IO;
@@ -130,7 +130,7 @@ pub fn of(error: &(dyn Error + 'static)) -> u8 {
 fn of_store(error: &StoreError) -> u8 {
     match error {
         StoreError::InvalidPlatform { .. } => USAGE,
-        StoreError::Config(_) => CONFIG_INVALID,
+        StoreError::Config(error) => of_config(error),
         StoreError::Registry(error) => of_registry(error),
         StoreError::Cache(_) | StoreError::WriteLayer { .. } => CACHE_IO,
         StoreError::Trust(error) => of_trust(error),
@@ -152,6 +152,14 @@ fn of_store(error: &StoreError) -> u8 {
         | StoreError::LayerTooLarge { .. }
         | StoreError::SquashfsLayerIsTar { .. } => CONTENT_INVALID,
         StoreError::WorkerPanicked => FAILURE,
+    }
+}
+
+fn of_config(error: &ConfigError) -> u8 {
+    match error {
+        // The helper is where the credentials are: failing it is failing authentication.
+        ConfigError::CredentialHelper { .. } => UNAUTHORIZED,
+        _ => CONFIG_INVALID,
     }
 }
 

@@ -10,6 +10,7 @@ use serde_json::Value;
 use super::environment::Environment;
 use super::error::{AuthProblem, ConfigError};
 use super::file::read_json;
+use super::helpers::CredentialHelpers;
 use super::CONFIG_FILE_NAME;
 use crate::reference::DOCKER_HUB;
 
@@ -115,26 +116,41 @@ fn auth_error(origin: &str, key: &str, problem: AuthProblem) -> ConfigError {
 }
 
 /// Docker's `config.json` auths (`$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`),
-/// keyed by registry name. Entries without `auth` (credential helpers, identity tokens) are
-/// skipped: concil does not run credential helpers.
-pub(super) fn load_docker_auths(
+/// keyed by registry name, and the credential helpers it names (`credHelpers`, `credsStore`;
+/// run only when credentials are needed, see `helpers`). Entries without `auth` (identity
+/// tokens) are skipped.
+pub(super) fn load_docker_config(
     env: &Environment,
-) -> Result<BTreeMap<String, Credentials>, ConfigError> {
+) -> Result<(BTreeMap<String, Credentials>, CredentialHelpers), ConfigError> {
     let path = match (env.var(ENV_DOCKER_CONFIG), &env.home) {
         (Some(dir), _) => env
             .expand_home(Path::new(dir), ENV_DOCKER_CONFIG)?
             .join(CONFIG_FILE_NAME),
         (None, Some(home)) => home.join(".docker").join(CONFIG_FILE_NAME),
-        (None, None) => return Ok(BTreeMap::new()),
+        (None, None) => return Ok(Default::default()),
     };
     // Parsed as a bare Value so that type errors cannot quote a credential.
     let Some(document) = read_json::<Value>(&path, false)? else {
-        return Ok(BTreeMap::new());
+        return Ok(Default::default());
     };
     let origin = path.display().to_string();
+    let helpers = CredentialHelpers {
+        per_registry: document
+            .get("credHelpers")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+            .filter_map(|(key, name)| Some((docker_auth_registry(key), name.as_str()?.to_owned())))
+            .collect(),
+        default: document
+            .get("credsStore")
+            .and_then(Value::as_str)
+            .filter(|name| !name.is_empty())
+            .map(str::to_owned),
+    };
     let mut auths = BTreeMap::new();
     let Some(entries) = document.get("auths").and_then(Value::as_object) else {
-        return Ok(auths);
+        return Ok((auths, helpers));
     };
     for (key, entry) in entries {
         let Some(encoded) = entry
@@ -148,7 +164,7 @@ pub(super) fn load_docker_auths(
             decode_auth(encoded).map_err(|problem| auth_error(&origin, key, problem))?;
         auths.insert(docker_auth_registry(key), credentials);
     }
-    Ok(auths)
+    Ok((auths, helpers))
 }
 
 /// Docker's auths key (`https://index.docker.io/v1/`, `host:port`, `http://host/`) → registry

@@ -87,12 +87,47 @@ pub enum ConfigError {
         /// The setting holding the path (`cache_dir`, `--config`, …).
         what: &'static str,
     },
+    /// A Docker credential helper that failed, timed out or answered no credentials. Its
+    /// output is never shown: it may hold the secret.
+    #[error("credential helper {helper} for {registry}: {problem}")]
+    CredentialHelper {
+        /// `docker-credential-<name>`.
+        helper: String,
+        /// The registry it was asked about.
+        registry: String,
+        /// What went wrong.
+        problem: HelperProblem,
+    },
     /// A registry name from which no URL can be made.
     #[error("registry name {registry:?} does not form a URL")]
     InvalidRegistryName {
         /// The name, as a reference gives it.
         registry: String,
     },
+}
+
+/// How a credential helper failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HelperProblem {
+    /// The name in `config.json` is not one a helper program can have.
+    #[error("not a valid helper name")]
+    InvalidName,
+    /// It could not be started or waited for.
+    #[error("could not be run")]
+    Start(#[source] std::io::Error),
+    /// It exited with a failure status (`None`: killed by a signal).
+    #[error("failed (exit status {})", .0.map_or_else(|| "none".to_owned(), |c| c.to_string()))]
+    Failed(Option<i32>),
+    /// It did not answer within the time limit (seconds).
+    #[error("gave no answer within {0} s")]
+    TimedOut(f64),
+    /// Its answer is not `{"Username", "Secret"}` JSON.
+    #[error("answered something else than credentials")]
+    NotCredentials,
+    /// It answered an identity token (OAuth2 refresh token, user name `<token>`).
+    #[error("answered an identity token (OAuth2 refresh token), which concil cannot use yet")]
+    IdentityToken,
 }
 
 /// What is wrong with a `remote_servers` URL (the URL itself is not repeated: it may hold

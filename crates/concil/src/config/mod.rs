@@ -33,6 +33,7 @@ mod endpoints;
 mod environment;
 mod error;
 mod file;
+mod helpers;
 mod identity;
 mod pinning;
 mod repository_map;
@@ -48,14 +49,14 @@ use url::Url;
 
 use crate::reference::{registry_host, DOCKER_HUB};
 pub use credentials::Credentials;
-use credentials::{add_environment_auths, file_auths, load_docker_auths};
+use credentials::{add_environment_auths, file_auths, load_docker_config};
 use endpoints::{
     parse_builtin_url, remote_server, DEFAULT_NOTARY_PORT, DOCKER_HUB_NOTARY_URL,
     DOCKER_HUB_REGISTRY_URL,
 };
 pub use endpoints::{RegistryEndpoint, RemoteServer};
 pub use environment::Environment;
-pub use error::{AuthProblem, ConfigError, UrlProblem};
+pub use error::{AuthProblem, ConfigError, HelperProblem, UrlProblem};
 pub(crate) use file::read_capped;
 pub use file::{parse_size, DEFAULT_LAYER_MAX_ENTRIES, DEFAULT_LAYER_MAX_SIZE};
 
@@ -149,6 +150,8 @@ pub struct Config {
     auths: RepositoryMap<Credentials>,
     /// Docker's `config.json` auths, keyed by registry name (`docker.io`, `host:port`).
     docker_auths: BTreeMap<String, Credentials>,
+    /// Docker's `config.json` `credHelpers` and `credsStore`.
+    docker_helpers: helpers::CredentialHelpers,
 }
 
 impl Config {
@@ -288,7 +291,7 @@ impl Config {
         for (pattern, credentials) in auths {
             builder = builder.auth(pattern, credentials);
         }
-        builder.config.docker_auths = load_docker_auths(env)?;
+        (builder.config.docker_auths, builder.config.docker_helpers) = load_docker_config(env)?;
         Ok(builder.build())
     }
 
@@ -314,6 +317,7 @@ impl Config {
                 timeouts: Timeouts::default(),
                 auths: RepositoryMap::default(),
                 docker_auths: BTreeMap::new(),
+                docker_helpers: helpers::CredentialHelpers::default(),
             },
         }
     }
@@ -395,12 +399,40 @@ impl Config {
     /// Credentials for `repository` on `registry`, from concil's `auths` and environment pairs
     /// (an exact `host/repository` key, else the longest matching `host/prefix*` key, else a
     /// `host` key; tried with `host:port`, then with the bare host as concil 1.0 did), else
-    /// from Docker's `config.json`.
+    /// from Docker's `config.json` `auths`; without running credential helpers (see
+    /// [`Config::resolve_credentials`]).
     pub fn credentials(&self, registry: &str, repository: &str) -> Option<Credentials> {
         self.auths
             .for_repository(registry, repository)
             .or_else(|| self.docker_auths.get(registry))
             .cloned()
+    }
+
+    /// Credentials for `repository` on `registry` from every source, in this order: concil's
+    /// `auths` and environment pairs (as [`Config::credentials`]); Docker's credential helper
+    /// for the registry (`credHelpers`), then its `credsStore`; Docker's plain `auths`. A helper
+    /// runs only here, only when the sources before it have nothing, and is given
+    /// `timeouts.idle` to answer. Logs (`-v`) which source answered, never the secret.
+    pub fn resolve_credentials(
+        &self,
+        registry: &str,
+        repository: &str,
+    ) -> Result<Option<Credentials>, ConfigError> {
+        if let Some(own) = self.auths.for_repository(registry, repository) {
+            tracing::info!("credentials for {registry} from concil's auths");
+            return Ok(Some(own.clone()));
+        }
+        for helper in self.docker_helpers.for_registry(registry) {
+            if let Some(found) = helpers::get(helper, registry, self.timeouts.idle)? {
+                tracing::info!("credentials for {registry} from docker-credential-{helper}");
+                return Ok(Some(found));
+            }
+        }
+        let docker = self.docker_auths.get(registry).cloned();
+        if docker.is_some() {
+            tracing::info!("credentials for {registry} from Docker's config.json auths");
+        }
+        Ok(docker)
     }
 
     /// The directory of Cosign public keys (`*.pub`): `cosign/` beside the config file.

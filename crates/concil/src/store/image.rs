@@ -217,7 +217,7 @@ impl ImagePull<'_> {
             credentials: self
                 .store
                 .config
-                .credentials(&self.reference.registry, &self.reference.repository),
+                .resolve_credentials(&self.reference.registry, &self.reference.repository)?,
             tls: TlsSettings {
                 ca_file: self.store.config.cafile.clone(),
             },

@@ -549,7 +549,7 @@ impl Store {
         let endpoint = self.config.registry_endpoint(&reference.registry)?;
         let credentials = self
             .config
-            .credentials(&reference.registry, &reference.repository);
+            .resolve_credentials(&reference.registry, &reference.repository)?;
         let allow_http_fallback = !endpoint.explicit && is_loopback(&endpoint.url);
         let client = Client::with_connections(
             &self.connections,
@@ -570,10 +570,12 @@ impl Store {
                         Some(port) => format!("{host}:{port}"),
                         None => host.to_owned(),
                     };
-                    let credentials = self.config.credentials(&name, &reference.repository);
-                    (url.clone(), credentials)
+                    let credentials = self
+                        .config
+                        .resolve_credentials(&name, &reference.repository)?;
+                    Ok((url.clone(), credentials))
                 })
-                .collect();
+                .collect::<Result<_, ConfigError>>()?;
             client.with_mirrors(&self.connections, mirrors)?
         };
         clients.insert(key, client.clone());

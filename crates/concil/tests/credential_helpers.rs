@@ -1,0 +1,251 @@
+//! Docker credential helpers: the real `docker-credential-pass` (Debian's
+//! golang-docker-credential-helpers, over `pass` and GnuPG) holds the registry's password,
+//! named by `credsStore` or `credHelpers` in Docker's `config.json`; helpers that fail, hang or
+//! hold nothing (scripts, for fault injection) give the named error or an anonymous pull; a
+//! helper's output never reaches stderr.
+
+use concil_test_support as support;
+
+use std::error::Error;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde_json::{json, Value};
+use support::images::{Format, Images, PushedImage};
+use support::pull::{config_for, expect_failure, run, ConcilHome};
+use support::registry::{Auth, Registry, PASSWORD, USER};
+
+type TestResult = Result<(), Box<dyn Error>>;
+
+/// A registry that wants `USER`/`PASSWORD` (htpasswd) with an image, and a home whose own
+/// configuration names no credentials.
+fn guarded() -> Result<(Registry, PushedImage, ConcilHome), Box<dyn Error>> {
+    let registry = Registry::builder().auth(Auth::Htpasswd).start();
+    let image = Images::new(&registry)?.push_busybox("helpers/app", "v1", Format::Docker)?;
+    let mut config = config_for(&registry);
+    config
+        .as_object_mut()
+        .ok_or("config object")?
+        .remove("auths");
+    let home = ConcilHome::new(config);
+    Ok((registry, image, home))
+}
+
+fn home_dir(home: &ConcilHome) -> PathBuf {
+    home.config_path()
+        .parent()
+        .expect("the config file is in the home directory")
+        .to_owned()
+}
+
+fn write_docker_config(home: &ConcilHome, config: Value) -> TestResult {
+    let dir = home_dir(home).join(".docker");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("config.json"), serde_json::to_vec(&config)?)?;
+    Ok(())
+}
+
+/// `concil pull --json IMAGE` in `home`, with `PATH` = `extra_path` first, then the test's own.
+fn pull(
+    home: &ConcilHome,
+    image: &str,
+    extra_path: Option<&Path>,
+    verbose: bool,
+) -> std::process::Output {
+    let path = std::env::var("PATH").unwrap_or_default();
+    let path = match extra_path {
+        Some(extra) => format!("{}:{path}", extra.display()),
+        None => path,
+    };
+    let mut command = home.pull_command(image, if verbose { &["-vv"] } else { &[] });
+    command.env("PATH", path);
+    run(&mut command)
+}
+
+/// A GnuPG key and a `pass` store in `home`, holding `secret` for `server` through
+/// `docker-credential-pass store`.
+fn pass_store(home: &Path, server: &str, user: &str, secret: &str) -> TestResult {
+    let gnupg = home.join(".gnupg");
+    std::fs::create_dir_all(&gnupg)?;
+    std::fs::set_permissions(&gnupg, std::fs::Permissions::from_mode(0o700))?;
+    let in_home = |program: &str| {
+        let mut command = Command::new(program);
+        command.env("HOME", home).env("GNUPGHOME", &gnupg);
+        command
+    };
+    let status = in_home("gpg")
+        .args(["--batch", "--pinentry-mode", "loopback", "--passphrase", ""])
+        .args([
+            "--quick-gen-key",
+            "concil test <test@concil.invalid>",
+            "default",
+            "default",
+            "never",
+        ])
+        .stderr(Stdio::null())
+        .status()?;
+    assert!(status.success(), "gpg --quick-gen-key");
+    let status = in_home("pass")
+        .args(["init", "test@concil.invalid"])
+        .stdout(Stdio::null())
+        .status()?;
+    assert!(status.success(), "pass init");
+    let mut store = in_home("docker-credential-pass")
+        .arg("store")
+        .stdin(Stdio::piped())
+        .spawn()?;
+    store.stdin.take().ok_or("stdin")?.write_all(
+        json!({"ServerURL": server, "Username": user, "Secret": secret})
+            .to_string()
+            .as_bytes(),
+    )?;
+    assert!(store.wait()?.success(), "docker-credential-pass store");
+    Ok(())
+}
+
+/// Stops the gpg-agent that `pass` started for `home`.
+fn stop_agent(home: &Path) {
+    let _ = Command::new("gpgconf")
+        .args(["--kill", "gpg-agent"])
+        .env("HOME", home)
+        .env("GNUPGHOME", home.join(".gnupg"))
+        .status();
+}
+
+/// A helper script `docker-credential-NAME` in a new directory (for `PATH`).
+fn script_helper(name: &str, body: &str) -> Result<tempfile::TempDir, Box<dyn Error>> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join(format!("docker-credential-{name}"));
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n"))?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
+    Ok(dir)
+}
+
+#[test]
+fn docker_credential_pass_holds_the_password() -> TestResult {
+    let (registry, image, home) = guarded()?;
+    let home_path = home_dir(&home);
+    pass_store(&home_path, &registry.host(), USER, PASSWORD)?;
+
+    for docker_config in [
+        json!({"credsStore": "pass"}),
+        json!({"credHelpers": {registry.host(): "pass"}, "credsStore": "no-such-store"}),
+    ] {
+        write_docker_config(&home, docker_config.clone())?;
+        let output = pull(&home, &image.reference, None, true);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{docker_config}: {stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "credentials for {} from docker-credential-pass",
+                registry.host()
+            )),
+            "-v names the source: {stderr}"
+        );
+        assert!(
+            !stderr.contains(PASSWORD),
+            "the password is never shown: {stderr}"
+        );
+        std::fs::remove_dir_all(home.cache_dir())?;
+    }
+    stop_agent(&home_path);
+    Ok(())
+}
+
+#[test]
+fn a_failing_helper_is_named_and_its_output_never_shown() -> TestResult {
+    let (_registry, image, home) = guarded()?;
+    let helper = script_helper(
+        "broken",
+        "echo 'Secret: hunter2-leaked'; echo hunter2-leaked >&2; exit 3",
+    )?;
+    write_docker_config(&home, json!({"credsStore": "broken"}))?;
+
+    let output = pull(&home, &image.reference, Some(helper.path()), true);
+
+    let failure = expect_failure(&output, "pull with a failing helper");
+    assert_eq!(failure.code, Some(5), "{}", failure.stderr);
+    assert!(
+        failure.error.contains("docker-credential-broken"),
+        "{}",
+        failure.error
+    );
+    assert!(failure.error.contains("exit status 3"), "{}", failure.error);
+    assert!(!failure.stderr.contains("hunter2"), "{}", failure.stderr);
+    home.assert_no_layers();
+    Ok(())
+}
+
+#[test]
+fn a_hanging_helper_times_out() -> TestResult {
+    let (registry, image, home) = guarded()?;
+    let helper = script_helper("slow", "sleep 30")?;
+    write_docker_config(&home, json!({"credHelpers": {registry.host(): "slow"}}))?;
+    let mut config: Value = serde_json::from_slice(&std::fs::read(home.config_path())?)?;
+    config["timeouts"] = json!({"idle": 1});
+    home.rewrite_config(config);
+
+    let started = std::time::Instant::now();
+    let output = pull(&home, &image.reference, Some(helper.path()), false);
+
+    let failure = expect_failure(&output, "pull with a hanging helper");
+    assert!(started.elapsed() < std::time::Duration::from_secs(15));
+    assert_eq!(failure.code, Some(5), "{}", failure.stderr);
+    assert!(
+        failure.error.contains("docker-credential-slow"),
+        "{}",
+        failure.error
+    );
+    assert!(
+        failure.error.contains("no answer within 1 s"),
+        "{}",
+        failure.error
+    );
+    Ok(())
+}
+
+/// "credentials not found" is no error: the pull goes on without credentials, and the registry
+/// refuses it (authentication, exit 5, "no credentials configured").
+#[test]
+fn a_helper_holding_nothing_means_anonymous() -> TestResult {
+    let (_registry, image, home) = guarded()?;
+    let helper = script_helper(
+        "empty",
+        "echo 'credentials not found in native keychain'; exit 1",
+    )?;
+    write_docker_config(&home, json!({"credsStore": "empty"}))?;
+
+    let output = pull(&home, &image.reference, Some(helper.path()), false);
+
+    let failure = expect_failure(&output, "pull without credentials");
+    assert_eq!(failure.code, Some(5), "{}", failure.stderr);
+    assert!(
+        failure.error.contains("no credentials configured"),
+        "{}",
+        failure.error
+    );
+    Ok(())
+}
+
+/// concil's own `auths` come first: the helper is not even run.
+#[test]
+fn concil_auths_come_before_helpers() -> TestResult {
+    let (registry, image, home) = guarded()?;
+    let marker = tempfile::tempdir()?;
+    let ran = marker.path().join("ran");
+    let helper = script_helper("spy", &format!("touch {}; exit 3", ran.display()))?;
+    write_docker_config(&home, json!({"credsStore": "spy"}))?;
+    home.rewrite_config(config_for(&registry));
+
+    let output = pull(&home, &image.reference, Some(helper.path()), false);
+
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!ran.exists(), "the helper was not run");
+    Ok(())
+}
