@@ -249,3 +249,64 @@ fn concil_auths_come_before_helpers() -> TestResult {
     assert!(!ran.exists(), "the helper was not run");
     Ok(())
 }
+
+/// `skopeo login` writes containers' `auth.json`; concil reads it from `$REGISTRY_AUTH_FILE`,
+/// else from `~/.config/containers/auth.json`, and a repository-scoped key serves only that
+/// repository (and the ones under it).
+#[test]
+fn containers_auth_json_written_by_skopeo_login() -> TestResult {
+    let (registry, image, home) = guarded()?;
+    let auth_dir = tempfile::tempdir()?;
+    let auth_file = auth_dir.path().join("auth.json");
+    let login = Command::new("skopeo")
+        .args(["login", "--tls-verify=false", "--authfile"])
+        .arg(&auth_file)
+        .args(["-u", USER, "-p", PASSWORD])
+        .arg(registry.host())
+        .output()?;
+    assert!(
+        login.status.success(),
+        "skopeo login: {}",
+        String::from_utf8_lossy(&login.stderr)
+    );
+
+    let mut command = home.pull_command(&image.reference, &["-vv"]);
+    command.env("REGISTRY_AUTH_FILE", &auth_file);
+    let output = run(&mut command);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "credentials for {} from containers' auth.json",
+            registry.host()
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(PASSWORD), "{stderr}");
+
+    // The same file as ~/.config/containers/auth.json, its key narrowed to another repository:
+    // it no longer serves helpers/app.
+    let written: Value = serde_json::from_slice(&std::fs::read(&auth_file)?)?;
+    let auth = written["auths"][registry.host()]["auth"].clone();
+    let config_dir = home_dir(&home).join(".config/containers");
+    std::fs::create_dir_all(&config_dir)?;
+    for (key, works) in [
+        (format!("{}/helpers", registry.host()), true),
+        (format!("{}/helpers/app", registry.host()), true),
+        (format!("{}/other", registry.host()), false),
+    ] {
+        std::fs::write(
+            config_dir.join("auth.json"),
+            json!({"auths": {&key: {"auth": auth}}}).to_string(),
+        )?;
+        let _ = std::fs::remove_dir_all(home.cache_dir());
+        let output = run(&mut home.pull_command(&image.reference, &[]));
+        assert_eq!(
+            output.status.success(),
+            works,
+            "key {key}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(())
+}

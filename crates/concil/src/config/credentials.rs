@@ -2,7 +2,7 @@
 //! `_AUTH` environment pairs), then Docker's `config.json`.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use serde_json::Value;
@@ -11,8 +11,13 @@ use super::environment::Environment;
 use super::error::{AuthProblem, ConfigError};
 use super::file::read_json;
 use super::helpers::CredentialHelpers;
+use super::repository_map::RepositoryMap;
 use super::CONFIG_FILE_NAME;
 use crate::reference::DOCKER_HUB;
+
+/// containers' (podman, skopeo, buildah) auth file, when set: the only one read then.
+const ENV_REGISTRY_AUTH_FILE: &str = "REGISTRY_AUTH_FILE";
+const ENV_XDG_RUNTIME_DIR: &str = "XDG_RUNTIME_DIR";
 
 /// Docker's names for Docker Hub in its `config.json` (`https://index.docker.io/v1/` usually).
 const DOCKER_HUB_AUTH_HOSTS: [&str; 3] = ["index.docker.io", "registry-1.docker.io", DOCKER_HUB];
@@ -113,6 +118,85 @@ fn auth_error(origin: &str, key: &str, problem: AuthProblem) -> ConfigError {
         key: key.to_owned(),
         problem,
     }
+}
+
+/// containers' `auth.json` credentials (podman and skopeo write them): `$REGISTRY_AUTH_FILE`
+/// alone when set, else `$XDG_RUNTIME_DIR/containers/auth.json` then
+/// `~/.config/containers/auth.json` (the first file naming a key wins), as containers/image
+/// reads them. Keys are `host`, or `host/path` for a repository and everything under it
+/// (`quay.io/team` covers `quay.io/team/app`).
+pub(super) fn load_containers_auths(
+    env: &Environment,
+) -> Result<RepositoryMap<Credentials>, ConfigError> {
+    let files: Vec<PathBuf> = match env.var(ENV_REGISTRY_AUTH_FILE) {
+        Some(file) => vec![env.expand_home(Path::new(file), ENV_REGISTRY_AUTH_FILE)?],
+        None => env
+            .var(ENV_XDG_RUNTIME_DIR)
+            .map(|dir| Path::new(dir).join("containers/auth.json"))
+            .into_iter()
+            .chain(
+                env.home
+                    .as_ref()
+                    .map(|home| home.join(".config/containers/auth.json")),
+            )
+            .collect(),
+    };
+    let mut auths = RepositoryMap::default();
+    let mut seen = std::collections::BTreeSet::new();
+    for path in files {
+        let Some(document) = read_json::<Value>(&path, false)? else {
+            continue;
+        };
+        let origin = path.display().to_string();
+        let entries = document.get("auths").and_then(Value::as_object);
+        for (key, entry) in entries.into_iter().flatten() {
+            let Some(encoded) = entry
+                .get("auth")
+                .and_then(Value::as_str)
+                .filter(|auth| !auth.is_empty())
+            else {
+                continue;
+            };
+            let credentials =
+                decode_auth(encoded).map_err(|problem| auth_error(&origin, key, problem))?;
+            let name = containers_auth_key(key);
+            if !seen.insert(name.clone()) {
+                continue;
+            }
+            if name.contains('/') {
+                auths.insert(format!("{name}/*"), credentials.clone());
+            }
+            auths.insert(name, credentials);
+        }
+    }
+    Ok(auths)
+}
+
+/// A containers `auth.json` key (`host[/path]`, possibly with a scheme or Docker Hub's old
+/// names) as the key of a [`RepositoryMap`].
+fn containers_auth_key(key: &str) -> String {
+    let without_scheme = key.split_once("://").map_or(key, |(_, rest)| rest);
+    let (host, path) = without_scheme
+        .split_once('/')
+        .map_or((without_scheme, ""), |(host, path)| (host, path));
+    let host = docker_auth_registry(host);
+    let path = path.trim_end_matches('/');
+    // Docker Hub's `https://index.docker.io/v1/` names the registry, not a repository `v1`.
+    if path.is_empty() || (host == DOCKER_HUB && path == "v1") {
+        host
+    } else {
+        format!("{host}/{path}")
+    }
+}
+
+#[cfg(test)]
+#[test]
+fn containers_keys_become_repository_keys() {
+    assert_eq!(containers_auth_key("quay.io"), "quay.io");
+    assert_eq!(containers_auth_key("quay.io/team/app/"), "quay.io/team/app");
+    assert_eq!(containers_auth_key("https://index.docker.io/v1/"), DOCKER_HUB);
+    assert_eq!(containers_auth_key("docker.io/library"), "docker.io/library");
+    assert_eq!(containers_auth_key("http://127.0.0.1:5000"), "127.0.0.1:5000");
 }
 
 /// Docker's `config.json` auths (`$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`),

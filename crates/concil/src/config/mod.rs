@@ -49,7 +49,7 @@ use url::Url;
 
 use crate::reference::{registry_host, DOCKER_HUB};
 pub use credentials::Credentials;
-use credentials::{add_environment_auths, file_auths, load_docker_config};
+use credentials::{add_environment_auths, file_auths, load_containers_auths, load_docker_config};
 use endpoints::{
     parse_builtin_url, remote_server, DEFAULT_NOTARY_PORT, DOCKER_HUB_NOTARY_URL,
     DOCKER_HUB_REGISTRY_URL,
@@ -152,6 +152,8 @@ pub struct Config {
     docker_auths: BTreeMap<String, Credentials>,
     /// Docker's `config.json` `credHelpers` and `credsStore`.
     docker_helpers: helpers::CredentialHelpers,
+    /// containers' `auth.json` (podman, skopeo).
+    containers_auths: RepositoryMap<Credentials>,
 }
 
 impl Config {
@@ -292,6 +294,7 @@ impl Config {
             builder = builder.auth(pattern, credentials);
         }
         (builder.config.docker_auths, builder.config.docker_helpers) = load_docker_config(env)?;
+        builder.config.containers_auths = load_containers_auths(env)?;
         Ok(builder.build())
     }
 
@@ -318,6 +321,7 @@ impl Config {
                 auths: RepositoryMap::default(),
                 docker_auths: BTreeMap::new(),
                 docker_helpers: helpers::CredentialHelpers::default(),
+                containers_auths: RepositoryMap::default(),
             },
         }
     }
@@ -409,7 +413,9 @@ impl Config {
     }
 
     /// Credentials for `repository` on `registry` from every source, in this order: concil's
-    /// `auths` and environment pairs (as [`Config::credentials`]); Docker's credential helper
+    /// `auths` and environment pairs (as [`Config::credentials`]); containers' `auth.json`
+    /// (podman, skopeo: `$REGISTRY_AUTH_FILE`, else `$XDG_RUNTIME_DIR/containers/auth.json` and
+    /// `~/.config/containers/auth.json`); Docker's credential helper
     /// for the registry (`credHelpers`), then its `credsStore`; Docker's plain `auths`. A helper
     /// runs only here, only when the sources before it have nothing, and is given
     /// `timeouts.idle` to answer. Logs (`-v`) which source answered, never the secret.
@@ -421,6 +427,10 @@ impl Config {
         if let Some(own) = self.auths.for_repository(registry, repository) {
             tracing::info!("credentials for {registry} from concil's auths");
             return Ok(Some(own.clone()));
+        }
+        if let Some(podman) = self.containers_auths.for_repository(registry, repository) {
+            tracing::info!("credentials for {registry} from containers' auth.json");
+            return Ok(Some(podman.clone()));
         }
         for helper in self.docker_helpers.for_registry(registry) {
             if let Some(found) = helpers::get(helper, registry, self.timeouts.idle)? {
