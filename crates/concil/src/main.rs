@@ -292,6 +292,27 @@ fn cosign_keys(command: CosignCommand, config: Option<&Path>) -> Result<(), BoxE
     Ok(())
 }
 
+/// Why `reference` is pulled without content trust, if it is.
+fn unverified_because(
+    config: &Config,
+    reference: &Reference,
+    no_verify: bool,
+) -> Option<&'static str> {
+    if no_verify {
+        return Some("--no-verify");
+    }
+    let (registry, repository) = (&reference.registry, &reference.repository);
+    if config.content_trust_for(registry, repository).is_some() {
+        return None;
+    }
+    Some(
+        match config.trust_policy.for_repository(registry, repository) {
+            Some(_) => "trust_policy says \"none\" for it",
+            None => "disable_content_trust is set",
+        },
+    )
+}
+
 fn pull(
     images: &[String],
     platform: Option<&str>,
@@ -308,13 +329,6 @@ fn pull(
         Some(text) => text.parse::<Platform>()?,
         None => Platform::host(),
     };
-    let unverified = if no_verify {
-        Some("--no-verify")
-    } else {
-        config
-            .disable_content_trust
-            .then_some("disable_content_trust is set")
-    };
     let mut store = Store::open(config)?;
     if no_verify {
         store = store.without_verification();
@@ -323,7 +337,7 @@ fn pull(
         store = store.with_progress(Arc::new(Bars::default()));
     }
     for (image, reference) in images.iter().zip(&references) {
-        if let Some(why) = unverified {
+        if let Some(why) = unverified_because(store.config(), reference, no_verify) {
             eprintln!("warning: {why}: content trust is not checked for {image}");
         }
         let pulled = store.pull(reference, &platform)?;

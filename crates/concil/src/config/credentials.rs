@@ -194,9 +194,18 @@ fn containers_auth_key(key: &str) -> String {
 fn containers_keys_become_repository_keys() {
     assert_eq!(containers_auth_key("quay.io"), "quay.io");
     assert_eq!(containers_auth_key("quay.io/team/app/"), "quay.io/team/app");
-    assert_eq!(containers_auth_key("https://index.docker.io/v1/"), DOCKER_HUB);
-    assert_eq!(containers_auth_key("docker.io/library"), "docker.io/library");
-    assert_eq!(containers_auth_key("http://127.0.0.1:5000"), "127.0.0.1:5000");
+    assert_eq!(
+        containers_auth_key("https://index.docker.io/v1/"),
+        DOCKER_HUB
+    );
+    assert_eq!(
+        containers_auth_key("docker.io/library"),
+        "docker.io/library"
+    );
+    assert_eq!(
+        containers_auth_key("http://127.0.0.1:5000"),
+        "127.0.0.1:5000"
+    );
 }
 
 /// Docker's `config.json` auths (`$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`),

@@ -71,6 +71,15 @@ pub enum ConfigError {
         /// What is wrong (both or neither of subject and subject_regexp, a bad regexp…).
         reason: String,
     },
+    /// A `trust_policy` that is not an object, or an entry that is not "cosign", "notary" or
+    /// "none".
+    #[error("configuration file {}: trust_policy entry {key:?} must be \"cosign\", \"notary\" or \"none\"", path.display())]
+    InvalidTrustPolicy {
+        /// The file.
+        path: PathBuf,
+        /// The entry's key (`trust_policy` itself when it is not an object).
+        key: String,
+    },
     /// A `trust_pinning` value that cannot be used.
     #[error("configuration file {}: {key} {reason}", path.display())]
     InvalidTrustPinning {

@@ -25,6 +25,7 @@ pub(super) struct ConfigFile {
     /// Checked by hand: serde's type errors quote the value, which here is a secret.
     pub(super) auths: Option<Value>,
     pub(super) trust_pinning: Option<Value>,
+    pub(super) trust_policy: Option<Value>,
     pub(super) layer_max_size: Option<Value>,
     pub(super) layer_max_entries: Option<u64>,
     pub(super) retries: Option<u32>,

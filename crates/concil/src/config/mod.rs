@@ -39,6 +39,7 @@ mod pinning;
 mod repository_map;
 #[cfg(test)]
 mod tests;
+mod trust_policy;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -59,6 +60,7 @@ pub use environment::Environment;
 pub use error::{AuthProblem, ConfigError, HelperProblem, UrlProblem};
 pub(crate) use file::read_capped;
 pub use file::{parse_size, DEFAULT_LAYER_MAX_ENTRIES, DEFAULT_LAYER_MAX_SIZE};
+pub use trust_policy::{Policy, TrustPolicy};
 
 /// Default `retries`.
 pub const DEFAULT_RETRIES: u32 = 5;
@@ -136,6 +138,9 @@ pub struct Config {
     pub remote_servers: BTreeMap<String, RemoteServer>,
     /// `trust_pinning`: Notary root keys pinned per trust collection (checked on load).
     pub trust_pinning: TrustPinning,
+    /// `trust_policy`: the content trust each repository needs; where it says nothing,
+    /// `content_trust` and `disable_content_trust` decide.
+    pub trust_policy: TrustPolicy,
     /// `layer_max_size`: the most bytes of uncompressed tar one layer may hold ("256G", or a
     /// number of bytes); a larger layer is refused while it converts.
     pub layer_max_size: u64,
@@ -239,6 +244,10 @@ impl Config {
             Some(value) => TrustPinning::from_value(value, &file_path())?,
             None => TrustPinning::default(),
         };
+        let trust_policy = match file.trust_policy.as_ref().filter(|value| !value.is_null()) {
+            Some(value) => TrustPolicy::from_value(value, &file_path())?,
+            None => TrustPolicy::default(),
+        };
         let layer_max_size = match &file.layer_max_size {
             Some(value) => parse_size(value).ok_or_else(|| ConfigError::InvalidValue {
                 path: file_path(),
@@ -273,6 +282,7 @@ impl Config {
             .content_trust(file.content_trust.unwrap_or(ContentTrust::Cosign))
             .cosign_check_identity(file.cosign_check_identity.unwrap_or(false))
             .trust_pinning(trust_pinning)
+            .trust_policy(trust_policy)
             .layer_max_size(layer_max_size)
             .layer_max_entries(file.layer_max_entries.unwrap_or(DEFAULT_LAYER_MAX_ENTRIES));
         if let Some(path) = path {
@@ -314,6 +324,7 @@ impl Config {
                 cosign_identities: CosignIdentities::default(),
                 remote_servers: BTreeMap::new(),
                 trust_pinning: TrustPinning::default(),
+                trust_policy: TrustPolicy::default(),
                 layer_max_size: DEFAULT_LAYER_MAX_SIZE,
                 layer_max_entries: DEFAULT_LAYER_MAX_ENTRIES,
                 retries: DEFAULT_RETRIES,
@@ -410,6 +421,17 @@ impl Config {
             .for_repository(registry, repository)
             .or_else(|| self.docker_auths.get(registry))
             .cloned()
+    }
+
+    /// The content trust `repository` on `registry` needs: its `trust_policy` entry (matched
+    /// as `auths`, then `*`), else `content_trust` unless `disable_content_trust`. `None`:
+    /// not verified.
+    pub fn content_trust_for(&self, registry: &str, repository: &str) -> Option<ContentTrust> {
+        match self.trust_policy.for_repository(registry, repository) {
+            Some(Policy::Verify(engine)) => Some(engine),
+            Some(Policy::None) => None,
+            None => (!self.disable_content_trust).then_some(self.content_trust),
+        }
     }
 
     /// Credentials for `repository` on `registry` from every source, in this order: concil's
@@ -542,6 +564,12 @@ impl ConfigBuilder {
     /// `trust_pinning`: Notary root keys pinned per trust collection.
     pub fn trust_pinning(mut self, pinning: TrustPinning) -> Self {
         self.config.trust_pinning = pinning;
+        self
+    }
+
+    /// `trust_policy`: the content trust each repository needs.
+    pub fn trust_policy(mut self, policy: TrustPolicy) -> Self {
+        self.config.trust_policy = policy;
         self
     }
 

@@ -186,12 +186,19 @@ impl ImagePull<'_> {
     ///   fetched by it and checked against the signed length and hashes.
     fn trusted_manifest(&self) -> Result<(Manifest, Verification), StoreError> {
         let repository = format!("{}/{}", self.reference.registry, self.reference.repository);
-        match (self.store.verify, self.store.config.content_trust) {
-            (false, _) => {
+        let engine = if self.store.verify {
+            self.store
+                .config
+                .content_trust_for(&self.reference.registry, &self.reference.repository)
+        } else {
+            None
+        };
+        match engine {
+            None => {
                 let manifest = self.fetch_manifest(self.reference.manifest_reference())?;
                 Ok((manifest, Verification::None))
             }
-            (true, ContentTrust::Cosign) => {
+            Some(ContentTrust::Cosign) => {
                 let manifest = self.fetch_manifest(self.reference.manifest_reference())?;
                 let verified = Verifier::from_config(&self.store.config)?
                     .check_docker_reference(self.store.config.cosign_check_identity)
@@ -199,7 +206,7 @@ impl ImagePull<'_> {
                 tracing::info!(digest = %manifest.digest, signed_by = %verified.signed_by, "cosign signature verified");
                 Ok((manifest, Verification::Cosign))
             }
-            (true, ContentTrust::Notary) => {
+            Some(ContentTrust::Notary) => {
                 Ok((self.notary_manifest(repository)?, Verification::Notary))
             }
         }

@@ -421,7 +421,7 @@ impl Store {
             &NetworkSettings::of(&config),
         )?;
         Ok(Store {
-            verify: !config.disable_content_trust,
+            verify: true,
             config,
             cache,
             connections,
