@@ -80,6 +80,16 @@ enum Command {
         #[command(subcommand)]
         command: TrustCommand,
     },
+    /// Print a shell completion script (bash: `source <(concil completion bash)`).
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print a manual page (roff; `concil man pull | man -l -`); doc/ holds them all.
+    Man {
+        /// The subcommand whose page to print (pull, convert, cache, …); none: concil's own.
+        page: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -204,6 +214,28 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 fn run(command: Command) -> Result<(), BoxError> {
     match command {
+        Command::Completion { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut <Cli as clap::CommandFactory>::command(),
+                "concil",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
+        Command::Man { page } => {
+            let wanted = match page {
+                Some(sub) => format!("concil-{sub}.1"),
+                None => "concil.1".to_owned(),
+            };
+            let pages = man_pages()?;
+            let (_, roff) = pages
+                .iter()
+                .find(|(name, _)| *name == wanted)
+                .ok_or_else(|| format!("no manual page {wanted}"))?;
+            std::io::stdout().write_all(roff)?;
+            Ok(())
+        }
         Command::Pull {
             platform,
             json,
@@ -311,6 +343,27 @@ fn unverified_because(
             None => "disable_content_trust is set",
         },
     )
+}
+
+/// The manual pages, from the same definitions as the command line: `concil` and one per
+/// subcommand (`concil-pull`, …), as (file name, roff) pairs; doc/ holds them.
+fn man_pages() -> Result<Vec<(String, Vec<u8>)>, std::io::Error> {
+    let command = <Cli as clap::CommandFactory>::command();
+    let mut pages = Vec::new();
+    let mut page = Vec::new();
+    clap_mangen::Man::new(command.clone()).render(&mut page)?;
+    pages.push(("concil.1".to_owned(), page));
+    for sub in command.get_subcommands() {
+        let name = format!("concil-{}", sub.get_name());
+        let sub = sub
+            .clone()
+            .display_name(name.clone())
+            .bin_name(format!("concil {}", sub.get_name()));
+        let mut page = Vec::new();
+        clap_mangen::Man::new(sub).render(&mut page)?;
+        pages.push((format!("{name}.1"), page));
+    }
+    Ok(pages)
 }
 
 fn pull(
