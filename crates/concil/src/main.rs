@@ -80,6 +80,30 @@ enum Command {
         #[command(subcommand)]
         command: TrustCommand,
     },
+    /// Check credentials against a registry, then store them: in the Docker credential helper
+    /// Docker's config.json names for it, else in the configuration file's auths (mode 0600).
+    Login {
+        /// The registry, host[:port] (docker.io for Docker Hub).
+        registry: String,
+        /// The user name (asked for on a terminal when not given).
+        #[arg(short, long)]
+        username: Option<String>,
+        /// Read the password from stdin (else it is asked for on a terminal, not echoed).
+        #[arg(long)]
+        password_stdin: bool,
+        /// Configuration file (else $CONCIL_CONFIG, else ~/.concil/config.json).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Remove a registry's stored credentials (from the credential helper and the
+    /// configuration file).
+    Logout {
+        /// The registry, host[:port].
+        registry: String,
+        /// Configuration file (else $CONCIL_CONFIG, else ~/.concil/config.json).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Print a shell completion script (bash: `source <(concil completion bash)`).
     Completion {
         #[arg(value_enum)]
@@ -141,7 +165,11 @@ fn main() -> ExitCode {
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            let status = concil::exit_status::of(&*error);
+            let status = if error.is::<UsageError>() {
+                concil::exit_status::USAGE
+            } else {
+                concil::exit_status::of(&*error)
+            };
             let mut line = format!("error: {error}");
             let mut source = error.source();
             while let Some(cause) = source {
@@ -214,6 +242,21 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 fn run(command: Command) -> Result<(), BoxError> {
     match command {
+        Command::Login {
+            registry,
+            username,
+            password_stdin,
+            config,
+        } => login(&registry, username, password_stdin, config.as_deref()),
+        Command::Logout { registry, config } => {
+            let config = Config::load(config.as_deref())?;
+            if config.remove_credentials(&registry)? {
+                println!("removed the credentials for {registry}");
+            } else {
+                println!("no credentials stored for {registry}");
+            }
+            Ok(())
+        }
         Command::Completion { shell } => {
             clap_complete::generate(
                 shell,
@@ -323,6 +366,67 @@ fn cosign_keys(command: CosignCommand, config: Option<&Path>) -> Result<(), BoxE
     }
     Ok(())
 }
+
+/// `concil login`: the user name and password from the options, stdin or the terminal.
+fn login(
+    registry: &str,
+    username: Option<String>,
+    password_stdin: bool,
+    config: Option<&Path>,
+) -> Result<(), BoxError> {
+    use std::io::{BufRead, Read};
+    let config = Config::load(config)?;
+    let terminal = std::io::stdin().is_terminal();
+    let username = match username {
+        Some(username) => username,
+        None if terminal && !password_stdin => {
+            eprint!("Username: ");
+            let mut line = String::new();
+            std::io::stdin().lock().read_line(&mut line)?;
+            line.trim().to_owned()
+        }
+        None => return Err(UsageError("give the user name with -u USER").into()),
+    };
+    let password = if password_stdin {
+        let mut text = String::new();
+        std::io::stdin().take(64 * 1024).read_to_string(&mut text)?;
+        text.trim_end_matches(['\n', '\r']).to_owned()
+    } else if terminal {
+        rpassword::prompt_password("Password: ")?
+    } else {
+        return Err(UsageError("no terminal to ask for the password: use --password-stdin").into());
+    };
+    if username.is_empty() || password.is_empty() {
+        return Err(UsageError("the user name and the password must not be empty").into());
+    }
+    let saved = concil::store::login(
+        &config,
+        registry,
+        concil::config::Credentials { username, password },
+    )?;
+    match saved {
+        concil::config::SavedIn::Helper(helper) => {
+            println!("login succeeded; credentials for {registry} stored in {helper}")
+        }
+        concil::config::SavedIn::ConfigFile(path) => println!(
+            "login succeeded; credentials for {registry} stored in {}",
+            path.display()
+        ),
+    }
+    Ok(())
+}
+
+/// A command line that is wrong in a way clap cannot see (exit status 2).
+#[derive(Debug)]
+struct UsageError(&'static str);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
 
 /// Why `reference` is pulled without content trust, if it is.
 fn unverified_because(

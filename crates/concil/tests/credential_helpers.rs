@@ -7,13 +7,13 @@
 use concil_test_support as support;
 
 use std::error::Error;
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use serde_json::{json, Value};
 use support::images::{Format, Images, PushedImage};
+use support::pass::PassStore;
 use support::pull::{config_for, expect_failure, run, ConcilHome};
 use support::registry::{Auth, Registry, PASSWORD, USER};
 
@@ -64,56 +64,6 @@ fn pull(
     run(&mut command)
 }
 
-/// A GnuPG key and a `pass` store in `home`, holding `secret` for `server` through
-/// `docker-credential-pass store`.
-fn pass_store(home: &Path, server: &str, user: &str, secret: &str) -> TestResult {
-    let gnupg = home.join(".gnupg");
-    std::fs::create_dir_all(&gnupg)?;
-    std::fs::set_permissions(&gnupg, std::fs::Permissions::from_mode(0o700))?;
-    let in_home = |program: &str| {
-        let mut command = Command::new(program);
-        command.env("HOME", home).env("GNUPGHOME", &gnupg);
-        command
-    };
-    let status = in_home("gpg")
-        .args(["--batch", "--pinentry-mode", "loopback", "--passphrase", ""])
-        .args([
-            "--quick-gen-key",
-            "concil test <test@concil.invalid>",
-            "default",
-            "default",
-            "never",
-        ])
-        .stderr(Stdio::null())
-        .status()?;
-    assert!(status.success(), "gpg --quick-gen-key");
-    let status = in_home("pass")
-        .args(["init", "test@concil.invalid"])
-        .stdout(Stdio::null())
-        .status()?;
-    assert!(status.success(), "pass init");
-    let mut store = in_home("docker-credential-pass")
-        .arg("store")
-        .stdin(Stdio::piped())
-        .spawn()?;
-    store.stdin.take().ok_or("stdin")?.write_all(
-        json!({"ServerURL": server, "Username": user, "Secret": secret})
-            .to_string()
-            .as_bytes(),
-    )?;
-    assert!(store.wait()?.success(), "docker-credential-pass store");
-    Ok(())
-}
-
-/// Stops the gpg-agent that `pass` started for `home`.
-fn stop_agent(home: &Path) {
-    let _ = Command::new("gpgconf")
-        .args(["--kill", "gpg-agent"])
-        .env("HOME", home)
-        .env("GNUPGHOME", home.join(".gnupg"))
-        .status();
-}
-
 /// A helper script `docker-credential-NAME` in a new directory (for `PATH`).
 fn script_helper(name: &str, body: &str) -> Result<tempfile::TempDir, Box<dyn Error>> {
     let dir = tempfile::tempdir()?;
@@ -126,8 +76,8 @@ fn script_helper(name: &str, body: &str) -> Result<tempfile::TempDir, Box<dyn Er
 #[test]
 fn docker_credential_pass_holds_the_password() -> TestResult {
     let (registry, image, home) = guarded()?;
-    let home_path = home_dir(&home);
-    pass_store(&home_path, &registry.host(), USER, PASSWORD)?;
+    let pass = PassStore::init(&home_dir(&home));
+    pass.store(&registry.host(), USER, PASSWORD);
 
     for docker_config in [
         json!({"credsStore": "pass"}),
@@ -150,7 +100,7 @@ fn docker_credential_pass_holds_the_password() -> TestResult {
         );
         std::fs::remove_dir_all(home.cache_dir())?;
     }
-    stop_agent(&home_path);
+    drop(pass);
     Ok(())
 }
 

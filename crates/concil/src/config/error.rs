@@ -107,6 +107,14 @@ pub enum ConfigError {
         /// What went wrong.
         problem: HelperProblem,
     },
+    /// The configuration file could not be written (`concil login`, `logout`).
+    #[error("cannot write configuration file {}", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// What the file system said.
+        source: std::io::Error,
+    },
     /// A registry name from which no URL can be made.
     #[error("registry name {registry:?} does not form a URL")]
     InvalidRegistryName {

@@ -63,63 +63,16 @@ pub(super) fn get(
     registry: &str,
     timeout: Duration,
 ) -> Result<Option<Credentials>, ConfigError> {
-    let fail = |problem| ConfigError::CredentialHelper {
-        helper: format!("docker-credential-{name}"),
-        registry: registry.to_owned(),
-        problem,
-    };
-    if !is_valid_helper_name(name) {
-        return Err(fail(HelperProblem::InvalidName));
-    }
-    let server = if registry == DOCKER_HUB {
-        DOCKER_HUB_SERVER
-    } else {
-        registry
-    };
-    let mut child = match Command::new(format!("docker-credential-{name}"))
-        .arg("get")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-    {
-        Ok(child) => child,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+    let fail = failure(name, registry)?;
+    let (status, output) = match run(name, "get", server_name(registry).as_bytes(), timeout) {
+        Ok(ran) => ran,
+        // A config.json copied from a desktop names helpers a cluster node lacks.
+        Err(HelperProblem::Start(error)) if error.kind() == std::io::ErrorKind::NotFound => {
             tracing::debug!(helper = name, "credential helper not installed; skipped");
             return Ok(None);
         }
-        Err(error) => return Err(fail(HelperProblem::Start(error))),
+        Err(problem) => return Err(fail(problem)),
     };
-    if let Some(mut stdin) = child.stdin.take() {
-        // A helper that does not read its input fails below; nothing to do about it here.
-        let _ = stdin.write_all(server.as_bytes());
-    }
-    // Read on a thread so that a helper filling its pipe cannot block the time limit, and
-    // handed over by a channel so that a helper's child keeping the pipe open cannot either.
-    let (sender, output) = std::sync::mpsc::channel();
-    if let Some(stdout) = child.stdout.take() {
-        std::thread::spawn(move || {
-            let mut output = Vec::new();
-            let _ = stdout.take(MAX_HELPER_OUTPUT).read_to_end(&mut output);
-            let _ = sender.send(output);
-        });
-    }
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() >= deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(fail(HelperProblem::TimedOut(timeout.as_secs_f64())));
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-            Err(error) => return Err(fail(HelperProblem::Start(error))),
-        }
-    };
-    let output = output
-        .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-        .map_err(|_| fail(HelperProblem::TimedOut(timeout.as_secs_f64())))?;
     if !status.success() {
         if String::from_utf8_lossy(&output).trim() == NOT_FOUND_ANSWER {
             return Ok(None);
@@ -142,6 +95,130 @@ pub(super) fn get(
         username: username.to_owned(),
         password: secret.to_owned(),
     }))
+}
+
+/// The error maker for helper `name` asked about `registry`, once the name is known to be
+/// one a helper program can have.
+fn failure(
+    name: &str,
+    registry: &str,
+) -> Result<impl Fn(HelperProblem) -> ConfigError, ConfigError> {
+    let make = {
+        let (helper, registry) = (format!("docker-credential-{name}"), registry.to_owned());
+        move |problem| ConfigError::CredentialHelper {
+            helper: helper.clone(),
+            registry: registry.clone(),
+            problem,
+        }
+    };
+    if !is_valid_helper_name(name) {
+        return Err(make(HelperProblem::InvalidName));
+    }
+    Ok(make)
+}
+
+/// What a helper knows a registry by.
+fn server_name(registry: &str) -> &str {
+    if registry == DOCKER_HUB {
+        DOCKER_HUB_SERVER
+    } else {
+        registry
+    }
+}
+
+/// Runs `docker-credential-<name> <action>` with `input` on stdin: its exit status and
+/// (capped) stdout, within `timeout`.
+fn run(
+    name: &str,
+    action: &str,
+    input: &[u8],
+    timeout: Duration,
+) -> Result<(std::process::ExitStatus, Vec<u8>), HelperProblem> {
+    let mut child = Command::new(format!("docker-credential-{name}"))
+        .arg(action)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(HelperProblem::Start)?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A helper that does not read its input fails below; nothing to do about it here.
+        let _ = stdin.write_all(input);
+    }
+    // Read on a thread so that a helper filling its pipe cannot block the time limit, and
+    // handed over by a channel so that a helper's child keeping the pipe open cannot either.
+    let (sender, output) = std::sync::mpsc::channel();
+    if let Some(stdout) = child.stdout.take() {
+        std::thread::spawn(move || {
+            let mut output = Vec::new();
+            let _ = stdout.take(MAX_HELPER_OUTPUT).read_to_end(&mut output);
+            let _ = sender.send(output);
+        });
+    }
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(HelperProblem::TimedOut(timeout.as_secs_f64()));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(error) => return Err(HelperProblem::Start(error)),
+        }
+    };
+    let output = output
+        .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        .map_err(|_| HelperProblem::TimedOut(timeout.as_secs_f64()))?;
+    Ok((status, output))
+}
+
+/// Stores `credentials` for `registry` in helper `name` (`concil login`); `false` when the
+/// helper is not installed.
+pub(super) fn store(
+    name: &str,
+    registry: &str,
+    credentials: &Credentials,
+    timeout: Duration,
+) -> Result<bool, ConfigError> {
+    let fail = failure(name, registry)?;
+    let input = serde_json::json!({
+        "ServerURL": server_name(registry),
+        "Username": credentials.username,
+        "Secret": credentials.password,
+    });
+    let (status, _) = match run(name, "store", input.to_string().as_bytes(), timeout) {
+        Ok(ran) => ran,
+        Err(HelperProblem::Start(error)) if error.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(false)
+        }
+        Err(problem) => return Err(fail(problem)),
+    };
+    if !status.success() {
+        return Err(fail(HelperProblem::Failed(status.code())));
+    }
+    Ok(true)
+}
+
+/// Removes `registry`'s credentials from helper `name` (`concil logout`); `false` when it held
+/// none.
+pub(super) fn erase(name: &str, registry: &str, timeout: Duration) -> Result<bool, ConfigError> {
+    let fail = failure(name, registry)?;
+    let (status, output) = match run(name, "erase", server_name(registry).as_bytes(), timeout) {
+        Ok(ran) => ran,
+        Err(HelperProblem::Start(error)) if error.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(false)
+        }
+        Err(problem) => return Err(fail(problem)),
+    };
+    if status.success() {
+        return Ok(true);
+    }
+    if String::from_utf8_lossy(&output).trim() == NOT_FOUND_ANSWER {
+        return Ok(false);
+    }
+    Err(fail(HelperProblem::Failed(status.code())))
 }
 
 #[cfg(test)]

@@ -62,6 +62,15 @@ pub(crate) use file::read_capped;
 pub use file::{parse_size, DEFAULT_LAYER_MAX_ENTRIES, DEFAULT_LAYER_MAX_SIZE};
 pub use trust_policy::{Policy, TrustPolicy};
 
+/// Where `concil login` stored credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SavedIn {
+    /// A Docker credential helper (`docker-credential-<name>`).
+    Helper(String),
+    /// concil's configuration file.
+    ConfigFile(PathBuf),
+}
+
 /// Default `retries`.
 pub const DEFAULT_RETRIES: u32 = 5;
 
@@ -465,6 +474,41 @@ impl Config {
             tracing::info!("credentials for {registry} from Docker's config.json auths");
         }
         Ok(docker)
+    }
+
+    /// Stores `credentials` for `registry` (`concil login`, after checking them): in the
+    /// credential helper Docker's `config.json` names for it (`credHelpers`, else
+    /// `credsStore`) when it is installed, else in this configuration file's `auths`
+    /// ([`update_auths`](file::update_auths): mode 0600, atomic, other keys kept).
+    pub fn save_credentials(
+        &self,
+        registry: &str,
+        credentials: &Credentials,
+    ) -> Result<SavedIn, ConfigError> {
+        if let Some(helper) = self.docker_helpers.for_registry(registry).first() {
+            if helpers::store(helper, registry, credentials, self.timeouts.idle)? {
+                return Ok(SavedIn::Helper(format!("docker-credential-{helper}")));
+            }
+        }
+        let path = self.path.as_ref().ok_or(ConfigError::NoHomeDirectory {
+            what: "the configuration file",
+        })?;
+        file::update_auths(path, registry, Some(credentials))?;
+        Ok(SavedIn::ConfigFile(path.clone()))
+    }
+
+    /// Removes `registry`'s credentials (`concil logout`) from the credential helper Docker's
+    /// `config.json` names for it and from this configuration file's `auths`; `false` when
+    /// neither held any.
+    pub fn remove_credentials(&self, registry: &str) -> Result<bool, ConfigError> {
+        let mut removed = false;
+        if let Some(helper) = self.docker_helpers.for_registry(registry).first() {
+            removed |= helpers::erase(helper, registry, self.timeouts.idle)?;
+        }
+        if let Some(path) = self.path.as_ref().filter(|path| path.exists()) {
+            removed |= file::update_auths(path, registry, None)?;
+        }
+        Ok(removed)
     }
 
     /// The directory of Cosign public keys (`*.pub`): `cosign/` beside the config file.

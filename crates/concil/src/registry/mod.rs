@@ -601,6 +601,57 @@ impl Client {
         })
     }
 
+    /// Checks `credentials` against the registry at `base_url` the way a pull would use them
+    /// (`concil login`): the registry's challenge, then, for `Bearer`, a token from its realm
+    /// (no repository asked for), for `Basic`, `GET /v2/` with them. A registry that asks for
+    /// no authentication accepts any. [`RegistryError::Unauthorized`] when they are refused.
+    pub fn check_login(
+        connections: &Connections,
+        base_url: Url,
+        credentials: Credentials,
+        allow_http_fallback: bool,
+    ) -> Result<(), RegistryError> {
+        let client = Client::for_name(
+            connections,
+            configured_base(base_url)?,
+            "",
+            Some(credentials),
+            allow_http_fallback,
+        );
+        let endpoint = &client.inner;
+        let session = endpoint.session()?;
+        match &session.challenge {
+            Challenge::None => Ok(()),
+            Challenge::Bearer { realm, service } => endpoint
+                .fetch_token(realm, service.as_deref(), &session.base)
+                .map(drop),
+            Challenge::Basic => {
+                let url = session
+                    .base
+                    .join("v2/")
+                    .map_err(|e| malformed(&session.base, e.to_string()))?;
+                let authorization = endpoint.authorization(&session, None)?;
+                let fetched = endpoint.transport.request(
+                    &url,
+                    RequestOptions {
+                        authorization: authorization.as_ref(),
+                        ..RequestOptions::default()
+                    },
+                    &session.base,
+                )?;
+                match fetched.response.status().as_u16() {
+                    200 => Ok(()),
+                    401 | 403 => Err(endpoint.unauthorized(fetched.response)),
+                    status => Err(RegistryError::Status {
+                        url: redact(&fetched.url),
+                        status,
+                        errors: error_details(fetched.response),
+                    }),
+                }
+            }
+        }
+    }
+
     /// The repository this client reads.
     pub fn repository(&self) -> &str {
         &self.inner.repository
@@ -1118,7 +1169,10 @@ impl Inner {
             if let Some(service) = service {
                 query.append_pair("service", service);
             }
-            query.append_pair("scope", &format!("repository:{}:pull", self.repository));
+            // A login check asks for no repository: the token only proves the credentials.
+            if !self.repository.is_empty() {
+                query.append_pair("scope", &format!("repository:{}:pull", self.repository));
+            }
         }
         let authorization = self.credentials.as_ref().map(AuthHeader::basic);
         let started = Instant::now();

@@ -583,6 +583,32 @@ impl Store {
     }
 }
 
+/// `concil login`: checks `credentials` against `registry` (`host[:port]`, reached as a pull
+/// would reach it: `remote_servers`, the CA file, proxies, the plain-HTTP fallback for
+/// loopback registries) and, only if it accepts them, stores them
+/// ([`Config::save_credentials`]).
+pub fn login(
+    config: &Config,
+    registry: &str,
+    credentials: crate::config::Credentials,
+) -> Result<crate::config::SavedIn, StoreError> {
+    let endpoint = config.registry_endpoint(registry)?;
+    let connections = Connections::new(
+        &TlsSettings {
+            ca_file: config.cafile.clone(),
+        },
+        &NetworkSettings::of(config),
+    )?;
+    let allow_http_fallback = !endpoint.explicit && is_loopback(&endpoint.url);
+    Client::check_login(
+        &connections,
+        endpoint.url,
+        credentials.clone(),
+        allow_http_fallback,
+    )?;
+    Ok(config.save_credentials(registry, &credentials)?)
+}
+
 /// Docker talks plain HTTP to loopback registries when HTTPS fails; so do we.
 fn is_loopback(url: &url::Url) -> bool {
     match url.host() {
