@@ -168,6 +168,7 @@ fn of_registry(error: &RegistryError) -> u8 {
         RegistryError::InvalidName { .. } | RegistryError::InvalidDigest { .. } => USAGE,
         RegistryError::InvalidUrl { .. }
         | RegistryError::CaFile { .. }
+        | RegistryError::ClientCertificate { .. }
         | RegistryError::InvalidProxy { .. } => CONFIG_INVALID,
         RegistryError::Unauthorized { .. } | RegistryError::InsecureRealm { .. } => UNAUTHORIZED,
         RegistryError::NotFound { .. } => NOT_FOUND,

@@ -55,6 +55,7 @@ fn skopeo_pushed_docker_and_oci_images_read_back() {
 
         let tls = TlsSettings {
             ca_file: Some(registry.ca_file().to_owned()),
+            ..TlsSettings::default()
         };
         let client = Client::new(
             registry.url(),

@@ -26,6 +26,7 @@ fn https_with_the_private_ca_as_cafile() {
     let image = registry.push_test_image("test/tls", "v1", Format::Oci, "tls");
     let tls = TlsSettings {
         ca_file: Some(registry.ca_file().to_owned()),
+        ..TlsSettings::default()
     };
     let client = Client::new(registry.url(), "test/tls", None, &tls, false).unwrap();
     assert_eq!(registry.url().scheme(), "https");
@@ -85,6 +86,7 @@ fn a_cafile_with_another_ca_does_not_help() {
     let other = Registry::builder().tls().start();
     let tls = TlsSettings {
         ca_file: Some(other.ca_file().to_owned()),
+        ..TlsSettings::default()
     };
     let client = Client::new(registry.url(), "test/tls", None, &tls, false).unwrap();
     assert!(matches!(

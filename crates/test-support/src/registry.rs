@@ -58,6 +58,7 @@ pub struct RegistryBuilder {
     auth: Auth,
     redirect_blobs: bool,
     pull_through: Option<Url>,
+    client_certificates: bool,
 }
 
 impl RegistryBuilder {
@@ -75,6 +76,14 @@ impl RegistryBuilder {
     /// Redirect blob downloads to a [`BlobStorage`] server on another port.
     pub fn redirect_blobs(mut self) -> Self {
         self.redirect_blobs = true;
+        self
+    }
+
+    /// Require a client certificate from the test CA (`http.tls.clientcas`; implies TLS):
+    /// mutual TLS, as some sites run their registries. Issue one with [`TestCa::issue_client`].
+    pub fn client_certificates(mut self) -> Self {
+        self.tls = true;
+        self.client_certificates = true;
         self
     }
 
@@ -109,6 +118,7 @@ impl Registry {
             auth: Auth::None,
             redirect_blobs: false,
             pull_through: None,
+            client_certificates: false,
         }
     }
 
@@ -132,7 +142,20 @@ impl Registry {
         let blob_storage = options
             .redirect_blobs
             .then(|| BlobStorage::start(&storage_dir));
-        let agent = test_agent(options.tls.then_some(ca.cert.as_path()));
+        // With client certificates required, the harness (its agent, skopeo through the cert
+        // dir) shows one of its own.
+        let harness_client = options.client_certificates.then(|| {
+            let (cert, key) = ca.issue_client(&dir.path().join("ca"), "harness");
+            std::fs::copy(&cert, ca.cert_dir.join("client.cert")).expect("copy client cert");
+            std::fs::copy(&key, ca.cert_dir.join("client.key")).expect("copy client key");
+            (cert, key)
+        });
+        let agent = test_agent_with_client(
+            options.tls.then_some(ca.cert.as_path()),
+            harness_client
+                .as_ref()
+                .map(|(cert, key)| (cert.as_path(), key.as_path())),
+        );
         // A port found free may be taken before the registry binds it: try a few.
         for _ in 0..5 {
             let port = free_port();
@@ -244,6 +267,12 @@ impl Registry {
     /// The redirect target for blobs, when the registry was built with `redirect_blobs`.
     pub fn blob_storage(&self) -> Option<&BlobStorage> {
         self.blob_storage.as_ref()
+    }
+
+    /// The test CA (for client certificates of a registry started with
+    /// [`RegistryBuilder::client_certificates`]).
+    pub fn ca(&self) -> &TestCa {
+        &self.ca
     }
 
     /// The registry's "response completed" log lines (one per request answered 2xx/3xx),
@@ -433,11 +462,23 @@ fn with_auth<B>(
 
 /// A `ureq` agent for the harness itself: trusts the test CA, hands back every status.
 pub fn test_agent(ca: Option<&Path>) -> ureq::Agent {
+    test_agent_with_client(ca, None)
+}
+
+/// [`test_agent`] showing a client certificate (`cert`, `key` PEM files).
+pub fn test_agent_with_client(ca: Option<&Path>, client: Option<(&Path, &Path)>) -> ureq::Agent {
     let mut tls = ureq::tls::TlsConfig::builder();
     if let Some(ca) = ca {
         let pem = std::fs::read(ca).expect("read test CA");
         let cert = ureq::tls::Certificate::from_pem(&pem).expect("test CA PEM");
         tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&[cert]));
+    }
+    if let Some((cert, key)) = client {
+        let cert = ureq::tls::Certificate::from_pem(&std::fs::read(cert).expect("client cert"))
+            .expect("client certificate PEM");
+        let key = ureq::tls::PrivateKey::from_pem(&std::fs::read(key).expect("client key"))
+            .expect("client key PEM");
+        tls = tls.client_cert(Some(ureq::tls::ClientCert::new_with_certs(&[cert], key)));
     }
     ureq::Agent::config_builder()
         .tls_config(tls.build())
@@ -468,6 +509,9 @@ fn registry_config(
             ca.server_cert.display(),
             ca.server_key.display()
         );
+        if options.client_certificates {
+            config += &format!("    clientcas:\n      - {}\n", ca.cert.display());
+        }
     }
     match options.auth {
         Auth::None => {}
@@ -566,6 +610,62 @@ pub struct TestCa {
 }
 
 impl TestCa {
+    /// A client certificate (`clientAuth`) and its key issued by this CA, as
+    /// `dir/NAME.crt` and `dir/NAME.key`.
+    pub fn issue_client(&self, dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+        let (crt, key, csr, ext) = (
+            dir.join(format!("{name}.crt")),
+            dir.join(format!("{name}.key")),
+            dir.join(format!("{name}.csr")),
+            dir.join(format!("{name}.ext")),
+        );
+        std::fs::write(
+            &ext,
+            "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n",
+        )
+        .expect("write extensions");
+        let text = |path: &Path| path.to_str().expect("UTF-8 path").to_owned();
+        crate::openssl(
+            dir,
+            &[
+                "req",
+                "-new",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-keyout",
+                &text(&key),
+                "-out",
+                &text(&csr),
+                "-subj",
+                &format!("/CN={name}"),
+            ],
+        );
+        crate::openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &text(&csr),
+                "-CA",
+                &text(&self.cert),
+                "-CAkey",
+                &text(&self.key),
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-out",
+                &text(&crt),
+                "-extfile",
+                &text(&ext),
+            ],
+        );
+        (crt, key)
+    }
+
     pub fn create(dir: &Path) -> TestCa {
         std::fs::create_dir_all(dir).expect("CA dir");
         let p = |name: &str| dir.join(name);

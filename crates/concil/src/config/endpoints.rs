@@ -1,7 +1,7 @@
 //! Where registries and Notary servers live: `remote_servers`, and the defaults for names it
 //! does not list.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use url::Url;
 
@@ -27,6 +27,55 @@ pub struct RemoteServer {
     /// Use the mirrors only for references by digest (`mirror_digest_only`), as
     /// containers' `registries.conf` can: a tag is then always resolved by the registry.
     pub mirror_digest_only: bool,
+    /// CA certificates (PEM) for this registry only (`cafile`).
+    pub cafile: Option<PathBuf>,
+    /// A client certificate and its key (PEM) for registries that require one (`client_cert`,
+    /// `client_key`: both or neither).
+    pub client_cert: Option<(PathBuf, PathBuf)>,
+}
+
+/// The TLS files for one registry: from its `remote_servers` entry, then its `certs.d`
+/// directories (`HOST[:PORT]/*.crt` CAs, `client.cert` + `client.key`), as containers and
+/// Docker lay them out.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RegistryTls {
+    /// CA files trusted for this registry, beside the global `cafile`.
+    pub ca_files: Vec<PathBuf>,
+    /// Client certificate and key files.
+    pub client_cert: Option<(PathBuf, PathBuf)>,
+}
+
+/// Where containers and Docker keep per-registry certificates.
+pub const DEFAULT_CERTS_DIRS: [&str; 2] = ["/etc/containers/certs.d", "/etc/docker/certs.d"];
+
+/// The TLS files of `registry` (`host[:port]`) in the `certs.d` directories `dirs`, after
+/// `remote`'s own. A `certs.d/HOST[:PORT]` that is not a directory is ignored, as Docker does.
+pub(super) fn registry_tls(
+    remote: Option<&RemoteServer>,
+    dirs: &[PathBuf],
+    registry: &str,
+) -> RegistryTls {
+    let mut tls = RegistryTls {
+        ca_files: remote.and_then(|r| r.cafile.clone()).into_iter().collect(),
+        client_cert: remote.and_then(|r| r.client_cert.clone()),
+    };
+    for dir in dirs {
+        let dir = dir.join(registry);
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        let mut crts: Vec<PathBuf> = entries
+            .filter_map(|entry| Some(entry.ok()?.path()))
+            .filter(|path| path.extension().is_some_and(|ext| ext == "crt"))
+            .collect();
+        crts.sort();
+        tls.ca_files.extend(crts);
+        let (cert, key) = (dir.join("client.cert"), dir.join("client.key"));
+        if tls.client_cert.is_none() && cert.is_file() && key.is_file() {
+            tls.client_cert = Some((cert, key));
+        }
+    }
+    tls
 }
 
 /// Where to reach a registry, and whether the user configured it in `remote_servers`.
@@ -59,11 +108,23 @@ pub(super) fn remote_server(
         .iter()
         .map(|mirror| origin("mirrors", mirror))
         .collect::<Result<Vec<_>, _>>()?;
+    let client_cert = match (entry.client_cert, entry.client_key) {
+        (Some(cert), Some(key)) => Some((cert, key)),
+        (None, None) => None,
+        _ => {
+            return Err(ConfigError::InvalidClientCertificate {
+                path: path.to_owned(),
+                server: server.to_owned(),
+            })
+        }
+    };
     Ok(RemoteServer {
         registry: parse("registry", entry.registry)?,
         notary: parse("notary", entry.notary)?,
         mirrors,
         mirror_digest_only: entry.mirror_digest_only,
+        cafile: entry.cafile,
+        client_cert,
     })
 }
 

@@ -107,6 +107,14 @@ pub enum ConfigError {
         /// What went wrong.
         problem: HelperProblem,
     },
+    /// A `remote_servers` entry with only one of `client_cert` and `client_key`.
+    #[error("configuration file {}: remote_servers[{server:?}] needs both client_cert and client_key", path.display())]
+    InvalidClientCertificate {
+        /// The file.
+        path: PathBuf,
+        /// The entry's registry name.
+        server: String,
+    },
     /// The configuration file could not be written (`concil login`, `logout`).
     #[error("cannot write configuration file {}", path.display())]
     Write {

@@ -58,6 +58,9 @@ pub(super) struct RemoteServerFile {
     pub(super) mirrors: Vec<String>,
     #[serde(default)]
     pub(super) mirror_digest_only: bool,
+    pub(super) cafile: Option<PathBuf>,
+    pub(super) client_cert: Option<PathBuf>,
+    pub(super) client_key: Option<PathBuf>,
 }
 
 /// Default `layer_max_size`: far above real layers (the largest in use, CUDA and model images,

@@ -55,7 +55,7 @@ use endpoints::{
     parse_builtin_url, remote_server, DEFAULT_NOTARY_PORT, DOCKER_HUB_NOTARY_URL,
     DOCKER_HUB_REGISTRY_URL,
 };
-pub use endpoints::{RegistryEndpoint, RemoteServer};
+pub use endpoints::{RegistryEndpoint, RegistryTls, RemoteServer, DEFAULT_CERTS_DIRS};
 pub use environment::Environment;
 pub use error::{AuthProblem, ConfigError, HelperProblem, UrlProblem};
 pub(crate) use file::read_capped;
@@ -160,6 +160,9 @@ pub struct Config {
     pub retries: u32,
     /// `timeouts`: connecting, silence, and the slowest body waited for.
     pub timeouts: Timeouts,
+    /// Where per-registry certificates live (`HOST[:PORT]/` below each; not a file key:
+    /// [`DEFAULT_CERTS_DIRS`], or [`ConfigBuilder::certs_dirs`]).
+    pub certs_dirs: Vec<PathBuf>,
     /// concil's own `auths` (file, then environment pairs), keyed as written.
     auths: RepositoryMap<Credentials>,
     /// Docker's `config.json` auths, keyed by registry name (`docker.io`, `host:port`).
@@ -338,6 +341,7 @@ impl Config {
                 layer_max_entries: DEFAULT_LAYER_MAX_ENTRIES,
                 retries: DEFAULT_RETRIES,
                 timeouts: Timeouts::default(),
+                certs_dirs: DEFAULT_CERTS_DIRS.iter().map(PathBuf::from).collect(),
                 auths: RepositoryMap::default(),
                 docker_auths: BTreeMap::new(),
                 docker_helpers: helpers::CredentialHelpers::default(),
@@ -366,6 +370,18 @@ impl Config {
             url,
             explicit: false,
         })
+    }
+
+    /// The TLS files for `registry` (`host[:port]`): its `remote_servers` `cafile`,
+    /// `client_cert` and `client_key` (under `host:port`, else `host`), then its `certs.d`
+    /// directories.
+    pub fn registry_tls(&self, registry: &str) -> RegistryTls {
+        let host = registry_host(registry);
+        let remote = self
+            .remote_servers
+            .get(registry)
+            .or_else(|| self.remote_servers.get(host));
+        endpoints::registry_tls(remote, &self.certs_dirs, registry)
     }
 
     /// The mirrors configured for `registry` (under `host:port`, else `host`), in the order to
@@ -632,6 +648,12 @@ impl ConfigBuilder {
     /// `retries`: how often a failed request or a broken-off download is tried again.
     pub fn retries(mut self, retries: u32) -> Self {
         self.config.retries = retries;
+        self
+    }
+
+    /// Where per-registry certificate directories (`HOST[:PORT]/`) are looked for.
+    pub fn certs_dirs(mut self, dirs: Vec<PathBuf>) -> Self {
+        self.config.certs_dirs = dirs;
         self
     }
 

@@ -40,6 +40,15 @@ pub enum RegistryError {
         reason: &'static str,
     },
 
+    /// The client certificate or its key could not be read or used.
+    #[error("client certificate {}: {reason}", path.display())]
+    ClientCertificate {
+        /// The certificate or key file.
+        path: PathBuf,
+        /// Why it is unusable.
+        reason: String,
+    },
+
     /// The CA file could not be read or holds no usable certificate.
     #[error("CA file {}: {reason}", path.display())]
     CaFile {
@@ -153,11 +162,14 @@ pub enum RegistryError {
         reason: String,
     },
 
-    /// TLS handshake failed (unknown CA, wrong host name, not TLS at all, …).
-    #[error("TLS error with {host}")]
+    /// TLS handshake failed (unknown CA, wrong host name, not TLS at all, a client
+    /// certificate refused or missing, …).
+    #[error("TLS error with {host}{}", .client_cert.as_ref().map(|path| format!(" (client certificate {})", path.display())).unwrap_or_default())]
     Tls {
         /// The `host[:port]` the handshake was with.
         host: String,
+        /// The client certificate shown, if one was (boxed: errors stay small).
+        client_cert: Option<Box<PathBuf>>,
         /// The TLS failure as the HTTP client reports it.
         #[source]
         source: ureq::Error,

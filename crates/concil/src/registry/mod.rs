@@ -96,12 +96,25 @@ const DOCKER_SCHEMA1_TYPES: [&str; 2] = [
 /// The largest manifest body [`Client::manifest`] reads (containerd's limit too).
 pub const MAX_MANIFEST_SIZE: u64 = 4 * 1024 * 1024;
 
-/// How to verify a registry's TLS certificate.
-#[derive(Debug, Clone, Default)]
+/// How to verify a registry's TLS certificate, and which certificate to show it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct TlsSettings {
     /// PEM file with extra CA certificates (config's `cafile`), trusted in addition to the
     /// usual web roots, so a registry with a private CA works.
     pub ca_file: Option<PathBuf>,
+    /// More CA files for one registry (`remote_servers.<host>.cafile`, `certs.d/*.crt`).
+    pub extra_ca_files: Vec<PathBuf>,
+    /// A client certificate for registries that ask for one (mutual TLS).
+    pub client_cert: Option<ClientCertFiles>,
+}
+
+/// A client certificate (PEM, the chain) and its private key (PEM), as files.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ClientCertFiles {
+    /// The certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// The private key.
+    pub key: PathBuf,
 }
 
 /// A client for one repository of one registry. Clones share the connection pool, the
@@ -416,11 +429,18 @@ struct OpenedBlob {
     source: String,
 }
 
+/// A transport made for registries with these TLS settings.
+type TlsPool = (TlsSettings, Arc<Transport>);
+
 /// A pool of connections (and the TLS settings they are made with), shared by the clients of
 /// every registry and repository a long-lived store talks to. Cheap to clone.
 #[derive(Clone)]
 pub struct Connections {
     transport: Arc<Transport>,
+    /// The pools for registries with TLS settings of their own, shared by all clones.
+    others: Arc<Mutex<Vec<TlsPool>>>,
+    tls: TlsSettings,
+    network: NetworkSettings,
 }
 
 impl Connections {
@@ -428,6 +448,32 @@ impl Connections {
     pub fn new(tls: &TlsSettings, network: &NetworkSettings) -> Result<Connections, RegistryError> {
         Ok(Connections {
             transport: Arc::new(Transport::new(tls, network)?),
+            others: Arc::new(Mutex::new(Vec::new())),
+            tls: tls.clone(),
+            network: network.clone(),
+        })
+    }
+
+    /// The pool for registries with these TLS settings (CA files, a client certificate of
+    /// their own): this one when they are its own, else one made once and then shared.
+    pub fn with_tls(&self, tls: &TlsSettings) -> Result<Connections, RegistryError> {
+        if *tls == self.tls {
+            return Ok(self.clone());
+        }
+        let mut others = lock(&self.others);
+        let transport = match others.iter().find(|(settings, _)| settings == tls) {
+            Some((_, transport)) => Arc::clone(transport),
+            None => {
+                let transport = Arc::new(Transport::new(tls, &self.network)?);
+                others.push((tls.clone(), Arc::clone(&transport)));
+                transport
+            }
+        };
+        Ok(Connections {
+            transport,
+            others: Arc::clone(&self.others),
+            tls: tls.clone(),
+            network: self.network.clone(),
         })
     }
 }

@@ -30,6 +30,8 @@ pub(super) struct Transport {
     /// For `http://` URLs: through `http_proxy` (else `all_proxy`) unless `no_proxy` says.
     http: Agent,
     network: NetworkSettings,
+    /// The client certificate file shown in handshakes, for errors.
+    client_cert: Option<std::path::PathBuf>,
 }
 
 /// An agent and the proxy it goes through, for errors (without its credentials).
@@ -78,6 +80,11 @@ impl Transport {
         network: &NetworkSettings,
     ) -> Result<Transport, RegistryError> {
         let roots = root_certificates(tls)?;
+        let client_cert = tls
+            .client_cert
+            .as_ref()
+            .map(client_certificate)
+            .transpose()?;
         let proxies = super::proxy::from_environment(|name| std::env::var(name).ok())?;
         let agent = |proxy: Option<super::proxy::ProxySetting>| {
             let ureq_proxy = proxy.as_ref().map(|setting| setting.proxy.clone());
@@ -85,6 +92,7 @@ impl Transport {
                 .tls_config(
                     ureq::tls::TlsConfig::builder()
                         .root_certs(roots.clone())
+                        .client_cert(client_cert.clone())
                         .build(),
                 )
                 // Statuses are ours to interpret; redirects are ours to follow (see `request`).
@@ -106,6 +114,7 @@ impl Transport {
             https: agent(proxies.https),
             http: agent(proxies.http),
             network: network.clone(),
+            client_cert: tls.client_cert.as_ref().map(|files| files.cert.clone()),
         })
     }
 
@@ -206,9 +215,9 @@ impl Transport {
                     request = request.header("Authorization", value);
                 }
             }
-            let response = request
-                .call()
-                .map_err(|e| transport_error(&url, agent.proxy_for(&url), e))?;
+            let response = request.call().map_err(|e| {
+                transport_error(&url, agent.proxy_for(&url), self.client_cert.as_deref(), e)
+            })?;
             let status = response.status().as_u16();
             tracing::debug!(url = %redact(&url), status, method = ?options.method, "request");
             // Through a proxy every request goes in a CONNECT tunnel: a proxy's refusal is a
@@ -266,7 +275,7 @@ fn root_certificates(tls: &TlsSettings) -> Result<ureq::tls::RootCerts, Registry
         .iter()
         .map(|der| ureq::tls::Certificate::from_der(der.as_ref()))
         .collect();
-    if let Some(path) = &tls.ca_file {
+    for path in tls.ca_file.iter().chain(&tls.extra_ca_files) {
         let ca_error = |reason: String| RegistryError::CaFile {
             path: path.clone(),
             reason,
@@ -289,6 +298,66 @@ fn root_certificates(tls: &TlsSettings) -> Result<ureq::tls::RootCerts, Registry
 }
 
 /// 5xx and 408 (request timeout): the server may do better on the next try.
+/// The client certificate chain and key from their PEM files. The key is checked against the
+/// certificate only in the handshake (rustls does), whose error then names the file.
+fn client_certificate(
+    files: &super::ClientCertFiles,
+) -> Result<ureq::tls::ClientCert, RegistryError> {
+    let problem = |path: &std::path::Path, reason: String| RegistryError::ClientCertificate {
+        path: path.to_owned(),
+        reason,
+    };
+    let read = |path: &std::path::Path| {
+        crate::config::read_capped(path, MAX_CA_FILE_SIZE).map_err(|e| problem(path, e.to_string()))
+    };
+    let mut chain = Vec::new();
+    for item in ureq::tls::parse_pem(&read(&files.cert)?) {
+        if let ureq::tls::PemItem::Certificate(certificate) =
+            item.map_err(|e| problem(&files.cert, e.to_string()))?
+        {
+            chain.push(certificate);
+        }
+    }
+    if chain.is_empty() {
+        return Err(problem(
+            &files.cert,
+            "no PEM certificate in the file".to_owned(),
+        ));
+    }
+    let key_pem = read(&files.key)?;
+    let key = ureq::tls::parse_pem(&key_pem)
+        .filter_map(Result::ok)
+        .find_map(|item| match item {
+            ureq::tls::PemItem::PrivateKey(key) => Some(key),
+            _ => None,
+        })
+        .ok_or_else(|| problem(&files.key, "no PEM private key in the file".to_owned()))?;
+    // ureq panics on a key that is not the certificate's (it builds its rustls configuration
+    // with `expect`): ask rustls the same question first, with the provider ureq uses.
+    key_matches(&chain, &key_pem).map_err(|reason| problem(&files.key, reason))?;
+    Ok(ureq::tls::ClientCert::new_with_certs(&chain, key))
+}
+
+/// Whether rustls accepts the private key in `key_pem` for the certificate `chain` (the key
+/// pair matches).
+fn key_matches(chain: &[ureq::tls::Certificate<'static>], key_pem: &[u8]) -> Result<(), String> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|error| error.to_string())?;
+    let chain = chain
+        .iter()
+        .map(|certificate| CertificateDer::from(certificate.der()).into_owned())
+        .collect();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|error| error.to_string())?
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_client_auth_cert(chain, key)
+        .map(drop)
+        .map_err(|error| format!("not the key of the client certificate ({error})"))
+}
+
 fn is_retryable_status(status: u16) -> bool {
     status == 408 || (500..=599).contains(&status)
 }
@@ -308,7 +377,12 @@ fn retry_after(response: &HttpResponse) -> Option<Duration> {
 
 /// A `ureq` failure as a proxy refusal, a TLS error (handshake, certificate) or a connection
 /// error. `proxy`: the proxy the request went through, as shown (no credentials).
-fn transport_error(url: &Url, proxy: Option<&str>, error: ureq::Error) -> RegistryError {
+fn transport_error(
+    url: &Url,
+    proxy: Option<&str>,
+    client_cert: Option<&std::path::Path>,
+    error: ureq::Error,
+) -> RegistryError {
     if let (ureq::Error::ConnectProxyFailed(reason), Some(proxy)) = (&error, proxy) {
         return RegistryError::ProxyRefused {
             proxy: proxy.to_owned(),
@@ -325,6 +399,7 @@ fn transport_error(url: &Url, proxy: Option<&str>, error: ureq::Error) -> Regist
     if is_tls {
         RegistryError::Tls {
             host: host_port(url),
+            client_cert: client_cert.map(|path| Box::new(path.to_owned())),
             source: error,
         }
     } else {
@@ -424,6 +499,7 @@ mod tests {
     fn missing_ca_file_is_named() {
         let tls = TlsSettings {
             ca_file: Some("/nonexistent/ca.pem".into()),
+            ..TlsSettings::default()
         };
         let error = Transport::new(&tls, &NetworkSettings::default())
             .err()
@@ -437,6 +513,7 @@ mod tests {
         std::fs::write(file.path(), "not a certificate\n").unwrap();
         let tls = TlsSettings {
             ca_file: Some(file.path().to_owned()),
+            ..TlsSettings::default()
         };
         assert!(matches!(
             Transport::new(&tls, &NetworkSettings::default()),

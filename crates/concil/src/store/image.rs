@@ -15,7 +15,7 @@ use super::{
 use crate::config::ContentTrust;
 use crate::digest::Digest;
 use crate::reference::Reference;
-use crate::registry::{Client, Descriptor, Manifest, NetworkSettings, ParsedManifest, TlsSettings};
+use crate::registry::{Client, Descriptor, Manifest, NetworkSettings, ParsedManifest};
 use crate::trust::cosign::Verifier;
 use crate::trust::notary::{NotaryClient, NotarySettings, Wanted};
 use crate::trust::TrustError;
@@ -225,9 +225,7 @@ impl ImagePull<'_> {
                 .store
                 .config
                 .resolve_credentials(&self.reference.registry, &self.reference.repository)?,
-            tls: TlsSettings {
-                ca_file: self.store.config.cafile.clone(),
-            },
+            tls: super::tls_for(&self.store.config, &self.reference.registry),
             network: NetworkSettings::of(&self.store.config),
             trust_dir: self.store.config.notary_trust_dir(),
             pinning: self.store.config.trust_pinning.clone(),

@@ -417,6 +417,7 @@ impl Store {
         let connections = Connections::new(
             &TlsSettings {
                 ca_file: config.cafile.clone(),
+                ..TlsSettings::default()
             },
             &NetworkSettings::of(&config),
         )?;
@@ -551,8 +552,11 @@ impl Store {
             .config
             .resolve_credentials(&reference.registry, &reference.repository)?;
         let allow_http_fallback = !endpoint.explicit && is_loopback(&endpoint.url);
+        let connections = self
+            .connections
+            .with_tls(&tls_for(&self.config, &reference.registry))?;
         let client = Client::with_connections(
-            &self.connections,
+            &connections,
             endpoint.url,
             &reference.repository,
             credentials,
@@ -593,12 +597,7 @@ pub fn login(
     credentials: crate::config::Credentials,
 ) -> Result<crate::config::SavedIn, StoreError> {
     let endpoint = config.registry_endpoint(registry)?;
-    let connections = Connections::new(
-        &TlsSettings {
-            ca_file: config.cafile.clone(),
-        },
-        &NetworkSettings::of(config),
-    )?;
+    let connections = Connections::new(&tls_for(config, registry), &NetworkSettings::of(config))?;
     let allow_http_fallback = !endpoint.explicit && is_loopback(&endpoint.url);
     Client::check_login(
         &connections,
@@ -607,6 +606,19 @@ pub fn login(
         allow_http_fallback,
     )?;
     Ok(config.save_credentials(registry, &credentials)?)
+}
+
+/// The TLS settings for `registry`: the global `cafile`, and its own files
+/// ([`Config::registry_tls`]).
+fn tls_for(config: &Config, registry: &str) -> TlsSettings {
+    let own = config.registry_tls(registry);
+    TlsSettings {
+        ca_file: config.cafile.clone(),
+        extra_ca_files: own.ca_files,
+        client_cert: own
+            .client_cert
+            .map(|(cert, key)| crate::registry::ClientCertFiles { cert, key }),
+    }
 }
 
 /// Docker talks plain HTTP to loopback registries when HTTPS fails; so do we.
