@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use support::images::{Format, Images, PushedImage};
 use support::pass::PassStore;
 use support::pull::{config_for, expect_failure, run, ConcilHome};
-use support::registry::{Auth, Registry, PASSWORD, USER};
+use support::registry::{Auth, Registry, PASSWORD, REFRESH_TOKEN, USER};
 
 type TestResult = Result<(), Box<dyn Error>>;
 
@@ -258,5 +258,62 @@ fn containers_auth_json_written_by_skopeo_login() -> TestResult {
             String::from_utf8_lossy(&output.stderr)
         );
     }
+    Ok(())
+}
+
+/// An identity token (Docker's `identitytoken`, a helper's user name `<token>`) is an OAuth2
+/// refresh token: traded at the token realm for an access token (the in-suite token service
+/// takes `grant_type=refresh_token`); a wrong one is refused (exit 5) without being shown.
+#[test]
+fn identity_tokens_are_traded_for_access_tokens() -> TestResult {
+    let registry = Registry::builder()
+        .auth(Auth::Token {
+            anonymous_pull: false,
+            expires_in: 60,
+        })
+        .start();
+    let image = Images::new(&registry)?.push_busybox("helpers/token", "v1", Format::Docker)?;
+    let mut config = config_for(&registry);
+    config
+        .as_object_mut()
+        .ok_or("config object")?
+        .remove("auths");
+    let home = ConcilHome::new(config);
+
+    write_docker_config(
+        &home,
+        json!({"auths": {registry.host(): {"identitytoken": REFRESH_TOKEN}}}),
+    )?;
+    let output = pull(&home, &image.reference, None, true);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(!stderr.contains(REFRESH_TOKEN), "never shown: {stderr}");
+
+    let helper = script_helper(
+        "tokens",
+        &format!("echo '{{\"Username\":\"<token>\",\"Secret\":\"{REFRESH_TOKEN}\"}}'"),
+    )?;
+    write_docker_config(&home, json!({"credsStore": "tokens"}))?;
+    std::fs::remove_dir_all(home.cache_dir())?;
+    let output = pull(&home, &image.reference, Some(helper.path()), false);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    write_docker_config(
+        &home,
+        json!({"auths": {registry.host(): {"identitytoken": "not-the-refresh-token"}}}),
+    )?;
+    std::fs::remove_dir_all(home.cache_dir())?;
+    let output = pull(&home, &image.reference, None, true);
+    let failure = expect_failure(&output, "pull with a wrong identity token");
+    assert_eq!(failure.code, Some(5), "{}", failure.stderr);
+    assert!(
+        !failure.stderr.contains("not-the-refresh-token"),
+        "{}",
+        failure.stderr
+    );
     Ok(())
 }

@@ -32,6 +32,9 @@ use url::Url;
 pub const USER: &str = "concil-tester";
 /// Its password.
 pub const PASSWORD: &str = "correct horse battery";
+/// The refresh token ("identity token") the token issuer takes for [`USER`] in Docker's
+/// OAuth2 flow (`POST` with `grant_type=refresh_token`).
+pub const REFRESH_TOKEN: &str = "concil-test-refresh-token";
 /// The registry's `auth.token.service` (the JWT audience).
 const TOKEN_SERVICE: &str = "concil-test-registry";
 /// The registry's `auth.token.issuer`.
@@ -799,6 +802,8 @@ pub struct Request {
     /// Path and query, as sent.
     pub target: String,
     pub headers: Vec<(String, String)>,
+    /// The body (by its `Content-Length`, at most 64 KiB).
+    pub body: Vec<u8>,
 }
 
 impl Request {
@@ -884,10 +889,19 @@ fn serve_one(stream: TcpStream, handler: &impl Fn(&Request) -> Response) -> std:
             headers.push((name.trim().to_owned(), value.trim().to_owned()));
         }
     }
+    let length = headers
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, value)| value.parse::<u64>().ok())
+        .unwrap_or(0)
+        .min(64 * 1024);
+    let mut body = Vec::new();
+    (&mut reader).take(length).read_to_end(&mut body)?;
     let request = Request {
         method: method.to_owned(),
         target: target.to_owned(),
         headers,
+        body,
     };
     let response = handler(&request);
     let mut stream = stream;
@@ -942,7 +956,24 @@ impl TokenIssuer {
                     .into_bytes(),
                 headers: Vec::new(),
             };
+            // Docker's OAuth2 flow: a refresh token (an "identity token") for an access token.
+            let form: Vec<(String, String)> = url::form_urlencoded::parse(&request.body)
+                .into_owned()
+                .collect();
+            let field = |name: &str| {
+                form.iter()
+                    .find(|(key, _)| key == name)
+                    .map(|(_, value)| value.as_str())
+            };
+            let refresh = request.method == "POST";
+            if refresh
+                && (field("grant_type") != Some("refresh_token")
+                    || field("refresh_token") != Some(REFRESH_TOKEN))
+            {
+                return unauthorized("invalid refresh token");
+            }
             let user = match request.header("authorization") {
+                _ if refresh => Some(USER),
                 Some(value) => {
                     let expected = format!(
                         "Basic {}",
@@ -958,8 +989,10 @@ impl TokenIssuer {
                 None => return unauthorized("authentication required"),
             };
             let url = Url::parse(&format!("http://issuer{}", request.target)).expect("target");
-            let access: Vec<serde_json::Value> = url
-                .query_pairs()
+            let scopes: Vec<(String, String)> =
+                url.query_pairs().into_owned().chain(form.clone()).collect();
+            let access: Vec<serde_json::Value> = scopes
+                .iter()
                 .filter(|(key, _)| key == "scope")
                 .filter_map(|(_, scope)| {
                     let (kind, rest) = scope.split_once(':')?;
@@ -1002,12 +1035,15 @@ impl TokenIssuer {
                 .sign(&rng, signing_input.as_bytes())
                 .expect("sign token");
             let token = format!("{signing_input}.{}", b64(signature.as_ref()));
+            let answer = if refresh {
+                serde_json::json!({"access_token": token, "expires_in": expires_in})
+            } else {
+                serde_json::json!({"token": token, "expires_in": expires_in})
+            };
             Response {
                 status: 200,
                 content_type: "application/json",
-                body: serde_json::json!({"token": token, "expires_in": expires_in})
-                    .to_string()
-                    .into_bytes(),
+                body: answer.to_string().into_bytes(),
                 headers: Vec::new(),
             }
         });

@@ -28,6 +28,11 @@ const ENV_AUTH_PREFIX: &str = "CONCIL_";
 const ENV_AUTH_REPO_SUFFIX: &str = "_REPO";
 const ENV_AUTH_AUTH_SUFFIX: &str = "_AUTH";
 
+/// The user name that marks a password as an identity token (an OAuth2 refresh token, traded
+/// at the registry's token realm), as Docker's `config.json` (`identitytoken`) and credential
+/// helpers hand it over.
+pub const IDENTITY_TOKEN_USER: &str = "<token>";
+
 /// A user name and password for a registry. `Debug` never shows the password.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Credentials {
@@ -246,6 +251,18 @@ pub(super) fn load_docker_config(
         return Ok((auths, helpers));
     };
     for (key, entry) in entries {
+        let identity_token = entry
+            .get("identitytoken")
+            .and_then(Value::as_str)
+            .filter(|token| !token.is_empty());
+        if let Some(token) = identity_token {
+            let credentials = Credentials {
+                username: IDENTITY_TOKEN_USER.to_owned(),
+                password: token.to_owned(),
+            };
+            auths.insert(docker_auth_registry(key), credentials);
+            continue;
+        }
         let Some(encoded) = entry
             .get("auth")
             .and_then(Value::as_str)

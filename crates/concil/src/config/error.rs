@@ -150,9 +150,6 @@ pub enum HelperProblem {
     /// Its answer is not `{"Username", "Secret"}` JSON.
     #[error("answered something else than credentials")]
     NotCredentials,
-    /// It answered an identity token (OAuth2 refresh token, user name `<token>`).
-    #[error("answered an identity token (OAuth2 refresh token), which concil cannot use yet")]
-    IdentityToken,
 }
 
 /// What is wrong with a `remote_servers` URL (the URL itself is not repeated: it may hold

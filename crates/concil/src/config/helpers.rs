@@ -88,9 +88,6 @@ pub(super) fn get(
         // Older helpers (docker-credential-pass 0.6) answer an empty secret, status 0.
         return Ok(None);
     }
-    if username == "<token>" {
-        return Err(fail(HelperProblem::IdentityToken));
-    }
     Ok(Some(Credentials {
         username: username.to_owned(),
         password: secret.to_owned(),

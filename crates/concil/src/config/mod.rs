@@ -49,8 +49,8 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::reference::{registry_host, DOCKER_HUB};
-pub use credentials::Credentials;
 use credentials::{add_environment_auths, file_auths, load_containers_auths, load_docker_config};
+pub use credentials::{Credentials, IDENTITY_TOKEN_USER};
 use endpoints::{
     parse_builtin_url, remote_server, DEFAULT_NOTARY_PORT, DOCKER_HUB_NOTARY_URL,
     DOCKER_HUB_REGISTRY_URL,

@@ -601,7 +601,11 @@ fn docker_config_is_the_fallback() {
         config.credentials("plain.example", "x"),
         Some(credentials("plain", "3"))
     );
-    assert_eq!(config.credentials("helper.example", "x"), None);
+    // An identity token is an OAuth2 refresh token, carried as Docker's helpers do.
+    assert_eq!(
+        config.credentials("helper.example", "x"),
+        Some(credentials("<token>", "t"))
+    );
     assert_eq!(config.credentials("empty.example", "x"), None);
 
     // $DOCKER_CONFIG replaces ~/.docker.

@@ -59,7 +59,7 @@ pub use error::{ErrorDetail, RegistryError};
 pub use oci_spec::image::{Descriptor, ImageIndex, ImageManifest, MediaType};
 pub use retry::{NetworkSettings, PROGRESS_THAT_RESETS};
 
-use crate::config::Credentials;
+use crate::config::{Credentials, IDENTITY_TOKEN_USER};
 use crate::digest::Digest;
 use crate::reference;
 use auth::{AuthHeader, CachedToken, Challenge};
@@ -1209,28 +1209,63 @@ impl Inner {
                 realm: redact(realm),
             });
         }
-        let mut url = realm.clone();
-        {
-            let mut query = url.query_pairs_mut();
-            if let Some(service) = service {
-                query.append_pair("service", service);
-            }
-            // A login check asks for no repository: the token only proves the credentials.
-            if !self.repository.is_empty() {
-                query.append_pair("scope", &format!("repository:{}:pull", self.repository));
-            }
-        }
-        let authorization = self.credentials.as_ref().map(AuthHeader::basic);
+        let scope = format!("repository:{}:pull", self.repository);
+        // A login check asks for no repository: the token only proves the credentials.
+        let scope = (!self.repository.is_empty()).then_some(scope.as_str());
         let started = Instant::now();
-        let Fetched { response, url } = self.transport.request(
-            &url,
-            RequestOptions {
-                accept: Some("application/json"),
-                authorization: authorization.as_ref(),
-                ..RequestOptions::default()
-            },
-            realm,
-        )?;
+        let refresh_token = self
+            .credentials
+            .as_ref()
+            .filter(|credentials| credentials.username == IDENTITY_TOKEN_USER)
+            .map(|credentials| credentials.password.as_str());
+        let Fetched { response, url } = match refresh_token {
+            // Docker's OAuth2 flow: an identity token is a refresh token, traded at the realm
+            // (POST, form) for an access token; it is never sent as a password.
+            Some(refresh_token) => {
+                let mut form = url::form_urlencoded::Serializer::new(String::new());
+                form.append_pair("grant_type", "refresh_token")
+                    .append_pair("refresh_token", refresh_token)
+                    .append_pair("client_id", "concil");
+                if let Some(service) = service {
+                    form.append_pair("service", service);
+                }
+                if let Some(scope) = scope {
+                    form.append_pair("scope", scope);
+                }
+                let form = form.finish();
+                self.transport.request(
+                    realm,
+                    RequestOptions {
+                        method: transport::Method::PostForm(&form),
+                        accept: Some("application/json"),
+                        ..RequestOptions::default()
+                    },
+                    realm,
+                )?
+            }
+            None => {
+                let mut url = realm.clone();
+                {
+                    let mut query = url.query_pairs_mut();
+                    if let Some(service) = service {
+                        query.append_pair("service", service);
+                    }
+                    if let Some(scope) = scope {
+                        query.append_pair("scope", scope);
+                    }
+                }
+                let authorization = self.credentials.as_ref().map(AuthHeader::basic);
+                self.transport.request(
+                    &url,
+                    RequestOptions {
+                        accept: Some("application/json"),
+                        authorization: authorization.as_ref(),
+                        ..RequestOptions::default()
+                    },
+                    realm,
+                )?
+            }
+        };
         match response.status().as_u16() {
             200 => {}
             401 | 403 => return Err(self.unauthorized(response)),

@@ -55,18 +55,31 @@ pub(super) struct Fetched {
     pub(super) url: Url,
 }
 
-/// `GET` or `HEAD`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(super) enum Method {
+/// `GET`, `HEAD`, or `POST` of a form (the OAuth2 token request). `Debug` never shows the
+/// form: it holds a refresh token.
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
+pub(super) enum Method<'a> {
     #[default]
     Get,
     Head,
+    /// `application/x-www-form-urlencoded` body.
+    PostForm(&'a str),
+}
+
+impl std::fmt::Debug for Method<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Method::Get => "GET",
+            Method::Head => "HEAD",
+            Method::PostForm(_) => "POST",
+        })
+    }
 }
 
 /// What one request asks for, besides its URL.
 #[derive(Debug, Clone, Copy, Default)]
 pub(super) struct RequestOptions<'a> {
-    pub(super) method: Method,
+    pub(super) method: Method<'a>,
     pub(super) accept: Option<&'a str>,
     /// Sent only to the `auth_origin` given with it.
     pub(super) authorization: Option<&'a AuthHeader>,
@@ -194,15 +207,16 @@ impl Transport {
                 "http" => &self.http,
                 _ => &self.https,
             };
-            let mut request = match options.method {
-                Method::Get => agent.agent.get(url.as_str()),
-                Method::Head => agent.agent.head(url.as_str()),
+            let mut headers: Vec<(&str, ureq::http::HeaderValue)> = Vec::new();
+            let header_value = |text: &str| {
+                ureq::http::HeaderValue::from_str(text)
+                    .map_err(|_| malformed(&url, "a value not valid in a header"))
             };
             if let Some(accept) = options.accept {
-                request = request.header("Accept", accept);
+                headers.push(("Accept", header_value(accept)?));
             }
             if let Some(from) = options.range_from {
-                request = request.header("Range", format!("bytes={from}-"));
+                headers.push(("Range", header_value(&format!("bytes={from}-"))?));
             }
             if let Some(authorization) = options.authorization {
                 if url.origin() == auth_origin.origin() {
@@ -212,10 +226,33 @@ impl Transport {
                         })?;
                     // `http` then shows it as "Sensitive" in any Debug output.
                     value.set_sensitive(true);
-                    request = request.header("Authorization", value);
+                    headers.push(("Authorization", value));
                 }
             }
-            let response = request.call().map_err(|e| {
+            let sent = match options.method {
+                Method::Get | Method::Head => {
+                    let mut request = if options.method == Method::Head {
+                        agent.agent.head(url.as_str())
+                    } else {
+                        agent.agent.get(url.as_str())
+                    };
+                    for (name, value) in headers {
+                        request = request.header(name, value);
+                    }
+                    request.call()
+                }
+                Method::PostForm(form) => {
+                    let mut request = agent
+                        .agent
+                        .post(url.as_str())
+                        .header("Content-Type", "application/x-www-form-urlencoded");
+                    for (name, value) in headers {
+                        request = request.header(name, value);
+                    }
+                    request.send(form)
+                }
+            };
+            let response = sent.map_err(|e| {
                 transport_error(&url, agent.proxy_for(&url), self.client_cert.as_deref(), e)
             })?;
             let status = response.status().as_u16();
