@@ -22,7 +22,12 @@ type TestResult = Result<(), Box<dyn Error>>;
 /// A registry that wants `USER`/`PASSWORD` (htpasswd) with an image, and a home whose own
 /// configuration names no credentials.
 fn guarded() -> Result<(Registry, PushedImage, ConcilHome), Box<dyn Error>> {
-    let registry = Registry::builder().auth(Auth::Htpasswd).start();
+    guarded_by(Auth::Htpasswd)
+}
+
+/// [`guarded`] with another kind of registry authentication.
+fn guarded_by(auth: Auth) -> Result<(Registry, PushedImage, ConcilHome), Box<dyn Error>> {
+    let registry = Registry::builder().auth(auth).start();
     let image = Images::new(&registry)?.push_busybox("helpers/app", "v1", Format::Docker)?;
     let mut config = config_for(&registry);
     config
@@ -266,19 +271,10 @@ fn containers_auth_json_written_by_skopeo_login() -> TestResult {
 /// takes `grant_type=refresh_token`); a wrong one is refused (exit 5) without being shown.
 #[test]
 fn identity_tokens_are_traded_for_access_tokens() -> TestResult {
-    let registry = Registry::builder()
-        .auth(Auth::Token {
-            anonymous_pull: false,
-            expires_in: 60,
-        })
-        .start();
-    let image = Images::new(&registry)?.push_busybox("helpers/token", "v1", Format::Docker)?;
-    let mut config = config_for(&registry);
-    config
-        .as_object_mut()
-        .ok_or("config object")?
-        .remove("auths");
-    let home = ConcilHome::new(config);
+    let (registry, image, home) = guarded_by(Auth::Token {
+        anonymous_pull: false,
+        expires_in: 60,
+    })?;
 
     write_docker_config(
         &home,
