@@ -40,6 +40,10 @@ fn the_right_client_certificate_pulls_and_wrong_ones_are_named() -> TestResult {
     let certs = tempfile::tempdir()?;
     let (cert, key) = registry.ca().issue_client(certs.path(), "alice");
     let (_, other_key) = registry.ca().issue_client(certs.path(), "bob");
+    let (expired_cert, expired_key) =
+        registry
+            .ca()
+            .issue_client_for_days(certs.path(), "carol", -1);
     let stranger_ca = TestCa::create(&certs.path().join("stranger"));
     let (stranger_cert, stranger_key) = stranger_ca.issue_client(certs.path(), "mallory");
 
@@ -56,6 +60,10 @@ fn the_right_client_certificate_pulls_and_wrong_ones_are_named() -> TestResult {
         (
             "a certificate from another CA",
             Some((&stranger_cert, &stranger_key)),
+        ),
+        (
+            "an expired certificate",
+            Some((&expired_cert, &expired_key)),
         ),
     ] {
         let home = ConcilHome::new(config(

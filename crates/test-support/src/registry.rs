@@ -616,6 +616,11 @@ impl TestCa {
     /// A client certificate (`clientAuth`) and its key issued by this CA, as
     /// `dir/NAME.crt` and `dir/NAME.key`.
     pub fn issue_client(&self, dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+        self.issue_client_for_days(dir, name, 2)
+    }
+
+    /// [`TestCa::issue_client`] valid for `days` from now (negative: expired that long ago).
+    pub fn issue_client_for_days(&self, dir: &Path, name: &str, days: i32) -> (PathBuf, PathBuf) {
         let (crt, key, csr, ext) = (
             dir.join(format!("{name}.crt")),
             dir.join(format!("{name}.key")),
@@ -659,7 +664,7 @@ impl TestCa {
                 &text(&self.key),
                 "-CAcreateserial",
                 "-days",
-                "2",
+                &days.to_string(),
                 "-out",
                 &text(&crt),
                 "-extfile",
