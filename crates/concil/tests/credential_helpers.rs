@@ -239,6 +239,16 @@ fn containers_auth_json_written_by_skopeo_login() -> TestResult {
     );
     assert!(!stderr.contains(PASSWORD), "{stderr}");
 
+    // The same file in $XDG_RUNTIME_DIR/containers/ (where podman login writes it).
+    let runtime = tempfile::tempdir()?;
+    std::fs::create_dir_all(runtime.path().join("containers"))?;
+    std::fs::copy(&auth_file, runtime.path().join("containers/auth.json"))?;
+    let _ = std::fs::remove_dir_all(home.cache_dir());
+    let mut command = home.pull_command(&image.reference, &[]);
+    command.env("XDG_RUNTIME_DIR", runtime.path());
+    let output = run(&mut command);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+
     // The same file as ~/.config/containers/auth.json, its key narrowed to another repository:
     // it no longer serves helpers/app.
     let written: Value = serde_json::from_slice(&std::fs::read(&auth_file)?)?;
