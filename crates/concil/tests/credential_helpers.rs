@@ -247,7 +247,11 @@ fn containers_auth_json_written_by_skopeo_login() -> TestResult {
     let mut command = home.pull_command(&image.reference, &[]);
     command.env("XDG_RUNTIME_DIR", runtime.path());
     let output = run(&mut command);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 
     // The same file as ~/.config/containers/auth.json, its key narrowed to another repository:
     // it no longer serves helpers/app.

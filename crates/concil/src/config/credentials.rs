@@ -155,15 +155,9 @@ pub(super) fn load_containers_auths(
         let origin = path.display().to_string();
         let entries = document.get("auths").and_then(Value::as_object);
         for (key, entry) in entries.into_iter().flatten() {
-            let Some(encoded) = entry
-                .get("auth")
-                .and_then(Value::as_str)
-                .filter(|auth| !auth.is_empty())
-            else {
+            let Some(credentials) = auth_field(entry, &origin, key)? else {
                 continue;
             };
-            let credentials =
-                decode_auth(encoded).map_err(|problem| auth_error(&origin, key, problem))?;
             let name = containers_auth_key(key);
             if !seen.insert(name.clone()) {
                 continue;
@@ -263,18 +257,22 @@ pub(super) fn load_docker_config(
             auths.insert(docker_auth_registry(key), credentials);
             continue;
         }
-        let Some(encoded) = entry
-            .get("auth")
-            .and_then(Value::as_str)
-            .filter(|auth| !auth.is_empty())
-        else {
-            continue;
-        };
-        let credentials =
-            decode_auth(encoded).map_err(|problem| auth_error(&origin, key, problem))?;
-        auths.insert(docker_auth_registry(key), credentials);
+        if let Some(credentials) = auth_field(entry, &origin, key)? {
+            auths.insert(docker_auth_registry(key), credentials);
+        }
     }
     Ok((auths, helpers))
+}
+
+/// The credentials in an `auths` entry's `"auth"` (base64 `user:password`) of Docker's
+/// `config.json` or containers' `auth.json`; `None` when it has none (or an empty one).
+fn auth_field(entry: &Value, origin: &str, key: &str) -> Result<Option<Credentials>, ConfigError> {
+    entry
+        .get("auth")
+        .and_then(Value::as_str)
+        .filter(|auth| !auth.is_empty())
+        .map(|encoded| decode_auth(encoded).map_err(|problem| auth_error(origin, key, problem)))
+        .transpose()
 }
 
 /// Docker's auths key (`https://index.docker.io/v1/`, `host:port`, `http://host/`) → registry
