@@ -1,0 +1,432 @@
+use super::*;
+use std::io::Write;
+
+fn digest(byte: u8) -> Digest {
+    Digest::parse(&format!("sha256:{}", format!("{byte:02x}").repeat(32))).unwrap()
+}
+
+fn open_cache() -> (tempfile::TempDir, Cache) {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Cache::open(dir.path().join("cache")).unwrap();
+    (dir, cache)
+}
+
+fn set_age(path: &Path, age: Duration) {
+    let file = File::options().write(true).open(path).unwrap();
+    file.set_modified(SystemTime::now() - age).unwrap();
+}
+
+fn age_of(path: &Path) -> Duration {
+    let modified = fs::metadata(path).unwrap().modified().unwrap();
+    SystemTime::now()
+        .duration_since(modified)
+        .unwrap_or_default()
+}
+
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+fn commit_layer(cache: &Cache, content: &[u8], diff_id: &Digest, blob: Option<&Digest>) -> PathBuf {
+    let mut ingest = cache.ingest().unwrap();
+    ingest.file().write_all(content).unwrap();
+    ingest.commit_layer(diff_id, blob).unwrap()
+}
+
+const DAY: Duration = Duration::from_secs(86_400);
+
+#[test]
+fn put_then_lookup_returns_the_bytes_under_the_digest_name() {
+    let (_dir, cache) = open_cache();
+    let manifest = digest(1);
+    let config = digest(2);
+    assert_eq!(cache.manifest(&manifest).unwrap(), None);
+    let path = cache.put_manifest(&manifest, b"{\"manifest\":1}").unwrap();
+    assert_eq!(path, cache.root().join("manifest").join(&manifest));
+    assert!(path.is_absolute());
+    let config_path = cache.put_config(&config, b"{\"config\":2}").unwrap();
+    assert_eq!(config_path, cache.root().join("config").join(&config));
+    assert_eq!(
+        cache.manifest(&manifest).unwrap().as_deref(),
+        Some(&b"{\"manifest\":1}"[..])
+    );
+    assert_eq!(
+        cache.config(&config).unwrap().as_deref(),
+        Some(&b"{\"config\":2}"[..])
+    );
+    // Kinds are separate directories.
+    assert_eq!(cache.config(&manifest).unwrap(), None);
+    assert!(names_in(&cache.root().join(TMP_DIR)).is_empty());
+}
+
+#[test]
+fn dropped_ingest_leaves_no_file() {
+    let (_dir, cache) = open_cache();
+    let mut ingest = cache.ingest().unwrap();
+    ingest.file().write_all(b"partial").unwrap();
+    let path = ingest.path().to_owned();
+    assert!(path.starts_with(cache.root().join(TMP_DIR)));
+    assert!(path.is_file());
+    drop(ingest);
+    assert!(!path.exists());
+    assert!(names_in(&cache.root().join(TMP_DIR)).is_empty());
+}
+
+#[test]
+fn failed_commit_removes_the_ingest_file() {
+    let (_dir, cache) = open_cache();
+    let manifest = digest(3);
+    fs::create_dir(cache.root().join(MANIFEST_DIR).join(&manifest)).unwrap();
+    let mut ingest = cache.ingest().unwrap();
+    ingest.file().write_all(b"{}").unwrap();
+    let error = ingest.commit_manifest(&manifest).unwrap_err();
+    assert!(matches!(error, CacheError::Rename { ref to, .. } if to.ends_with(&manifest)));
+    assert!(names_in(&cache.root().join(TMP_DIR)).is_empty());
+    assert!(matches!(
+        cache.manifest(&manifest),
+        Err(CacheError::NotAFile { path }) if path.ends_with(&manifest)
+    ));
+}
+
+#[test]
+fn committed_layer_is_found_by_diff_id_and_through_the_relative_blob_symlink() {
+    let (_dir, cache) = open_cache();
+    let (diff_id, blob) = (digest(0x10), digest(0x11));
+    let path = commit_layer(&cache, b"squashfs", &diff_id, Some(&blob));
+    let layers = cache.root().join(LAYERS_DIR);
+    assert_eq!(path, layers.join(&diff_id));
+    assert_eq!(
+        fs::read_link(layers.join(&blob)).unwrap(),
+        PathBuf::from(diff_id.as_str())
+    );
+    assert_eq!(
+        cache.layer_by_diff_id(&diff_id).unwrap(),
+        Some(path.clone())
+    );
+    assert_eq!(
+        cache.layer_by_blob(&blob).unwrap(),
+        Some(CachedLayer {
+            path: path.clone(),
+            diff_id: diff_id.clone()
+        })
+    );
+    assert_eq!(cache.layer_by_blob(&digest(0x12)).unwrap(), None);
+    assert_eq!(names_in(&layers), [diff_id, blob]);
+    assert!(names_in(&cache.root().join(TMP_DIR)).is_empty());
+}
+
+#[test]
+fn a_new_cache_is_not_group_writable_whatever_the_umask() {
+    let dir = tempfile::tempdir().unwrap();
+    // The umask is the process's: set and restored at once. Other tests running meanwhile
+    // assert nothing about the modes of what they create.
+    let previous = rustix::process::umask(Mode::from_bits_truncate(0o002));
+    let opened = Cache::open(dir.path().join("shared/cache"));
+    rustix::process::umask(previous);
+    let cache = opened.unwrap();
+    for sub in ["", MANIFEST_DIR, LAYERS_DIR, TMP_DIR] {
+        let mode = fs::metadata(cache.root().join(sub))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o755, "{sub}");
+    }
+}
+
+#[test]
+fn working_files_are_known_by_their_names_only() {
+    assert_eq!(
+        WorkingFile::from_name("ingest-12-0"),
+        Some(WorkingFile::Ingest)
+    );
+    assert_eq!(
+        WorkingFile::from_name("ingest-12-345.link"),
+        Some(WorkingFile::TempLink)
+    );
+    assert!(WorkingFile::from_name(&ingest_name(7)).is_some());
+    for stranger in [
+        "ingest-12",
+        "ingest--1",
+        "ingest-1-x",
+        "ingest-1-2.tmp",
+        "ingest-1-2.link.link",
+        "notes.txt",
+        "xingest-1-2",
+    ] {
+        assert_eq!(WorkingFile::from_name(stranger), None, "{stranger}");
+    }
+}
+
+#[test]
+fn layer_stored_as_it_is_has_no_symlink() {
+    let (_dir, cache) = open_cache();
+    let same = digest(0x20);
+    commit_layer(&cache, b"already squashfs", &same, Some(&same));
+    let other = digest(0x21);
+    commit_layer(&cache, b"no blob", &other, None);
+    let layers = cache.root().join(LAYERS_DIR);
+    assert_eq!(names_in(&layers), [same.clone(), other]);
+    assert!(fs::symlink_metadata(layers.join(&same)).unwrap().is_file());
+    assert_eq!(
+        cache.layer_by_blob(&same).unwrap(),
+        Some(CachedLayer {
+            path: layers.join(&same),
+            diff_id: same
+        })
+    );
+}
+
+#[test]
+fn recommit_replaces_the_entry_and_the_symlink() {
+    let (_dir, cache) = open_cache();
+    let (diff_id, blob) = (digest(0x30), digest(0x31));
+    commit_layer(&cache, b"first", &diff_id, Some(&blob));
+    let path = commit_layer(&cache, b"second", &diff_id, Some(&blob));
+    assert_eq!(fs::read(&path).unwrap(), b"second");
+    assert_eq!(
+        cache.layer_by_blob(&blob).unwrap().map(|layer| layer.path),
+        Some(path)
+    );
+    assert!(names_in(&cache.root().join(TMP_DIR)).is_empty());
+}
+
+#[test]
+fn dangling_or_foreign_symlink_counts_as_absent() {
+    let (_dir, cache) = open_cache();
+    let layers = cache.root().join(LAYERS_DIR);
+    let dangling = digest(0x40);
+    std::os::unix::fs::symlink(digest(0x41), layers.join(&dangling)).unwrap();
+    assert_eq!(cache.layer_by_blob(&dangling).unwrap(), None);
+    let foreign = digest(0x42);
+    let outside = cache.root().join("outside");
+    fs::write(&outside, b"not a layer").unwrap();
+    std::os::unix::fs::symlink(&outside, layers.join(&foreign)).unwrap();
+    assert_eq!(cache.layer_by_blob(&foreign).unwrap(), None);
+    // A commit heals the dangling symlink.
+    let path = commit_layer(&cache, b"layer", &digest(0x43), Some(&dangling));
+    assert_eq!(
+        cache
+            .layer_by_blob(&dangling)
+            .unwrap()
+            .map(|layer| layer.path),
+        Some(path)
+    );
+}
+
+#[test]
+fn lookups_refresh_the_mtime_of_what_they_find() {
+    let (_dir, cache) = open_cache();
+    let manifest_path = cache.put_manifest(&digest(0x50), b"m").unwrap();
+    let config_path = cache.put_config(&digest(0x51), b"c").unwrap();
+    let (diff_id, blob) = (digest(0x52), digest(0x53));
+    let layer_path = commit_layer(&cache, b"l", &diff_id, Some(&blob));
+    for path in [&manifest_path, &config_path, &layer_path] {
+        set_age(path, DAY);
+        assert!(age_of(path) >= DAY);
+    }
+    cache.manifest(&digest(0x50)).unwrap();
+    cache.config(&digest(0x51)).unwrap();
+    cache.layer_by_blob(&blob).unwrap();
+    for path in [&manifest_path, &config_path, &layer_path] {
+        assert!(
+            age_of(path) < Duration::from_secs(60),
+            "{} not refreshed",
+            path.display()
+        );
+    }
+    set_age(&layer_path, DAY);
+    cache.layer_by_diff_id(&diff_id).unwrap();
+    assert!(age_of(&layer_path) < Duration::from_secs(60));
+}
+
+#[test]
+fn lock_excludes_other_holders_until_dropped() {
+    let (_dir, cache) = open_cache();
+    let blob = digest(0x60);
+    let guard = cache.lock(&blob).unwrap();
+    assert_eq!(guard.path(), cache.root().join(LOCKS_DIR).join(&blob));
+    // flock locks open file descriptions, so a second open in this process conflicts too.
+    assert!(cache.try_lock(&blob).unwrap().is_none());
+    assert!(cache.try_lock(&digest(0x61)).unwrap().is_some());
+    drop(guard);
+    assert!(cache.try_lock(&blob).unwrap().is_some());
+}
+
+#[test]
+fn lock_file_removed_by_clean_is_not_taken_as_a_lock() {
+    let (_dir, cache) = open_cache();
+    let blob = digest(0x62);
+    drop(cache.lock(&blob).unwrap());
+    let path = cache.root().join(LOCKS_DIR).join(&blob);
+    // A process that opened the lock file just before clean removed it.
+    let opened_before_clean = File::open(&path).unwrap();
+    cache.clean(DAY).unwrap();
+    assert!(!path.exists());
+    assert_eq!(
+        flock_at(
+            &path,
+            &opened_before_clean,
+            FlockOperation::NonBlockingLockExclusive
+        )
+        .unwrap(),
+        Flock::Gone
+    );
+    // `lock` takes the file now at the path, which excludes others again.
+    let _guard = cache.lock(&blob).unwrap();
+    assert!(cache.try_lock(&blob).unwrap().is_none());
+}
+
+#[test]
+fn open_error_names_the_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("file");
+    fs::write(&file, b"").unwrap();
+    let error = Cache::open(file.join("cache")).unwrap_err();
+    assert!(
+        matches!(&error, CacheError::CreateDir { path, .. } if path.starts_with(file.join("cache"))),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains(&file.display().to_string()));
+}
+
+#[test]
+fn clean_removes_old_entries_with_their_symlinks_and_keeps_fresh_ones() {
+    let (_dir, cache) = open_cache();
+    let layers = cache.root().join(LAYERS_DIR);
+    let old_manifest = cache.put_manifest(&digest(1), b"old manifest").unwrap();
+    let new_manifest = cache.put_manifest(&digest(2), b"new").unwrap();
+    let old_config = cache.put_config(&digest(3), b"old config").unwrap();
+    let (old_diff, old_blob, old_blob2) = (digest(4), digest(5), digest(6));
+    let old_layer = commit_layer(&cache, b"old layer", &old_diff, Some(&old_blob));
+    // A second blob (say gzip and zstd) of the same layer.
+    commit_layer(&cache, b"old layer", &old_diff, Some(&old_blob2));
+    let (new_diff, new_blob) = (digest(7), digest(8));
+    commit_layer(&cache, b"new layer", &new_diff, Some(&new_blob));
+    let dangling = digest(9);
+    std::os::unix::fs::symlink(digest(10), layers.join(&dangling)).unwrap();
+    for path in [&old_manifest, &old_config, &old_layer] {
+        set_age(path, 2 * DAY);
+    }
+    // The symlink of the fresh layer is old itself: what counts is its target's mtime.
+    let report = cache.clean(DAY).unwrap();
+    assert_eq!(
+        report,
+        CleanReport {
+            removed_files: 6,
+            removed_bytes: (b"old manifest".len() + b"old config".len() + b"old layer".len())
+                as u64,
+        }
+    );
+    assert!(!old_manifest.exists() && !old_config.exists());
+    assert!(new_manifest.exists());
+    assert_eq!(names_in(&layers), [new_diff, new_blob.clone()]);
+    assert!(cache.layer_by_blob(&new_blob).unwrap().is_some());
+    assert!(names_in(&cache.root().join(LOCKS_DIR)).is_empty());
+    assert_eq!(cache.clean(DAY).unwrap(), CleanReport::default());
+}
+
+#[test]
+fn clean_keeps_entries_whose_lock_is_held() {
+    let (_dir, cache) = open_cache();
+    let manifest = cache.put_manifest(&digest(1), b"m").unwrap();
+    let (diff_id, blob) = (digest(2), digest(3));
+    let layer = commit_layer(&cache, b"l", &diff_id, Some(&blob));
+    set_age(&manifest, 2 * DAY);
+    set_age(&layer, 2 * DAY);
+    let manifest_lock = cache.lock(&digest(1)).unwrap();
+    let blob_lock = cache.lock(&blob).unwrap();
+    assert_eq!(cache.clean(DAY).unwrap(), CleanReport::default());
+    assert!(manifest.exists() && layer.exists());
+    assert!(cache.root().join(LAYERS_DIR).join(&blob).exists());
+    // Held lock files stay; the ones clean took for itself are gone.
+    assert_eq!(
+        names_in(&cache.root().join(LOCKS_DIR)),
+        [digest(1), blob.clone()]
+    );
+    drop(manifest_lock);
+    drop(blob_lock);
+    assert_eq!(cache.clean(DAY).unwrap().removed_files, 3);
+    assert!(names_in(&cache.root().join(LAYERS_DIR)).is_empty());
+    assert!(names_in(&cache.root().join(LOCKS_DIR)).is_empty());
+}
+
+#[test]
+fn clean_removes_working_files_of_dead_writers_only() {
+    let (_dir, cache) = open_cache();
+    let tmp = cache.root().join(TMP_DIR);
+    let mut live = cache.ingest().unwrap();
+    live.file().write_all(b"in progress").unwrap();
+    // A dead writer's ingest file: no process holds its flock.
+    fs::write(tmp.join("ingest-999999-0"), b"dead writer").unwrap();
+    // A temporary symlink: fresh ones may be mid-commit, old ones are stale.
+    std::os::unix::fs::symlink(digest(1), tmp.join("ingest-999999-1.link")).unwrap();
+    std::os::unix::fs::symlink(digest(1), tmp.join("ingest-999999-2.link")).unwrap();
+    let stale_link = File::open(&tmp).unwrap();
+    rustix::fs::utimensat(
+        &stale_link,
+        "ingest-999999-2.link",
+        &Timestamps {
+            last_access: rustix::fs::Timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            },
+            last_modification: rustix::fs::Timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            },
+        },
+        AtFlags::SYMLINK_NOFOLLOW,
+    )
+    .unwrap();
+    let report = cache.clean(DAY).unwrap();
+    assert_eq!(
+        report,
+        CleanReport {
+            removed_files: 2,
+            removed_bytes: b"dead writer".len() as u64
+        }
+    );
+    let live_name = live
+        .path()
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let mut expected = vec!["ingest-999999-1.link".to_owned(), live_name];
+    expected.sort();
+    assert_eq!(names_in(&tmp), expected);
+    // The live ingest still commits.
+    live.commit_config(&digest(2)).unwrap();
+    assert_eq!(
+        cache.config(&digest(2)).unwrap().as_deref(),
+        Some(&b"in progress"[..])
+    );
+}
+
+#[test]
+fn clean_removes_old_working_files_of_concil_1_by_age() {
+    let (_dir, cache) = open_cache();
+    let layers = cache.root().join(LAYERS_DIR);
+    let old_out = layers.join(format!("{}.out", digest(1)));
+    let old_sq = layers.join(format!("{}.sq", digest(1)));
+    let new_out = cache
+        .root()
+        .join(CONFIG_DIR)
+        .join(format!("{}.out", digest(2)));
+    let unknown = layers.join("README");
+    for path in [&old_out, &old_sq, &new_out, &unknown] {
+        fs::write(path, b"x").unwrap();
+    }
+    for path in [&old_out, &old_sq, &unknown] {
+        set_age(path, 2 * DAY);
+    }
+    assert_eq!(cache.clean(DAY).unwrap().removed_files, 2);
+    assert!(!old_out.exists() && !old_sq.exists());
+    assert!(new_out.exists() && unknown.exists());
+}
