@@ -31,6 +31,7 @@
 #![allow(clippy::new_without_default)]
 
 pub mod image_builder;
+pub mod nodes;
 pub mod pass;
 pub mod process;
 pub mod squashfs;
