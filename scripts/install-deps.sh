@@ -9,6 +9,9 @@ packages=(
     docker-registry notary skopeo umoci apache2-utils openssl
     # an HTTP proxy for the proxy tests (they start their own tinyproxy on 127.0.0.1)
     tinyproxy
+    # cluster nodes as processes in their own namespaces (tests/cluster_nodes.rs): unshare and
+    # mount (util-linux), ip, and socat to reach the registries from inside
+    util-linux mount iproute2 socat
     # a real Docker credential helper (docker-credential-pass) and the store it runs on
     golang-docker-credential-helpers pass gnupg
     # reading and writing squashfs, compressors, JSON

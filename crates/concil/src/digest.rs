@@ -79,6 +79,13 @@ impl Digest {
         Digest::from_hash(Sha256::digest(bytes).as_slice())
     }
 
+    /// The digest and length of everything `reader` yields.
+    pub fn of_reader(reader: impl Read) -> io::Result<(Digest, u64)> {
+        let mut hashing = DigestReader::new(reader);
+        io::copy(&mut hashing, &mut io::sink())?;
+        Ok((hashing.digest(), hashing.bytes_read()))
+    }
+
     fn from_hash(hash: &[u8]) -> Digest {
         Digest(format!("{PREFIX}{}", hex::encode(hash)))
     }

@@ -13,6 +13,8 @@ use crate::trust::key_management::KeyManagementError;
 use crate::trust::notary::NotaryError;
 use crate::trust::TrustError;
 
+/// Success.
+pub const SUCCESS: u8 = 0;
 /// Any failure without a status of its own.
 pub const FAILURE: u8 = 1;
 /// The command line is wrong: an unknown option (clap's own status), an invalid image
@@ -63,10 +65,12 @@ pub const PINNING_REFUSED: u8 = 21;
 pub const NOTARY_UNREACHABLE: u8 = 22;
 /// Keyless cosign: no valid embedded certificate transparency timestamp (SCT).
 pub const CERTIFICATE_NOT_LOGGED: u8 = 23;
+/// `cache verify` found broken entries (whether or not `--repair` removed them).
+pub const CACHE_DAMAGED: u8 = 24;
 
 /// Every status with its one-line meaning, as README.md lists them.
-pub const TABLE: [(u8, &str); 24] = [
-    (0, "success"),
+pub const TABLE: [(u8, &str); 25] = [
+    (SUCCESS, "success"),
     (FAILURE, "any other failure"),
     (USAGE, "invalid command line: option, image reference, platform or tag"),
     (CONFIG_INVALID, "configuration invalid (or a file it names)"),
@@ -90,6 +94,7 @@ pub const TABLE: [(u8, &str); 24] = [
     (PINNING_REFUSED, "Notary: refused by trust_pinning"),
     (NOTARY_UNREACHABLE, "Notary: server unreachable, nothing usable cached"),
     (CERTIFICATE_NOT_LOGGED, "keyless: no valid certificate transparency timestamp (SCT)"),
+    (CACHE_DAMAGED, "cache verify found broken entries (also when --repair removed them)"),
 ];
 
 /// The status the command ends with for `error`: the most specific one its type tells.
@@ -151,6 +156,7 @@ fn of_store(error: &StoreError) -> u8 {
         | StoreError::LayerLimit { .. }
         | StoreError::LayerTooLarge { .. }
         | StoreError::SquashfsLayerIsTar { .. } => CONTENT_INVALID,
+        StoreError::NoLongerCached { .. } => CACHE_IO,
         StoreError::WorkerPanicked => FAILURE,
     }
 }

@@ -5,16 +5,16 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use concil::cache::Cache;
 use concil::config::Config;
 use concil::digest::Digest;
 use concil::reference::Reference;
 use concil::store::{Platform, Progress, Store};
 use concil::trust::key_management;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+
+mod cli_cache;
 
 #[derive(Parser)]
 #[command(
@@ -46,10 +46,17 @@ enum Command {
         /// Pull without checking content trust.
         #[arg(long)]
         no_verify: bool,
+        /// Hold the pulled images while COMMAND runs (no clean-up of any process sharing the
+        /// cache removes them meanwhile), then exit with its status.
+        #[arg(long, requires = "command")]
+        hold: bool,
         /// docker://host[:port]/repo[:tag][@sha256:…] or a short name (alpine); several are
         /// pulled one after the other, sharing connections.
         #[arg(required = true)]
         images: Vec<String>,
+        /// With --hold: the command to run (after `--`).
+        #[arg(last = true, requires = "hold", value_name = "COMMAND")]
+        command: Vec<String>,
     },
     /// Convert a tar, tar.gz or tar.zst file to squashfs and print its diff_id.
     Convert {
@@ -144,10 +151,56 @@ enum CosignCommand {
 
 #[derive(Subcommand)]
 enum CacheCommand {
-    /// Remove entries not used for cache_timeout seconds (or --older-than).
+    /// List the images in the cache (size, what removing each frees, last use) and the total.
+    Ls {
+        /// Also list every layer with the images that use it.
+        #[arg(long)]
+        layers: bool,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Configuration file (else $CONCIL_CONFIG, else ~/.concil/config.json).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Remove images (every platform pulled of each reference, or a manifest digest
+    /// sha256:… of at least 12 digits) with what no other image uses; held images stay.
+    Rm {
+        /// Print what would go, remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Configuration file (else $CONCIL_CONFIG, else ~/.concil/config.json).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(required = true)]
+        images: Vec<String>,
+    },
+    /// Remove entries not used for cache_timeout seconds (or --older-than), then the least
+    /// recently used images until the cache fits --max-size (or cache_max_size).
     Clean {
+        /// Seconds.
         #[arg(long)]
         older_than: Option<u64>,
+        /// Bytes, or a size such as 50G or 500M (powers of 1024).
+        #[arg(long)]
+        max_size: Option<String>,
+        /// Print what would go, remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Configuration file (else $CONCIL_CONFIG, else ~/.concil/config.json).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Check every entry against its digest or recorded checksum, every link and record;
+    /// exit status 24 if anything was wrong.
+    Verify {
+        /// Remove what is broken (unless held), so that the next pull fetches it again.
+        #[arg(long)]
+        repair: bool,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Configuration file (else $CONCIL_CONFIG, else ~/.concil/config.json).
         #[arg(long)]
         config: Option<PathBuf>,
     },
@@ -163,10 +216,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
     match run(cli.command) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(status) => ExitCode::from(status),
         Err(error) => {
             let status = if error.is::<UsageError>() {
                 concil::exit_status::USAGE
+            } else if let Some(StatusError { status, .. }) = error.downcast_ref() {
+                *status
             } else {
                 concil::exit_status::of(&*error)
             };
@@ -240,14 +295,15 @@ impl Write for EscapedStderr {
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-fn run(command: Command) -> Result<(), BoxError> {
+fn run(command: Command) -> Result<u8, BoxError> {
+    use concil::exit_status::SUCCESS;
     match command {
         Command::Login {
             registry,
             username,
             password_stdin,
             config,
-        } => login(&registry, username, password_stdin, config.as_deref()),
+        } => login(&registry, username, password_stdin, config.as_deref()).map(|()| SUCCESS),
         Command::Logout { registry, config } => {
             let config = Config::load(config.as_deref())?;
             if config.remove_credentials(&registry)? {
@@ -255,7 +311,7 @@ fn run(command: Command) -> Result<(), BoxError> {
             } else {
                 println!("no credentials stored for {registry}");
             }
-            Ok(())
+            Ok(SUCCESS)
         }
         Command::Completion { shell } => {
             clap_complete::generate(
@@ -264,7 +320,7 @@ fn run(command: Command) -> Result<(), BoxError> {
                 "concil",
                 &mut std::io::stdout(),
             );
-            Ok(())
+            Ok(SUCCESS)
         }
         Command::Man { page } => {
             let wanted = match page {
@@ -277,20 +333,23 @@ fn run(command: Command) -> Result<(), BoxError> {
                 .find(|(name, _)| *name == wanted)
                 .ok_or_else(|| format!("no manual page {wanted}"))?;
             std::io::stdout().write_all(roff)?;
-            Ok(())
+            Ok(SUCCESS)
         }
         Command::Pull {
             platform,
             json,
             config,
             no_verify,
+            hold,
             images,
+            command,
         } => pull(
             &images,
             platform.as_deref(),
             json,
             config.as_deref(),
             no_verify,
+            hold.then_some(command.as_slice()),
         ),
         Command::Convert {
             level,
@@ -312,25 +371,34 @@ fn run(command: Command) -> Result<(), BoxError> {
                 },
                 ..tarsquash::Options::default()
             };
-            convert(&input, &output, &options)
+            convert(&input, &output, &options).map(|()| SUCCESS)
         }
         Command::Trust {
             command: TrustCommand::Cosign { command, config },
-        } => cosign_keys(command, config.as_deref()),
-        Command::Cache {
-            command: CacheCommand::Clean { older_than, config },
-        } => {
-            let config = Config::load(config.as_deref())?;
-            let older_than = older_than
-                .map(Duration::from_secs)
-                .unwrap_or(config.cache_timeout);
-            let report = Cache::open(&config.cache_dir)?.clean(older_than)?;
-            println!(
-                "removed {} files, {} bytes",
-                report.removed_files, report.removed_bytes
-            );
-            Ok(())
-        }
+        } => cosign_keys(command, config.as_deref()).map(|()| SUCCESS),
+        Command::Cache { command } => match command {
+            CacheCommand::Ls {
+                layers,
+                json,
+                config,
+            } => cli_cache::list(config.as_deref(), layers, json),
+            CacheCommand::Rm {
+                dry_run,
+                config,
+                images,
+            } => cli_cache::remove(config.as_deref(), &images, dry_run),
+            CacheCommand::Clean {
+                older_than,
+                max_size,
+                dry_run,
+                config,
+            } => cli_cache::clean(config.as_deref(), older_than, max_size.as_deref(), dry_run),
+            CacheCommand::Verify {
+                repair,
+                json,
+                config,
+            } => cli_cache::verify(config.as_deref(), repair, json),
+        },
     }
 }
 
@@ -416,6 +484,27 @@ fn login(
     Ok(())
 }
 
+/// A failure of the command itself with the exit status it ends with.
+#[derive(Debug)]
+struct StatusError {
+    message: String,
+    status: u8,
+}
+
+impl StatusError {
+    fn new(message: String, status: u8) -> StatusError {
+        StatusError { message, status }
+    }
+}
+
+impl std::fmt::Display for StatusError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for StatusError {}
+
 /// A command line that is wrong in a way clap cannot see (exit status 2).
 #[derive(Debug)]
 struct UsageError(&'static str);
@@ -476,7 +565,8 @@ fn pull(
     json: bool,
     config: Option<&Path>,
     no_verify: bool,
-) -> Result<(), BoxError> {
+    hold_while: Option<&[String]>,
+) -> Result<u8, BoxError> {
     let config = Config::load(config)?;
     let references = images
         .iter()
@@ -493,11 +583,15 @@ fn pull(
     if !json && std::io::stderr().is_terminal() {
         store = store.with_progress(Arc::new(Bars::default()));
     }
+    // Every image stays held until the command ends: a later image's pull (which may clean a
+    // cache over cache_max_size) never removes an earlier one.
+    let mut holds = concil::cache::Hold::empty();
     for (image, reference) in images.iter().zip(&references) {
         if let Some(why) = unverified_because(store.config(), reference, no_verify) {
             eprintln!("warning: {why}: content trust is not checked for {image}");
         }
-        let pulled = store.pull(reference, &platform)?;
+        let (pulled, hold) = store.pull_held(reference, &platform)?;
+        holds.extend(hold);
         let mut stdout = std::io::stdout().lock();
         if json {
             let mut value = serde_json::to_value(&pulled)?;
@@ -511,7 +605,38 @@ fn pull(
             }
         }
     }
-    Ok(())
+    let Some(command) = hold_while else {
+        return Ok(concil::exit_status::SUCCESS);
+    };
+    std::io::stdout().flush()?;
+    let status = run_while_holding(command)?;
+    drop(holds);
+    Ok(status)
+}
+
+/// Runs `command` (the images held meanwhile) and returns the status to exit with: its own,
+/// 128 + the signal that killed it, 127 if it cannot be found, 126 if it cannot be run.
+fn run_while_holding(command: &[String]) -> Result<u8, BoxError> {
+    use std::os::unix::process::ExitStatusExt;
+    let (program, arguments) = command
+        .split_first()
+        .ok_or(UsageError("--hold needs a command after --"))?;
+    let status = match std::process::Command::new(program).args(arguments).status() {
+        Ok(status) => status,
+        Err(error) => {
+            let status = if error.kind() == std::io::ErrorKind::NotFound {
+                127
+            } else {
+                126
+            };
+            return Err(StatusError::new(format!("cannot run {program}: {error}"), status).into());
+        }
+    };
+    Ok(match (status.code(), status.signal()) {
+        (Some(code), _) => u8::try_from(code).unwrap_or(concil::exit_status::FAILURE),
+        (None, Some(signal)) => u8::try_from(128 + signal).unwrap_or(concil::exit_status::FAILURE),
+        (None, None) => concil::exit_status::FAILURE,
+    })
 }
 
 fn convert(input: &Path, output: &Path, options: &tarsquash::Options) -> Result<(), BoxError> {

@@ -44,6 +44,18 @@ use rustix::io::Errno;
 
 use crate::digest::Digest;
 
+mod checksum;
+mod hold;
+mod records;
+mod usage;
+mod verify;
+
+use checksum::LayerChecksum;
+pub use hold::Hold;
+pub use records::{ImageRecord, RecordedImage, RecordedLayer, Records};
+pub use usage::{CacheUsage, EvictionReport, ImageUsage, LayerUsage, RemovedImage};
+pub use verify::{Problem, ProblemKind, VerifyReport};
+
 const MANIFEST_DIR: &str = "manifest";
 const CONFIG_DIR: &str = "config";
 const LAYERS_DIR: &str = "layers";
@@ -51,6 +63,11 @@ const LAYERS_DIR: &str = "layers";
 const TMP_DIR: &str = "tmp";
 /// One lock file per digest.
 const LOCKS_DIR: &str = "locks";
+/// `checksums/<diff_id>`: the sha256 of each squashfs file concil converted, recorded when
+/// it was committed ([`verify`]).
+const CHECKSUMS_DIR: &str = "checksums";
+/// `images/<digest of the key>`: what each pull resolved ([`records`]).
+const IMAGES_DIR: &str = "images";
 
 /// The mode of the directories the cache creates (before the umask).
 const CACHE_DIR_MODE: u32 = 0o755;
@@ -59,8 +76,8 @@ const CACHE_DIR_MODE: u32 = 0o755;
 /// its lock) and `<digest>.sq` (tar2sqfs output, left behind when a conversion failed).
 const LEGACY_WORKING_SUFFIXES: [&str; 2] = [".out", ".sq"];
 
-/// A temporary symlink lives for two system calls in `commit_layer`; one older than this was
-/// left by a writer that died in between.
+/// A temporary symlink or checksum lives for a few system calls in `commit_layer`; one older
+/// than this was left by a writer that died in between.
 const STALE_TEMP_LINK_AGE: Duration = Duration::from_secs(600);
 
 /// Errors of the cache; each names the file or digest that failed.
@@ -135,6 +152,16 @@ pub enum CacheError {
         /// What the file system said.
         source: std::io::Error,
     },
+    /// The file system of the cache does not support `flock` (NFSv3 without lockd, some
+    /// FUSE file systems): concil refuses to share a cache it cannot lock.
+    #[error(
+        "cannot lock {path}: its file system does not support flock; \
+         a shared cache_dir needs whole-file locks that work across hosts (see ARCHITECTURE.md)"
+    )]
+    LocksUnavailable {
+        /// The lock file (or working file) that could not be locked.
+        path: PathBuf,
+    },
     /// Removing an entry or a working file during clean-up failed.
     #[error("cannot remove {path}")]
     Remove {
@@ -204,7 +231,8 @@ impl std::fmt::Display for UnsafeDirectory {
 #[derive(Debug)]
 pub struct Cache {
     root: PathBuf,
-    /// Makes ingest names unique within this process (the pid makes them unique across).
+    /// Makes ingest names unique within this process (with the pid, across processes; it
+    /// starts at random, for processes of the same pid on other hosts).
     next_ingest: AtomicU64,
 }
 
@@ -275,7 +303,15 @@ impl Cache {
             source,
         })?;
         check_directory(&root)?;
-        for sub in [MANIFEST_DIR, CONFIG_DIR, LAYERS_DIR, TMP_DIR, LOCKS_DIR] {
+        for sub in [
+            MANIFEST_DIR,
+            CONFIG_DIR,
+            LAYERS_DIR,
+            TMP_DIR,
+            LOCKS_DIR,
+            CHECKSUMS_DIR,
+            IMAGES_DIR,
+        ] {
             let path = root.join(sub);
             match fs::DirBuilder::new().mode(CACHE_DIR_MODE).create(&path) {
                 Ok(()) => {}
@@ -286,7 +322,9 @@ impl Cache {
         }
         Ok(Cache {
             root,
-            next_ingest: AtomicU64::new(0),
+            // Random: processes on other hosts sharing the cache (or in other pid namespaces)
+            // may have our pid, and the temporary names of a commit derive from this one.
+            next_ingest: AtomicU64::new(fastrand::u64(..u64::MAX / 2)),
         })
     }
 
@@ -425,16 +463,31 @@ impl Cache {
     /// taken, so no age limit is needed for ingest files; concil 1.0's working files carry no
     /// lock and go by age, as concil 1.0 itself removes them.
     pub fn clean(&self, older_than: Duration) -> Result<CleanReport, CacheError> {
+        self.clean_older_than(older_than, false)
+    }
+
+    /// [`clean`](Cache::clean), or on a dry run only what it would remove.
+    pub fn clean_older_than(
+        &self,
+        older_than: Duration,
+        dry_run: bool,
+    ) -> Result<CleanReport, CacheError> {
         let now = SystemTime::now();
         let cutoff = now.checked_sub(older_than).unwrap_or(UNIX_EPOCH);
-        let mut report = CleanReport::default();
-        self.clean_blobs(EntryKind::Manifest, cutoff, &mut report)?;
-        self.clean_blobs(EntryKind::Config, cutoff, &mut report)?;
-        self.clean_layers(cutoff, &mut report)?;
-        let stale_link_cutoff = now.checked_sub(STALE_TEMP_LINK_AGE).unwrap_or(UNIX_EPOCH);
-        self.clean_working_files(stale_link_cutoff, &mut report)?;
-        self.clean_lock_files()?;
-        Ok(report)
+        let mut sweep = Sweep {
+            dry_run,
+            report: CleanReport::default(),
+        };
+        self.clean_blobs(EntryKind::Manifest, cutoff, &mut sweep)?;
+        self.clean_blobs(EntryKind::Config, cutoff, &mut sweep)?;
+        self.clean_layers(cutoff, &mut sweep)?;
+        self.clean_records_and_checksums(cutoff, &mut sweep)?;
+        let stale_cutoff = now.checked_sub(STALE_TEMP_LINK_AGE).unwrap_or(UNIX_EPOCH);
+        self.clean_working_files(stale_cutoff, &mut sweep)?;
+        if !dry_run {
+            self.clean_lock_files()?;
+        }
+        Ok(sweep.report)
     }
 
     fn put(&self, kind: EntryKind, digest: &Digest, bytes: &[u8]) -> Result<PathBuf, CacheError> {
@@ -448,30 +501,9 @@ impl Cache {
 
     fn read_entry(&self, kind: EntryKind, digest: &Digest) -> Result<Option<Vec<u8>>, CacheError> {
         let path = entry_path(&self.root, kind, digest);
-        // A manifest or config is a regular file; a symlink planted in its place is refused
-        // (ELOOP) instead of read from wherever it points.
-        let mut file = match OpenOptions::new()
-            .read(true)
-            .custom_flags(OFlags::NOFOLLOW.bits() as i32)
-            .open(&path)
-        {
-            Ok(file) => file,
-            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(error) if error.raw_os_error() == Some(Errno::LOOP.raw_os_error()) => {
-                return Err(CacheError::NotAFile { path })
-            }
-            Err(source) => return Err(CacheError::Read { path, source }),
-        };
-        let metadata = file.metadata().map_err(|source| CacheError::Read {
-            path: path.clone(),
-            source,
-        })?;
-        if !metadata.is_file() {
-            return Err(CacheError::NotAFile { path });
-        }
-        if !made_by_us(&metadata, &path) {
+        let Some(mut file) = open_entry(&path)? else {
             return Ok(None);
-        }
+        };
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)
             .map_err(|source| CacheError::Read {
@@ -487,14 +519,14 @@ impl Cache {
         &self,
         kind: EntryKind,
         cutoff: SystemTime,
-        report: &mut CleanReport,
+        sweep: &mut Sweep,
     ) -> Result<(), CacheError> {
         let dir = self.root.join(kind.dir());
         for (name, metadata) in list_dir(&dir)? {
             let path = dir.join(&name);
             if is_legacy_working_file(&name) {
                 if metadata.is_file() && is_older(&metadata, cutoff) {
-                    remove(&path, metadata.len(), report)?;
+                    remove(&path, metadata.len(), sweep)?;
                 }
                 continue;
             }
@@ -509,14 +541,14 @@ impl Cache {
             };
             // A lookup may have refreshed it since the listing.
             if let Some(metadata) = still_older(&path, cutoff)? {
-                remove(&path, metadata.len(), report)?;
+                remove(&path, metadata.len(), sweep)?;
             }
         }
         Ok(())
     }
 
     /// Old squashfs files with the blob symlinks that point to them, and dangling symlinks.
-    fn clean_layers(&self, cutoff: SystemTime, report: &mut CleanReport) -> Result<(), CacheError> {
+    fn clean_layers(&self, cutoff: SystemTime, sweep: &mut Sweep) -> Result<(), CacheError> {
         let dir = self.root.join(LAYERS_DIR);
         let mut layers = Vec::new();
         let mut links_to: HashMap<Digest, Vec<Digest>> = HashMap::new();
@@ -525,7 +557,7 @@ impl Cache {
             let path = dir.join(&name);
             if is_legacy_working_file(&name) {
                 if metadata.is_file() && is_older(&metadata, cutoff) {
-                    remove(&path, metadata.len(), report)?;
+                    remove(&path, metadata.len(), sweep)?;
                 }
                 continue;
             }
@@ -569,9 +601,13 @@ impl Cache {
             // Symlinks first, so that no dangling one is ever seen: concil 1.0's clean-up
             // stops with an error on a dangling symlink.
             for blob in blobs {
-                remove(&dir.join(blob), 0, report)?;
+                remove(&dir.join(blob), 0, sweep)?;
             }
-            remove(&path, metadata.len(), report)?;
+            remove(&path, metadata.len(), sweep)?;
+            // Its checksum is part of the entry.
+            if !sweep.dry_run {
+                remove_if_present(&entry_path(&self.root, EntryKind::Checksum, diff_id))?;
+            }
         }
 
         for blob in broken_links {
@@ -581,7 +617,7 @@ impl Cache {
             let path = dir.join(&blob);
             // A writer may have committed the target since the listing.
             match fs::metadata(&path) {
-                Err(error) if error.kind() == io::ErrorKind::NotFound => remove(&path, 0, report)?,
+                Err(error) if error.kind() == io::ErrorKind::NotFound => remove(&path, 0, sweep)?,
                 Ok(_) => {}
                 Err(source) => return Err(CacheError::Read { path, source }),
             }
@@ -592,8 +628,19 @@ impl Cache {
     /// Ingest files whose writer died (their `flock` is free) and stale temporary symlinks.
     fn clean_working_files(
         &self,
-        stale_link_cutoff: SystemTime,
-        report: &mut CleanReport,
+        stale_cutoff: SystemTime,
+        sweep: &mut Sweep,
+    ) -> Result<(), CacheError> {
+        self.dead_working_files(stale_cutoff, |path, bytes| remove(path, bytes, sweep))
+    }
+
+    /// Calls `found` for each working file of a dead writer (path, size): ingest files whose
+    /// `flock` is free (held by us during the call) and temporary files older than
+    /// `stale_cutoff`.
+    fn dead_working_files(
+        &self,
+        stale_cutoff: SystemTime,
+        mut found: impl FnMut(&Path, u64) -> Result<(), CacheError>,
     ) -> Result<(), CacheError> {
         let dir = self.root.join(TMP_DIR);
         for (name, metadata) in list_dir(&dir)? {
@@ -602,9 +649,9 @@ impl Cache {
             let Some(working_file) = WorkingFile::from_name(&name) else {
                 continue;
             };
-            if working_file == WorkingFile::TempLink {
-                if metadata.is_symlink() && is_older(&metadata, stale_link_cutoff) {
-                    remove(&path, 0, report)?;
+            if working_file == WorkingFile::Temporary {
+                if !metadata.is_dir() && is_older(&metadata, stale_cutoff) {
+                    found(&path, 0)?;
                 }
                 continue;
             }
@@ -623,7 +670,45 @@ impl Cache {
             // We get the lock only once the writer is dead (Busy: alive; Gone: it
             // committed since the listing).
             if flock_at(&path, &file, FlockOperation::NonBlockingLockExclusive)? == Flock::Held {
-                remove(&path, metadata.len(), report)?;
+                found(&path, metadata.len())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Image records not used (pulled or held) for longer than the cutoff, and checksums of
+    /// layers that are gone.
+    fn clean_records_and_checksums(
+        &self,
+        cutoff: SystemTime,
+        sweep: &mut Sweep,
+    ) -> Result<(), CacheError> {
+        let dir = self.root.join(IMAGES_DIR);
+        for (name, metadata) in list_dir(&dir)? {
+            if digest_name(&name).is_some() && metadata.is_file() && is_older(&metadata, cutoff) {
+                remove(&dir.join(&name), metadata.len(), sweep)?;
+            }
+        }
+        let dir = self.root.join(CHECKSUMS_DIR);
+        for (name, metadata) in list_dir(&dir)? {
+            let Some(diff_id) = digest_name(&name) else {
+                continue;
+            };
+            let Some(_guard) = self.try_lock(&diff_id)? else {
+                continue;
+            };
+            let layer = entry_path(&self.root, EntryKind::Layer, &diff_id);
+            match fs::symlink_metadata(&layer) {
+                Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                    remove(&dir.join(&name), metadata.len(), sweep)?
+                }
+                Ok(_) => {}
+                Err(source) => {
+                    return Err(CacheError::Read {
+                        path: layer,
+                        source,
+                    })
+                }
             }
         }
         Ok(())
@@ -666,26 +751,54 @@ impl Ingest {
         self.commit(EntryKind::Config, digest)
     }
 
-    /// fsyncs the squashfs file, renames it to `layers/<diff_id>`, then (unless
-    /// `blob_digest` is `None` or equal to `diff_id`) atomically points `layers/<blob>` at
-    /// it. Returns the final path of the squashfs file.
+    /// fsyncs the squashfs file, renames it to `layers/<diff_id>`, records its checksum in
+    /// `checksums/<diff_id>` (for `verify`), then (unless `blob_digest` is `None` or equal to
+    /// `diff_id`) atomically points `layers/<blob>` at it. Returns the final path of the
+    /// squashfs file.
     pub fn commit_layer(
-        self,
+        mut self,
         diff_id: &Digest,
         blob_digest: Option<&Digest>,
     ) -> Result<PathBuf, CacheError> {
         let root = self.root.clone();
         // Unique as long as the ingest file's name is: that name is ours until the rename.
-        let mut temp_link = self.path.clone().into_os_string();
-        temp_link.push(TEMP_LINK_SUFFIX);
-        let temp_link = PathBuf::from(temp_link);
+        let temp_name = |suffix: &str| {
+            let mut name = self.path.clone().into_os_string();
+            name.push(suffix);
+            PathBuf::from(name)
+        };
+        let (temp_link, temp_checksum) = (temp_name(TEMP_LINK_SUFFIX), temp_name(TEMP_SUM_SUFFIX));
+        // A layer stored as it is (diff_id == blob) is named by its own hash already.
+        let checksum = match blob_digest {
+            Some(blob) if blob == diff_id => None,
+            _ => Some(self.checksum()?),
+        };
 
         let layer = self.commit(EntryKind::Layer, diff_id)?;
+        if let Some(checksum) = checksum {
+            checksum.commit(&root, &temp_checksum, diff_id)?;
+        }
         let Some(blob_digest) = blob_digest.filter(|blob| *blob != diff_id) else {
             return Ok(layer);
         };
         link_blob_to_layer(&root, &temp_link, blob_digest, diff_id)?;
         Ok(layer)
+    }
+
+    /// The checksum of the working file as written so far.
+    fn checksum(&mut self) -> Result<LayerChecksum, CacheError> {
+        let read_error = |source| CacheError::Read {
+            path: self.path.clone(),
+            source,
+        };
+        io::Seek::rewind(&mut self.file).map_err(read_error)?;
+        let (sha256, size) = Digest::of_reader(&mut self.file).map_err(read_error)?;
+        let inode = self.file.metadata().map_err(read_error)?.ino();
+        Ok(LayerChecksum {
+            sha256,
+            size,
+            inode,
+        })
     }
 
     fn commit(mut self, kind: EntryKind, digest: &Digest) -> Result<PathBuf, CacheError> {
@@ -731,12 +844,16 @@ impl LockGuard {
     }
 }
 
-/// The three kinds of entry and their directories.
-#[derive(Debug, Clone, Copy)]
+/// The kinds of entry and their directories; each is named by a digest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum EntryKind {
     Manifest,
     Config,
     Layer,
+    /// `checksums/<diff_id>`.
+    Checksum,
+    /// `images/<digest of the record's key>`.
+    Record,
 }
 
 impl EntryKind {
@@ -745,6 +862,8 @@ impl EntryKind {
             EntryKind::Manifest => MANIFEST_DIR,
             EntryKind::Config => CONFIG_DIR,
             EntryKind::Layer => LAYERS_DIR,
+            EntryKind::Checksum => CHECKSUMS_DIR,
+            EntryKind::Record => IMAGES_DIR,
         }
     }
 }
@@ -756,14 +875,16 @@ fn ingest_name(number: u64) -> String {
 
 const INGEST_PREFIX: &str = "ingest-";
 const TEMP_LINK_SUFFIX: &str = ".link";
+const TEMP_SUM_SUFFIX: &str = ".sum";
 
 /// The working files in `tmp/`, known by their names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum WorkingFile {
     /// `ingest-<pid>-<n>`: an entry being written (flocked by its live writer).
     Ingest,
-    /// `ingest-<pid>-<n>.link`: a blob symlink about to be renamed into `layers/`.
-    TempLink,
+    /// `ingest-<pid>-<n>.link`: a blob symlink about to be renamed into `layers/`, or
+    /// `ingest-<pid>-<n>.sum`: a layer's checksum about to be renamed into `checksums/`.
+    Temporary,
 }
 
 impl WorkingFile {
@@ -776,8 +897,11 @@ impl WorkingFile {
             })
         };
         let rest = name.strip_prefix(INGEST_PREFIX)?;
-        match rest.strip_suffix(TEMP_LINK_SUFFIX) {
-            Some(rest) if numbers_only(rest) => Some(WorkingFile::TempLink),
+        let temporary = [TEMP_LINK_SUFFIX, TEMP_SUM_SUFFIX]
+            .iter()
+            .find_map(|suffix| rest.strip_suffix(suffix));
+        match temporary {
+            Some(rest) if numbers_only(rest) => Some(WorkingFile::Temporary),
             None if numbers_only(rest) => Some(WorkingFile::Ingest),
             _ => None,
         }
@@ -807,12 +931,20 @@ fn is_legacy_working_file(name: &str) -> bool {
 /// operation is non-blocking and someone holds the lock.
 fn acquire(path: &Path, operation: FlockOperation) -> Result<Option<LockGuard>, CacheError> {
     loop {
-        // Read-only is enough for flock, and lets another user of a shared cache lock too.
-        let fd = rustix::fs::open(
-            path,
-            OFlags::RDONLY | OFlags::CREATE | OFlags::CLOEXEC,
-            Mode::from_bits_truncate(0o666),
-        )
+        // Read-write where we may: NFS emulates flock with byte-range locks, and an exclusive
+        // one needs a file open for writing. Read-only otherwise (a lock file another user of
+        // a shared cache made), which is enough for flock on local file systems.
+        let open = |access: OFlags| {
+            rustix::fs::open(
+                path,
+                access | OFlags::CREATE | OFlags::CLOEXEC,
+                Mode::from_bits_truncate(0o666),
+            )
+        };
+        let fd = match open(OFlags::RDWR) {
+            Err(Errno::ACCESS | Errno::ROFS) => open(OFlags::RDONLY),
+            opened => opened,
+        }
         .map_err(|errno| CacheError::Create {
             path: path.to_owned(),
             source: errno.into(),
@@ -854,6 +986,12 @@ fn flock_at(path: &Path, file: &File, operation: FlockOperation) -> Result<Flock
             Ok(()) => break,
             Err(Errno::WOULDBLOCK) => return Ok(Flock::Busy),
             Err(Errno::INTR) => continue,
+            // Never proceed unlocked: two nodes would download into the same names.
+            Err(Errno::NOLCK | Errno::OPNOTSUPP) => {
+                return Err(CacheError::LocksUnavailable {
+                    path: path.to_owned(),
+                })
+            }
             Err(errno) => return Err(lock_error(errno.into())),
         }
     }
@@ -872,6 +1010,41 @@ fn names_file(path: &Path, file: &File) -> io::Result<bool> {
         Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(false),
         Err(error) => Err(error),
     }
+}
+
+/// Opens the regular file `path` names for reading; `None` if there is none or another user
+/// made it. A symlink planted in its place is refused (ELOOP) instead of followed to wherever
+/// it points.
+fn open_entry(path: &Path) -> Result<Option<File>, CacheError> {
+    let file = match OpenOptions::new()
+        .read(true)
+        .custom_flags(OFlags::NOFOLLOW.bits() as i32)
+        .open(path)
+    {
+        Ok(file) => file,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(error) if error.raw_os_error() == Some(Errno::LOOP.raw_os_error()) => {
+            return Err(CacheError::NotAFile {
+                path: path.to_owned(),
+            })
+        }
+        Err(source) => {
+            return Err(CacheError::Read {
+                path: path.to_owned(),
+                source,
+            })
+        }
+    };
+    let metadata = file.metadata().map_err(|source| CacheError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    if !metadata.is_file() {
+        return Err(CacheError::NotAFile {
+            path: path.to_owned(),
+        });
+    }
+    Ok(made_by_us(&metadata, path).then_some(file))
 }
 
 /// Sets atime and mtime to now, as concil 1.0's `Path.touch()` does, so that clean-up keeps
@@ -1013,13 +1186,26 @@ fn still_older(path: &Path, cutoff: SystemTime) -> Result<Option<Metadata>, Cach
     }
 }
 
-/// Removes a file or symlink found by `clean`, counting it unless it was already gone.
-fn remove(path: &Path, bytes: u64, report: &mut CleanReport) -> Result<(), CacheError> {
+/// A clean-up in progress: what it removed, and whether it only counts (a dry run).
+struct Sweep {
+    dry_run: bool,
+    report: CleanReport,
+}
+
+/// Removes a file or symlink found by `clean`, counting it unless it was already gone; on a
+/// dry run only counts it.
+fn remove(path: &Path, bytes: u64, sweep: &mut Sweep) -> Result<(), CacheError> {
+    if sweep.dry_run {
+        tracing::info!(path = %path.display(), bytes, "would remove from cache");
+        sweep.report.removed_files += 1;
+        sweep.report.removed_bytes += bytes;
+        return Ok(());
+    }
     match fs::remove_file(path) {
         Ok(()) => {
             tracing::debug!(path = %path.display(), bytes, "removed from cache");
-            report.removed_files += 1;
-            report.removed_bytes += bytes;
+            sweep.report.removed_files += 1;
+            sweep.report.removed_bytes += bytes;
             Ok(())
         }
         Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),

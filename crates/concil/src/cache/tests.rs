@@ -144,10 +144,12 @@ fn working_files_are_known_by_their_names_only() {
         WorkingFile::from_name("ingest-12-0"),
         Some(WorkingFile::Ingest)
     );
-    assert_eq!(
-        WorkingFile::from_name("ingest-12-345.link"),
-        Some(WorkingFile::TempLink)
-    );
+    for temporary in ["ingest-12-345.link", "ingest-12-345.sum"] {
+        assert_eq!(
+            WorkingFile::from_name(temporary),
+            Some(WorkingFile::Temporary)
+        );
+    }
     assert!(WorkingFile::from_name(&ingest_name(7)).is_some());
     for stranger in [
         "ingest-12",
@@ -155,6 +157,7 @@ fn working_files_are_known_by_their_names_only() {
         "ingest-1-x",
         "ingest-1-2.tmp",
         "ingest-1-2.link.link",
+        "ingest-1-2.sum.link",
         "notes.txt",
         "xingest-1-2",
     ] {
@@ -429,4 +432,299 @@ fn clean_removes_old_working_files_of_concil_1_by_age() {
     assert_eq!(cache.clean(DAY).unwrap().removed_files, 2);
     assert!(!old_out.exists() && !old_sq.exists());
     assert!(new_out.exists() && unknown.exists());
+}
+
+/// A record of `reference` whose layers are `(blob, diff_id)` pairs, with a manifest and a
+/// config of its own, committed into the cache (entries of `size` bytes each).
+fn pulled_image(cache: &Cache, reference: &str, layers: &[(u8, u8)], seed: u8) -> ImageRecord {
+    // Entries whose names are their bytes' digests, as `verify` checks.
+    let manifest_bytes = format!("manifest {seed:03}");
+    let config_bytes = format!("config {seed:03}");
+    let (manifest, config) = (
+        Digest::of(manifest_bytes.as_bytes()),
+        Digest::of(config_bytes.as_bytes()),
+    );
+    cache
+        .put_manifest(&manifest, manifest_bytes.as_bytes())
+        .unwrap();
+    cache.put_config(&config, config_bytes.as_bytes()).unwrap();
+    let layers = layers
+        .iter()
+        .map(|(blob, diff_id)| {
+            let (blob, diff_id) = (digest(*blob), digest(*diff_id));
+            if cache.layer_by_diff_id(&diff_id).unwrap().is_none() {
+                commit_layer(cache, &[7u8; 1000], &diff_id, Some(&blob));
+            }
+            RecordedLayer {
+                digest: blob,
+                diff_id,
+                media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
+                size: 500,
+            }
+        })
+        .collect();
+    let record = ImageRecord {
+        reference: reference.into(),
+        requested_platform: "linux/amd64".into(),
+        platform: "linux/amd64".into(),
+        resolved_digest: manifest.clone(),
+        manifest_digest: manifest,
+        config_digest: config,
+        layers,
+        verified: "none".into(),
+        pulled_at: ImageRecord::now(),
+    };
+    cache.record_image(&record).unwrap();
+    record
+}
+
+fn set_record_age(cache: &Cache, record: &ImageRecord, age: Duration) {
+    let key = ImageRecord::key(&record.reference, &record.requested_platform);
+    set_age(&cache.root().join(IMAGES_DIR).join(key), age);
+}
+
+#[test]
+fn a_record_is_found_by_reference_and_platform_and_a_later_pull_replaces_it() {
+    let (_dir, cache) = open_cache();
+    let first = pulled_image(&cache, "r.example/a:1", &[(0x10, 0x11)], 0x01);
+    let found = cache
+        .image_record("r.example/a:1", "linux/amd64")
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.record, first);
+    assert_eq!(
+        cache.image_record("r.example/a:1", "linux/arm64").unwrap(),
+        None
+    );
+    let second = pulled_image(&cache, "r.example/a:1", &[(0x20, 0x21)], 0x03);
+    let records = cache.image_records().unwrap();
+    assert_eq!(records.images.len(), 1);
+    assert_eq!(records.images[0].record, second);
+}
+
+#[test]
+fn a_record_under_another_key_or_unparsable_is_not_taken() {
+    let (_dir, cache) = open_cache();
+    let record = pulled_image(&cache, "r.example/a:1", &[(0x10, 0x11)], 0x01);
+    let images = cache.root().join(IMAGES_DIR);
+    // A neighbour copies a record under the key of another reference.
+    let planted = ImageRecord::key("r.example/b:1", "linux/amd64");
+    fs::copy(
+        images.join(ImageRecord::key(
+            &record.reference,
+            &record.requested_platform,
+        )),
+        images.join(&planted),
+    )
+    .unwrap();
+    assert_eq!(
+        cache.image_record("r.example/b:1", "linux/amd64").unwrap(),
+        None
+    );
+    fs::write(images.join(digest(0x77)), b"{not json").unwrap();
+    let records = cache.image_records().unwrap();
+    assert_eq!(records.images.len(), 1);
+    assert_eq!(records.unreadable.len(), 2);
+}
+
+#[test]
+fn usage_counts_shared_layers_once_and_names_their_images() {
+    let (_dir, cache) = open_cache();
+    pulled_image(&cache, "r.example/a:1", &[(0x10, 0x11), (0x12, 0x13)], 0x01);
+    pulled_image(&cache, "r.example/b:1", &[(0x10, 0x11), (0x14, 0x15)], 0x03);
+    let usage = cache.usage().unwrap();
+    let entry = b"manifest 001".len() as u64 + b"config 001".len() as u64;
+    assert_eq!(usage.total_bytes, 2 * entry + 3 * 1000);
+    assert_eq!(usage.images.len(), 2);
+    for image in &usage.images {
+        assert_eq!(image.size, entry + 2000);
+        assert_eq!(image.unique_size, entry + 1000);
+        assert!(image.missing.is_empty());
+    }
+    let shared = usage
+        .layers
+        .iter()
+        .find(|layer| layer.diff_id == digest(0x11))
+        .unwrap();
+    assert_eq!(shared.images, ["r.example/a:1", "r.example/b:1"]);
+    assert_eq!(shared.blobs, [digest(0x10)]);
+}
+
+#[test]
+fn removing_an_image_keeps_what_another_image_uses() {
+    let (_dir, cache) = open_cache();
+    let a = pulled_image(&cache, "r.example/a:1", &[(0x10, 0x11), (0x12, 0x13)], 0x01);
+    let b = pulled_image(&cache, "r.example/b:1", &[(0x10, 0x11)], 0x03);
+    let report = cache
+        .remove_images(|record| record.reference == a.reference, false)
+        .unwrap();
+    assert_eq!(report.removed.len(), 1);
+    assert!(report.in_use.is_empty());
+    let layers = cache.root().join(LAYERS_DIR);
+    assert_eq!(
+        names_in(&layers),
+        [digest(0x10), digest(0x11)],
+        "the shared layer and its link stay, a's own layer goes"
+    );
+    assert_eq!(cache.manifest(&a.manifest_digest).unwrap(), None);
+    assert!(cache.manifest(&b.manifest_digest).unwrap().is_some());
+    assert_eq!(names_in(&cache.root().join(CHECKSUMS_DIR)), [digest(0x11)]);
+    assert_eq!(cache.image_records().unwrap().images.len(), 1);
+    assert!(cache.verify(false).unwrap().is_clean());
+}
+
+#[test]
+fn a_held_image_is_neither_removed_nor_evicted_and_its_hold_ends_with_the_holder() {
+    let (_dir, cache) = open_cache();
+    let a = pulled_image(&cache, "r.example/a:1", &[(0x10, 0x11)], 0x01);
+    let hold = cache.hold(a.entry_names()).unwrap();
+    let report = cache.remove_images(|_| true, false).unwrap();
+    assert_eq!(report.in_use, ["r.example/a:1 (linux/amd64)"]);
+    assert!(cache.layer_by_diff_id(&digest(0x11)).unwrap().is_some());
+    let report = cache.fit(0, false).unwrap();
+    assert!(report.removed.is_empty(), "{report:?}");
+    // Age clean-up respects holds too.
+    set_age(&cache.root().join(LAYERS_DIR).join(digest(0x11)), 2 * DAY);
+    cache.clean(DAY).unwrap();
+    assert!(cache.layer_by_diff_id(&digest(0x11)).unwrap().is_some());
+    drop(hold);
+    let report = cache.fit(0, false).unwrap();
+    assert_eq!(report.removed.len(), 1);
+    assert_eq!(report.size_after, 0);
+    assert!(names_in(&cache.root().join(LAYERS_DIR)).is_empty());
+}
+
+#[test]
+fn fit_removes_least_recently_used_images_whole_until_the_cache_fits() {
+    let (_dir, cache) = open_cache();
+    let old = pulled_image(
+        &cache,
+        "r.example/old:1",
+        &[(0x10, 0x11), (0x12, 0x13)],
+        0x01,
+    );
+    let middle = pulled_image(&cache, "r.example/middle:1", &[(0x14, 0x15)], 0x03);
+    let new = pulled_image(
+        &cache,
+        "r.example/new:1",
+        &[(0x10, 0x11), (0x16, 0x17)],
+        0x05,
+    );
+    set_record_age(&cache, &old, 3 * DAY);
+    set_record_age(&cache, &middle, 2 * DAY);
+    set_record_age(&cache, &new, DAY);
+    let before = cache.usage().unwrap().total_bytes;
+    // Removing `old` frees its own layer only (the first is `new`'s too): not enough.
+    let budget = before - 1500;
+    let dry = cache.fit(budget, true).unwrap();
+    assert_eq!(
+        dry.removed
+            .iter()
+            .map(|r| r.name.as_str())
+            .collect::<Vec<_>>(),
+        [
+            "r.example/old:1 (linux/amd64)",
+            "r.example/middle:1 (linux/amd64)"
+        ]
+    );
+    assert_eq!(
+        cache.usage().unwrap().total_bytes,
+        before,
+        "a dry run removes nothing"
+    );
+    let report = cache.fit(budget, false).unwrap();
+    assert_eq!(report.removed, dry.removed);
+    assert!(report.size_after <= budget);
+    let usage = cache.usage().unwrap();
+    assert_eq!(usage.total_bytes, report.size_after);
+    assert_eq!(usage.images.len(), 1);
+    assert!(
+        usage.images[0].missing.is_empty(),
+        "the kept image is whole"
+    );
+    assert!(cache.verify(false).unwrap().is_clean());
+}
+
+#[test]
+fn verify_finds_rot_truncation_dangling_links_and_dead_writers_and_repair_removes_them() {
+    let (_dir, cache) = open_cache();
+    let a = pulled_image(&cache, "r.example/a:1", &[(0x10, 0x11), (0x12, 0x13)], 0x01);
+    assert!(cache.verify(false).unwrap().is_clean());
+    let layers = cache.root().join(LAYERS_DIR);
+    // A flipped byte in a layer (same inode: written in place).
+    let mut file = OpenOptions::new()
+        .write(true)
+        .open(layers.join(digest(0x11)))
+        .unwrap();
+    io::Seek::seek(&mut file, io::SeekFrom::Start(10)).unwrap();
+    file.write_all(b"X").unwrap();
+    drop(file);
+    // A config that does not hash to its name.
+    fs::write(
+        cache.root().join(CONFIG_DIR).join(&a.config_digest),
+        b"other",
+    )
+    .unwrap();
+    // A dangling link, and a dead writer's ingest file.
+    std::os::unix::fs::symlink(digest(0x99), layers.join(digest(0x98))).unwrap();
+    fs::write(cache.root().join(TMP_DIR).join("ingest-999999-0"), b"dead").unwrap();
+
+    let report = cache.verify(false).unwrap();
+    let kinds: Vec<_> = report.problems.iter().map(|p| &p.kind).collect();
+    assert!(
+        matches!(
+            kinds[..],
+            [
+                ProblemKind::DigestMismatch { .. },
+                ProblemKind::ChecksumMismatch { .. },
+                ProblemKind::DanglingLink,
+                ProblemKind::DeadWriter,
+            ] | [
+                ProblemKind::DigestMismatch { .. },
+                ProblemKind::DanglingLink,
+                ProblemKind::ChecksumMismatch { .. },
+                ProblemKind::DeadWriter,
+            ]
+        ),
+        "{kinds:?}"
+    );
+    assert!(report.problems.iter().all(|p| !p.repaired));
+
+    let repaired = cache.verify(true).unwrap();
+    assert!(repaired.problems.iter().all(|p| p.repaired), "{repaired:?}");
+    // The broken layer went with its link and checksum, so the record, checked last, is
+    // incomplete and goes too: the next pull resolves the image again.
+    assert_eq!(repaired.problems.len(), 5, "{repaired:?}");
+    assert!(matches!(
+        repaired.problems[3].kind,
+        ProblemKind::IncompleteRecord { ref missing } if missing.contains(&a.config_digest)
+    ));
+    assert_eq!(cache.layer_by_blob(&digest(0x10)).unwrap(), None);
+    assert_eq!(cache.image_records().unwrap().images, []);
+    assert!(cache.verify(false).unwrap().is_clean());
+    assert!(cache.layer_by_diff_id(&digest(0x13)).unwrap().is_some());
+}
+
+#[test]
+fn a_checksum_of_another_commit_does_not_judge_the_layer() {
+    let (_dir, cache) = open_cache();
+    let diff_id = digest(0x11);
+    commit_layer(&cache, b"from gzip", &diff_id, Some(&digest(0x10)));
+    let checksum = fs::read(cache.root().join(CHECKSUMS_DIR).join(&diff_id)).unwrap();
+    // Another process committed the same tar from another blob after us; our checksum
+    // landed last.
+    commit_layer(&cache, b"from zstd", &diff_id, Some(&digest(0x12)));
+    fs::write(cache.root().join(CHECKSUMS_DIR).join(&diff_id), checksum).unwrap();
+    let report = cache.verify(false).unwrap();
+    // Judged by a squashfs read-back instead: these test bytes are no squashfs image.
+    assert!(
+        matches!(
+            &report.problems[..],
+            [Problem {
+                kind: ProblemKind::NotSquashfs { .. },
+                ..
+            }]
+        ),
+        "{report:?}"
+    );
 }

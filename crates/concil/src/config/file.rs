@@ -15,6 +15,8 @@ use super::ContentTrust;
 pub(super) struct ConfigFile {
     pub(super) cache_dir: Option<PathBuf>,
     pub(super) cache_timeout: Option<f64>,
+    pub(super) cache_max_size: Option<Value>,
+    pub(super) cache_auto_clean: Option<bool>,
     pub(super) cafile: Option<PathBuf>,
     pub(super) disable_content_trust: Option<bool>,
     pub(super) content_trust: Option<ContentTrust>,

@@ -129,6 +129,12 @@ pub struct Config {
     pub cache_dir: PathBuf,
     /// `cache_timeout`: how long an unused cache entry lives.
     pub cache_timeout: Duration,
+    /// `cache_max_size`: the size the cache is kept under (least recently used images go
+    /// first); `None`: no limit.
+    pub cache_max_size: Option<u64>,
+    /// `cache_auto_clean`: whether a pull that leaves the cache over `cache_max_size` cleans
+    /// it (default true).
+    pub cache_auto_clean: bool,
     /// `cafile`: extra CA certificates (PEM) trusted for registries.
     pub cafile: Option<PathBuf>,
     /// `disable_content_trust`: pull without verifying signatures.
@@ -268,6 +274,14 @@ impl Config {
             })?,
             None => DEFAULT_LAYER_MAX_SIZE,
         };
+        let cache_max_size = match file.cache_max_size.as_ref().filter(|value| !value.is_null()) {
+            Some(value) => Some(parse_size(value).ok_or_else(|| ConfigError::InvalidValue {
+                path: file_path(),
+                key: "cache_max_size",
+                reason: "must be a number of bytes or a size such as \"50G\" (K, M, G, T: powers of 1024)",
+            })?),
+            None => None,
+        };
         let timeouts_file = file.timeouts.unwrap_or_default();
         let seconds = |value: Option<f64>, key: &'static str, default: Duration| match value {
             None => Ok(default),
@@ -290,6 +304,8 @@ impl Config {
             .retries(file.retries.unwrap_or(DEFAULT_RETRIES))
             .timeouts(timeouts)
             .cache_timeout(cache_timeout)
+            .cache_max_size(cache_max_size)
+            .cache_auto_clean(file.cache_auto_clean.unwrap_or(true))
             .disable_content_trust(file.disable_content_trust.unwrap_or(false))
             .content_trust(file.content_trust.unwrap_or(ContentTrust::Cosign))
             .cosign_check_identity(file.cosign_check_identity.unwrap_or(false))
@@ -328,6 +344,8 @@ impl Config {
                 path: None,
                 cache_dir: cache_dir.into(),
                 cache_timeout: DEFAULT_CACHE_TIMEOUT,
+                cache_max_size: None,
+                cache_auto_clean: true,
                 cafile: None,
                 disable_content_trust: false,
                 content_trust: ContentTrust::Cosign,
@@ -630,6 +648,18 @@ impl ConfigBuilder {
     /// `trust_policy`: the content trust each repository needs.
     pub fn trust_policy(mut self, policy: TrustPolicy) -> Self {
         self.config.trust_policy = policy;
+        self
+    }
+
+    /// `cache_max_size`: the size the cache is kept under; `None`: no limit.
+    pub fn cache_max_size(mut self, bytes: Option<u64>) -> Self {
+        self.config.cache_max_size = bytes;
+        self
+    }
+
+    /// `cache_auto_clean`: whether a pull cleans a cache it leaves over `cache_max_size`.
+    pub fn cache_auto_clean(mut self, clean: bool) -> Self {
+        self.config.cache_auto_clean = clean;
         self
     }
 

@@ -12,6 +12,10 @@ use super::{
     ImageConfig, Platform, PulledImage, PulledLayer, ResolvedManifest, Store, StoreError,
     Verification, MAX_CONFIG_SIZE, MAX_INDEX_DEPTH,
 };
+use crate::cache::{Hold, ImageRecord, RecordedLayer};
+
+/// How often a pull starts over when a clean-up removed an entry before it was held.
+const MAX_HOLD_ATTEMPTS: u32 = 3;
 use crate::config::ContentTrust;
 use crate::digest::Digest;
 use crate::reference::Reference;
@@ -35,11 +39,13 @@ impl ImagePull<'_> {
     /// reference names one) and caches the manifests by digest.
     pub(super) fn manifest(&self, platform: &Platform) -> Result<ResolvedManifest, StoreError> {
         let (mut manifest, verified) = self.trusted_manifest()?;
+        let resolved_digest = manifest.digest.clone();
         for _ in 0..MAX_INDEX_DEPTH {
             match manifest.parse()? {
                 ParsedManifest::Image(image) => {
                     return Ok(ResolvedManifest {
                         digest: manifest.digest,
+                        resolved_digest,
                         media_type: manifest.media_type,
                         manifest: image,
                         verified,
@@ -131,8 +137,57 @@ impl ImagePull<'_> {
         Ok(downloaded)
     }
 
-    /// Pulls the whole image for `platform`: manifest, config and every layer.
-    pub(super) fn pull(&self, wanted: &Platform) -> Result<PulledImage, StoreError> {
+    /// Pulls the whole image for `platform` (manifest, config and every layer), holds it,
+    /// and records it in the cache.
+    pub(super) fn pull(&self, wanted: &Platform) -> Result<(PulledImage, Hold), StoreError> {
+        // A clean-up of another process may remove an entry between its lookup and the hold
+        // that keeps it; then the pull is done again (it finds the rest in the cache).
+        let mut attempts = 0;
+        loop {
+            let image = self.pull_once(wanted)?;
+            match super::hold_pulled(&self.store.cache, &image) {
+                Ok(hold) => {
+                    self.store
+                        .cache
+                        .record_image(&self.record(&image, wanted))?;
+                    return Ok((image, hold));
+                }
+                Err(StoreError::NoLongerCached { path }) if attempts < MAX_HOLD_ATTEMPTS => {
+                    attempts += 1;
+                    tracing::warn!(path = %path.display(), "removed from the cache while pulling; pulling again");
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    fn record(&self, image: &PulledImage, wanted: &Platform) -> ImageRecord {
+        ImageRecord {
+            reference: self.image.clone(),
+            requested_platform: wanted.to_string(),
+            platform: image.platform.clone(),
+            resolved_digest: image.resolved_digest.clone(),
+            manifest_digest: image.manifest_digest.clone(),
+            config_digest: image.config_digest.clone(),
+            layers: image
+                .layers
+                .iter()
+                .map(|layer| RecordedLayer {
+                    digest: layer.digest.clone(),
+                    diff_id: layer.diff_id.clone(),
+                    media_type: layer.media_type.clone(),
+                    size: layer.size,
+                })
+                .collect(),
+            verified: serde_json::to_value(image.verified)
+                .ok()
+                .and_then(|value| value.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+            pulled_at: ImageRecord::now(),
+        }
+    }
+
+    fn pull_once(&self, wanted: &Platform) -> Result<PulledImage, StoreError> {
         let resolved = self.manifest(wanted)?;
         let config_descriptor = resolved.manifest.config();
         let config_digest = descriptor_digest(config_descriptor, &resolved.digest, "config")?;
@@ -171,6 +226,7 @@ impl ImagePull<'_> {
         }
         Ok(PulledImage {
             manifest_digest: resolved.digest,
+            resolved_digest: resolved.resolved_digest,
             config_digest,
             platform: platform.to_string(),
             verified: resolved.verified,

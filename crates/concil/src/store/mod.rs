@@ -38,7 +38,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
-use crate::cache::{Cache, CacheError, CleanReport};
+use crate::cache::{Cache, CacheError, CleanReport, Hold};
 use crate::config::{Config, ConfigError};
 use crate::digest::{Digest, DigestError};
 use crate::reference::Reference;
@@ -80,6 +80,9 @@ pub enum Verification {
 pub struct ResolvedManifest {
     /// Digest of the image manifest itself (not of the index that led to it).
     pub digest: Digest,
+    /// The digest the reference resolved to: the index that led to the manifest, or the
+    /// manifest's own.
+    pub resolved_digest: Digest,
     /// Its media type: [`OCI_MANIFEST`](crate::registry::OCI_MANIFEST) or
     /// [`DOCKER_MANIFEST_V2`](crate::registry::DOCKER_MANIFEST_V2).
     pub media_type: String,
@@ -144,6 +147,9 @@ pub struct PulledImage {
     /// Digest of the image manifest pulled (for a multi-platform image, the platform's
     /// manifest, not the index).
     pub manifest_digest: Digest,
+    /// The digest the reference resolved to: the index, or the manifest itself.
+    #[serde(skip)]
+    pub resolved_digest: Digest,
     /// Digest of the image config.
     pub config_digest: Digest,
     /// The platform of the image pulled (from its config).
@@ -383,6 +389,13 @@ pub enum StoreError {
         /// What the file system said.
         source: io::Error,
     },
+    /// An entry of a pulled image went from the cache before it could be held (a clean-up
+    /// of another process removed it).
+    #[error("{path} is no longer in the cache")]
+    NoLongerCached {
+        /// The entry that is gone.
+        path: PathBuf,
+    },
     /// A thread pulling layers panicked (a bug); the pull is abandoned.
     #[error("layer worker thread panicked")]
     WorkerPanicked,
@@ -480,7 +493,41 @@ impl Store {
         reference: &Reference,
         platform: &Platform,
     ) -> Result<PulledImage, StoreError> {
-        self.image(reference)?.pull(platform)
+        Ok(self.pull_held(reference, platform)?.0)
+    }
+
+    /// [`pull`](Store::pull), and a [`Hold`] on everything the image uses: until it is
+    /// dropped no clean-up (of this process or any other sharing the cache) removes it.
+    /// Records the image in the cache (`cache ls`); then, if the cache is over
+    /// `cache_max_size` (and `cache_auto_clean` is on), removes least-recently-used images.
+    pub fn pull_held(
+        &self,
+        reference: &Reference,
+        platform: &Platform,
+    ) -> Result<(PulledImage, Hold), StoreError> {
+        let pulled = self.image(reference)?.pull(platform)?;
+        if let (Some(max_size), true) = (self.config.cache_max_size, self.config.cache_auto_clean) {
+            // The pull succeeded; a clean-up that fails only leaves the cache too big.
+            match self.cache.fit(max_size, false) {
+                Ok(report) if !report.removed.is_empty() => tracing::info!(
+                    images = report.removed.len(),
+                    freed = report.size_before - report.size_after,
+                    "the cache was over cache_max_size: removed least recently used images"
+                ),
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::warn!(%error, "cannot bring the cache under cache_max_size")
+                }
+            }
+        }
+        Ok(pulled)
+    }
+
+    /// Holds what `image` uses (its manifest, config and layers) against clean-up until the
+    /// [`Hold`] is dropped, and refreshes its last use; fails if the cache no longer holds all
+    /// of it.
+    pub fn hold(&self, image: &PulledImage) -> Result<Hold, StoreError> {
+        hold_pulled(&self.cache, image)
     }
 
     /// Resolves `reference` to the image manifest for `platform` (through an index if it names
@@ -584,6 +631,51 @@ impl Store {
         };
         clients.insert(key, client.clone());
         Ok(client)
+    }
+}
+
+/// Holds `image`'s entries and checks they are all still there.
+fn hold_pulled(cache: &Cache, image: &PulledImage) -> Result<Hold, StoreError> {
+    let hold = cache.hold(
+        [
+            &image.resolved_digest,
+            &image.manifest_digest,
+            &image.config_digest,
+        ]
+        .into_iter()
+        .chain(image.layers.iter().map(PulledLayer::file_name)),
+    )?;
+    for layer in &image.layers {
+        if !std::fs::symlink_metadata(&layer.path).is_ok_and(|metadata| metadata.is_file()) {
+            return Err(StoreError::NoLongerCached {
+                path: layer.path.clone(),
+            });
+        }
+    }
+    for digest in [&image.resolved_digest, &image.manifest_digest] {
+        if cache.manifest(digest)?.is_none() {
+            return Err(StoreError::NoLongerCached {
+                path: cache.root().join(digest),
+            });
+        }
+    }
+    if cache.config(&image.config_digest)?.is_none() {
+        return Err(StoreError::NoLongerCached {
+            path: cache.root().join(&image.config_digest),
+        });
+    }
+    Ok(hold)
+}
+
+impl PulledLayer {
+    /// The name of its squashfs file: the diff_id, or the blob digest for a layer stored as
+    /// it is.
+    fn file_name(&self) -> &Digest {
+        if self.path.ends_with(&self.diff_id) {
+            &self.diff_id
+        } else {
+            &self.digest
+        }
     }
 }
 
