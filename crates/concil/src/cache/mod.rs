@@ -478,10 +478,13 @@ impl Cache {
             dry_run,
             report: CleanReport::default(),
         };
+        // Records first: one killed in between leaves entries no record names (removed
+        // later), never a record naming entries that are gone.
+        self.clean_records(cutoff, &mut sweep)?;
         self.clean_blobs(EntryKind::Manifest, cutoff, &mut sweep)?;
         self.clean_blobs(EntryKind::Config, cutoff, &mut sweep)?;
         self.clean_layers(cutoff, &mut sweep)?;
-        self.clean_records_and_checksums(cutoff, &mut sweep)?;
+        self.clean_orphan_checksums(&mut sweep)?;
         let stale_cutoff = now.checked_sub(STALE_TEMP_LINK_AGE).unwrap_or(UNIX_EPOCH);
         self.clean_working_files(stale_cutoff, &mut sweep)?;
         if !dry_run {
@@ -676,19 +679,27 @@ impl Cache {
         Ok(())
     }
 
-    /// Image records not used (pulled or held) for longer than the cutoff, and checksums of
-    /// layers that are gone.
-    fn clean_records_and_checksums(
-        &self,
-        cutoff: SystemTime,
-        sweep: &mut Sweep,
-    ) -> Result<(), CacheError> {
+    /// Image records not used (pulled or held) for longer than the cutoff.
+    fn clean_records(&self, cutoff: SystemTime, sweep: &mut Sweep) -> Result<(), CacheError> {
         let dir = self.root.join(IMAGES_DIR);
         for (name, metadata) in list_dir(&dir)? {
-            if digest_name(&name).is_some() && metadata.is_file() && is_older(&metadata, cutoff) {
-                remove(&dir.join(&name), metadata.len(), sweep)?;
+            let Some(key) = digest_name(&name) else {
+                continue;
+            };
+            if !metadata.is_file() || !is_older(&metadata, cutoff) {
+                continue;
             }
+            // A held image's record stays with it.
+            let Some(_guard) = self.try_lock(&key)? else {
+                continue;
+            };
+            remove(&dir.join(&name), metadata.len(), sweep)?;
         }
+        Ok(())
+    }
+
+    /// Checksums of layers that are gone.
+    fn clean_orphan_checksums(&self, sweep: &mut Sweep) -> Result<(), CacheError> {
         let dir = self.root.join(CHECKSUMS_DIR);
         for (name, metadata) in list_dir(&dir)? {
             let Some(diff_id) = digest_name(&name) else {

@@ -72,6 +72,12 @@ impl ImageRecord {
         Digest::of(format!("{reference}\n{requested_platform}").as_bytes())
     }
 
+    /// The name of this record (what [`key`](ImageRecord::key) gives for it), which a hold
+    /// of the image holds too: no clean-up removes a held image's record.
+    pub fn name(&self) -> Digest {
+        ImageRecord::key(&self.reference, &self.requested_platform)
+    }
+
     /// Every entry name the image uses: its manifests, its config, and each layer by diff_id
     /// and by blob digest.
     pub fn entry_names(&self) -> impl Iterator<Item = &Digest> {
@@ -101,9 +107,8 @@ impl Cache {
     /// Writes (replaces) the record of `record.reference` for its requested platform,
     /// atomically; returns its path.
     pub fn record_image(&self, record: &ImageRecord) -> Result<PathBuf, CacheError> {
-        let key = ImageRecord::key(&record.reference, &record.requested_platform);
         let json = serde_json::to_vec_pretty(record).expect("a record serialises");
-        self.put(EntryKind::Record, &key, &json)
+        self.put(EntryKind::Record, &record.name(), &json)
     }
 
     /// The record of `reference` pulled for `requested_platform`, refreshing its last use;

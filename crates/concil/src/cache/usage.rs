@@ -367,6 +367,11 @@ impl<'c> Eviction<'c> {
             .filter(|key| self.users.get(*key).is_some_and(|users| users == &[index]))
             .cloned()
             .collect();
+        let Some(_record_guard) = self.cache.try_lock(&image.record.name())? else {
+            tracing::info!(image = %name, "kept: in use");
+            self.report.in_use.push(name);
+            return Ok(());
+        };
         let Some(_guards) = self.lock_all(&only_ours)? else {
             tracing::info!(image = %name, "kept: in use");
             self.report.in_use.push(name);

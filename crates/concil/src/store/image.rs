@@ -146,10 +146,10 @@ impl ImagePull<'_> {
         loop {
             let image = self.pull_once(wanted)?;
             match super::hold_pulled(&self.store.cache, &image) {
-                Ok(hold) => {
-                    self.store
-                        .cache
-                        .record_image(&self.record(&image, wanted))?;
+                Ok(mut hold) => {
+                    let record = self.record(&image, wanted);
+                    hold.extend(self.store.cache.hold([&record.name()])?);
+                    self.store.cache.record_image(&record)?;
                     return Ok((image, hold));
                 }
                 Err(StoreError::NoLongerCached { path }) if attempts < MAX_HOLD_ATTEMPTS => {

@@ -645,8 +645,9 @@ fn hold_pulled(cache: &Cache, image: &PulledImage) -> Result<Hold, StoreError> {
         .into_iter()
         .chain(image.layers.iter().map(PulledLayer::file_name)),
     )?;
+    // Looked up (which refreshes their last use) only now that they are held.
     for layer in &image.layers {
-        if !std::fs::symlink_metadata(&layer.path).is_ok_and(|metadata| metadata.is_file()) {
+        if cache.layer_by_diff_id(layer.file_name())?.as_ref() != Some(&layer.path) {
             return Err(StoreError::NoLongerCached {
                 path: layer.path.clone(),
             });
