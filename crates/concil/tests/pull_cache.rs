@@ -291,15 +291,20 @@ fn cache_clean_removes_layers_and_their_symlinks() -> TestResult {
         home.cache_dir().join("config").join(&image.config_digest),
         squashfs,
     ]
-    .iter()
+    .into_iter()
+    // and the image's record
+    .chain(
+        std::fs::read_dir(home.cache_dir().join("images"))?
+            .map(|entry| entry.expect("record").path()),
+    )
     .map(|path| std::fs::metadata(path).map(|m| m.len()))
     .sum::<Result<u64, _>>()?;
 
     let report = home.clean(Duration::ZERO);
 
-    // manifest, config, squashfs file and its blob symlink
-    assert_eq!(report.trim(), format!("removed 4 files, {bytes} bytes"));
-    for subdir in ["manifest", "config", "layers", "tmp"] {
+    // the record, manifest, config, squashfs file and its blob symlink
+    assert_eq!(report.trim(), format!("removed 5 files, {bytes} bytes"));
+    for subdir in ["manifest", "config", "layers", "images", "checksums", "tmp"] {
         assert_eq!(
             home.listing(subdir),
             BTreeMap::new(),
@@ -336,8 +341,11 @@ fn store_cache_cleanup_follows_cache_timeout() -> TestResult {
     config["cache_timeout"] = json!(0);
     home.rewrite_config(config);
     let removed = home.store(&image.reference).cache_cleanup()?;
-    assert_eq!(removed.removed_files, 4, "manifest, config, layer, symlink");
-    for subdir in ["manifest", "config", "layers"] {
+    assert_eq!(
+        removed.removed_files, 5,
+        "record, manifest, config, layer, symlink"
+    );
+    for subdir in ["manifest", "config", "layers", "images", "checksums"] {
         assert_eq!(
             home.listing(subdir),
             BTreeMap::new(),

@@ -12,7 +12,9 @@ use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::Path;
 
-use super::{entry_path, sync_dir, CacheError, EntryKind, CHECKSUMS_DIR};
+use rustix::fs::FlockOperation;
+
+use super::{entry_path, flock_at, sync_dir, CacheError, EntryKind, Flock, CHECKSUMS_DIR};
 use crate::digest::Digest;
 
 /// A checksum record is one short line; anything longer is not one.
@@ -39,12 +41,22 @@ impl LayerChecksum {
         diff_id: &Digest,
     ) -> Result<(), CacheError> {
         let line = format!("{} {} {}\n", self.sha256, self.size, self.inode);
-        let write = || -> io::Result<()> {
-            let mut file = File::create(temp)?;
+        // Locked while it lives, as an ingest file is, so that `clean` tells a dead writer's
+        // leftover from one being written.
+        let file = loop {
+            let file = File::create(temp).map_err(|source| CacheError::Create {
+                path: temp.to_owned(),
+                source,
+            })?;
+            if flock_at(temp, &file, FlockOperation::LockExclusive)? == Flock::Held {
+                break file;
+            }
+        };
+        let write = |mut file: &File| -> io::Result<()> {
             file.write_all(line.as_bytes())?;
             file.sync_all()
         };
-        if let Err(source) = write() {
+        if let Err(source) = write(&file) {
             let _ = fs::remove_file(temp);
             return Err(CacheError::Write {
                 path: temp.to_owned(),
@@ -67,9 +79,11 @@ impl LayerChecksum {
     /// not parse judges nothing, `verify` reports it).
     pub(super) fn read(root: &Path, diff_id: &Digest) -> Result<Option<LayerChecksum>, CacheError> {
         let path = entry_path(root, EntryKind::Checksum, diff_id);
-        let file = match super::open_entry(&path)? {
-            Some(file) => file,
-            None => return Ok(None),
+        // A symlink or directory planted here judges nothing either.
+        let file = match super::open_entry(&path) {
+            Ok(Some(file)) => file,
+            Ok(None) | Err(CacheError::NotAFile { .. }) => return Ok(None),
+            Err(error) => return Err(error),
         };
         let mut text = String::new();
         if file

@@ -76,8 +76,8 @@ const CACHE_DIR_MODE: u32 = 0o755;
 /// its lock) and `<digest>.sq` (tar2sqfs output, left behind when a conversion failed).
 const LEGACY_WORKING_SUFFIXES: [&str; 2] = [".out", ".sq"];
 
-/// A temporary symlink or checksum lives for a few system calls in `commit_layer`; one older
-/// than this was left by a writer that died in between.
+/// A temporary symlink lives for two system calls in `commit_layer`; one older than this was
+/// left by a writer that died in between.
 const STALE_TEMP_LINK_AGE: Duration = Duration::from_secs(600);
 
 /// Errors of the cache; each names the file or digest that failed.
@@ -637,9 +637,9 @@ impl Cache {
         self.dead_working_files(stale_cutoff, |path, bytes| remove(path, bytes, sweep))
     }
 
-    /// Calls `found` for each working file of a dead writer (path, size): ingest files whose
-    /// `flock` is free (held by us during the call) and temporary files older than
-    /// `stale_cutoff`.
+    /// Calls `found` for each working file of a dead writer (path, size): ingest files and
+    /// temporary checksums whose `flock` is free (held by us during the call), and temporary
+    /// symlinks older than `stale_cutoff`.
     fn dead_working_files(
         &self,
         stale_cutoff: SystemTime,
@@ -652,8 +652,8 @@ impl Cache {
             let Some(working_file) = WorkingFile::from_name(&name) else {
                 continue;
             };
-            if working_file == WorkingFile::Temporary {
-                if !metadata.is_dir() && is_older(&metadata, stale_cutoff) {
+            if working_file == WorkingFile::TempLink {
+                if metadata.is_symlink() && is_older(&metadata, stale_cutoff) {
                     found(&path, 0)?;
                 }
                 continue;
@@ -893,9 +893,12 @@ const TEMP_SUM_SUFFIX: &str = ".sum";
 enum WorkingFile {
     /// `ingest-<pid>-<n>`: an entry being written (flocked by its live writer).
     Ingest,
-    /// `ingest-<pid>-<n>.link`: a blob symlink about to be renamed into `layers/`, or
-    /// `ingest-<pid>-<n>.sum`: a layer's checksum about to be renamed into `checksums/`.
-    Temporary,
+    /// `ingest-<pid>-<n>.sum`: a layer's checksum about to be renamed into `checksums/`
+    /// (flocked by its live writer, as an ingest file).
+    TempChecksum,
+    /// `ingest-<pid>-<n>.link`: a blob symlink about to be renamed into `layers/` (a symlink
+    /// cannot be locked: it lives for two system calls, and goes by age).
+    TempLink,
 }
 
 impl WorkingFile {
@@ -908,14 +911,14 @@ impl WorkingFile {
             })
         };
         let rest = name.strip_prefix(INGEST_PREFIX)?;
-        let temporary = [TEMP_LINK_SUFFIX, TEMP_SUM_SUFFIX]
-            .iter()
-            .find_map(|suffix| rest.strip_suffix(suffix));
-        match temporary {
-            Some(rest) if numbers_only(rest) => Some(WorkingFile::Temporary),
-            None if numbers_only(rest) => Some(WorkingFile::Ingest),
-            _ => None,
-        }
+        let (rest, kind) = if let Some(rest) = rest.strip_suffix(TEMP_LINK_SUFFIX) {
+            (rest, WorkingFile::TempLink)
+        } else if let Some(rest) = rest.strip_suffix(TEMP_SUM_SUFFIX) {
+            (rest, WorkingFile::TempChecksum)
+        } else {
+            (rest, WorkingFile::Ingest)
+        };
+        numbers_only(rest).then_some(kind)
     }
 }
 

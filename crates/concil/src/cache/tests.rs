@@ -144,12 +144,14 @@ fn working_files_are_known_by_their_names_only() {
         WorkingFile::from_name("ingest-12-0"),
         Some(WorkingFile::Ingest)
     );
-    for temporary in ["ingest-12-345.link", "ingest-12-345.sum"] {
-        assert_eq!(
-            WorkingFile::from_name(temporary),
-            Some(WorkingFile::Temporary)
-        );
-    }
+    assert_eq!(
+        WorkingFile::from_name("ingest-12-345.link"),
+        Some(WorkingFile::TempLink)
+    );
+    assert_eq!(
+        WorkingFile::from_name("ingest-12-345.sum"),
+        Some(WorkingFile::TempChecksum)
+    );
     assert!(WorkingFile::from_name(&ingest_name(7)).is_some());
     for stranger in [
         "ingest-12",
@@ -727,4 +729,70 @@ fn a_checksum_of_another_commit_does_not_judge_the_layer() {
         ),
         "{report:?}"
     );
+}
+
+#[test]
+fn planted_records_and_checksums_are_reported_never_followed() {
+    let (dir, cache) = open_cache();
+    let record = pulled_image(&cache, "r.example/a:1", &[(0x10, 0x11)], 0x01);
+    let outside = dir.path().join("outside");
+    fs::write(&outside, b"secret").unwrap();
+    // A symlink where a record belongs, one where a checksum belongs, a huge record.
+    let images = cache.root().join(IMAGES_DIR);
+    std::os::unix::fs::symlink(&outside, images.join(digest(0x70))).unwrap();
+    let checksums = cache.root().join(CHECKSUMS_DIR);
+    fs::remove_file(checksums.join(digest(0x11))).unwrap();
+    std::os::unix::fs::symlink(&outside, checksums.join(digest(0x11))).unwrap();
+    let huge = File::create(images.join(digest(0x71))).unwrap();
+    huge.set_len(2 * 1024 * 1024).unwrap();
+
+    let records = cache.image_records().unwrap();
+    assert_eq!(records.images.len(), 1);
+    assert_eq!(records.images[0].record, record);
+    assert_eq!(records.unreadable.len(), 1, "{:?}", records.unreadable);
+    assert!(records.unreadable[0].1.contains("more than a record"));
+    let usage = cache.usage().unwrap();
+    assert_eq!(usage.images.len(), 1);
+
+    let report = cache.verify(true).unwrap();
+    let kinds: Vec<_> = report.problems.iter().map(|p| &p.kind).collect();
+    // The layer (test bytes, its checksum unusable) is judged by a read-back; the planted
+    // checksum does not parse; the huge record does not either. The symlinked record is not
+    // a record file at all and is left alone.
+    assert!(
+        kinds
+            .iter()
+            .any(|kind| matches!(kind, ProblemKind::NotSquashfs { .. })),
+        "{kinds:?}"
+    );
+    assert!(
+        kinds.contains(&&ProblemKind::UnreadableChecksum) || !checksums.join(digest(0x11)).exists(),
+        "{kinds:?}"
+    );
+    assert!(
+        kinds
+            .iter()
+            .any(|kind| matches!(kind, ProblemKind::UnreadableRecord { .. })),
+        "{kinds:?}"
+    );
+    assert_eq!(
+        fs::read(&outside).unwrap(),
+        b"secret",
+        "nothing outside the cache touched"
+    );
+}
+
+#[test]
+fn a_dead_writers_temporary_checksum_goes_at_the_next_clean_a_live_ones_stays() {
+    let (_dir, cache) = open_cache();
+    let tmp = cache.root().join(TMP_DIR);
+    fs::write(tmp.join("ingest-999999-7.sum"), b"dead").unwrap();
+    let live_path = tmp.join("ingest-999999-8.sum");
+    let live = File::create(&live_path).unwrap();
+    assert_eq!(
+        flock_at(&live_path, &live, FlockOperation::LockExclusive).unwrap(),
+        Flock::Held
+    );
+    assert_eq!(cache.clean(DAY).unwrap().removed_files, 1);
+    assert_eq!(names_in(&tmp), ["ingest-999999-8.sum"]);
 }
