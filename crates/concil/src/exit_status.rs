@@ -22,7 +22,8 @@ pub const FAILURE: u8 = 1;
 pub const USAGE: u8 = 2;
 /// The configuration file (or a file it names) is missing, unreadable or invalid.
 pub const CONFIG_INVALID: u8 = 3;
-/// The image, tag, repository or platform does not exist in the registry.
+/// The image, tag, repository or platform does not exist in the registry (with `--offline`:
+/// the cache lacks it).
 pub const NOT_FOUND: u8 = 4;
 /// The registry or its token service refused the credentials (or their absence).
 pub const UNAUTHORIZED: u8 = 5;
@@ -74,7 +75,7 @@ pub const TABLE: [(u8, &str); 25] = [
     (FAILURE, "any other failure"),
     (USAGE, "invalid command line: option, image reference, platform or tag"),
     (CONFIG_INVALID, "configuration invalid (or a file it names)"),
-    (NOT_FOUND, "image, tag, repository or platform not found"),
+    (NOT_FOUND, "image, tag, repository or platform not found (with --offline: not in the cache)"),
     (UNAUTHORIZED, "authentication refused"),
     (RATE_LIMITED, "rate limited (429)"),
     (NETWORK, "network: unreachable, timed out, TLS failed, server failing, download broken off"),
@@ -157,6 +158,8 @@ fn of_store(error: &StoreError) -> u8 {
         | StoreError::LayerTooLarge { .. }
         | StoreError::SquashfsLayerIsTar { .. } => CONTENT_INVALID,
         StoreError::NoLongerCached { .. } => CACHE_IO,
+        StoreError::NotCachedOffline { .. } => NOT_FOUND,
+        StoreError::NotVerifiedOffline { .. } => NOT_SIGNED,
         StoreError::WorkerPanicked => FAILURE,
     }
 }

@@ -46,6 +46,10 @@ enum Command {
         /// Pull without checking content trust.
         #[arg(long)]
         no_verify: bool,
+        /// Touch no network: serve the image from the cache (a tag as the last online pull of
+        /// it resolved it; trust as that pull established it).
+        #[arg(long)]
+        offline: bool,
         /// Hold the pulled images while COMMAND runs (no clean-up of any process sharing the
         /// cache removes them meanwhile), then exit with its status.
         #[arg(long, requires = "command")]
@@ -340,6 +344,7 @@ fn run(command: Command) -> Result<u8, BoxError> {
             json,
             config,
             no_verify,
+            offline,
             hold,
             images,
             command,
@@ -348,7 +353,7 @@ fn run(command: Command) -> Result<u8, BoxError> {
             platform.as_deref(),
             json,
             config.as_deref(),
-            no_verify,
+            PullMode { no_verify, offline },
             hold.then_some(command.as_slice()),
         ),
         Command::Convert {
@@ -559,12 +564,19 @@ fn man_pages() -> Result<Vec<(String, Vec<u8>)>, std::io::Error> {
     Ok(pages)
 }
 
+/// How `pull` treats content trust and the network.
+#[derive(Clone, Copy)]
+struct PullMode {
+    no_verify: bool,
+    offline: bool,
+}
+
 fn pull(
     images: &[String],
     platform: Option<&str>,
     json: bool,
     config: Option<&Path>,
-    no_verify: bool,
+    PullMode { no_verify, offline }: PullMode,
     hold_while: Option<&[String]>,
 ) -> Result<u8, BoxError> {
     let config = Config::load(config)?;
@@ -579,6 +591,9 @@ fn pull(
     let mut store = Store::open(config)?;
     if no_verify {
         store = store.without_verification();
+    }
+    if offline {
+        store = store.offline();
     }
     if !json && std::io::stderr().is_terminal() {
         store = store.with_progress(Arc::new(Bars::default()));

@@ -25,20 +25,21 @@ use crate::trust::notary::{NotaryClient, NotarySettings, Wanted};
 use crate::trust::TrustError;
 
 /// One reference being pulled through a [`Store`]: the store's cache, settings and
-/// connections, and the client for the reference's repository.
+/// connections, and the client for the reference's repository (none offline).
 pub(super) struct ImagePull<'s> {
     pub(super) store: &'s Store,
     pub(super) reference: &'s Reference,
     /// The reference as text, for messages.
     pub(super) image: String,
-    pub(super) client: Client,
+    /// `None` when the store is offline.
+    pub(super) client: Option<Client>,
 }
 
 impl ImagePull<'_> {
     /// Resolves the reference to the image manifest for `platform` (through an index if the
     /// reference names one) and caches the manifests by digest.
     pub(super) fn manifest(&self, platform: &Platform) -> Result<ResolvedManifest, StoreError> {
-        let (mut manifest, verified) = self.trusted_manifest()?;
+        let (mut manifest, verified) = self.trusted_manifest(platform)?;
         let resolved_digest = manifest.digest.clone();
         for _ in 0..MAX_INDEX_DEPTH {
             match manifest.parse()? {
@@ -90,7 +91,7 @@ impl ImagePull<'_> {
                 size,
             });
         }
-        let bytes = self.client.blob_bytes(digest, size)?;
+        let bytes = self.online("config", digest)?.blob_bytes(digest, size)?;
         self.store.cache.put_config(digest, &bytes)?;
         Ok(bytes)
     }
@@ -127,7 +128,7 @@ impl ImagePull<'_> {
         let started = std::time::Instant::now();
         let pass = Pass {
             cache: &self.store.cache,
-            client: &self.client,
+            client: self.online("layer", digest)?,
             convert: &self.store.convert,
             progress: &self.store.progress,
         };
@@ -183,8 +184,21 @@ impl ImagePull<'_> {
                 .ok()
                 .and_then(|value| value.as_str().map(str::to_owned))
                 .unwrap_or_default(),
-            pulled_at: ImageRecord::now(),
+            pulled_at: self.resolved_at(wanted).unwrap_or_else(ImageRecord::now),
         }
+    }
+
+    /// Offline, the time the reference was last resolved online (its record keeps it).
+    fn resolved_at(&self, wanted: &Platform) -> Option<u64> {
+        if self.client.is_some() {
+            return None;
+        }
+        let recorded = self
+            .store
+            .cache
+            .image_record(&self.image, &wanted.to_string())
+            .ok()??;
+        Some(recorded.record.pulled_at)
     }
 
     fn pull_once(&self, wanted: &Platform) -> Result<PulledImage, StoreError> {
@@ -240,7 +254,10 @@ impl ImagePull<'_> {
     /// - cosign: the manifest is fetched by tag, then its digest must carry a signature;
     /// - Notary: the digest comes from Notary's signed targets first, and the manifest is
     ///   fetched by it and checked against the signed length and hashes.
-    fn trusted_manifest(&self) -> Result<(Manifest, Verification), StoreError> {
+    fn trusted_manifest(
+        &self,
+        platform: &Platform,
+    ) -> Result<(Manifest, Verification), StoreError> {
         let repository = format!("{}/{}", self.reference.registry, self.reference.repository);
         let engine = if self.store.verify {
             self.store
@@ -249,6 +266,9 @@ impl ImagePull<'_> {
         } else {
             None
         };
+        if self.client.is_none() {
+            return self.offline_manifest(platform, engine);
+        }
         match engine {
             None => {
                 let manifest = self.fetch_manifest(self.reference.manifest_reference())?;
@@ -258,7 +278,12 @@ impl ImagePull<'_> {
                 let manifest = self.fetch_manifest(self.reference.manifest_reference())?;
                 let verified = Verifier::from_config(&self.store.config)?
                     .check_docker_reference(self.store.config.cosign_check_identity)
-                    .verify(&self.client, &self.image, &repository, &manifest.digest)?;
+                    .verify(
+                        self.online("signature of", &manifest.digest)?,
+                        &self.image,
+                        &repository,
+                        &manifest.digest,
+                    )?;
                 tracing::info!(digest = %manifest.digest, signed_by = %verified.signed_by, "cosign signature verified");
                 Ok((manifest, Verification::Cosign))
             }
@@ -308,7 +333,9 @@ impl ImagePull<'_> {
     fn fetch_manifest(&self, reference: &str) -> Result<Manifest, StoreError> {
         let by_digest = match Digest::parse(reference) {
             Ok(digest) => Some(digest),
-            Err(_) => self.client.manifest_digest(reference)?,
+            Err(_) => self
+                .online("manifest", reference)?
+                .manifest_digest(reference)?,
         };
         if let Some(digest) = by_digest {
             if let Some(bytes) = self.store.cache.manifest(&digest)? {
@@ -322,7 +349,7 @@ impl ImagePull<'_> {
                 }
             }
         }
-        let manifest = self.client.manifest(reference)?;
+        let manifest = self.online("manifest", reference)?.manifest(reference)?;
         tracing::info!(reference, digest = %manifest.digest, media_type = %manifest.media_type, "manifest fetched");
         // Already cached (a warm pull by tag): the lookup refreshes it; no rewrite, no fsync.
         if self.store.cache.manifest(&manifest.digest)?.is_none() {
@@ -331,6 +358,78 @@ impl ImagePull<'_> {
                 .put_manifest(&manifest.digest, &manifest.bytes)?;
         }
         Ok(manifest)
+    }
+
+    /// The registry's client; offline, the error that the cache lacks `what name`.
+    fn online(&self, what: &str, name: impl std::fmt::Display) -> Result<&Client, StoreError> {
+        self.client
+            .as_ref()
+            .ok_or_else(|| StoreError::NotCachedOffline {
+                image: self.image.clone(),
+                missing: format!("{what} {name}"),
+            })
+    }
+
+    /// Offline: the manifest the last online pull of the reference resolved to (by digest:
+    /// the one named), trusted as that pull's record says.
+    fn offline_manifest(
+        &self,
+        platform: &Platform,
+        engine: Option<ContentTrust>,
+    ) -> Result<(Manifest, Verification), StoreError> {
+        let cache = &self.store.cache;
+        let (digest, record) = match &self.reference.digest {
+            Some(digest) => {
+                // Any record of a pull that resolved to this digest tells how it was trusted.
+                let record = cache.image_records()?.images.into_iter().find(|recorded| {
+                    recorded.record.resolved_digest == *digest
+                        || recorded.record.manifest_digest == *digest
+                });
+                (digest.clone(), record)
+            }
+            None => {
+                let record = cache
+                    .image_record(&self.image, &platform.to_string())?
+                    .ok_or_else(|| StoreError::NotCachedOffline {
+                        image: self.image.clone(),
+                        missing: format!("record of a pull of it for {platform}"),
+                    })?;
+                let resolved_at = chrono::DateTime::from_timestamp(
+                    i64::try_from(record.record.pulled_at).unwrap_or(0),
+                    0,
+                )
+                .map(|time| time.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+                .unwrap_or_default();
+                tracing::warn!(
+                    "offline: {} is {}, as a pull resolved it at {resolved_at}",
+                    self.image,
+                    record.record.resolved_digest
+                );
+                (record.record.resolved_digest.clone(), Some(record))
+            }
+        };
+        let verified = match record.as_ref().map(|found| found.record.verified.as_str()) {
+            Some("cosign") => Verification::Cosign,
+            Some("notary") => Verification::Notary,
+            _ => Verification::None,
+        };
+        if let Some(engine) = engine {
+            let wanted = match engine {
+                ContentTrust::Cosign => "cosign",
+                ContentTrust::Notary => "notary",
+            };
+            if verified == Verification::None {
+                return Err(StoreError::NotVerifiedOffline {
+                    image: self.image.clone(),
+                    wanted,
+                    found: match record {
+                        Some(_) => "its last pull was not verified".to_owned(),
+                        None => format!("no record says {digest} was verified"),
+                    },
+                });
+            }
+        }
+        Ok((self.fetch_manifest(digest.as_str())?, verified))
     }
 
     fn choose_platform<'a>(

@@ -396,6 +396,26 @@ pub enum StoreError {
         /// The entry that is gone.
         path: PathBuf,
     },
+    /// `--offline`, and the cache lacks something the image needs.
+    #[error("{image}: offline, and the cache holds no {missing}")]
+    NotCachedOffline {
+        /// The image reference, normalised.
+        image: String,
+        /// What is missing (`record of a pull of it for linux/amd64`, `manifest sha256:…`,
+        /// `config sha256:…`, `layer sha256:…`).
+        missing: String,
+    },
+    /// `--offline`, the configuration wants the image signed, and its last online pull did not
+    /// verify it (or nothing records that one did).
+    #[error("{image}: offline, content trust needs {wanted}, and {found}")]
+    NotVerifiedOffline {
+        /// The image reference, normalised.
+        image: String,
+        /// The trust the configuration asks for (`cosign`, `notary`).
+        wanted: &'static str,
+        /// What the cache says instead.
+        found: String,
+    },
     /// A thread pulling layers panicked (a bug); the pull is abandoned.
     #[error("layer worker thread panicked")]
     WorkerPanicked,
@@ -410,6 +430,8 @@ pub struct Store {
     /// and bearer token for the next pull.
     clients: Mutex<HashMap<String, Client>>,
     verify: bool,
+    /// `--offline`: everything from the cache, no network (no client is ever made).
+    offline: bool,
     parallel_layers: usize,
     convert: tarsquash::Options,
     progress: Arc<dyn Progress>,
@@ -436,6 +458,7 @@ impl Store {
         )?;
         Ok(Store {
             verify: true,
+            offline: false,
             config,
             cache,
             connections,
@@ -449,6 +472,16 @@ impl Store {
     /// Pulls without content trust (`--no-verify`).
     pub fn without_verification(mut self) -> Store {
         self.verify = false;
+        self
+    }
+
+    /// Pulls from the cache alone (`--offline`): a reference by digest needs its manifest,
+    /// config and layers in the cache; a reference by tag resolves to the digest the last
+    /// online pull of it recorded. Content trust is what that pull established (its record
+    /// says), so an image the configuration wants signed is refused if it was pulled
+    /// unverified. Nothing touches the network, and no credential helper runs.
+    pub fn offline(mut self) -> Store {
+        self.offline = true;
         self
     }
 
@@ -573,7 +606,10 @@ impl Store {
             store: self,
             reference,
             image: reference.to_string(),
-            client: self.client(reference)?,
+            client: match self.offline {
+                true => None,
+                false => Some(self.client(reference)?),
+            },
         })
     }
 
