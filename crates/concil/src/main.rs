@@ -15,6 +15,7 @@ use concil::trust::key_management;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 mod cli_cache;
+mod cli_inspect;
 
 #[derive(Parser)]
 #[command(
@@ -61,6 +62,30 @@ enum Command {
         /// With --hold: the command to run (after `--`).
         #[arg(last = true, requires = "hold", value_name = "COMMAND")]
         command: Vec<String>,
+    },
+    /// Show what an image reference resolves to (digest, media type, an index's platforms),
+    /// its layers and config summary, without downloading any layer.
+    Inspect {
+        /// OS/ARCH[/VARIANT] of the image manifest to show; the host's by default.
+        #[arg(long)]
+        platform: Option<String>,
+        /// Print the manifest the reference resolves to, byte for byte as served.
+        #[arg(long, conflicts_with_all = ["image_config", "json"])]
+        raw: bool,
+        /// Print the image config blob, byte for byte.
+        #[arg(long, conflicts_with = "json")]
+        image_config: bool,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Configuration file (else $CONCIL_CONFIG, else ~/.concil/config.json).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Inspect without checking content trust.
+        #[arg(long)]
+        no_verify: bool,
+        /// docker://host[:port]/repo[:tag][@sha256:…] or a short name.
+        image: String,
     },
     /// Convert a tar, tar.gz or tar.zst file to squashfs and print its diff_id.
     Convert {
@@ -356,6 +381,29 @@ fn run(command: Command) -> Result<u8, BoxError> {
             PullMode { no_verify, offline },
             hold.then_some(command.as_slice()),
         ),
+        Command::Inspect {
+            platform,
+            raw,
+            image_config,
+            json,
+            config,
+            no_verify,
+            image,
+        } => {
+            let output = match (raw, image_config, json) {
+                (true, _, _) => cli_inspect::Output::Raw,
+                (_, true, _) => cli_inspect::Output::ImageConfig,
+                (_, _, true) => cli_inspect::Output::Json,
+                _ => cli_inspect::Output::Text,
+            };
+            cli_inspect::inspect(
+                &image,
+                platform.as_deref(),
+                config.as_deref(),
+                no_verify,
+                output,
+            )
+        }
         Command::Convert {
             level,
             block_size,

@@ -9,8 +9,8 @@ use serde::Deserialize;
 
 use super::layer::{descriptor_digest, Downloaded, LayerBlob, Pass};
 use super::{
-    ImageConfig, Platform, PulledImage, PulledLayer, ResolvedManifest, Store, StoreError,
-    Verification, MAX_CONFIG_SIZE, MAX_INDEX_DEPTH,
+    ImageConfig, Inspection, Platform, PulledImage, PulledLayer, ResolvedManifest, Store,
+    StoreError, Verification, MAX_CONFIG_SIZE, MAX_INDEX_DEPTH,
 };
 use crate::cache::{Hold, ImageRecord, RecordedLayer};
 
@@ -39,7 +39,47 @@ impl ImagePull<'_> {
     /// Resolves the reference to the image manifest for `platform` (through an index if the
     /// reference names one) and caches the manifests by digest.
     pub(super) fn manifest(&self, platform: &Platform) -> Result<ResolvedManifest, StoreError> {
-        let (mut manifest, verified) = self.trusted_manifest(platform)?;
+        let (manifest, verified) = self.trusted_manifest(platform)?;
+        self.resolve(manifest, verified, platform)
+    }
+
+    /// What `concil inspect` shows: the manifest the reference names (as served), the
+    /// platforms of an index, the image manifest for `platform` and its config; no layer.
+    pub(super) fn inspect(&self, platform: &Platform) -> Result<Inspection, StoreError> {
+        let (top, verified) = self.trusted_manifest(platform)?;
+        let platforms = match top.parse()? {
+            ParsedManifest::Index(index) => index
+                .manifests()
+                .iter()
+                .filter_map(|child| {
+                    let platform = Platform::from_spec(child.platform().as_ref()?);
+                    let digest = Digest::parse(child.digest().as_ref()).ok()?;
+                    Some((platform.to_string(), digest))
+                })
+                .collect(),
+            ParsedManifest::Image(_) => Vec::new(),
+        };
+        let raw = top.bytes.clone();
+        let media_type = top.media_type.clone();
+        let manifest = self.resolve(top, verified, platform)?;
+        let config = self.config_bytes(&manifest)?;
+        Ok(Inspection {
+            media_type,
+            raw,
+            platforms,
+            manifest,
+            config,
+        })
+    }
+
+    /// The image manifest for `platform`, from the manifest the reference resolved to
+    /// (following an index), caching the manifests by digest.
+    fn resolve(
+        &self,
+        mut manifest: Manifest,
+        verified: Verification,
+        platform: &Platform,
+    ) -> Result<ResolvedManifest, StoreError> {
         let resolved_digest = manifest.digest.clone();
         for _ in 0..MAX_INDEX_DEPTH {
             match manifest.parse()? {
@@ -66,6 +106,14 @@ impl ImagePull<'_> {
 
     /// The image config of the manifest, from the cache or the registry (then cached).
     pub(super) fn config(&self, resolved: &ResolvedManifest) -> Result<ImageConfig, StoreError> {
+        let digest = descriptor_digest(resolved.manifest.config(), &resolved.digest, "config")?;
+        let bytes = self.config_bytes(resolved)?;
+        crate::registry::parse_json(&bytes)
+            .map_err(|reason| StoreError::ConfigInvalid { digest, reason })
+    }
+
+    /// The config blob of the manifest, from the cache or the registry (then cached).
+    fn config_bytes(&self, resolved: &ResolvedManifest) -> Result<Vec<u8>, StoreError> {
         let descriptor = resolved.manifest.config();
         let digest = descriptor_digest(descriptor, &resolved.digest, "config")?;
         let bytes = match self.store.cache.config(&digest)? {
@@ -80,8 +128,7 @@ impl ImagePull<'_> {
                 }
             }
         };
-        crate::registry::parse_json(&bytes)
-            .map_err(|reason| StoreError::ConfigInvalid { digest, reason })
+        Ok(bytes)
     }
 
     fn fetch_config(&self, digest: &Digest, size: u64) -> Result<Vec<u8>, StoreError> {

@@ -160,6 +160,22 @@ pub struct PulledImage {
     pub layers: Vec<PulledLayer>,
 }
 
+/// What `concil inspect` shows of an image ([`Store::inspect`]).
+#[derive(Debug, Clone)]
+pub struct Inspection {
+    /// The media type of the manifest the reference resolved to (an index, or the image
+    /// manifest itself).
+    pub media_type: String,
+    /// That manifest's bytes, exactly as served.
+    pub raw: Vec<u8>,
+    /// For an index: each child's platform (`os/arch[/variant]`) and digest, in its order.
+    pub platforms: Vec<(String, Digest)>,
+    /// The image manifest for the platform asked for.
+    pub manifest: ResolvedManifest,
+    /// Its config blob, exactly as served.
+    pub config: Vec<u8>,
+}
+
 /// What a pull reports as it goes; the CLI draws progress bars from it.
 /// Called from the layer worker threads.
 pub trait Progress: Send + Sync {
@@ -571,6 +587,17 @@ impl Store {
         platform: &Platform,
     ) -> Result<ResolvedManifest, StoreError> {
         self.image(reference)?.manifest(platform)
+    }
+
+    /// The manifest `reference` resolves to (trusted as configured), the platforms of an index,
+    /// the image manifest for `platform` and its config, without any layer; manifests and the
+    /// config are cached as a pull caches them.
+    pub fn inspect(
+        &self,
+        reference: &Reference,
+        platform: &Platform,
+    ) -> Result<Inspection, StoreError> {
+        self.image(reference)?.inspect(platform)
     }
 
     /// The image config of a manifest `reference` resolved to, from the cache or the registry
