@@ -405,3 +405,61 @@ fn verify_finds_a_damaged_layer_and_repair_makes_the_next_pull_fetch_it_again() 
     assert_eq!(report["problems"][0]["path"], json!(cut));
     Ok(())
 }
+
+#[test]
+fn a_layer_concil_1_made_is_listed_unrecorded_passes_verify_and_goes_by_budget() -> TestResult {
+    let registry = Registry::plain();
+    let images = Images::new(&registry)?;
+    let image = images.push_busybox("legacy/busybox", "v1", Format::Oci)?;
+    let home = ConcilHome::new(config_for(&registry));
+    home.pull_json(&image.reference, &[]);
+    // As concil 1.0 leaves a layer: tar2sqfs's output under the diff_id, the blob's symlink,
+    // no checksum, no record.
+    let layer = &image.layers[0];
+    let layers = home.cache_dir().join("layers");
+    let legacy = "sha256:".to_owned() + &"ab".repeat(32);
+    let status = std::process::Command::new("tar2sqfs")
+        .args(["--quiet", "--no-skip", "--force", "--compressor", "zstd"])
+        .arg(layers.join(&legacy))
+        .stdin(fs::File::open(&layer.tar)?)
+        .status()?;
+    assert!(status.success(), "tar2sqfs");
+    std::os::unix::fs::symlink(
+        &legacy,
+        layers.join("sha256:".to_owned() + &"cd".repeat(32)),
+    )?;
+
+    let listing = ls_json(&home);
+    let entry = listing["layers"]
+        .as_array()
+        .expect("layers")
+        .iter()
+        .find(|entry| entry["diff_id"] == json!(legacy))
+        .expect("the legacy layer is listed");
+    assert_eq!(entry["images"], json!([]), "no record names it");
+    assert_eq!(
+        listing["unrecorded_bytes"].as_u64(),
+        Some(fs::metadata(layers.join(&legacy))?.len())
+    );
+    let text = cache_ok(&home, &["ls"]);
+    assert!(text.contains("not recorded: 1 layers"), "{text}");
+    let verify = cache(&home, &["verify"]);
+    assert!(
+        verify.status.success(),
+        "tar2sqfs's image reads back: {}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+
+    // The budget goes by last use: the legacy layer, last used a day ago, goes before the
+    // image pulled just now.
+    fs::File::options()
+        .write(true)
+        .open(layers.join(&legacy))?
+        .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(86_400))?;
+    let total = listing["total_bytes"].as_u64().expect("total");
+    let cleaned = cache_ok(&home, &["clean", "--max-size", &(total - 1).to_string()]);
+    assert!(!layers.join(&legacy).exists(), "{cleaned}");
+    assert_eq!(listed(&home), [recorded(&image)]);
+    home.assert_holds_image(&image);
+    Ok(())
+}
