@@ -572,6 +572,10 @@ fn removing_an_image_keeps_what_another_image_uses() {
     assert!(cache.manifest(&b.manifest_digest).unwrap().is_some());
     assert_eq!(names_in(&cache.root().join(CHECKSUMS_DIR)), [digest(0x11)]);
     assert_eq!(cache.image_records().unwrap().images.len(), 1);
+    assert!(
+        names_in(&cache.root().join(LOCKS_DIR)).is_empty(),
+        "a removal leaves no lock file"
+    );
     assert!(cache.verify(false).unwrap().is_clean());
 }
 

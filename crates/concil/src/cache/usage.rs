@@ -367,12 +367,12 @@ impl<'c> Eviction<'c> {
             .filter(|key| self.users.get(*key).is_some_and(|users| users == &[index]))
             .cloned()
             .collect();
-        let Some(_record_guard) = self.cache.try_lock(&image.record.name())? else {
+        let Some(record_guard) = self.cache.try_lock(&image.record.name())? else {
             tracing::info!(image = %name, "kept: in use");
             self.report.in_use.push(name);
             return Ok(());
         };
-        let Some(_guards) = self.lock_all(&only_ours)? else {
+        let Some(mut guards) = self.lock_all(&only_ours)? else {
             tracing::info!(image = %name, "kept: in use");
             self.report.in_use.push(name);
             return Ok(());
@@ -390,6 +390,8 @@ impl<'c> Eviction<'c> {
                 users.retain(|user| *user != index);
             }
         }
+        guards.push(record_guard);
+        self.release(guards)?;
         self.size -= freed;
         tracing::info!(image = %name, freed, dry_run = self.dry_run, "image removed");
         self.report.removed.push(RemovedImage { name, freed });
@@ -397,16 +399,29 @@ impl<'c> Eviction<'c> {
     }
 
     fn remove_unrecorded(&mut self, key: &(EntryKind, Digest)) -> Result<(), CacheError> {
-        let Some(_guards) = self.lock_all(std::slice::from_ref(key))? else {
+        let Some(guards) = self.lock_all(std::slice::from_ref(key))? else {
             return Ok(());
         };
         let freed = self.remove_entry(key)?;
+        self.release(guards)?;
         self.size -= freed;
         let path = self.cache.root.join(key.0.dir()).join(&key.1);
         self.report.removed.push(RemovedImage {
             name: path.display().to_string(),
             freed,
         });
+        Ok(())
+    }
+
+    /// Lets go of the locks of removed entries, removing their lock files (held, so that a
+    /// waiter sees them gone and starts over): an eviction leaves no lock file behind.
+    fn release(&self, guards: Vec<LockGuard>) -> Result<(), CacheError> {
+        if self.dry_run {
+            return Ok(());
+        }
+        for guard in guards {
+            guard.remove_file()?;
+        }
         Ok(())
     }
 
