@@ -12,8 +12,10 @@
 #             locks included, no unlink)
 #   verify    concil cache verify  (every layer, manifest and config hashed, records read)
 #   sha256sum find manifest config layers -type f | xargs sha256sum  (the same files)
-# then once: a real `clean --max-size HALF` on a copy of the cache. Reports medians (seconds),
-# verify's and sha256sum's MB/s and their ratio (median of per-round ratios).
+# then RUNS times, each on fresh copies of the cache: a real `clean --max-size HALF`, and
+# `rm -f` of exactly the files it removed (what those unlinks cost the file system alone).
+# Reports medians (seconds), verify's and sha256sum's MB/s, and ratios (medians of per-round
+# ratios).
 #
 # Needs python3; builds into CARGO_TARGET_DIR. Environment: BENCH_REV, BENCH_AUTOGROUP_NICE
 # (scripts/bench-lib.sh), BENCH_IMAGES, BENCH_LAYERS, BENCH_LAYER_SIZE.
@@ -66,9 +68,21 @@ for i in $(seq "$runs"); do
     round timed
 done
 
-cp -a "$cache" "$work/copy"
-printf '{"cache_dir": "%s"}\n' "$work/copy" >"$work/copy.json"
-bench_run_timed fit-real "$concil" cache clean --older-than 1000000000 --max-size "$half" --config "$work/copy.json"
+# A real eviction, on copies (RUNS of them), against `rm -f` of exactly the files it removed
+# (the file system's own cost of those unlinks) on another copy of the same cache.
+listing() { (cd "$1" && find manifest config layers checksums images -type f -o -type l | sort); }
+for i in $(seq "$runs"); do
+    rm -rf "$work/copy" "$work/copy-rm"
+    cp -a "$cache" "$work/copy"
+    cp -a "$cache" "$work/copy-rm"
+    printf '{"cache_dir": "%s"}\n' "$work/copy" >"$work/copy.json"
+    sync
+    bench_run_timed fit-real "$concil" cache clean --older-than 1000000000 --max-size "$half" --config "$work/copy.json"
+    comm -23 <(listing "$cache") <(listing "$work/copy") >"$work/removed"
+    sync
+    bench_run_timed rm-same sh -c "cd '$work/copy-rm' && xargs rm -f <'$work/removed'"
+done
+removed_files=$(wc -l <"$work/removed")
 after=$("$concil" cache ls --json --config "$work/copy.json" | jq .total_bytes)
 
 mbs() { awk -v b="$bytes" -v s="$1" 'BEGIN { printf "%.0f", b / s / 1048576 }'; }
@@ -79,7 +93,9 @@ built: $built; $images images, $layers layers of $layer_size bytes; $runs rounds
 cache ls                      $(bench_median "$work/ls" 1)   (peak RSS $(bench_median "$work/ls" 3) KiB)
 cache ls --layers --json      $(bench_median "$work/ls-json" 1)
 clean --max-size (dry run)    $(bench_median "$work/fit" 1)
-clean --max-size (real, once) $(awk '{ print $1 }' "$work/fit-real")   ($total -> $after bytes, budget $half)
+clean --max-size (real)       $(bench_median "$work/fit-real" 1)   ($total -> $after bytes, budget $half, $removed_files files removed)
+rm -f of the same files       $(bench_median "$work/rm-same" 1)
+real eviction / rm -f         $(bench_ratio fit-real rm-same 1)
 cache verify                  $verify   $(mbs "$verify") MB/s (peak RSS $(bench_median "$work/verify" 3) KiB)
 sha256sum of the same files   $sha   $(mbs "$sha") MB/s
 verify / sha256sum time       $(bench_ratio verify sha256sum 1)
