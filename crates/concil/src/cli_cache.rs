@@ -111,7 +111,11 @@ fn usage_json(usage: &CacheUsage, layers: bool) -> Value {
                 "size": image.size,
                 "unique_size": image.unique_size,
                 "missing": image.missing,
-                "pulled_at": time_text(UNIX_EPOCH + Duration::from_secs(record.pulled_at)),
+                "pulled_at": time_text(
+                    UNIX_EPOCH
+                        .checked_add(Duration::from_secs(record.pulled_at))
+                        .unwrap_or(UNIX_EPOCH)
+                ),
                 "last_used": time_text(image.image.last_used),
             })
         })

@@ -140,6 +140,29 @@ fn squashfs_layer_cannot_take_another_layers_diff_id() -> TestResult {
         !layers.join(&victim_diff_id).exists(),
         "the unchecked diff_id names nothing"
     );
+    // Its record names the layer by the file it is (not the claimed diff_id): the image is
+    // whole in `cache ls`, and `cache verify` finds nothing wrong.
+    let cache_command = |args: &[&str]| {
+        support::pull::run(
+            home.concil()
+                .arg("cache")
+                .args(args)
+                .arg("--config")
+                .arg(home.config_path()),
+        )
+    };
+    let listing: Value = serde_json::from_slice(&cache_command(&["ls", "--json"]).stdout)?;
+    assert_eq!(
+        listing["images"][0]["missing"],
+        serde_json::json!([]),
+        "{listing}"
+    );
+    assert_eq!(
+        listing["images"][0]["layers"],
+        serde_json::json!([evil_digest])
+    );
+    let verify = cache_command(&["verify"]);
+    assert!(verify.status.success(), "{verify:?}");
 
     let pulled = home.pull_json(&victim, &[]);
     assert_eq!(registry.count_blob_fetches(&sha256_digest(&victim_blob)), 1);

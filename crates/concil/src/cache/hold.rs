@@ -1,9 +1,10 @@
 //! Holds: what a runtime that has an image's layers mounted (and a pull about to return them)
 //! keeps from being removed.
 //!
-//! A hold is a shared `flock` on `locks/<name>` for each name of the entries it covers. Every
-//! removal (`clean`, `rm`, the size budget) first takes the exclusive lock of every name of an
-//! entry without waiting, so it skips a held entry; the kernel releases the locks when the
+//! A hold is a shared `flock` on `locks/<name>.hold` for each name of the entries it covers.
+//! Every removal (`clean`, `rm`, the size budget, `verify --repair`) first takes the exclusive
+//! locks of every name of an entry without waiting (`locks/<name>` and `locks/<name>.hold`), so
+//! it skips a held entry; the kernel releases the locks when the
 //! holder exits or dies, so a crashed runtime never pins the cache. On a file system shared by
 //! several hosts the locks work across hosts where flock does (NFSv4, Lustre with `flock`).
 
@@ -11,7 +12,7 @@ use std::collections::BTreeSet;
 
 use rustix::fs::FlockOperation;
 
-use super::{acquire, entry_lock_path, Cache, CacheError, LockGuard};
+use super::{acquire, entry_hold_path, Cache, CacheError, LockGuard};
 use crate::digest::Digest;
 
 /// Entries held against removal until dropped. `Send`: hand it to whoever keeps them mounted.
@@ -55,7 +56,7 @@ impl Cache {
         let names: BTreeSet<&Digest> = names.into_iter().collect();
         let mut guards = Vec::with_capacity(names.len());
         for name in names {
-            let path = entry_lock_path(&self.root, name);
+            let path = entry_hold_path(&self.root, name);
             // Blocking: a removal holds the lock only while it unlinks.
             loop {
                 if let Some(guard) = acquire(&path, FlockOperation::LockShared)? {

@@ -152,6 +152,15 @@ pub enum CacheError {
         /// What the file system said.
         source: std::io::Error,
     },
+    /// Another user's file holds the name this entry must take (possible in a sticky cache
+    /// directory shared on purpose): it cannot be replaced, so the entry cannot be stored.
+    #[error("{path} belongs to uid {uid}: cannot store the entry under its name; ask them to remove it, or use a cache_dir of your own")]
+    ForeignEntry {
+        /// The name another user's file holds.
+        path: PathBuf,
+        /// Its owner.
+        uid: u32,
+    },
     /// The file system of the cache does not support `flock` (NFSv3 without lockd, some
     /// FUSE file systems): concil refuses to share a cache it cannot lock.
     #[error(
@@ -264,6 +273,10 @@ pub struct LockGuard {
     /// Held open only: closing it releases the lock.
     _file: File,
     path: PathBuf,
+    /// The lock file's owner: a lock file another user made can be swapped by them.
+    owner: u32,
+    /// A removal's lock also holds the entry's hold file (`locks/<digest>.hold`).
+    hold: Option<Box<LockGuard>>,
 }
 
 /// What [`Cache::clean`] removed.
@@ -437,6 +450,36 @@ impl Cache {
             .map(|path| CachedLayer { path, diff_id }))
     }
 
+    /// Fails if another user's file holds one of the layer names `names` (the squashfs file's,
+    /// a blob link's): a commit could not replace it, so a download would be wasted.
+    pub fn refuse_foreign_layer_names<'a>(
+        &self,
+        names: impl IntoIterator<Item = &'a Digest>,
+    ) -> Result<(), CacheError> {
+        // A rename replaces another user's file unless the directory is sticky and neither it
+        // nor the file is ours (root may always).
+        let dir = self.root.join(LAYERS_DIR);
+        let euid = rustix::process::geteuid().as_raw();
+        let sticky_for_us = fs::symlink_metadata(&dir).is_ok_and(|metadata| {
+            metadata.mode() & 0o1000 != 0 && metadata.uid() != euid && euid != 0
+        });
+        if !sticky_for_us {
+            return Ok(());
+        }
+        for name in names {
+            let path = entry_path(&self.root, EntryKind::Layer, name);
+            if let Ok(metadata) = fs::symlink_metadata(&path) {
+                if !is_ours(&metadata) {
+                    return Err(CacheError::ForeignEntry {
+                        path,
+                        uid: metadata.uid(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Waits (blocking in the kernel, no polling) until this process holds the exclusive
     /// lock for `digest`.
     pub fn lock(&self, digest: &Digest) -> Result<LockGuard, CacheError> {
@@ -449,10 +492,10 @@ impl Cache {
         }
     }
 
-    /// Takes the lock for `digest` if no one holds it; `None` if someone does.
+    /// Takes the lock for `digest` as a removal does, if no one holds it (nor holds the entry
+    /// with a [`Hold`]); `None` if someone does, or if the lock file is not ours to trust.
     pub fn try_lock(&self, digest: &Digest) -> Result<Option<LockGuard>, CacheError> {
-        let path = entry_lock_path(&self.root, digest);
-        acquire(&path, FlockOperation::NonBlockingLockExclusive)
+        try_lock_unheld(&self.root, digest)
     }
 
     /// Removes manifests, configs and layers whose mtime is older than `older_than` (with
@@ -618,9 +661,15 @@ impl Cache {
                 continue;
             };
             let path = dir.join(&blob);
-            // A writer may have committed the target since the listing.
+            // A writer may have committed the target since the listing. A link in a loop of
+            // links (ELOOP) leads nowhere either.
             match fs::metadata(&path) {
-                Err(error) if error.kind() == io::ErrorKind::NotFound => remove(&path, 0, sweep)?,
+                Err(error)
+                    if error.kind() == io::ErrorKind::NotFound
+                        || error.raw_os_error() == Some(Errno::LOOP.raw_os_error()) =>
+                {
+                    remove(&path, 0, sweep)?
+                }
                 Ok(_) => {}
                 Err(source) => return Err(CacheError::Read { path, source }),
             }
@@ -728,12 +777,15 @@ impl Cache {
     /// Lock files nobody holds (they are harmless, but would pile up).
     fn clean_lock_files(&self) -> Result<(), CacheError> {
         let dir = self.root.join(LOCKS_DIR);
-        for (name, _) in list_dir(&dir)? {
-            let Some(digest) = digest_name(&name) else {
+        for (name, metadata) in list_dir(&dir)? {
+            let digest = name.strip_suffix(HOLD_SUFFIX).unwrap_or(&name);
+            if digest_name(digest).is_none() || !metadata.is_file() {
                 continue;
-            };
-            if let Some(guard) = self.try_lock(&digest)? {
-                guard.remove_file()?;
+            }
+            match acquire(&dir.join(&name), FlockOperation::NonBlockingLockExclusive) {
+                Ok(Some(guard)) if guard.is_ours() => guard.remove_file()?,
+                Ok(_) | Err(CacheError::NotAFile { .. }) => {}
+                Err(error) => return Err(error),
             }
         }
         Ok(())
@@ -762,10 +814,11 @@ impl Ingest {
         self.commit(EntryKind::Config, digest)
     }
 
-    /// fsyncs the squashfs file, renames it to `layers/<diff_id>`, records its checksum in
-    /// `checksums/<diff_id>` (for `verify`), then (unless `blob_digest` is `None` or equal to
-    /// `diff_id`) atomically points `layers/<blob>` at it. Returns the final path of the
-    /// squashfs file.
+    /// fsyncs the squashfs file and renames it to `layers/<diff_id>`. A converted layer
+    /// (`blob_digest` given) gets its checksum in `checksums/<diff_id>` (for `verify`), and
+    /// unless the blob is the diff_id (an uncompressed tar) `layers/<blob>` atomically points
+    /// at it. `blob_digest` `None`: a layer stored as it is, named by its own digest. Returns
+    /// the final path of the squashfs file.
     pub fn commit_layer(
         mut self,
         diff_id: &Digest,
@@ -779,10 +832,12 @@ impl Ingest {
             PathBuf::from(name)
         };
         let (temp_link, temp_checksum) = (temp_name(TEMP_LINK_SUFFIX), temp_name(TEMP_SUM_SUFFIX));
-        // A layer stored as it is (diff_id == blob) is named by its own hash already.
+        // A layer stored as it is (no blob: its name is its own hash) needs none; a converted
+        // one does, even from an uncompressed tar, whose blob digest is its diff_id: the name
+        // is the tar's hash, not the squashfs file's.
         let checksum = match blob_digest {
-            Some(blob) if blob == diff_id => None,
-            _ => Some(self.checksum()?),
+            None => None,
+            Some(_) => Some(self.checksum()?),
         };
 
         let layer = self.commit(EntryKind::Layer, diff_id)?;
@@ -848,10 +903,17 @@ impl LockGuard {
         &self.path
     }
 
-    /// Unlinks the lock file while holding it; a process waiting on the old file sees the
-    /// name gone once it gets the lock, and starts over.
+    /// Unlinks the lock file (and the hold file it holds) while holding them; a process
+    /// waiting on an old file sees the name gone once it gets the lock, and starts over.
     fn remove_file(self) -> Result<(), CacheError> {
+        if let Some(hold) = self.hold {
+            remove_if_present(&hold.path)?;
+        }
         remove_if_present(&self.path)
+    }
+
+    fn is_ours(&self) -> bool {
+        self.owner == 0 || self.owner == rustix::process::geteuid().as_raw()
     }
 }
 
@@ -931,6 +993,15 @@ fn entry_path(root: &Path, kind: EntryKind, digest: &Digest) -> PathBuf {
     root.join(kind.dir()).join(digest)
 }
 
+/// `locks/<digest>.hold`: what a [`Hold`] flocks (shared). Apart from `locks/<digest>`, which
+/// downloads lock exclusively, so that a process holding an entry never blocks its own download
+/// of something of the same digest; removals take both.
+const HOLD_SUFFIX: &str = ".hold";
+
+fn entry_hold_path(root: &Path, digest: &Digest) -> PathBuf {
+    root.join(LOCKS_DIR).join(format!("{digest}{HOLD_SUFFIX}"))
+}
+
 fn entry_lock_path(root: &Path, digest: &Digest) -> PathBuf {
     root.join(LOCKS_DIR).join(digest)
 }
@@ -941,39 +1012,96 @@ fn is_legacy_working_file(name: &str) -> bool {
         .any(|suffix| name.strip_suffix(suffix).and_then(digest_name).is_some())
 }
 
+/// How often a lock file may vanish under us (clean removes the lock files it holds) before
+/// we give up: one that keeps being replaced is someone's doing, and must not spin us.
+const MAX_LOCK_ATTEMPTS: u32 = 1000;
+
 /// Opens (creating) the lock file at `path` and flocks it with `operation`; `None` if the
-/// operation is non-blocking and someone holds the lock.
+/// operation is non-blocking and someone holds the lock. Anything but a regular file at
+/// `path` (a symlink, which is not followed; a directory; a FIFO) is `NotAFile`.
 fn acquire(path: &Path, operation: FlockOperation) -> Result<Option<LockGuard>, CacheError> {
-    loop {
+    for _ in 0..MAX_LOCK_ATTEMPTS {
         // Read-write where we may: NFS emulates flock with byte-range locks, and an exclusive
         // one needs a file open for writing. Read-only otherwise (a lock file another user of
         // a shared cache made), which is enough for flock on local file systems.
         let open = |access: OFlags| {
             rustix::fs::open(
                 path,
-                access | OFlags::CREATE | OFlags::CLOEXEC,
+                access | OFlags::CREATE | OFlags::CLOEXEC | OFlags::NOFOLLOW | OFlags::NONBLOCK,
                 Mode::from_bits_truncate(0o666),
             )
         };
         let fd = match open(OFlags::RDWR) {
-            Err(Errno::ACCESS | Errno::ROFS) => open(OFlags::RDONLY),
+            Err(Errno::ACCESS | Errno::ROFS | Errno::ISDIR) => open(OFlags::RDONLY),
             opened => opened,
-        }
-        .map_err(|errno| CacheError::Create {
-            path: path.to_owned(),
-            source: errno.into(),
-        })?;
+        };
+        let fd = match fd {
+            Ok(fd) => fd,
+            Err(Errno::LOOP) => {
+                return Err(CacheError::NotAFile {
+                    path: path.to_owned(),
+                })
+            }
+            Err(errno) => {
+                return Err(CacheError::Create {
+                    path: path.to_owned(),
+                    source: errno.into(),
+                })
+            }
+        };
         let file = File::from(fd);
+        let metadata = file.metadata().map_err(|source| CacheError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        if !metadata.is_file() {
+            return Err(CacheError::NotAFile {
+                path: path.to_owned(),
+            });
+        }
         match flock_at(path, &file, operation)? {
             Flock::Held => {
                 return Ok(Some(LockGuard {
                     _file: file,
                     path: path.to_owned(),
+                    owner: metadata.uid(),
+                    hold: None,
                 }))
             }
             Flock::Busy => return Ok(None),
             Flock::Gone => continue,
         }
+    }
+    Err(CacheError::Lock {
+        path: path.to_owned(),
+        source: io::Error::other("the lock file keeps being replaced"),
+    })
+}
+
+/// A removal's lock on one name: `locks/<name>` and `locks/<name>.hold`, both exclusively and
+/// without waiting; `None` if either is busy, is not a regular file, or
+/// belongs to another user (who could swap it under our lock).
+fn try_lock_unheld(root: &Path, name: &Digest) -> Result<Option<LockGuard>, CacheError> {
+    let mut guard = match acquire(
+        &entry_lock_path(root, name),
+        FlockOperation::NonBlockingLockExclusive,
+    ) {
+        Ok(Some(guard)) if guard.is_ours() => guard,
+        Ok(_) | Err(CacheError::NotAFile { .. }) => return Ok(None),
+        Err(error) => return Err(error),
+    };
+    // Taken even when no one holds the entry: while it is ours, no hold can begin, so the
+    // entry cannot be handed out (nor named by a new record) while it is being removed.
+    match acquire(
+        &entry_hold_path(root, name),
+        FlockOperation::NonBlockingLockExclusive,
+    ) {
+        Ok(Some(hold)) if hold.is_ours() => {
+            guard.hold = Some(Box::new(hold));
+            Ok(Some(guard))
+        }
+        Ok(_) | Err(CacheError::NotAFile { .. }) => Ok(None),
+        Err(error) => Err(error),
     }
 }
 
@@ -1030,9 +1158,11 @@ fn names_file(path: &Path, file: &File) -> io::Result<bool> {
 /// made it. A symlink planted in its place is refused (ELOOP) instead of followed to wherever
 /// it points.
 fn open_entry(path: &Path) -> Result<Option<File>, CacheError> {
+    // Non-blocking: a FIFO planted here would block a plain open for ever (regular files
+    // ignore the flag).
     let file = match OpenOptions::new()
         .read(true)
-        .custom_flags(OFlags::NOFOLLOW.bits() as i32)
+        .custom_flags((OFlags::NOFOLLOW | OFlags::NONBLOCK).bits() as i32)
         .open(path)
     {
         Ok(file) => file,
@@ -1112,11 +1242,17 @@ fn read_digest_link(path: &Path) -> Result<Option<Digest>, CacheError> {
 /// else's bytes are ever taken for ours.
 fn made_by_us(metadata: &Metadata, path: &Path) -> bool {
     let uid = metadata.uid();
-    let ours = uid == 0 || uid == rustix::process::geteuid().as_raw();
+    let ours = is_ours(metadata);
     if !ours {
         tracing::warn!(path = %path.display(), uid, "ignoring a cache entry of another user");
     }
     ours
+}
+
+/// Whether this user (or root) made it.
+fn is_ours(metadata: &Metadata) -> bool {
+    let uid = metadata.uid();
+    uid == 0 || uid == rustix::process::geteuid().as_raw()
 }
 
 /// Refuses a directory that someone else could change: see [`Cache::open`].
@@ -1147,8 +1283,8 @@ fn check_directory(path: &Path) -> Result<(), CacheError> {
     Ok(())
 }
 
-/// The UTF-8 names in `dir` with their `lstat`; entries that vanish meanwhile are skipped,
-/// other names are not the cache's. `dir` itself is opened without following a symlink, so a
+/// The UTF-8 names in `dir` with their `lstat`; entries that vanish meanwhile are skipped, and
+/// so are another user's (other names are not the cache's). `dir` itself is opened without following a symlink, so a
 /// directory swapped for one since [`Cache::open`] is never listed (nor emptied by `clean`).
 fn list_dir(dir: &Path) -> Result<Vec<(String, Metadata)>, CacheError> {
     let read_error = |source| CacheError::Read {
@@ -1171,6 +1307,15 @@ fn list_dir(dir: &Path) -> Result<Vec<(String, Metadata)>, CacheError> {
             continue;
         }
         match fs::symlink_metadata(dir.join(&name)) {
+            // Another user's names (possible in a sticky directory shared on purpose) are not
+            // the cache's: never counted, judged or removed.
+            Ok(metadata) if !is_ours(&metadata) => {
+                tracing::debug!(
+                    name,
+                    uid = metadata.uid(),
+                    "skipping another user's file in the cache"
+                );
+            }
             Ok(metadata) => entries.push((name, metadata)),
             Err(error) if error.kind() == io::ErrorKind::NotFound => {}
             Err(source) => {
@@ -1279,5 +1424,7 @@ fn link_blob_to_layer(
     sync_dir(&layers)
 }
 
+#[cfg(test)]
+mod review_tests;
 #[cfg(test)]
 mod tests;

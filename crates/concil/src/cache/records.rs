@@ -7,6 +7,7 @@
 //! of its bytes: a later pull of the same reference replaces it. Its mtime is the image's last
 //! use (a pull or a hold refreshes it). concil 1.0 never looks into `images/`.
 
+use std::fs;
 use std::io::Read;
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -133,6 +134,39 @@ impl Cache {
             last_used: SystemTime::now(),
             ..record
         }))
+    }
+
+    /// Refreshes the last use of the record named `name` (a hold of its image is a use).
+    pub fn touch_record(&self, name: &Digest) {
+        let path = entry_path(&self.root, EntryKind::Record, name);
+        if fs::symlink_metadata(&path).is_ok_and(|metadata| metadata.is_file()) {
+            touch(&path);
+        }
+    }
+
+    /// Refreshes the last use of every entry `record` names. A pull does it after it wrote
+    /// the record, while it holds the image: a removal that took its locks since sees entries
+    /// used after it started, and keeps them (its snapshot of the records may predate this
+    /// one).
+    pub fn touch_image(&self, record: &ImageRecord) {
+        let entries = [
+            (EntryKind::Manifest, &record.resolved_digest),
+            (EntryKind::Manifest, &record.manifest_digest),
+            (EntryKind::Config, &record.config_digest),
+        ]
+        .into_iter()
+        .chain(
+            record
+                .layers
+                .iter()
+                .map(|layer| (EntryKind::Layer, &layer.diff_id)),
+        );
+        for (kind, name) in entries {
+            let path = entry_path(&self.root, kind, name);
+            if fs::symlink_metadata(&path).is_ok_and(|metadata| metadata.is_file()) {
+                touch(&path);
+            }
+        }
     }
 
     /// Every image record, and the record files that do not parse (with why).

@@ -9,6 +9,7 @@
 //! rule remove later), never a record naming missing entries.
 
 use std::collections::HashMap;
+use std::fs;
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -316,6 +317,9 @@ enum Candidate {
 struct Eviction<'c> {
     cache: &'c Cache,
     dry_run: bool,
+    /// When this run began, before it read the records: an entry used since (a pull that
+    /// wrote a record this run has not read refreshes its entries after writing it) is kept.
+    started: SystemTime,
     inventory: Inventory,
     records: Records,
     /// Entry → the records (indexes) that still use it.
@@ -326,6 +330,7 @@ struct Eviction<'c> {
 
 impl<'c> Eviction<'c> {
     fn start(cache: &'c Cache, dry_run: bool) -> Result<Eviction<'c>, CacheError> {
+        let started = SystemTime::now();
         let inventory = Inventory::read(cache)?;
         let records = cache.image_records()?;
         let mut users: HashMap<(EntryKind, Digest), Vec<usize>> = HashMap::new();
@@ -338,6 +343,7 @@ impl<'c> Eviction<'c> {
         Ok(Eviction {
             cache,
             dry_run,
+            started,
             inventory,
             records,
             users,
@@ -377,6 +383,11 @@ impl<'c> Eviction<'c> {
             self.report.in_use.push(name);
             return Ok(());
         };
+        if self.used_since_start(&only_ours) {
+            tracing::info!(image = %name, "kept: used since the removal began");
+            self.report.in_use.push(name);
+            return Ok(());
+        }
         let path = image.path.clone();
         if !self.dry_run {
             remove_if_present(&path)?;
@@ -402,6 +413,9 @@ impl<'c> Eviction<'c> {
         let Some(guards) = self.lock_all(std::slice::from_ref(key))? else {
             return Ok(());
         };
+        if self.used_since_start(std::slice::from_ref(key)) {
+            return Ok(());
+        }
         let freed = self.remove_entry(key)?;
         self.release(guards)?;
         self.size -= freed;
@@ -411,6 +425,17 @@ impl<'c> Eviction<'c> {
             freed,
         });
         Ok(())
+    }
+
+    /// Whether an entry of `keys` was used (its mtime refreshed) since this run began: a pull
+    /// found it, and may have recorded it in a record this run has not read. Checked under
+    /// the entries' locks, so no pull can begin using them meanwhile.
+    fn used_since_start(&self, keys: &[(EntryKind, Digest)]) -> bool {
+        keys.iter().any(|(kind, name)| {
+            fs::symlink_metadata(self.cache.root.join(kind.dir()).join(name))
+                .and_then(|metadata| metadata.modified())
+                .is_ok_and(|modified| modified >= self.started)
+        })
     }
 
     /// Lets go of the locks of removed entries, removing their lock files (held, so that a

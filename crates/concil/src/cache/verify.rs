@@ -337,14 +337,22 @@ impl Verification<'_> {
         Ok(())
     }
 
+    /// A broken record; with `repair`, removed unless its image is held.
     fn found_record(&mut self, path: PathBuf, kind: ProblemKind) -> Result<(), CacheError> {
-        if self.repair {
-            remove_if_present(&path)?;
+        let name = path
+            .file_name()
+            .and_then(|name| name.to_str())
+            .and_then(|name| Digest::parse(name).ok());
+        let mut repaired = false;
+        if let (true, Some(name)) = (self.repair, name) {
+            if let Some(_guard) = self.cache.try_lock(&name)? {
+                repaired = remove_repairable(&path)?;
+            }
         }
         self.report.problems.push(Problem {
             path,
             kind,
-            repaired: self.repair,
+            repaired,
         });
         Ok(())
     }
@@ -361,8 +369,7 @@ impl Verification<'_> {
         let mut repaired = false;
         if self.repair {
             if let Some(_guards) = self.lock_all(names)? {
-                remove_if_present(path)?;
-                repaired = true;
+                repaired = remove_repairable(path)?;
             }
         }
         self.report.problems.push(Problem {
@@ -403,6 +410,22 @@ impl Verification<'_> {
         io::copy(&mut hashing, &mut io::sink()).map_err(read_error)?;
         self.report.bytes_read += hashing.bytes_read();
         Ok(Some((hashing.digest(), hashing.bytes_read(), head)))
+    }
+}
+
+/// Removes a broken file or symlink; `false` (not repaired) for what only a person should
+/// remove (a directory under an entry's name) or what cannot be removed.
+fn remove_repairable(path: &Path) -> Result<bool, CacheError> {
+    if fs::symlink_metadata(path).is_ok_and(|metadata| metadata.is_dir()) {
+        return Ok(false);
+    }
+    match fs::remove_file(path) {
+        Ok(()) => Ok(true),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(true),
+        Err(error) => {
+            tracing::warn!(path = %path.display(), %error, "cannot remove a broken cache entry");
+            Ok(false)
+        }
     }
 }
 

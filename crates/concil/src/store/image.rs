@@ -171,6 +171,9 @@ impl ImagePull<'_> {
             self.store.progress.layer_done(digest, true);
             return Ok(Downloaded::cached(path));
         }
+        self.store
+            .cache
+            .refuse_foreign_layer_names([diff_id, digest])?;
         self.store.progress.layer_started(digest, layer.size);
         let started = std::time::Instant::now();
         let pass = Pass {
@@ -198,6 +201,11 @@ impl ImagePull<'_> {
                     let record = self.record(&image, wanted);
                     hold.extend(self.store.cache.hold([&record.name()])?);
                     self.store.cache.record_image(&record)?;
+                    self.store.cache.touch_image(&record);
+                    let image = PulledImage {
+                        record: Some(record.name()),
+                        ..image
+                    };
                     return Ok((image, hold));
                 }
                 Err(StoreError::NoLongerCached { path }) if attempts < MAX_HOLD_ATTEMPTS => {
@@ -222,7 +230,8 @@ impl ImagePull<'_> {
                 .iter()
                 .map(|layer| RecordedLayer {
                     digest: layer.digest.clone(),
-                    diff_id: layer.diff_id.clone(),
+                    // The squashfs file's name: a layer stored as it is lives under its blob.
+                    diff_id: layer.file_name().clone(),
                     media_type: layer.media_type.clone(),
                     size: layer.size,
                 })
@@ -288,6 +297,7 @@ impl ImagePull<'_> {
         Ok(PulledImage {
             manifest_digest: resolved.digest,
             resolved_digest: resolved.resolved_digest,
+            record: None,
             config_digest,
             platform: platform.to_string(),
             verified: resolved.verified,
@@ -428,9 +438,20 @@ impl ImagePull<'_> {
         let (digest, record) = match &self.reference.digest {
             Some(digest) => {
                 // Any record of a pull that resolved to this digest tells how it was trusted.
+                // A record of a pull of this repository that resolved to this digest tells how
+                // it was trusted (another repository's record says nothing of this one's
+                // policy: its keys, identities or delegations).
+                let repository =
+                    format!("{}/{}", self.reference.registry, self.reference.repository);
                 let record = cache.image_records()?.images.into_iter().find(|recorded| {
-                    recorded.record.resolved_digest == *digest
-                        || recorded.record.manifest_digest == *digest
+                    let same_repository = recorded
+                        .record
+                        .reference
+                        .strip_prefix(&repository)
+                        .is_some_and(|rest| rest.starts_with([':', '@']));
+                    same_repository
+                        && (recorded.record.resolved_digest == *digest
+                            || recorded.record.manifest_digest == *digest)
                 });
                 (digest.clone(), record)
             }

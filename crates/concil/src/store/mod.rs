@@ -150,6 +150,10 @@ pub struct PulledImage {
     /// The digest the reference resolved to: the index, or the manifest itself.
     #[serde(skip)]
     pub resolved_digest: Digest,
+    /// The name of the image's record in the cache (`None` until the pull wrote it): a hold
+    /// holds it too, and refreshes it (the image's last use).
+    #[serde(skip)]
+    pub record: Option<Digest>,
     /// Digest of the image config.
     pub config_digest: Digest,
     /// The platform of the image pulled (from its config).
@@ -706,8 +710,12 @@ fn hold_pulled(cache: &Cache, image: &PulledImage) -> Result<Hold, StoreError> {
             &image.config_digest,
         ]
         .into_iter()
+        .chain(&image.record)
         .chain(image.layers.iter().map(PulledLayer::file_name)),
     )?;
+    if let Some(record) = &image.record {
+        cache.touch_record(record);
+    }
     // Looked up (which refreshes their last use) only now that they are held.
     for layer in &image.layers {
         if cache.layer_by_diff_id(layer.file_name())?.as_ref() != Some(&layer.path) {
@@ -734,7 +742,7 @@ fn hold_pulled(cache: &Cache, image: &PulledImage) -> Result<Hold, StoreError> {
 impl PulledLayer {
     /// The name of its squashfs file: the diff_id, or the blob digest for a layer stored as
     /// it is.
-    fn file_name(&self) -> &Digest {
+    pub(super) fn file_name(&self) -> &Digest {
         if self.path.ends_with(&self.diff_id) {
             &self.diff_id
         } else {
