@@ -139,6 +139,7 @@ fn offline_trust_is_what_the_online_pull_established() -> TestResult {
         home.pull_json(&unsigned.reference, &["--no-verify"])["verified"],
         "none"
     );
+    let host = registry.host();
     drop(images);
     drop(registry);
 
@@ -147,6 +148,17 @@ fn offline_trust_is_what_the_online_pull_established() -> TestResult {
         output["verified"], "cosign",
         "the record says it was verified"
     );
+    // The same digest named in another repository: that repository's policy (its keys) was
+    // never checked, so the signed pull's record does not vouch for it.
+    let elsewhere = format!(
+        "docker://{host}/offline/elsewhere@{}",
+        signed.manifest_digest
+    );
+    let failure = expect_failure(
+        &run(&mut home.pull_command(&elsewhere, &["--offline"])),
+        "offline pull of a verified digest under another repository",
+    );
+    assert_eq!(failure.code, Some(NOT_SIGNED), "{}", failure.stderr);
 
     let failure = expect_failure(
         &run(&mut home.pull_command(&unsigned.reference, &["--offline"])),
