@@ -7,7 +7,7 @@ use std::path::Path;
 use concil::config::Config;
 use concil::exit_status;
 use concil::reference::Reference;
-use concil::store::{Inspection, Platform, Store};
+use concil::store::{FileReference, Inspection, Platform, Store};
 use serde_json::{json, Value};
 
 use crate::BoxError;
@@ -33,7 +33,11 @@ pub fn inspect(
     output: Output,
 ) -> Result<u8, BoxError> {
     let config = Config::load(config)?;
-    let reference = Reference::parse(image)?;
+    let file = FileReference::parse(image);
+    let reference = match file {
+        Some(_) => None,
+        None => Some(Reference::parse(image)?),
+    };
     let platform = match platform {
         Some(text) => text.parse::<Platform>()?,
         None => Platform::host(),
@@ -42,7 +46,11 @@ pub fn inspect(
     if no_verify {
         store = store.without_verification();
     }
-    let inspection = store.inspect(&reference, &platform)?;
+    let inspection = match (&file, &reference) {
+        (_, Some(reference)) => store.inspect(reference, &platform)?,
+        (Some(file), None) => store.inspect_file(file, &platform)?,
+        (None, None) => return Err("no image named".into()),
+    };
     let mut stdout = std::io::stdout().lock();
     match output {
         Output::Raw => stdout.write_all(&inspection.raw)?,

@@ -8,7 +8,7 @@ use crate::cache::CacheError;
 use crate::config::ConfigError;
 use crate::reference::ReferenceError;
 use crate::registry::RegistryError;
-use crate::store::StoreError;
+use crate::store::{FileError, StoreError};
 use crate::trust::key_management::KeyManagementError;
 use crate::trust::notary::NotaryError;
 use crate::trust::TrustError;
@@ -159,6 +159,14 @@ fn of_store(error: &StoreError) -> u8 {
         | StoreError::SquashfsLayerIsTar { .. } => CONTENT_INVALID,
         StoreError::NoLongerCached { .. } => CACHE_IO,
         StoreError::NotCachedOffline { .. } => NOT_FOUND,
+        StoreError::File(error) => match error {
+            FileError::Read { .. } | FileError::Missing { .. } | FileError::NoSuchImage { .. } => {
+                NOT_FOUND
+            }
+            FileError::Ambiguous { .. } => USAGE,
+            _ => CONTENT_INVALID,
+        },
+        StoreError::FileNotVerifiable { .. } => NOT_SIGNED,
         StoreError::NotVerifiedOffline { .. } => NOT_SIGNED,
         StoreError::WorkerPanicked => FAILURE,
     }

@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use concil::config::Config;
 use concil::digest::Digest;
 use concil::reference::Reference;
-use concil::store::{Platform, Progress, Store};
+use concil::store::{FileReference, Platform, Progress, Store};
 use concil::trust::key_management;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
@@ -55,8 +55,9 @@ enum Command {
         /// cache removes them meanwhile), then exit with its status.
         #[arg(long, requires = "command")]
         hold: bool,
-        /// docker://host[:port]/repo[:tag][@sha256:…] or a short name (alpine); several are
-        /// pulled one after the other, sharing connections.
+        /// docker://host[:port]/repo[:tag][@sha256:…] or a short name (alpine), or an image
+        /// file: oci:DIR[:TAG|@DIGEST], oci-archive:FILE[:TAG|@DIGEST],
+        /// docker-archive:FILE[:REPO:TAG|:@N]; several are pulled one after the other.
         #[arg(required = true)]
         images: Vec<String>,
         /// With --hold: the command to run (after `--`).
@@ -84,7 +85,8 @@ enum Command {
         /// Inspect without checking content trust.
         #[arg(long)]
         no_verify: bool,
-        /// docker://host[:port]/repo[:tag][@sha256:…] or a short name.
+        /// docker://host[:port]/repo[:tag][@sha256:…], a short name, or an image file (oci:,
+        /// oci-archive:, docker-archive:).
         image: String,
     },
     /// Convert a tar, tar.gz or tar.zst file to squashfs and print its diff_id.
@@ -537,6 +539,21 @@ fn login(
     Ok(())
 }
 
+/// An `IMAGE` argument: a registry's image, or an image file.
+enum ImageName {
+    Registry(Reference),
+    File(FileReference),
+}
+
+impl ImageName {
+    fn parse(text: &str) -> Result<ImageName, concil::reference::ReferenceError> {
+        match FileReference::parse(text) {
+            Some(file) => Ok(ImageName::File(file)),
+            None => Reference::parse(text).map(ImageName::Registry),
+        }
+    }
+}
+
 /// A failure of the command itself with the exit status it ends with.
 #[derive(Debug)]
 struct StatusError {
@@ -630,7 +647,7 @@ fn pull(
     let config = Config::load(config)?;
     let references = images
         .iter()
-        .map(|image| Reference::parse(image))
+        .map(|image| ImageName::parse(image))
         .collect::<Result<Vec<_>, _>>()?;
     let platform = match platform {
         Some(text) => text.parse::<Platform>()?,
@@ -649,11 +666,16 @@ fn pull(
     // Every image stays held until the command ends: a later image's pull (which may clean a
     // cache over cache_max_size) never removes an earlier one.
     let mut holds = concil::cache::Hold::empty();
-    for (image, reference) in images.iter().zip(&references) {
-        if let Some(why) = unverified_because(store.config(), reference, no_verify) {
-            eprintln!("warning: {why}: content trust is not checked for {image}");
-        }
-        let (pulled, hold) = store.pull_held(reference, &platform)?;
+    for (image, name) in images.iter().zip(&references) {
+        let (pulled, hold) = match name {
+            ImageName::Registry(reference) => {
+                if let Some(why) = unverified_because(store.config(), reference, no_verify) {
+                    eprintln!("warning: {why}: content trust is not checked for {image}");
+                }
+                store.pull_held(reference, &platform)?
+            }
+            ImageName::File(file) => store.pull_file_held(file, &platform)?,
+        };
         holds.extend(hold);
         let mut stdout = std::io::stdout().lock();
         if json {

@@ -7,7 +7,8 @@ use std::sync::Mutex;
 
 use serde::Deserialize;
 
-use super::layer::{descriptor_digest, Downloaded, LayerBlob, Pass};
+use super::image_file::ImageFile;
+use super::layer::{descriptor_digest, BlobSource, Downloaded, LayerBlob, Pass};
 use super::{
     ImageConfig, Inspection, Platform, PulledImage, PulledLayer, ResolvedManifest, Store,
     StoreError, Verification, MAX_CONFIG_SIZE, MAX_INDEX_DEPTH,
@@ -25,14 +26,23 @@ use crate::trust::notary::{NotaryClient, NotarySettings, Wanted};
 use crate::trust::TrustError;
 
 /// One reference being pulled through a [`Store`]: the store's cache, settings and
-/// connections, and the client for the reference's repository (none offline).
+/// connections, and where its manifests and blobs come from.
 pub(super) struct ImagePull<'s> {
     pub(super) store: &'s Store,
     pub(super) reference: &'s Reference,
     /// The reference as text, for messages.
     pub(super) image: String,
-    /// `None` when the store is offline.
-    pub(super) client: Option<Client>,
+    pub(super) origin: Origin,
+}
+
+/// Where an image's manifests and blobs come from.
+pub(super) enum Origin {
+    /// The repository's client: mirrors, then the registry.
+    Registry(Client),
+    /// `--offline`: the cache alone.
+    Offline,
+    /// An image file (boxed: its member index is the largest variant by far).
+    File(Box<ImageFile>),
 }
 
 impl ImagePull<'_> {
@@ -138,7 +148,10 @@ impl ImagePull<'_> {
                 size,
             });
         }
-        let bytes = self.online("config", digest)?.blob_bytes(digest, size)?;
+        let bytes = match &self.origin {
+            Origin::File(file) => file.blob_bytes(digest, MAX_CONFIG_SIZE)?,
+            _ => self.online("config", digest)?.blob_bytes(digest, size)?,
+        };
         self.store.cache.put_config(digest, &bytes)?;
         Ok(bytes)
     }
@@ -178,7 +191,10 @@ impl ImagePull<'_> {
         let started = std::time::Instant::now();
         let pass = Pass {
             cache: &self.store.cache,
-            client: self.online("layer", digest)?,
+            blobs: match &self.origin {
+                Origin::File(file) => BlobSource::File(file),
+                _ => BlobSource::Registry(self.online("layer", digest)?),
+            },
             convert: &self.store.convert,
             progress: &self.store.progress,
         };
@@ -246,7 +262,7 @@ impl ImagePull<'_> {
 
     /// Offline, the time the reference was last resolved online (its record keeps it).
     fn resolved_at(&self, wanted: &Platform) -> Option<u64> {
-        if self.client.is_some() {
+        if !matches!(self.origin, Origin::Offline) {
             return None;
         }
         let recorded = self
@@ -323,8 +339,10 @@ impl ImagePull<'_> {
         } else {
             None
         };
-        if self.client.is_none() {
-            return self.offline_manifest(platform, engine);
+        match &self.origin {
+            Origin::Offline => return self.offline_manifest(platform, engine),
+            Origin::File(file) => return self.file_manifest(file, engine),
+            Origin::Registry(_) => {}
         }
         match engine {
             None => {
@@ -388,6 +406,11 @@ impl ImagePull<'_> {
     /// to, with a `HEAD` (not counted against pull limits): when the cache holds that digest,
     /// no manifest is downloaded.
     fn fetch_manifest(&self, reference: &str) -> Result<Manifest, StoreError> {
+        if let (Origin::File(file), Ok(digest)) = (&self.origin, Digest::parse(reference)) {
+            let manifest = file.manifest(&digest)?;
+            self.cache_manifest(&manifest)?;
+            return Ok(manifest);
+        }
         let by_digest = match Digest::parse(reference) {
             Ok(digest) => Some(digest),
             Err(_) => self
@@ -409,22 +432,51 @@ impl ImagePull<'_> {
         let manifest = self.online("manifest", reference)?.manifest(reference)?;
         tracing::info!(reference, digest = %manifest.digest, media_type = %manifest.media_type, "manifest fetched");
         // Already cached (a warm pull by tag): the lookup refreshes it; no rewrite, no fsync.
+        self.cache_manifest(&manifest)?;
+        Ok(manifest)
+    }
+
+    /// The registry's client; offline, the error that the cache lacks `what name` (an image
+    /// file's callers never ask: they read the file).
+    fn online(&self, what: &str, name: impl std::fmt::Display) -> Result<&Client, StoreError> {
+        match &self.origin {
+            Origin::Registry(client) => Ok(client),
+            Origin::Offline | Origin::File(_) => Err(StoreError::NotCachedOffline {
+                image: self.image.clone(),
+                missing: format!("{what} {name}"),
+            }),
+        }
+    }
+
+    /// The manifest an image file's reference selects. Signatures in files are not checked
+    /// yet, so a file is pulled only where no content trust is asked for.
+    fn file_manifest(
+        &self,
+        file: &ImageFile,
+        engine: Option<ContentTrust>,
+    ) -> Result<(Manifest, Verification), StoreError> {
+        if let Some(engine) = engine {
+            return Err(StoreError::FileNotVerifiable {
+                image: self.image.clone(),
+                engine: match engine {
+                    ContentTrust::Cosign => "cosign",
+                    ContentTrust::Notary => "notary",
+                },
+            });
+        }
+        let manifest = file.selected_manifest()?;
+        self.cache_manifest(&manifest)?;
+        Ok((manifest, Verification::None))
+    }
+
+    /// Keeps a manifest (its digest checked) in the cache, unless it is there.
+    fn cache_manifest(&self, manifest: &Manifest) -> Result<(), StoreError> {
         if self.store.cache.manifest(&manifest.digest)?.is_none() {
             self.store
                 .cache
                 .put_manifest(&manifest.digest, &manifest.bytes)?;
         }
-        Ok(manifest)
-    }
-
-    /// The registry's client; offline, the error that the cache lacks `what name`.
-    fn online(&self, what: &str, name: impl std::fmt::Display) -> Result<&Client, StoreError> {
-        self.client
-            .as_ref()
-            .ok_or_else(|| StoreError::NotCachedOffline {
-                image: self.image.clone(),
-                missing: format!("{what} {name}"),
-            })
+        Ok(())
     }
 
     /// Offline: the manifest the last online pull of the reference resolved to (by digest:
@@ -581,7 +633,7 @@ impl ImagePull<'_> {
 /// The media type of a cached manifest: the one its body declares, else (an OCI document may
 /// leave `mediaType` out, as umoci's do) an OCI index when it lists `manifests`, an OCI image
 /// manifest when it has a `config`.
-fn media_type_of(bytes: &[u8]) -> Option<String> {
+pub(super) fn media_type_of(bytes: &[u8]) -> Option<String> {
     #[derive(Deserialize)]
     struct Head {
         #[serde(rename = "mediaType")]

@@ -8,16 +8,53 @@ use std::sync::Arc;
 
 use tarsquash::decode::Compression;
 
+use super::image_file::ImageFile;
 use super::{Progress, StoreError, ENCRYPTED_SQUASHFS_LAYER, FROM_CACHE, SQUASHFS_LAYER};
 use crate::cache::Cache;
 use crate::digest::{Digest, DigestReader};
 use crate::registry::{Client, Descriptor};
 
-/// What one layer's pass uses of the store: its cache, the repository's client, the
-/// conversion settings and the progress reporter.
+/// Where a layer's blob comes from.
+pub(super) enum BlobSource<'a> {
+    /// The repository's client (mirrors, then the registry).
+    Registry(&'a Client),
+    /// An image file (`oci:`, `oci-archive:`, `docker-archive:`).
+    File(&'a ImageFile),
+}
+
+/// A blob's body: a registry's, which resumes where it breaks and may have to start over, or
+/// a file's.
+trait BlobBody: Read + Send {
+    /// Whether the source will not serve the rest: the pass must start over.
+    fn must_restart(&self) -> bool;
+}
+
+impl BlobBody for crate::registry::BlobReader {
+    fn must_restart(&self) -> bool {
+        crate::registry::BlobReader::must_restart(self)
+    }
+}
+
+/// A blob read from a file: read once, in place.
+struct FileBody(Box<dyn Read + Send>);
+
+impl Read for FileBody {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl BlobBody for FileBody {
+    fn must_restart(&self) -> bool {
+        false
+    }
+}
+
+/// What one layer's pass uses of the store: its cache, where blobs come from, the conversion
+/// settings and the progress reporter.
 pub(super) struct Pass<'a> {
     pub(super) cache: &'a Cache,
-    pub(super) client: &'a Client,
+    pub(super) blobs: BlobSource<'a>,
     pub(super) convert: &'a tarsquash::Options,
     pub(super) progress: &'a Arc<dyn Progress>,
 }
@@ -91,16 +128,24 @@ impl LayerBlob {
                 limit: max_size,
             });
         }
-        let progress = Arc::clone(pass.progress);
-        let notified = digest.clone();
-        let body = pass
-            .client
-            .blob(digest)?
-            .on_retry(Box::new(move |retry, budget| {
-                progress.layer_retrying(&notified, retry, budget);
-            }));
-        let source = body.source().to_owned();
-        let mut blob = VerifyingReader::new(body, layer.size, digest, &**pass.progress);
+        let (body, url, source): (Box<dyn BlobBody>, String, String) = match &pass.blobs {
+            BlobSource::Registry(client) => {
+                let progress = Arc::clone(pass.progress);
+                let notified = digest.clone();
+                let body = client
+                    .blob(digest)?
+                    .on_retry(Box::new(move |retry, budget| {
+                        progress.layer_retrying(&notified, retry, budget);
+                    }));
+                let (url, source) = (body.url().to_owned(), body.source().to_owned());
+                (Box::new(body), url, source)
+            }
+            BlobSource::File(file) => {
+                let (reader, location) = file.blob(digest)?;
+                (Box::new(FileBody(reader)), location, file.name())
+            }
+        };
+        let mut blob = VerifyingReader::new(body, url, layer.size, digest, &**pass.progress);
         let result = self.convert_into_cache(pass, diff_id, &mut blob);
         *must_restart = blob.must_restart();
         result.map(|path| Downloaded { path, source })
@@ -267,7 +312,7 @@ impl LayerKind {
 /// Reads a blob body, hashing and counting it, and never more than one byte past the size
 /// the manifest declares (so a registry sending too much cannot make us read forever).
 struct VerifyingReader<'a> {
-    body: DigestReader<io::Take<crate::registry::BlobReader>>,
+    body: DigestReader<io::Take<Box<dyn BlobBody>>>,
     /// Where the body comes from (after redirects), for errors.
     url: String,
     expected_size: u64,
@@ -278,13 +323,14 @@ struct VerifyingReader<'a> {
 
 impl<'a> VerifyingReader<'a> {
     fn new(
-        body: crate::registry::BlobReader,
+        body: Box<dyn BlobBody>,
+        url: String,
         expected_size: u64,
         expected_digest: &'a Digest,
         progress: &'a dyn Progress,
     ) -> Self {
         VerifyingReader {
-            url: body.url().to_owned(),
+            url,
             body: DigestReader::new(body.take(expected_size.saturating_add(1))),
             expected_size,
             expected_digest,

@@ -28,6 +28,7 @@
 //! ```
 
 mod image;
+mod image_file;
 mod layer;
 mod platform;
 
@@ -47,6 +48,7 @@ use crate::registry::{
 };
 use crate::trust::TrustError;
 use image::ImagePull;
+pub use image_file::{FileError, FileKind, FileReference, FileSelector, ImageFile};
 pub use platform::Platform;
 
 /// concil's own media type for a layer that is already a squashfs image. Stored as it is under
@@ -217,6 +219,20 @@ pub enum StoreError {
     /// The cache could not be read or written.
     #[error(transparent)]
     Cache(#[from] CacheError),
+    /// An image file (`oci:`, `oci-archive:`, `docker-archive:`) is unreadable or wrong.
+    #[error(transparent)]
+    File(#[from] FileError),
+    /// Content trust is asked for an image file, whose signatures concil does not check yet.
+    #[error(
+        "{image}: content trust ({engine}) is not checked for image files; pull it with \
+         --no-verify, or set trust_policy {{\"*\": \"none\"}} for the images it should not check"
+    )]
+    FileNotVerifiable {
+        /// The image file as given.
+        image: String,
+        /// The trust asked for (`cosign`, `notary`).
+        engine: &'static str,
+    },
     /// Content trust refused the manifest, or could not be checked.
     #[error(transparent)]
     Trust(#[from] TrustError),
@@ -559,6 +575,13 @@ impl Store {
         platform: &Platform,
     ) -> Result<(PulledImage, Hold), StoreError> {
         let pulled = self.image(reference)?.pull(platform)?;
+        self.keep_under_budget();
+        Ok(pulled)
+    }
+
+    /// After a pull: if the cache is over `cache_max_size` (and `cache_auto_clean` is on),
+    /// removes least-recently-used images (what the pull holds stays).
+    fn keep_under_budget(&self) {
         if let (Some(max_size), true) = (self.config.cache_max_size, self.config.cache_auto_clean) {
             // The pull succeeded; a clean-up that fails only leaves the cache too big.
             match self.cache.fit(max_size, false) {
@@ -573,7 +596,6 @@ impl Store {
                 }
             }
         }
-        Ok(pulled)
     }
 
     /// Holds what `image` uses (its manifest, config and layers) against clean-up until the
@@ -581,6 +603,55 @@ impl Store {
     /// of it.
     pub fn hold(&self, image: &PulledImage) -> Result<Hold, StoreError> {
         hold_pulled(&self.cache, image)
+    }
+
+    /// [`pull_held`](Store::pull_held) from an image file: an OCI layout directory, an OCI
+    /// archive or `docker save` output. Every blob is checked against its digest as from a
+    /// registry, and the cache entries are the ones a registry pull of the same image makes.
+    pub fn pull_file_held(
+        &self,
+        file: &FileReference,
+        platform: &Platform,
+    ) -> Result<(PulledImage, Hold), StoreError> {
+        let opened = ImageFile::open(file)?;
+        // Files have no registry or repository: the trust policy's "*" (or the default) rules.
+        let reference = Reference {
+            registry: String::new(),
+            repository: String::new(),
+            tag: None,
+            digest: None,
+        };
+        let pulled = ImagePull {
+            store: self,
+            reference: &reference,
+            image: file.to_string(),
+            origin: image::Origin::File(Box::new(opened)),
+        }
+        .pull(platform)?;
+        self.keep_under_budget();
+        Ok(pulled)
+    }
+
+    /// [`inspect`](Store::inspect) of an image file.
+    pub fn inspect_file(
+        &self,
+        file: &FileReference,
+        platform: &Platform,
+    ) -> Result<Inspection, StoreError> {
+        let opened = ImageFile::open(file)?;
+        let reference = Reference {
+            registry: String::new(),
+            repository: String::new(),
+            tag: None,
+            digest: None,
+        };
+        ImagePull {
+            store: self,
+            reference: &reference,
+            image: file.to_string(),
+            origin: image::Origin::File(Box::new(opened)),
+        }
+        .inspect(platform)
     }
 
     /// Resolves `reference` to the image manifest for `platform` (through an index if it names
@@ -637,9 +708,9 @@ impl Store {
             store: self,
             reference,
             image: reference.to_string(),
-            client: match self.offline {
-                true => None,
-                false => Some(self.client(reference)?),
+            origin: match self.offline {
+                true => image::Origin::Offline,
+                false => image::Origin::Registry(self.client(reference)?),
             },
         })
     }
