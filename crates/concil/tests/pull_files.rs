@@ -338,3 +338,157 @@ fn inspect_reads_a_layout_without_converting_a_layer() -> TestResult {
     assert!(home.listing("layers").is_empty());
     Ok(())
 }
+
+/// Runs a command that must succeed.
+fn must(command: &mut Command) {
+    let output = command.output().expect("run a tool");
+    assert!(
+        output.status.success(),
+        "{command:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn a_layout_umoci_built_and_zstd_layers_pull() -> TestResult {
+    // umoci: a layout of its own making, one layer with a file the test knows.
+    let work = tempfile::tempdir()?;
+    let layout = work.path().join("umoci");
+    let bundle = work.path().join("bundle");
+    must(
+        Command::new("umoci")
+            .args(["init", "--layout"])
+            .arg(&layout),
+    );
+    must(
+        Command::new("umoci")
+            .args(["new", "--image"])
+            .arg(format!("{}:v1", layout.display())),
+    );
+    must(
+        Command::new("umoci")
+            .args(["unpack", "--rootless", "--image"])
+            .arg(format!("{}:v1", layout.display()))
+            .arg(&bundle),
+    );
+    fs::create_dir_all(bundle.join("rootfs/etc"))?;
+    fs::write(bundle.join("rootfs/etc/made-by"), "umoci\n")?;
+    must(
+        Command::new("umoci")
+            .args(["repack", "--image"])
+            .arg(format!("{}:v1", layout.display()))
+            .arg(&bundle),
+    );
+    let registry = Registry::plain();
+    let home = ConcilHome::new(config_for(&registry));
+    let output = home.pull_json(&format!("oci:{}:v1", layout.display()), &[]);
+    let squashfs = output["layers"][0]["path"].as_str().expect("a layer");
+    let listing = Command::new("unsquashfs")
+        .args(["-lc"])
+        .arg(squashfs)
+        .output()?;
+    assert!(
+        String::from_utf8_lossy(&listing.stdout).contains("etc/made-by"),
+        "{}",
+        String::from_utf8_lossy(&listing.stdout)
+    );
+
+    // zstd layers, as skopeo copies them.
+    let images = Images::new(&registry)?;
+    let zstd = images.push_layered_zstd("files/zstd", "v1")?;
+    let zstd_layout = work.path().join("zstd");
+    skopeo_copy(
+        &zstd.reference,
+        &format!("oci:{}:v1", zstd_layout.display()),
+        false,
+    );
+    let output = home.pull_json(&format!("oci:{}:v1", zstd_layout.display()), &[]);
+    assert_eq!(diff_ids(&output), expected_diff_ids(&zstd));
+    home.assert_layers_match(&zstd);
+    Ok(())
+}
+
+/// What `docker save` writes since Docker 25: an OCI layout (uncompressed layer blobs) and the
+/// classic manifest.json naming those blobs, in one tar. Built here from skopeo's layout.
+#[test]
+fn a_docker_25_archive_pulls_as_docker_archive_and_as_oci_archive() -> TestResult {
+    let registry = Registry::plain();
+    let images = Images::new(&registry)?;
+    let image = images.push_layered("files/docker25", "v1", Format::Oci)?;
+    let work = tempfile::tempdir()?;
+    let root = work.path().join("docker25");
+    let blobs = root.join("blobs/sha256");
+    fs::create_dir_all(&blobs)?;
+    let config_bytes = {
+        let layout = work.path().join("layout");
+        skopeo_copy(
+            &image.reference,
+            &format!("oci:{}:v1", layout.display()),
+            false,
+        );
+        fs::read(
+            layout
+                .join("blobs/sha256")
+                .join(image.config_digest.trim_start_matches("sha256:")),
+        )?
+    };
+    let hex = |digest: &str| digest.trim_start_matches("sha256:").to_owned();
+    fs::write(blobs.join(hex(&image.config_digest)), &config_bytes)?;
+    let mut layer_paths = Vec::new();
+    let mut descriptors = Vec::new();
+    for layer in &image.layers {
+        // Uncompressed: the blob digest is the diff_id.
+        fs::copy(&layer.tar, blobs.join(hex(&layer.diff_id)))?;
+        layer_paths.push(format!("blobs/sha256/{}", hex(&layer.diff_id)));
+        descriptors.push(
+            json!({"mediaType": "application/vnd.oci.image.layer.v1.tar",
+            "digest": layer.diff_id, "size": fs::metadata(&layer.tar)?.len()}),
+        );
+    }
+    let manifest = serde_json::to_vec(&json!({"schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": image.config_digest, "size": config_bytes.len()},
+        "layers": descriptors}))?;
+    let manifest_digest = support::sha256_digest(&manifest);
+    fs::write(blobs.join(hex(&manifest_digest)), &manifest)?;
+    fs::write(
+        root.join("index.json"),
+        serde_json::to_vec(&json!({"schemaVersion": 2, "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": manifest_digest, "size": manifest.len(),
+            "annotations": {"org.opencontainers.image.ref.name": "v1",
+                            "io.containerd.image.name": "docker.io/files/docker25:v1"}}]}))?,
+    )?;
+    fs::write(
+        root.join("oci-layout"),
+        br#"{"imageLayoutVersion":"1.0.0"}"#,
+    )?;
+    fs::write(
+        root.join("manifest.json"),
+        serde_json::to_vec(
+            &json!([{"Config": format!("blobs/sha256/{}", hex(&image.config_digest)),
+            "RepoTags": ["files/docker25:v1"], "Layers": layer_paths}]),
+        )?,
+    )?;
+    let archive = work.path().join("docker25.tar");
+    must(
+        Command::new("tar")
+            .arg("-cf")
+            .arg(&archive)
+            .arg("-C")
+            .arg(&root)
+            .arg("."),
+    );
+
+    for source in [
+        format!("docker-archive:{}:files/docker25:v1", archive.display()),
+        format!("oci-archive:{}:v1", archive.display()),
+    ] {
+        let home = ConcilHome::new(config_for(&registry));
+        let output = home.pull_json(&source, &[]);
+        assert_eq!(diff_ids(&output), expected_diff_ids(&image), "{source}");
+        home.assert_layers_match(&image);
+    }
+    Ok(())
+}
