@@ -32,7 +32,6 @@
 
 pub mod image_builder;
 pub mod nodes;
-pub mod pass;
 pub mod process;
 pub mod squashfs;
 pub mod tar_writer;
@@ -48,6 +47,8 @@ pub mod images;
 pub mod keyless;
 #[cfg(feature = "concil")]
 pub mod notary;
+#[cfg(feature = "concil")]
+pub mod pass;
 #[cfg(feature = "concil")]
 pub mod proxy;
 #[cfg(feature = "concil")]
