@@ -250,14 +250,21 @@ fn files_that_lie_are_refused_naming_the_file_and_entry_and_nothing_is_cached() 
     for (layers, problem) in [
         (json!(["../../etc/passwd"]), "leaves the archive"),
         (json!(["/etc/passwd"]), "absolute"),
+        (json!(["layer.tar", "./layer.tar"]), "named twice"),
     ] {
         let evil = work.path().join("evil.tar");
         let mut builder = tar::Builder::new(fs::File::create(&evil)?);
+        let diff_ids = vec![image.layers[0].diff_id.clone(); layers.as_array().map_or(1, Vec::len)];
         let config = serde_json::to_vec(&json!({"rootfs": {"type": "layers",
-            "diff_ids": [image.layers[0].diff_id]}}))?;
+            "diff_ids": diff_ids}}))?;
         let manifest = serde_json::to_vec(&json!([{"Config": "config.json",
             "RepoTags": ["evil:v1"], "Layers": layers}]))?;
-        for (name, bytes) in [("config.json", &config), ("manifest.json", &manifest)] {
+        let layer = fs::read(&image.layers[0].tar)?;
+        for (name, bytes) in [
+            ("config.json", &config),
+            ("manifest.json", &manifest),
+            ("layer.tar", &layer),
+        ] {
             let mut header = tar::Header::new_gnu();
             header.set_size(bytes.len() as u64);
             header.set_mode(0o644);
