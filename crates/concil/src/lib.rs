@@ -23,6 +23,8 @@ pub mod cache;
 pub mod config;
 pub mod digest;
 pub mod exit_status;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod reference;
 pub mod registry;
 pub mod store;

@@ -47,7 +47,7 @@ impl fmt::Debug for AuthHeader {
 
 /// What the registry asks for, from the `WWW-Authenticate` header of a 401.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Challenge {
+pub(crate) enum Challenge {
     /// `GET /v2/` answered 200: no auth.
     None,
     /// `Basic realm=…`: send the credentials with every request.
@@ -58,7 +58,7 @@ pub(super) enum Challenge {
 
 /// The first challenge among `headers` (each one `WWW-Authenticate` value) that we can
 /// answer. `Err` names what was wrong with a Bearer challenge we could not use.
-pub(super) fn parse_challenges<'a>(
+pub(crate) fn parse_challenges<'a>(
     headers: impl Iterator<Item = &'a str>,
 ) -> Result<Option<Challenge>, String> {
     for header in headers {
@@ -156,7 +156,7 @@ impl CachedToken {
 
 /// The token service's answer (Docker's token spec; OAuth2 services say `access_token`).
 #[derive(serde::Deserialize)]
-pub(super) struct TokenResponse {
+pub(crate) struct TokenResponse {
     token: Option<String>,
     access_token: Option<String>,
     expires_in: Option<u64>,
@@ -164,7 +164,7 @@ pub(super) struct TokenResponse {
 
 impl TokenResponse {
     /// The token and its lifetime in seconds, or why the response is unusable.
-    pub(super) fn into_token(self) -> Result<(String, Option<u64>), &'static str> {
+    pub(crate) fn into_token(self) -> Result<(String, Option<u64>), &'static str> {
         let token = [self.token, self.access_token]
             .into_iter()
             .flatten()

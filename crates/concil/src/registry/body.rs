@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 use crate::config::Timeouts;
 
 /// A response, its body watched.
-pub(super) type HttpResponse = ureq::http::Response<WatchedBody>;
+pub(crate) type HttpResponse = ureq::http::Response<WatchedBody>;
 
 /// A response body: reads as `ureq` gives it, and fails with [`io::ErrorKind::TimedOut`] on
 /// the read after the one that showed it stalled (that read's bytes still count).
-pub(super) struct WatchedBody {
+pub(crate) struct WatchedBody {
     reader: ureq::BodyReader<'static>,
     content_length: Option<u64>,
     min_rate: u64,
@@ -26,7 +26,7 @@ pub(super) struct WatchedBody {
 }
 
 impl WatchedBody {
-    pub(super) fn new(body: ureq::Body, timeouts: &Timeouts) -> WatchedBody {
+    pub(crate) fn new(body: ureq::Body, timeouts: &Timeouts) -> WatchedBody {
         WatchedBody {
             content_length: body.content_length(),
             reader: body.into_reader(),

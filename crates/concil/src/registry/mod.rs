@@ -41,12 +41,12 @@
 //!   with `Range: bytes=N-`, through the registry again (a signed storage URL may have
 //!   expired), so the reader hands out each byte once.
 
-mod auth;
-mod body;
+pub(crate) mod auth;
+pub(crate) mod body;
 mod error;
 mod proxy;
 mod retry;
-mod transport;
+pub(crate) mod transport;
 
 use std::io::{self, Read};
 use std::path::PathBuf;
@@ -1362,7 +1362,7 @@ fn read_limited(response: HttpResponse, url: &Url, limit: u64) -> Result<Vec<u8>
 }
 
 /// `Content-Range: bytes START-END/TOTAL` as (START, TOTAL), TOTAL `None` for `*`.
-fn parse_content_range(value: &str) -> Option<(u64, Option<u64>)> {
+pub(crate) fn parse_content_range(value: &str) -> Option<(u64, Option<u64>)> {
     let range = value.trim().strip_prefix("bytes ")?;
     let (span, total) = range.split_once('/')?;
     let (start, end) = span.split_once('-')?;
@@ -1376,7 +1376,7 @@ fn parse_content_range(value: &str) -> Option<(u64, Option<u64>)> {
 }
 
 /// The manifest's media type: its own `mediaType`, else the `Content-Type` it came with.
-fn manifest_media_type(
+pub(crate) fn manifest_media_type(
     bytes: &[u8],
     content_type: Option<&str>,
     url: &Url,

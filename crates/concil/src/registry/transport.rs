@@ -400,7 +400,7 @@ fn is_retryable_status(status: u16) -> bool {
 }
 
 /// `Retry-After` in seconds (the HTTP-date form is rare from registries and ignored).
-fn retry_after(response: &HttpResponse) -> Option<Duration> {
+pub(crate) fn retry_after(response: &HttpResponse) -> Option<Duration> {
     let seconds: u64 = response
         .headers()
         .get("retry-after")?
@@ -477,7 +477,7 @@ pub(super) fn host_port(url: &Url) -> String {
 
 /// The registry's `errors` from an error response body, as far as it has them (best effort:
 /// an unreadable or non-JSON body gives none).
-pub(super) fn error_details(response: HttpResponse) -> Vec<ErrorDetail> {
+pub(crate) fn error_details(response: HttpResponse) -> Vec<ErrorDetail> {
     #[derive(serde::Deserialize)]
     struct Body {
         #[serde(default)]

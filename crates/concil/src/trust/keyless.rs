@@ -97,7 +97,7 @@ pub(super) enum LoggedArtifact<'a> {
 /// One transparency-log entry, as a `.sig` layer's `dev.sigstore.cosign/bundle` annotation
 /// or a bundle's `tlogEntries[]` holds it.
 #[derive(Debug, Clone)]
-pub(super) struct LogEntry {
+pub(crate) struct LogEntry {
     pub(super) body: Vec<u8>,
     pub(super) integrated_time: i64,
     pub(super) log_index: i64,
@@ -430,7 +430,7 @@ fn body_records(body: &[u8], signature: &KeylessSignature<'_>) -> Result<(), Str
 }
 
 /// The checks on the leaf itself at the signing time.
-fn check_leaf(leaf: &Certificate, time: u64) -> Result<(), String> {
+pub(crate) fn check_leaf(leaf: &Certificate, time: u64) -> Result<(), String> {
     let tbs = leaf.tbs_certificate();
     if !valid_at(leaf, time) {
         let validity = tbs.validity();
@@ -476,7 +476,7 @@ fn check_leaf(leaf: &Certificate, time: u64) -> Result<(), String> {
 }
 
 /// The subject alternative names (email, URI) and the OIDC issuer of a Fulcio certificate.
-fn identity_of(leaf: &Certificate) -> Result<(Vec<String>, String), String> {
+pub(crate) fn identity_of(leaf: &Certificate) -> Result<(Vec<String>, String), String> {
     let tbs = leaf.tbs_certificate();
     let subjects = tbs
         .get_extension::<SubjectAltName>()

@@ -25,16 +25,16 @@
 //!   errors and signature rejections of every check);
 //! - [`cosign`] (keyless, keys, error) → [`key_management`].
 
-mod base64;
+pub(crate) mod base64;
 pub mod cosign;
 mod error;
 pub mod key_management;
 pub mod keyless;
 pub mod keys;
 pub mod notary;
-mod sct;
+pub(crate) mod sct;
 pub mod trusted_root;
-mod x509;
+pub(crate) mod x509;
 
 pub use cosign::bundle;
 pub use error::{KeylessGap, SignatureRejection, TrustError};

@@ -33,7 +33,7 @@ const EXTENSIONS_TAG: Tag = Tag::ContextSpecific {
 
 /// Whether one SCT embedded in `leaf`, by a CT log of `ct_logs` valid at the SCT's time,
 /// verifies for `leaf` as issued by `issuer`; else why none does.
-pub(super) fn check_embedded(
+pub(crate) fn check_embedded(
     ct_logs: &[TransparencyLog],
     leaf: &Certificate,
     issuer: &Certificate,

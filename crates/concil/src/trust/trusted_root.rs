@@ -85,7 +85,7 @@ pub(super) struct CertificateAuthority {
 
 /// A Rekor log, or a certificate transparency log.
 #[derive(Debug, Clone)]
-pub(super) struct TransparencyLog {
+pub(crate) struct TransparencyLog {
     /// The log ID: the SHA-256 of the log key's DER SubjectPublicKeyInfo.
     pub(super) id: Vec<u8>,
     pub(super) key: PublicKey,

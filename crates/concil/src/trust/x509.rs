@@ -10,7 +10,7 @@ use crate::trust::keys::PublicKey;
 /// Whether `cert` may issue certificates with `below` CA certificates of the chain between
 /// it and the leaf (RFC 5280 basic constraints, path length, key usage), as Go's chain
 /// building (cosign, sigstore-go) demands of a trusted root's certificates.
-pub(super) fn check_ca(cert: &Certificate, below: usize) -> Result<(), String> {
+pub(crate) fn check_ca(cert: &Certificate, below: usize) -> Result<(), String> {
     let tbs = cert.tbs_certificate();
     let constraints = tbs
         .get_extension::<BasicConstraints>()
@@ -36,7 +36,7 @@ pub(super) fn check_ca(cert: &Certificate, below: usize) -> Result<(), String> {
 }
 
 /// Whether `issuer` names and signed `cert`.
-pub(super) fn signed_by(cert: &Certificate, issuer: &Certificate) -> bool {
+pub(crate) fn signed_by(cert: &Certificate, issuer: &Certificate) -> bool {
     if cert.tbs_certificate().issuer() != issuer.tbs_certificate().subject() {
         return false;
     }
@@ -60,7 +60,7 @@ pub(super) fn valid_at(cert: &Certificate, time: u64) -> bool {
 
 /// A DER certificate; re-encoding must give the same bytes, so the TBS bytes signatures
 /// are checked over are the ones received.
-pub(super) fn parse_certificate(der: &[u8]) -> Result<Certificate, String> {
+pub(crate) fn parse_certificate(der: &[u8]) -> Result<Certificate, String> {
     let certificate =
         Certificate::from_der(der).map_err(|e| format!("not an X.509 certificate: {e}"))?;
     if certificate.to_der().ok().as_deref() != Some(der) {

@@ -96,13 +96,13 @@ impl CosignVerified {
 }
 
 /// What a signer signed: the manifest digest and the repository it names.
-pub(super) struct SignedClaim {
+pub(crate) struct SignedClaim {
     pub(super) digest: String,
     pub(super) repository: Option<String>,
 }
 
 /// What a signature carries for keyless verification, as its format found it.
-pub(super) enum KeylessMaterial {
+pub(crate) enum KeylessMaterial {
     /// No certificate: only a trusted key can have made the signature.
     None,
     /// A certificate (or its log entry) that cannot be used as found; why, should no trusted

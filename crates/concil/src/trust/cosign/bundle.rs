@@ -289,7 +289,7 @@ fn check_bundle(
 }
 
 /// DSSE's PAE: `DSSEv1 <len(type)> <type> <len(payload)> <payload>`, the bytes signed.
-fn pre_authentication_encoding(payload_type: &str, payload: &[u8]) -> Vec<u8> {
+pub(crate) fn pre_authentication_encoding(payload_type: &str, payload: &[u8]) -> Vec<u8> {
     let mut encoded = format!(
         "DSSEv1 {} {payload_type} {} ",
         payload_type.len(),
@@ -302,7 +302,7 @@ fn pre_authentication_encoding(payload_type: &str, payload: &[u8]) -> Vec<u8> {
 
 /// What a verified in-toto statement claims: our digest if one of its subjects has it,
 /// else the first sha256 subject it names.
-fn statement_claim(
+pub(crate) fn statement_claim(
     payload_type: &str,
     payload: &[u8],
     digest: &Digest,
@@ -342,20 +342,20 @@ fn statement_claim(
 /// A sigstore bundle, as far as verification reads it.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Bundle {
+pub(crate) struct Bundle {
     #[serde(default)]
-    verification_material: VerificationMaterial,
+    pub(crate) verification_material: VerificationMaterial,
     #[serde(default)]
-    message_signature: Option<MessageSignature>,
+    pub(crate) message_signature: Option<MessageSignature>,
     #[serde(default)]
-    dsse_envelope: Option<Envelope>,
+    pub(crate) dsse_envelope: Option<Envelope>,
 }
 
 /// A bundle's `verificationMaterial`: the certificate (v0.3) or chain (v0.1, v0.2) of a
 /// keyless signature and its log entries (a `publicKey` hint is not needed).
 #[derive(Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct VerificationMaterial {
+pub(crate) struct VerificationMaterial {
     #[serde(default)]
     certificate: Option<RawBytesFile>,
     #[serde(default)]
@@ -367,7 +367,7 @@ struct VerificationMaterial {
 impl VerificationMaterial {
     /// The leaf certificate (DER) and the log entries of a keyless bundle;
     /// [`KeylessMaterial::None`] without a certificate.
-    fn keyless(&self) -> Result<KeylessMaterial, String> {
+    pub(crate) fn keyless(&self) -> Result<KeylessMaterial, String> {
         let leaf = match (&self.certificate, &self.x509_certificate_chain) {
             (Some(certificate), _) => certificate,
             (None, Some(chain)) => match chain.certificates.first() {
@@ -494,21 +494,21 @@ fn protobuf_int64<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<i
 }
 
 #[derive(Debug, Deserialize)]
-struct MessageSignature {
-    signature: String,
+pub(crate) struct MessageSignature {
+    pub(crate) signature: String,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Envelope {
-    payload: String,
-    payload_type: String,
-    signatures: Vec<EnvelopeSignature>,
+pub(crate) struct Envelope {
+    pub(crate) payload: String,
+    pub(crate) payload_type: String,
+    pub(crate) signatures: Vec<EnvelopeSignature>,
 }
 
 #[derive(Debug, Deserialize)]
-struct EnvelopeSignature {
-    sig: String,
+pub(crate) struct EnvelopeSignature {
+    pub(crate) sig: String,
 }
 
 #[derive(Debug, Deserialize)]

@@ -168,7 +168,7 @@ fn check_layer(
 }
 
 /// The certificate (DER) and Rekor entry of a keyless `.sig` layer, from its annotations.
-fn legacy_keyless_material(
+pub(crate) fn legacy_keyless_material(
     blob: &str,
     certificate: &str,
     rekor_bundle: Option<&String>,
@@ -197,7 +197,7 @@ fn legacy_keyless_material(
 }
 
 /// The claim of a cosign simple-signing payload, or why it is not one.
-fn parse_simple_signing(payload: &[u8]) -> Result<SignedClaim, String> {
+pub(crate) fn parse_simple_signing(payload: &[u8]) -> Result<SignedClaim, String> {
     let parsed: SimpleSigning = serde_json::from_slice(payload).map_err(|e| e.to_string())?;
     let critical = parsed.critical;
     if critical.kind != IMAGE_SIGNATURE_TYPE {
