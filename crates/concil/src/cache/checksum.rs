@@ -32,13 +32,15 @@ pub(super) struct LayerChecksum {
 }
 
 impl LayerChecksum {
-    /// Writes the record for `diff_id` under the working name `temp`, then renames it into
-    /// `checksums/`.
+    /// Writes the record for `diff_id` under the working name `temp` (flocked), runs
+    /// `meanwhile` (the commit's blob link: a temporary link is alive exactly while its
+    /// sibling temporary checksum is locked), then renames the record into `checksums/`.
     pub(super) fn commit(
         &self,
         root: &Path,
         temp: &Path,
         diff_id: &Digest,
+        meanwhile: impl FnOnce() -> Result<(), CacheError>,
     ) -> Result<(), CacheError> {
         let line = format!("{} {} {}\n", self.sha256, self.size, self.inode);
         // Locked while it lives, as an ingest file is, so that `clean` tells a dead writer's
@@ -62,6 +64,10 @@ impl LayerChecksum {
                 path: temp.to_owned(),
                 source,
             });
+        }
+        if let Err(error) = meanwhile() {
+            let _ = fs::remove_file(temp);
+            return Err(error);
         }
         let target = entry_path(root, EntryKind::Checksum, diff_id);
         if let Err(source) = fs::rename(temp, &target) {

@@ -76,10 +76,6 @@ const CACHE_DIR_MODE: u32 = 0o755;
 /// its lock) and `<digest>.sq` (tar2sqfs output, left behind when a conversion failed).
 const LEGACY_WORKING_SUFFIXES: [&str; 2] = [".out", ".sq"];
 
-/// A temporary symlink lives for two system calls in `commit_layer`; one older than this was
-/// left by a writer that died in between.
-const STALE_TEMP_LINK_AGE: Duration = Duration::from_secs(600);
-
 /// Errors of the cache; each names the file or digest that failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -528,8 +524,7 @@ impl Cache {
         self.clean_blobs(EntryKind::Config, cutoff, &mut sweep)?;
         self.clean_layers(cutoff, &mut sweep)?;
         self.clean_orphan_checksums(&mut sweep)?;
-        let stale_cutoff = now.checked_sub(STALE_TEMP_LINK_AGE).unwrap_or(UNIX_EPOCH);
-        self.clean_working_files(stale_cutoff, &mut sweep)?;
+        self.clean_working_files(&mut sweep)?;
         if !dry_run {
             self.clean_lock_files()?;
         }
@@ -678,20 +673,16 @@ impl Cache {
     }
 
     /// Ingest files whose writer died (their `flock` is free) and stale temporary symlinks.
-    fn clean_working_files(
-        &self,
-        stale_cutoff: SystemTime,
-        sweep: &mut Sweep,
-    ) -> Result<(), CacheError> {
-        self.dead_working_files(stale_cutoff, |path, bytes| remove(path, bytes, sweep))
+    fn clean_working_files(&self, sweep: &mut Sweep) -> Result<(), CacheError> {
+        self.dead_working_files(|path, bytes| remove(path, bytes, sweep))
     }
 
     /// Calls `found` for each working file of a dead writer (path, size): ingest files and
     /// temporary checksums whose `flock` is free (held by us during the call), and temporary
-    /// symlinks older than `stale_cutoff`.
+    /// symlinks whose sibling temporary checksum is gone or free (a symlink cannot be locked:
+    /// its writer makes it while it holds that checksum's lock).
     fn dead_working_files(
         &self,
-        stale_cutoff: SystemTime,
         mut found: impl FnMut(&Path, u64) -> Result<(), CacheError>,
     ) -> Result<(), CacheError> {
         let dir = self.root.join(TMP_DIR);
@@ -702,7 +693,9 @@ impl Cache {
                 continue;
             };
             if working_file == WorkingFile::TempLink {
-                if metadata.is_symlink() && is_older(&metadata, stale_cutoff) {
+                let base = name.strip_suffix(TEMP_LINK_SUFFIX).unwrap_or(&name);
+                let sibling = dir.join(format!("{base}{TEMP_SUM_SUFFIX}"));
+                if metadata.is_symlink() && !is_locked_by_a_writer(&sibling)? {
                     found(&path, 0)?;
                 }
                 continue;
@@ -841,13 +834,17 @@ impl Ingest {
         };
 
         let layer = self.commit(EntryKind::Layer, diff_id)?;
+        // Only a converted layer has a checksum, and only a converted layer of a compressed
+        // blob a link: made while the temporary checksum is locked, which tells `clean` its
+        // writer is alive.
         if let Some(checksum) = checksum {
-            checksum.commit(&root, &temp_checksum, diff_id)?;
+            checksum.commit(&root, &temp_checksum, diff_id, || {
+                match blob_digest.filter(|blob| *blob != diff_id) {
+                    Some(blob) => link_blob_to_layer(&root, &temp_link, blob, diff_id),
+                    None => Ok(()),
+                }
+            })?;
         }
-        let Some(blob_digest) = blob_digest.filter(|blob| *blob != diff_id) else {
-            return Ok(layer);
-        };
-        link_blob_to_layer(&root, &temp_link, blob_digest, diff_id)?;
         Ok(layer)
     }
 
@@ -1142,6 +1139,26 @@ fn flock_at(path: &Path, file: &File, operation: FlockOperation) -> Result<Flock
     } else {
         Ok(Flock::Gone)
     }
+}
+
+/// Whether a live writer holds the lock of the working file at `path` (false if it is gone).
+fn is_locked_by_a_writer(path: &Path) -> Result<bool, CacheError> {
+    let file = match OpenOptions::new()
+        .read(true)
+        .custom_flags((OFlags::NOFOLLOW | OFlags::NONBLOCK).bits() as i32)
+        .open(path)
+    {
+        Ok(file) => file,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(error) if error.raw_os_error() == Some(Errno::LOOP.raw_os_error()) => return Ok(false),
+        Err(source) => {
+            return Err(CacheError::Read {
+                path: path.to_owned(),
+                source,
+            })
+        }
+    };
+    Ok(flock_at(path, &file, FlockOperation::NonBlockingLockShared)? == Flock::Busy)
 }
 
 /// Whether `path` still names the open `file` (not unlinked, not replaced).

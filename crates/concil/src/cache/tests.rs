@@ -368,26 +368,16 @@ fn clean_removes_working_files_of_dead_writers_only() {
     live.file().write_all(b"in progress").unwrap();
     // A dead writer's ingest file: no process holds its flock.
     fs::write(tmp.join("ingest-999999-0"), b"dead writer").unwrap();
-    // A temporary symlink: fresh ones may be mid-commit, old ones are stale.
+    // Temporary symlinks: one whose writer still holds its sibling temporary checksum is
+    // mid-commit; one without (its writer died) is stale, however fresh.
     std::os::unix::fs::symlink(digest(1), tmp.join("ingest-999999-1.link")).unwrap();
+    let sibling_path = tmp.join("ingest-999999-1.sum");
+    let sibling = File::create(&sibling_path).unwrap();
+    assert_eq!(
+        flock_at(&sibling_path, &sibling, FlockOperation::LockExclusive).unwrap(),
+        Flock::Held
+    );
     std::os::unix::fs::symlink(digest(1), tmp.join("ingest-999999-2.link")).unwrap();
-    let stale_link = File::open(&tmp).unwrap();
-    rustix::fs::utimensat(
-        &stale_link,
-        "ingest-999999-2.link",
-        &Timestamps {
-            last_access: rustix::fs::Timespec {
-                tv_sec: 0,
-                tv_nsec: 0,
-            },
-            last_modification: rustix::fs::Timespec {
-                tv_sec: 0,
-                tv_nsec: 0,
-            },
-        },
-        AtFlags::SYMLINK_NOFOLLOW,
-    )
-    .unwrap();
     let report = cache.clean(DAY).unwrap();
     assert_eq!(
         report,
@@ -403,9 +393,14 @@ fn clean_removes_working_files_of_dead_writers_only() {
         .to_str()
         .unwrap()
         .to_owned();
-    let mut expected = vec!["ingest-999999-1.link".to_owned(), live_name];
+    let mut expected = vec![
+        "ingest-999999-1.link".to_owned(),
+        "ingest-999999-1.sum".to_owned(),
+        live_name,
+    ];
     expected.sort();
     assert_eq!(names_in(&tmp), expected);
+    drop(sibling);
     // The live ingest still commits.
     live.commit_config(&digest(2)).unwrap();
     assert_eq!(

@@ -11,13 +11,12 @@ use std::fs::{self, File};
 use std::io::{self, Read};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
 use super::{
     entry_path, list_dir, read_digest_link, remove_if_present, Cache, CacheError, EntryKind,
-    LayerChecksum, LockGuard, CHECKSUMS_DIR, LAYERS_DIR, STALE_TEMP_LINK_AGE,
+    LayerChecksum, LockGuard, CHECKSUMS_DIR, LAYERS_DIR,
 };
 use crate::digest::{Digest, DigestReader};
 
@@ -148,11 +147,8 @@ impl Cache {
         run.layers()?;
         run.checksums()?;
         run.records()?;
-        let stale_cutoff = SystemTime::now()
-            .checked_sub(STALE_TEMP_LINK_AGE)
-            .unwrap_or(UNIX_EPOCH);
         let mut dead = Vec::new();
-        self.dead_working_files(stale_cutoff, |path, _| {
+        self.dead_working_files(|path, _| {
             // Removed while the dead writer's lock is ours.
             if repair {
                 remove_if_present(path)?;
