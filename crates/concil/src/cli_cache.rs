@@ -73,14 +73,12 @@ pub fn list(config: Option<&Path>, layers: bool, json: bool) -> Result<u8, BoxEr
             )?;
         }
     }
-    let unrecorded_bytes: u64 =
-        unrecorded.iter().map(|layer| layer.size).sum::<u64>() + usage.unrecorded_bytes;
-    if unrecorded_bytes > 0 {
+    if usage.unrecorded_bytes > 0 {
         writeln!(
             stdout,
             "not recorded: {} layers and manifests or configs, {} (pulled by concil 1.0, or left by an interrupted removal)",
             unrecorded.len(),
-            HumanBytes(unrecorded_bytes)
+            HumanBytes(usage.unrecorded_bytes)
         )?;
     }
     writeln!(
@@ -122,8 +120,7 @@ fn usage_json(usage: &CacheUsage, layers: bool) -> Value {
         .collect();
     let mut value = json!({
         "images": images,
-        "unrecorded_bytes": usage.unrecorded_bytes
-            + usage.layers.iter().filter(|layer| layer.images.is_empty()).map(|layer| layer.size).sum::<u64>(),
+        "unrecorded_bytes": usage.unrecorded_bytes,
         "total_bytes": usage.total_bytes,
     });
     if layers {

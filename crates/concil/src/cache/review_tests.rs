@@ -6,26 +6,11 @@
 //! Tests that need another user's files (`chown`) run only as root and pass vacuously
 //! otherwise.
 
+use super::tests::{commit_layer, digest, open_cache, pulled_image};
 use super::*;
 use std::io::Write;
 use std::os::unix::fs::symlink;
 use std::sync::atomic::AtomicBool;
-
-fn digest(byte: u8) -> Digest {
-    Digest::parse(&format!("sha256:{}", format!("{byte:02x}").repeat(32))).unwrap()
-}
-
-fn open_cache() -> (tempfile::TempDir, Cache) {
-    let dir = tempfile::tempdir().unwrap();
-    let cache = Cache::open(dir.path().join("cache")).unwrap();
-    (dir, cache)
-}
-
-fn commit_layer(cache: &Cache, content: &[u8], diff_id: &Digest, blob: Option<&Digest>) -> PathBuf {
-    let mut ingest = cache.ingest().unwrap();
-    ingest.file().write_all(content).unwrap();
-    ingest.commit_layer(diff_id, blob).unwrap()
-}
 
 fn is_root() -> bool {
     rustix::process::geteuid().is_root()
@@ -33,48 +18,6 @@ fn is_root() -> bool {
 
 /// Another user's uid (the neighbour in a sticky shared cache).
 const NEIGHBOUR: u32 = 4242;
-
-/// A record of `reference` with its own manifest and config and the layers `(blob, diff_id)`.
-fn pulled_image(cache: &Cache, reference: &str, layers: &[(u8, u8)], seed: u8) -> ImageRecord {
-    let manifest_bytes = format!("manifest {seed:03}");
-    let config_bytes = format!("config {seed:03}");
-    let (manifest, config) = (
-        Digest::of(manifest_bytes.as_bytes()),
-        Digest::of(config_bytes.as_bytes()),
-    );
-    cache
-        .put_manifest(&manifest, manifest_bytes.as_bytes())
-        .unwrap();
-    cache.put_config(&config, config_bytes.as_bytes()).unwrap();
-    let layers = layers
-        .iter()
-        .map(|(blob, diff_id)| {
-            let (blob, diff_id) = (digest(*blob), digest(*diff_id));
-            if cache.layer_by_diff_id(&diff_id).unwrap().is_none() {
-                commit_layer(cache, &[7u8; 1000], &diff_id, Some(&blob));
-            }
-            RecordedLayer {
-                digest: blob,
-                diff_id,
-                media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
-                size: 500,
-            }
-        })
-        .collect();
-    let record = ImageRecord {
-        reference: reference.into(),
-        requested_platform: "linux/amd64".into(),
-        platform: "linux/amd64".into(),
-        resolved_digest: manifest.clone(),
-        manifest_digest: manifest,
-        config_digest: config,
-        layers,
-        verified: "none".into(),
-        pulled_at: ImageRecord::now(),
-    };
-    cache.record_image(&record).unwrap();
-    record
-}
 
 fn record_path(cache: &Cache, record: &ImageRecord) -> PathBuf {
     cache.root().join(IMAGES_DIR).join(record.name())

@@ -1,11 +1,11 @@
 use super::*;
 use std::io::Write;
 
-fn digest(byte: u8) -> Digest {
+pub(super) fn digest(byte: u8) -> Digest {
     Digest::parse(&format!("sha256:{}", format!("{byte:02x}").repeat(32))).unwrap()
 }
 
-fn open_cache() -> (tempfile::TempDir, Cache) {
+pub(super) fn open_cache() -> (tempfile::TempDir, Cache) {
     let dir = tempfile::tempdir().unwrap();
     let cache = Cache::open(dir.path().join("cache")).unwrap();
     (dir, cache)
@@ -32,7 +32,12 @@ fn names_in(dir: &Path) -> Vec<String> {
     names
 }
 
-fn commit_layer(cache: &Cache, content: &[u8], diff_id: &Digest, blob: Option<&Digest>) -> PathBuf {
+pub(super) fn commit_layer(
+    cache: &Cache,
+    content: &[u8],
+    diff_id: &Digest,
+    blob: Option<&Digest>,
+) -> PathBuf {
     let mut ingest = cache.ingest().unwrap();
     ingest.file().write_all(content).unwrap();
     ingest.commit_layer(diff_id, blob).unwrap()
@@ -433,7 +438,12 @@ fn clean_removes_old_working_files_of_concil_1_by_age() {
 
 /// A record of `reference` whose layers are `(blob, diff_id)` pairs, with a manifest and a
 /// config of its own, committed into the cache (entries of `size` bytes each).
-fn pulled_image(cache: &Cache, reference: &str, layers: &[(u8, u8)], seed: u8) -> ImageRecord {
+pub(super) fn pulled_image(
+    cache: &Cache,
+    reference: &str,
+    layers: &[(u8, u8)],
+    seed: u8,
+) -> ImageRecord {
     // Entries whose names are their bytes' digests, as `verify` checks.
     let manifest_bytes = format!("manifest {seed:03}");
     let config_bytes = format!("config {seed:03}");

@@ -28,8 +28,8 @@ pub struct CacheUsage {
     pub images: Vec<ImageUsage>,
     /// Every layer file, by diff_id.
     pub layers: Vec<LayerUsage>,
-    /// Bytes of manifests and configs that no record names (pulled by concil 1.0, or left by
-    /// an interrupted removal).
+    /// Bytes of the manifests, configs and layers no record names (pulled by concil 1.0, or
+    /// left by an interrupted removal).
     pub unrecorded_bytes: u64,
     /// Bytes of every manifest, config and layer, each counted once.
     pub total_bytes: u64,
@@ -242,7 +242,7 @@ impl Cache {
         let unrecorded_bytes = inventory
             .entries
             .iter()
-            .filter(|(key, entry)| entry.kind != EntryKind::Layer && !users.contains_key(*key))
+            .filter(|(key, _)| !users.contains_key(*key))
             .map(|(_, entry)| entry.size)
             .sum();
         Ok(CacheUsage {

@@ -613,21 +613,7 @@ impl Store {
         file: &FileReference,
         platform: &Platform,
     ) -> Result<(PulledImage, Hold), StoreError> {
-        let opened = ImageFile::open(file)?;
-        // Files have no registry or repository: the trust policy's "*" (or the default) rules.
-        let reference = Reference {
-            registry: String::new(),
-            repository: String::new(),
-            tag: None,
-            digest: None,
-        };
-        let pulled = ImagePull {
-            store: self,
-            reference: &reference,
-            image: file.to_string(),
-            origin: image::Origin::File(Box::new(opened)),
-        }
-        .pull(platform)?;
+        let pulled = self.file_image(file)?.pull(platform)?;
         self.keep_under_budget();
         Ok(pulled)
     }
@@ -638,20 +624,16 @@ impl Store {
         file: &FileReference,
         platform: &Platform,
     ) -> Result<Inspection, StoreError> {
-        let opened = ImageFile::open(file)?;
-        let reference = Reference {
-            registry: String::new(),
-            repository: String::new(),
-            tag: None,
-            digest: None,
-        };
-        ImagePull {
+        self.file_image(file)?.inspect(platform)
+    }
+
+    fn file_image(&self, file: &FileReference) -> Result<ImagePull<'_>, StoreError> {
+        Ok(ImagePull {
             store: self,
-            reference: &reference,
+            reference: &FILE_REFERENCE,
             image: file.to_string(),
-            origin: image::Origin::File(Box::new(opened)),
-        }
-        .inspect(platform)
+            origin: image::Origin::File(Box::new(ImageFile::open(file)?)),
+        })
     }
 
     /// Resolves `reference` to the image manifest for `platform` (through an index if it names
@@ -771,6 +753,15 @@ impl Store {
         Ok(client)
     }
 }
+
+/// What an image file stands for where a registry reference is asked: files have no registry
+/// or repository, so the trust policy's `"*"` (or the default) rules them.
+static FILE_REFERENCE: Reference = Reference {
+    registry: String::new(),
+    repository: String::new(),
+    tag: None,
+    digest: None,
+};
 
 /// Holds `image`'s entries and checks they are all still there.
 fn hold_pulled(cache: &Cache, image: &PulledImage) -> Result<Hold, StoreError> {
