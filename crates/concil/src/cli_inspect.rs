@@ -7,7 +7,8 @@ use std::path::Path;
 use concil::config::Config;
 use concil::exit_status;
 use concil::reference::Reference;
-use concil::store::{FileReference, Inspection, Platform, Store};
+use concil::image_file::FileReference;
+use concil::store::{Inspection, Platform, Store};
 use serde_json::{json, Value};
 
 use crate::BoxError;

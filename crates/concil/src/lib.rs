@@ -22,6 +22,7 @@
 pub mod cache;
 pub mod config;
 pub mod digest;
+pub mod image_file;
 pub mod exit_status;
 #[doc(hidden)]
 pub mod fuzzing;

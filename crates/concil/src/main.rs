@@ -10,7 +10,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 use concil::config::Config;
 use concil::digest::Digest;
 use concil::reference::Reference;
-use concil::store::{FileReference, Platform, Progress, Store};
+use concil::image_file::FileReference;
+use concil::store::{Platform, Progress, Store};
 use concil::trust::key_management;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 

@@ -95,6 +95,40 @@ const DOCKER_SCHEMA1_TYPES: [&str; 2] = [
 
 /// The largest manifest body [`Client::manifest`] reads (containerd's limit too).
 pub const MAX_MANIFEST_SIZE: u64 = 4 * 1024 * 1024;
+/// Image configs are small JSON documents; anything bigger is refused rather than read.
+pub const MAX_CONFIG_SIZE: u64 = 16 * 1024 * 1024;
+
+/// The media type of a manifest body read without a `Content-Type` (from the cache or an
+/// image file): the one its body declares, else (an OCI document may
+/// leave `mediaType` out, as umoci's do) an OCI index when it lists `manifests`, an OCI image
+/// manifest when it has a `config`.
+pub fn media_type_of(bytes: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Head {
+        #[serde(rename = "mediaType")]
+        media_type: Option<String>,
+        manifests: Option<serde::de::IgnoredAny>,
+        config: Option<serde::de::IgnoredAny>,
+    }
+    let head = serde_json::from_slice::<Head>(bytes).ok()?;
+    match head {
+        Head {
+            media_type: Some(media_type),
+            ..
+        } => Some(media_type),
+        Head {
+            manifests: Some(_),
+            config: None,
+            ..
+        } => Some(OCI_INDEX.to_owned()),
+        Head {
+            config: Some(_),
+            manifests: None,
+            ..
+        } => Some(OCI_MANIFEST.to_owned()),
+        _ => None,
+    }
+}
 
 /// How to verify a registry's TLS certificate, and which certificate to show it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]

@@ -5,22 +5,22 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use serde::Deserialize;
-
-use super::image_file::ImageFile;
 use super::layer::{descriptor_digest, BlobSource, Downloaded, LayerBlob, Pass};
 use super::{
     ImageConfig, Inspection, Platform, PulledImage, PulledLayer, ResolvedManifest, Store,
-    StoreError, Verification, MAX_CONFIG_SIZE, MAX_INDEX_DEPTH,
+    StoreError, Verification, MAX_INDEX_DEPTH,
 };
 use crate::cache::{Hold, ImageRecord, RecordedLayer};
+use crate::image_file::ImageFile;
 
 /// How often a pull starts over when a clean-up removed an entry before it was held.
 const MAX_HOLD_ATTEMPTS: u32 = 3;
 use crate::config::ContentTrust;
 use crate::digest::Digest;
 use crate::reference::Reference;
-use crate::registry::{Client, Descriptor, Manifest, NetworkSettings, ParsedManifest};
+use crate::registry::{
+    media_type_of, Client, Descriptor, Manifest, NetworkSettings, ParsedManifest, MAX_CONFIG_SIZE,
+};
 use crate::trust::cosign::Verifier;
 use crate::trust::notary::{NotaryClient, NotarySettings, Wanted};
 use crate::trust::TrustError;
@@ -627,36 +627,5 @@ impl ImagePull<'_> {
             }
         }
         Ok(paths)
-    }
-}
-
-/// The media type of a cached manifest: the one its body declares, else (an OCI document may
-/// leave `mediaType` out, as umoci's do) an OCI index when it lists `manifests`, an OCI image
-/// manifest when it has a `config`.
-pub(super) fn media_type_of(bytes: &[u8]) -> Option<String> {
-    #[derive(Deserialize)]
-    struct Head {
-        #[serde(rename = "mediaType")]
-        media_type: Option<String>,
-        manifests: Option<serde::de::IgnoredAny>,
-        config: Option<serde::de::IgnoredAny>,
-    }
-    let head = serde_json::from_slice::<Head>(bytes).ok()?;
-    match head {
-        Head {
-            media_type: Some(media_type),
-            ..
-        } => Some(media_type),
-        Head {
-            manifests: Some(_),
-            config: None,
-            ..
-        } => Some(crate::registry::OCI_INDEX.to_owned()),
-        Head {
-            config: Some(_),
-            manifests: None,
-            ..
-        } => Some(crate::registry::OCI_MANIFEST.to_owned()),
-        _ => None,
     }
 }

@@ -8,10 +8,10 @@ use std::sync::Arc;
 
 use tarsquash::decode::Compression;
 
-use super::image_file::ImageFile;
 use super::{Progress, StoreError, ENCRYPTED_SQUASHFS_LAYER, FROM_CACHE, SQUASHFS_LAYER};
 use crate::cache::Cache;
 use crate::digest::{Digest, DigestReader};
+use crate::image_file::ImageFile;
 use crate::registry::{Client, Descriptor};
 
 /// Where a layer's blob comes from.

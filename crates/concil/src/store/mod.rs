@@ -28,7 +28,6 @@
 //! ```
 
 mod image;
-mod image_file;
 mod layer;
 mod platform;
 
@@ -42,13 +41,14 @@ use serde::{Deserialize, Serialize};
 use crate::cache::{Cache, CacheError, CleanReport, Hold};
 use crate::config::{Config, ConfigError};
 use crate::digest::{Digest, DigestError};
+use crate::image_file::{FileError, FileReference, ImageFile};
 use crate::reference::Reference;
 use crate::registry::{
     Client, Connections, Descriptor, ImageManifest, NetworkSettings, RegistryError, TlsSettings,
+    MAX_CONFIG_SIZE,
 };
 use crate::trust::TrustError;
 use image::ImagePull;
-pub use image_file::{FileError, FileKind, FileReference, FileSelector, ImageFile};
 pub use platform::Platform;
 
 /// concil's own media type for a layer that is already a squashfs image. Stored as it is under
@@ -60,8 +60,6 @@ pub const ENCRYPTED_SQUASHFS_LAYER: &str =
 
 /// How many layers download at once unless told otherwise.
 pub const DEFAULT_PARALLEL_LAYERS: usize = 3;
-/// Image configs are small JSON documents; anything bigger is refused rather than read.
-const MAX_CONFIG_SIZE: u64 = 16 * 1024 * 1024;
 /// An index may point to an index; more than this many levels is refused.
 const MAX_INDEX_DEPTH: usize = 4;
 

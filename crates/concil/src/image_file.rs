@@ -4,7 +4,7 @@
 //! read from its offset, never unpacked.
 //!
 //! Nothing here is trusted more than a registry: every manifest and blob is checked against
-//! its digest by the same pipeline (`store/layer.rs`). Names inside the files (tags, a
+//! its digest by the same pipeline as a registry's (`store/layer.rs`). Names inside the files (tags, a
 //! `docker save` manifest's paths) only select; a path that would leave the archive is refused.
 
 use std::collections::HashMap;
@@ -15,12 +15,12 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::digest::Digest;
-use crate::registry::{Manifest, DOCKER_MANIFEST_V2};
+use crate::registry::{
+    media_type_of, Manifest, DOCKER_MANIFEST_V2, MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE,
+};
 
 /// index.json and manifest.json are small; a bigger one is refused rather than read.
 const MAX_INDEX_SIZE: u64 = 4 * 1024 * 1024;
-/// As for registries: manifests are small documents.
-const MAX_MANIFEST_SIZE: u64 = 4 * 1024 * 1024;
 /// The annotation that names an image in an OCI layout's index.json.
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
 /// A `docker save` layer (uncompressed tar).
@@ -413,7 +413,7 @@ impl ImageFile {
             }
         }
         let bytes = self.blob_bytes(digest, MAX_MANIFEST_SIZE)?;
-        let media_type = super::image::media_type_of(&bytes).ok_or_else(|| FileError::Invalid {
+        let media_type = media_type_of(&bytes).ok_or_else(|| FileError::Invalid {
             path: self.reference.path.clone(),
             member: blob_member(digest),
             reason: "not a manifest or index".into(),
@@ -593,7 +593,7 @@ impl ImageFile {
             }
         };
         let config_member = safe_member(path, &entry.config)?;
-        let config = self.read_member(&config_member, super::MAX_CONFIG_SIZE)?;
+        let config = self.read_member(&config_member, MAX_CONFIG_SIZE)?;
         let config_digest = Digest::of(&config);
         #[derive(Deserialize)]
         struct RootFs {
