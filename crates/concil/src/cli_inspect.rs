@@ -6,8 +6,8 @@ use std::path::Path;
 
 use concil::config::Config;
 use concil::exit_status;
-use concil::reference::Reference;
 use concil::image_file::FileReference;
+use concil::reference::Reference;
 use concil::store::{Inspection, Platform, Store};
 use serde_json::{json, Value};
 

@@ -6,9 +6,9 @@ use std::error::Error;
 
 use crate::cache::CacheError;
 use crate::config::ConfigError;
+use crate::image_file::FileError;
 use crate::reference::ReferenceError;
 use crate::registry::RegistryError;
-use crate::image_file::FileError;
 use crate::store::StoreError;
 use crate::trust::key_management::KeyManagementError;
 use crate::trust::notary::NotaryError;
@@ -160,16 +160,20 @@ fn of_store(error: &StoreError) -> u8 {
         | StoreError::SquashfsLayerIsTar { .. } => CONTENT_INVALID,
         StoreError::NoLongerCached { .. } => CACHE_IO,
         StoreError::NotCachedOffline { .. } => NOT_FOUND,
-        StoreError::File(error) => match error {
-            FileError::Read { .. } | FileError::Missing { .. } | FileError::NoSuchImage { .. } => {
-                NOT_FOUND
-            }
-            FileError::Ambiguous { .. } => USAGE,
-            _ => CONTENT_INVALID,
-        },
-        StoreError::FileNotVerifiable { .. } => NOT_SIGNED,
+        StoreError::File(error) => of_file(error),
+        StoreError::NotaryForFile { .. } => NOT_SIGNED,
         StoreError::NotVerifiedOffline { .. } => NOT_SIGNED,
         StoreError::WorkerPanicked => FAILURE,
+    }
+}
+
+fn of_file(error: &FileError) -> u8 {
+    match error {
+        FileError::Read { .. } | FileError::Missing { .. } | FileError::NoSuchImage { .. } => {
+            NOT_FOUND
+        }
+        FileError::Ambiguous { .. } => USAGE,
+        _ => CONTENT_INVALID,
     }
 }
 
@@ -226,6 +230,7 @@ pub fn of_trust(error: &TrustError) -> u8 {
         TrustError::CertificateNotLogged { .. } => CERTIFICATE_NOT_LOGGED,
         TrustError::Notary { source, .. } => of_notary(source),
         TrustError::Registry { source, .. } => of_registry(source),
+        TrustError::ImageFile { source, .. } => of_file(source),
     }
 }
 

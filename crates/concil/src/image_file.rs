@@ -7,7 +7,7 @@
 //! its digest by the same pipeline as a registry's (`store/layer.rs`). Names inside the files (tags, a
 //! `docker save` manifest's paths) only select; a path that would leave the archive is refused.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -16,13 +16,27 @@ use serde::Deserialize;
 
 use crate::digest::Digest;
 use crate::registry::{
-    media_type_of, Manifest, DOCKER_MANIFEST_V2, MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE,
+    media_type_of, Manifest, DOCKER_MANIFEST_V2, MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE, OCI_INDEX,
 };
 
 /// index.json and manifest.json are small; a bigger one is refused rather than read.
 const MAX_INDEX_SIZE: u64 = 4 * 1024 * 1024;
 /// The annotation that names an image in an OCI layout's index.json.
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
+/// The annotation `cosign save` marks its index.json entries with: the image, its signatures,
+/// its attestations.
+const COSIGN_KIND: &str = "kind";
+/// `cosign save`'s kinds of the image (or index) signed; its signatures are in the entry of
+/// kind [`COSIGN_SIGNATURES_KIND`].
+const COSIGN_IMAGE_KINDS: [&str; 2] = [
+    "dev.cosignproject.cosign/image",
+    "dev.cosignproject.cosign/imageIndex",
+];
+const COSIGN_SIGNATURES_KIND: &str = "dev.cosignproject.cosign/sigs";
+const COSIGN_ATTACHMENT_KINDS: [&str; 2] =
+    [COSIGN_SIGNATURES_KIND, "dev.cosignproject.cosign/atts"];
+/// How many index.json entries are read looking for the referrers of a digest.
+const MAX_REFERRER_CANDIDATES: usize = 64;
 /// A `docker save` layer (uncompressed tar).
 const DOCKER_TAR_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar";
 const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
@@ -271,8 +285,40 @@ struct IndexEntry {
     media_type: Option<String>,
     digest: String,
     size: u64,
+    #[serde(rename = "artifactType", default)]
+    artifact_type: Option<String>,
     #[serde(default)]
     annotations: HashMap<String, String>,
+}
+
+impl IndexEntry {
+    /// Whether the entry is something attached to an image rather than an image: a cosign
+    /// signature or attestation (the `sha256-<hex>.sig` / `.att` / `.sbom` tags and the
+    /// `sha256-<hex>` referrers tag, `cosign save`'s `kind` annotation), or an artifact
+    /// (`artifactType`, as OCI 1.1 referrers are listed). Such entries never make a layout
+    /// hold "several images".
+    fn is_attachment(&self) -> bool {
+        let cosign_tag = self.annotations.get(REF_NAME).is_some_and(|name| {
+            let hex = name.strip_prefix("sha256-").unwrap_or_default();
+            let (hex, suffix) = hex.split_at(hex.len().min(64));
+            hex.len() == 64
+                && hex.bytes().all(|b| b.is_ascii_hexdigit())
+                && ["", ".sig", ".att", ".sbom"].contains(&suffix)
+        });
+        let cosign_kind = self
+            .annotations
+            .get(COSIGN_KIND)
+            .is_some_and(|kind| COSIGN_ATTACHMENT_KINDS.contains(&kind.as_str()));
+        cosign_tag || cosign_kind || self.artifact_type.is_some()
+    }
+
+    /// The name the entry is listed under, for messages: its tag, else its digest.
+    fn name(&self) -> String {
+        self.annotations
+            .get(REF_NAME)
+            .cloned()
+            .unwrap_or_else(|| self.digest.clone())
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -331,39 +377,44 @@ impl ImageFile {
         )
     }
 
-    /// The manifest the reference selects, its bytes checked against its digest.
+    /// The manifest the reference selects, its bytes checked against its digest. Without a
+    /// tag or digest the layout must hold one image (signatures and other attachments beside it
+    /// do not count).
     pub fn selected_manifest(&self) -> Result<Manifest, FileError> {
         if let Some(docker) = &self.docker {
             return Ok(docker.manifest.clone());
         }
-        let bytes = self.read_member("index.json", MAX_INDEX_SIZE)?;
-        let index: Index = serde_json::from_slice(&bytes).map_err(|error| FileError::Invalid {
-            path: self.reference.path.clone(),
-            member: "index.json".into(),
-            reason: error.to_string(),
-        })?;
+        let index = self.index()?;
         let available = || {
             index
                 .manifests
                 .iter()
-                .map(|entry| {
-                    entry
-                        .annotations
-                        .get(REF_NAME)
-                        .cloned()
-                        .unwrap_or_else(|| entry.digest.clone())
-                })
+                .filter(|entry| !entry.is_attachment())
+                .map(IndexEntry::name)
                 .collect::<Vec<_>>()
                 .join(", ")
         };
         let entry = match &self.reference.selector {
-            FileSelector::Only if index.manifests.len() == 1 => &index.manifests[0],
             FileSelector::Only => {
-                return Err(FileError::Ambiguous {
-                    path: self.reference.path.clone(),
-                    count: index.manifests.len(),
-                    available: available(),
-                })
+                let mut images: Vec<&IndexEntry> = index
+                    .manifests
+                    .iter()
+                    .filter(|entry| !entry.is_attachment())
+                    .collect();
+                if images.len() > 1 {
+                    // Referrers listed without an `artifactType` are known by their subject.
+                    images.retain(|entry| !self.has_subject(entry));
+                }
+                match images[..] {
+                    [only] => only,
+                    _ => {
+                        return Err(FileError::Ambiguous {
+                            path: self.reference.path.clone(),
+                            count: images.len(),
+                            available: available(),
+                        })
+                    }
+                }
             }
             FileSelector::Tag(tag) => index
                 .manifests
@@ -385,6 +436,172 @@ impl ImageFile {
                 })
             }
         };
+        self.entry_manifest(entry)
+    }
+
+    /// The manifest an OCI layout's index.json tags `tag` (a `docker-archive:` has no tags
+    /// but its images'). A signature tag `sha256-<hex>.sig` is also found as `cosign save`
+    /// writes it: the entry of kind "signatures" beside the image of that digest.
+    pub fn tagged_manifest(&self, tag: &str) -> Result<Manifest, FileError> {
+        let not_found = || FileError::Missing {
+            path: self.reference.path.clone(),
+            member: format!("index.json entry tagged {tag}"),
+        };
+        if self.docker.is_some() {
+            return Err(not_found());
+        }
+        let index = self.index()?;
+        let of_kind = |entry: &IndexEntry, kinds: &[&str]| {
+            entry
+                .annotations
+                .get(COSIGN_KIND)
+                .is_some_and(|kind| kinds.contains(&kind.as_str()))
+        };
+        let tagged = index.manifests.iter().find(|entry| {
+            entry
+                .annotations
+                .get(REF_NAME)
+                .is_some_and(|name| name == tag)
+        });
+        let saved_by_cosign = || {
+            let signed = tag
+                .strip_suffix(".sig")?
+                .strip_prefix("sha256-")
+                .map(|hex| format!("sha256:{hex}"))?;
+            let holds_signed = index
+                .manifests
+                .iter()
+                .any(|entry| of_kind(entry, &COSIGN_IMAGE_KINDS) && entry.digest == signed);
+            if !holds_signed {
+                return None;
+            }
+            index
+                .manifests
+                .iter()
+                .find(|entry| of_kind(entry, &[COSIGN_SIGNATURES_KIND]))
+        };
+        match tagged.or_else(saved_by_cosign) {
+            Some(entry) => self.entry_manifest(entry),
+            None => Err(not_found()),
+        }
+    }
+
+    /// The referrers of `digest` in an OCI layout, as a registry's referrers API lists them: an
+    /// index of the manifests that name `digest` as their `subject`, each with its
+    /// `artifactType` (else its config's media type). They are looked for among the first
+    /// [`MAX_REFERRER_CANDIDATES`] entries of index.json (as `oras` lists referrers) and of the
+    /// index tagged `sha256-<hex>` (the referrers tag `skopeo copy --all` brings, whose entries
+    /// skopeo 1.9 rewrites without their `artifactType`). `None` when there are none, and for a
+    /// `docker-archive:`, which cannot hold referrers.
+    pub fn referrers(&self, digest: &Digest) -> Result<Option<Manifest>, FileError> {
+        #[derive(Deserialize)]
+        struct Subject {
+            digest: String,
+        }
+        #[derive(Deserialize)]
+        struct Config {
+            #[serde(rename = "mediaType")]
+            media_type: Option<String>,
+        }
+        #[derive(Deserialize)]
+        struct Referrer {
+            subject: Option<Subject>,
+            #[serde(rename = "artifactType")]
+            artifact_type: Option<String>,
+            config: Option<Config>,
+            #[serde(default)]
+            annotations: HashMap<String, String>,
+        }
+        if self.docker.is_some() {
+            return Ok(None);
+        }
+        let index = self.index()?;
+        let referrers_tag = digest.as_tag();
+        let tagged_index = index
+            .manifests
+            .iter()
+            .find(|entry| entry.annotations.get(REF_NAME) == Some(&referrers_tag))
+            .and_then(|entry| self.entry_manifest(entry).ok())
+            .and_then(|manifest| serde_json::from_slice::<Index>(&manifest.bytes).ok());
+        let candidates = index.manifests.iter().take(MAX_REFERRER_CANDIDATES).chain(
+            tagged_index
+                .iter()
+                .flat_map(|tagged| tagged.manifests.iter().take(MAX_REFERRER_CANDIDATES)),
+        );
+        let mut referrers = Vec::new();
+        let mut seen = HashSet::new();
+        for entry in candidates {
+            if entry.digest == digest.as_str() || !seen.insert(entry.digest.as_str()) {
+                continue;
+            }
+            // An entry that cannot be read, or is no manifest, is no referrer of ours; the
+            // image's own entries were read when it was selected.
+            let Ok(manifest) = self.entry_manifest(entry) else {
+                continue;
+            };
+            let Ok(referrer) = serde_json::from_slice::<Referrer>(&manifest.bytes) else {
+                continue;
+            };
+            if referrer.subject.map(|subject| subject.digest).as_deref() != Some(digest.as_str()) {
+                continue;
+            }
+            let artifact_type = referrer
+                .artifact_type
+                .or_else(|| referrer.config.and_then(|config| config.media_type));
+            referrers.push(serde_json::json!({
+                "mediaType": manifest.media_type,
+                "digest": manifest.digest.as_str(),
+                "size": manifest.bytes.len(),
+                "artifactType": artifact_type,
+                "annotations": referrer.annotations,
+            }));
+        }
+        if referrers.is_empty() {
+            return Ok(None);
+        }
+        let bytes = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_INDEX,
+            "manifests": referrers,
+        }))
+        .map_err(|error| FileError::Invalid {
+            path: self.reference.path.clone(),
+            member: "index.json".into(),
+            reason: error.to_string(),
+        })?;
+        Ok(Some(Manifest {
+            digest: Digest::of(&bytes),
+            bytes,
+            media_type: OCI_INDEX.to_owned(),
+        }))
+    }
+
+    /// Whether an index.json entry is a manifest about another (a referrer: it has a
+    /// `subject`); one that cannot be read is not.
+    fn has_subject(&self, entry: &IndexEntry) -> bool {
+        #[derive(Deserialize)]
+        struct Head {
+            subject: Option<serde::de::IgnoredAny>,
+        }
+        self.entry_manifest(entry)
+            .ok()
+            .and_then(|manifest| serde_json::from_slice::<Head>(&manifest.bytes).ok())
+            .is_some_and(|head| head.subject.is_some())
+    }
+
+    /// An OCI layout's index.json.
+    fn index(&self) -> Result<Index, FileError> {
+        let bytes = self.read_member("index.json", MAX_INDEX_SIZE)?;
+        serde_json::from_slice(&bytes).map_err(|error| FileError::Invalid {
+            path: self.reference.path.clone(),
+            member: "index.json".into(),
+            reason: error.to_string(),
+        })
+    }
+
+    /// The manifest an index.json entry points to, checked against the entry's digest, with
+    /// the entry's media type when it gives one.
+    fn entry_manifest(&self, entry: &IndexEntry) -> Result<Manifest, FileError> {
         let digest = Digest::parse(&entry.digest).map_err(|error| FileError::Invalid {
             path: self.reference.path.clone(),
             member: "index.json".into(),

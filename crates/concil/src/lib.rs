@@ -22,10 +22,10 @@
 pub mod cache;
 pub mod config;
 pub mod digest;
-pub mod image_file;
 pub mod exit_status;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod image_file;
 pub mod reference;
 pub mod registry;
 pub mod store;

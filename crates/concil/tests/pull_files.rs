@@ -3,7 +3,7 @@
 //! concil pulls each into the same cache entries a registry pull makes (a later registry pull
 //! downloads no layer), checks every blob against its digest, and refuses files that lie:
 //! a blob that is not its digest, a missing blob, a path that leaves the archive, a truncated
-//! archive, an oversized index.json.
+//! archive, an oversized index.json. Signed files: `pull_files_signed.rs`.
 
 use concil_test_support as support;
 
@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::{json, Value};
-use support::images::{Format, Images, ListKind, PushedImage};
+use support::images::{skopeo_copy, Format, Images, ListKind, PushedImage};
 use support::pull::{config_for, run, ConcilHome};
 use support::registry::Registry;
 
@@ -21,26 +21,6 @@ type TestResult = Result<(), Box<dyn Error>>;
 
 const NOT_FOUND: i32 = 4;
 const CONTENT_INVALID: i32 = 9;
-const NOT_SIGNED: i32 = 10;
-
-/// `skopeo copy [--all] docker://… DESTINATION` from the plain-HTTP test registry.
-fn skopeo_copy(image: &str, destination: &str, all: bool) {
-    let mut command = Command::new("skopeo");
-    command.args(["copy", "--quiet", "--src-tls-verify=false"]);
-    if all {
-        command.arg("--all");
-    }
-    let output = command
-        .arg(image)
-        .arg(destination)
-        .output()
-        .expect("run skopeo");
-    assert!(
-        output.status.success(),
-        "skopeo copy {image} {destination}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
 
 /// The diff_ids `concil pull --json` printed, in order.
 fn diff_ids(output: &Value) -> Vec<String> {
@@ -288,30 +268,6 @@ fn files_that_lie_are_refused_naming_the_file_and_entry_and_nothing_is_cached() 
         .join(&image.layers[1].diff_id)
         .exists());
     home.assert_no_working_files();
-    Ok(())
-}
-
-#[test]
-fn content_trust_refuses_files_it_cannot_check() -> TestResult {
-    let registry = Registry::plain();
-    let images = Images::new(&registry)?;
-    let image = images.push_busybox("files/trust", "v1", Format::Oci)?;
-    let work = tempfile::tempdir()?;
-    let layout = work.path().join("layout");
-    skopeo_copy(
-        &image.reference,
-        &format!("oci:{}:v1", layout.display()),
-        false,
-    );
-    // Content trust on, as by default.
-    let home = ConcilHome::new(json!({}));
-    let source = format!("oci:{}:v1", layout.display());
-    let failure = home.pull_failure(&source, &[]);
-    assert_eq!(failure.code, Some(NOT_SIGNED), "{}", failure.stderr);
-    assert!(failure.error.contains("--no-verify"), "{}", failure.error);
-    home.assert_no_layers();
-    let output = home.pull_json(&source, &["--no-verify"]);
-    assert_eq!(output["verified"], "none");
     Ok(())
 }
 

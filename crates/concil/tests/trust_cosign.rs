@@ -579,42 +579,10 @@ fn corrupt_payload_blob_is_rejected_but_another_signature_still_counts() {
 mod bundles {
     use super::*;
 
-    use support::cosign::{push_bundles, BUNDLE_V03};
-
-    const IN_TOTO: &str = "application/vnd.in-toto+json";
-    const COSIGN_SIGN: &str = "https://sigstore.dev/cosign/sign/v1";
+    use support::cosign::{dsse_bundle, push_bundles, statement, BUNDLE_V03, COSIGN_SIGN};
 
     fn base64(bytes: &[u8]) -> String {
         base64::engine::general_purpose::STANDARD.encode(bytes)
-    }
-
-    /// An in-toto statement about `digest` (pushed as `reference`).
-    fn statement(predicate_type: &str, reference: &str, digest: &str) -> Vec<u8> {
-        let hex = digest.strip_prefix("sha256:").expect("sha256 digest");
-        serde_json::to_vec(&json!({
-            "_type": "https://in-toto.io/Statement/v1",
-            "subject": [{"name": reference, "digest": {"sha256": hex}}],
-            "predicateType": predicate_type,
-            "predicate": {},
-        }))
-        .expect("statement JSON")
-    }
-
-    /// A v0.3 bundle with a DSSE envelope around `payload`, signed by `signer` over DSSE's
-    /// pre-authentication encoding.
-    fn dsse_bundle(signer: &Signer, payload: &[u8]) -> Vec<u8> {
-        let mut pae = format!("DSSEv1 {} {IN_TOTO} {} ", IN_TOTO.len(), payload.len()).into_bytes();
-        pae.extend_from_slice(payload);
-        let signature = signer.sign_raw(&pae);
-        serde_json::to_vec(&json!({
-            "mediaType": BUNDLE_V03,
-            "verificationMaterial": {"publicKey": {"hint": "test"}, "tlogEntries": []},
-            "dsseEnvelope": {
-                "payload": base64(payload), "payloadType": IN_TOTO,
-                "signatures": [{"sig": base64(&signature), "keyid": ""}],
-            },
-        }))
-        .expect("bundle JSON")
     }
 
     /// A v0.3 bundle with a message signature over `artifact`.

@@ -201,3 +201,38 @@ pub fn push_bundles(
     let tag = digest.replacen(':', "-", 1);
     registry.push_manifest(repository, &tag, OCI_INDEX, &index);
 }
+
+/// The DSSE payload type of an in-toto statement.
+pub const IN_TOTO: &str = "application/vnd.in-toto+json";
+/// The predicate type of cosign's image signature statement.
+pub const COSIGN_SIGN: &str = "https://sigstore.dev/cosign/sign/v1";
+
+/// An in-toto statement of `predicate_type` about `digest` (pushed as `reference`).
+pub fn statement(predicate_type: &str, reference: &str, digest: &str) -> Vec<u8> {
+    let hex = digest.strip_prefix("sha256:").expect("sha256 digest");
+    serde_json::to_vec(&json!({
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": reference, "digest": {"sha256": hex}}],
+        "predicateType": predicate_type,
+        "predicate": {},
+    }))
+    .expect("statement JSON")
+}
+
+/// A v0.3 bundle with a DSSE envelope around `payload`, signed by `signer` over DSSE's
+/// pre-authentication encoding.
+pub fn dsse_bundle(signer: &Signer, payload: &[u8]) -> Vec<u8> {
+    let base64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    let mut pae = format!("DSSEv1 {} {IN_TOTO} {} ", IN_TOTO.len(), payload.len()).into_bytes();
+    pae.extend_from_slice(payload);
+    let signature = signer.sign_raw(&pae);
+    serde_json::to_vec(&json!({
+        "mediaType": BUNDLE_V03,
+        "verificationMaterial": {"publicKey": {"hint": "test"}, "tlogEntries": []},
+        "dsseEnvelope": {
+            "payload": base64(payload), "payloadType": IN_TOTO,
+            "signatures": [{"sig": base64(&signature), "keyid": ""}],
+        },
+    }))
+    .expect("bundle JSON")
+}

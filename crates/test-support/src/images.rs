@@ -993,3 +993,22 @@ fn add_busybox(rootfs: &Path) -> Result<(), ImageError> {
     }
     Ok(())
 }
+
+/// `skopeo copy [--all] docker://… DESTINATION` from the plain-HTTP test registry.
+pub fn skopeo_copy(image: &str, destination: &str, all: bool) {
+    let mut command = Command::new("skopeo");
+    command.args(["copy", "--quiet", "--src-tls-verify=false"]);
+    if all {
+        command.arg("--all");
+    }
+    let output = command
+        .arg(image)
+        .arg(destination)
+        .output()
+        .expect("run skopeo");
+    assert!(
+        output.status.success(),
+        "skopeo copy {image} {destination}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

@@ -21,7 +21,7 @@ use crate::reference::Reference;
 use crate::registry::{
     media_type_of, Client, Descriptor, Manifest, NetworkSettings, ParsedManifest, MAX_CONFIG_SIZE,
 };
-use crate::trust::cosign::Verifier;
+use crate::trust::cosign::{SignatureSource, Verifier};
 use crate::trust::notary::{NotaryClient, NotarySettings, Wanted};
 use crate::trust::TrustError;
 
@@ -341,7 +341,7 @@ impl ImagePull<'_> {
         };
         match &self.origin {
             Origin::Offline => return self.offline_manifest(platform, engine),
-            Origin::File(file) => return self.file_manifest(file, engine),
+            Origin::File(file) => return self.file_manifest(file, &repository, engine),
             Origin::Registry(_) => {}
         }
         match engine {
@@ -351,21 +351,32 @@ impl ImagePull<'_> {
             }
             Some(ContentTrust::Cosign) => {
                 let manifest = self.fetch_manifest(self.reference.manifest_reference())?;
-                let verified = Verifier::from_config(&self.store.config)?
-                    .check_docker_reference(self.store.config.cosign_check_identity)
-                    .verify(
-                        self.online("signature of", &manifest.digest)?,
-                        &self.image,
-                        &repository,
-                        &manifest.digest,
-                    )?;
-                tracing::info!(digest = %manifest.digest, signed_by = %verified.signed_by, "cosign signature verified");
+                let client = self.online("signature of", &manifest.digest)?;
+                self.cosign_verify(client, &repository, &manifest.digest)?;
                 Ok((manifest, Verification::Cosign))
             }
             Some(ContentTrust::Notary) => {
                 Ok((self.notary_manifest(repository)?, Verification::Notary))
             }
         }
+    }
+
+    /// Checks that a trusted cosign signature in `source` vouches for `digest`. The signed
+    /// repository is compared with `repository` only for registries, when the configuration
+    /// asks (`cosign_check_identity`): an image file has no repository to compare with.
+    fn cosign_verify(
+        &self,
+        source: &dyn SignatureSource,
+        repository: &str,
+        digest: &Digest,
+    ) -> Result<(), StoreError> {
+        let check_identity =
+            self.store.config.cosign_check_identity && !matches!(self.origin, Origin::File(_));
+        let verified = Verifier::from_config(&self.store.config)?
+            .check_docker_reference(check_identity)
+            .verify(source, &self.image, repository, digest)?;
+        tracing::info!(%digest, signed_by = %verified.signed_by, "cosign signature verified");
+        Ok(())
     }
 
     /// The manifest by the digest Notary signed for the reference, checked against the signed
@@ -448,25 +459,32 @@ impl ImagePull<'_> {
         }
     }
 
-    /// The manifest an image file's reference selects. Signatures in files are not checked
-    /// yet, so a file is pulled only where no content trust is asked for.
+    /// The manifest an image file's reference selects, trusted as the trust policy's `"*"`
+    /// asks: cosign signatures are looked for in the file itself (the `sha256-<hex>.sig` tag,
+    /// `cosign save`'s signatures, bundles among the referrers); Notary signs tags in a
+    /// registry and cannot vouch for a file. Keyless signatures are checked against the
+    /// `cosign_identities` entry that `repository` (`/`, files having none) finds: `"*"`.
     fn file_manifest(
         &self,
         file: &ImageFile,
+        repository: &str,
         engine: Option<ContentTrust>,
     ) -> Result<(Manifest, Verification), StoreError> {
-        if let Some(engine) = engine {
-            return Err(StoreError::FileNotVerifiable {
+        if engine == Some(ContentTrust::Notary) {
+            return Err(StoreError::NotaryForFile {
                 image: self.image.clone(),
-                engine: match engine {
-                    ContentTrust::Cosign => "cosign",
-                    ContentTrust::Notary => "notary",
-                },
             });
         }
         let manifest = file.selected_manifest()?;
+        let verification = match engine {
+            Some(_) => {
+                self.cosign_verify(file, repository, &manifest.digest)?;
+                Verification::Cosign
+            }
+            None => Verification::None,
+        };
         self.cache_manifest(&manifest)?;
-        Ok((manifest, Verification::None))
+        Ok((manifest, verification))
     }
 
     /// Keeps a manifest (its digest checked) in the cache, unless it is there.

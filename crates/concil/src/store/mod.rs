@@ -220,16 +220,16 @@ pub enum StoreError {
     /// An image file (`oci:`, `oci-archive:`, `docker-archive:`) is unreadable or wrong.
     #[error(transparent)]
     File(#[from] FileError),
-    /// Content trust is asked for an image file, whose signatures concil does not check yet.
+    /// The trust policy asks Notary to vouch for an image file: Notary signs tags in a
+    /// registry, not files.
     #[error(
-        "{image}: content trust ({engine}) is not checked for image files; pull it with \
-         --no-verify, or set trust_policy {{\"*\": \"none\"}} for the images it should not check"
+        "{image}: Notary does not apply to image files (it signs tags in a registry); set \
+         trust_policy {{\"*\": \"cosign\"}} to check the file's cosign signatures, or pull it \
+         with --no-verify"
     )]
-    FileNotVerifiable {
+    NotaryForFile {
         /// The image file as given.
         image: String,
-        /// The trust asked for (`cosign`, `notary`).
-        engine: &'static str,
     },
     /// Content trust refused the manifest, or could not be checked.
     #[error(transparent)]

@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 
 use crate::digest::Digest;
+use crate::image_file::FileError;
 use crate::registry::RegistryError;
 use crate::trust::keys::KeyProblem;
 use crate::trust::notary::NotaryError;
@@ -209,6 +210,16 @@ pub enum TrustError {
         /// The underlying error.
         #[source]
         source: RegistryError,
+    },
+
+    /// The image file could not be read for its cosign signatures (other than it holding none).
+    #[error("{image}: reading cosign signatures from the image file failed")]
+    ImageFile {
+        /// The image file as the user named it.
+        image: String,
+        /// The underlying error.
+        #[source]
+        source: FileError,
     },
 }
 

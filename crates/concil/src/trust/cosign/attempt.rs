@@ -9,9 +9,10 @@
 
 use std::path::PathBuf;
 
+use super::source::{SignatureSource, SourceError};
 use crate::config::CosignIdentity;
 use crate::digest::Digest;
-use crate::registry::{Client, Descriptor, RegistryError};
+use crate::registry::Descriptor;
 use crate::trust::error::{
     KeylessGap, SignatureRejection, TrustError, MAX_PAYLOAD_SIZE, MAX_SIGNATURES,
 };
@@ -125,7 +126,8 @@ pub(super) struct SignedContent<'s> {
 
 /// One verification: what it asks about, and what it found so far.
 pub(super) struct Attempt<'a> {
-    pub(super) client: &'a Client,
+    /// Where the signatures are read from.
+    pub(super) source: &'a dyn SignatureSource,
     /// The keys that make a signature trusted.
     keys: &'a [TrustedKey],
     /// Whether the signed repository must be ours.
@@ -145,10 +147,10 @@ pub(super) struct Attempt<'a> {
 }
 
 impl<'a> Attempt<'a> {
-    /// An attempt to find a signature of `digest` in the repository `client` reads
-    /// (`repository`, `registry/path`; `image` as the user named it, for messages).
+    /// An attempt to find a signature of `digest` in `source`, the repository `repository`
+    /// (`registry/path`) or an image file (`image` as the user named it, for messages).
     pub(super) fn new(
-        client: &'a Client,
+        source: &'a dyn SignatureSource,
         image: &'a str,
         repository: &'a str,
         digest: &'a Digest,
@@ -157,7 +159,7 @@ impl<'a> Attempt<'a> {
         keyless: Result<(&'a TrustedRoot, &'a CosignIdentity), KeylessGap>,
     ) -> Attempt<'a> {
         Attempt {
-            client,
+            source,
             keys,
             check_docker_reference,
             image,
@@ -171,11 +173,12 @@ impl<'a> Attempt<'a> {
         }
     }
 
-    /// The registry failed (not the signature content): the verification fails.
-    pub(super) fn registry_error(&self, source: RegistryError) -> TrustError {
-        TrustError::Registry {
-            image: self.image.to_owned(),
-            source,
+    /// The source failed (not the signature content): the verification fails.
+    pub(super) fn source_error(&self, source: SourceError) -> TrustError {
+        let image = self.image.to_owned();
+        match source {
+            SourceError::Registry(source) => TrustError::Registry { image, source },
+            SourceError::File(source) => TrustError::ImageFile { image, source },
         }
     }
 
@@ -334,16 +337,16 @@ impl<'a> Attempt<'a> {
                 return Ok(None);
             }
         };
-        match self.client.blob_bytes(&digest, MAX_PAYLOAD_SIZE) {
+        match self.source.blob_bytes(&digest, MAX_PAYLOAD_SIZE) {
             Ok(bytes) => Ok(Some(bytes)),
-            Err(error) if is_bad_content(&error) => {
+            Err(error) if error.is_bad_content() => {
                 self.reject(SignatureRejection::Unavailable {
                     blob,
                     reason: error.to_string(),
                 });
                 Ok(None)
             }
-            Err(error) => Err(self.registry_error(error)),
+            Err(error) => Err(self.source_error(error)),
         }
     }
 
@@ -420,22 +423,6 @@ impl<'a> Attempt<'a> {
             }
         }
     }
-}
-
-/// Whether a registry error means the signature content is bad (missing, corrupt, too large,
-/// not a manifest we read), which rejects that signature, rather than that the registry
-/// could not be asked, which fails the verification.
-pub(super) fn is_bad_content(error: &RegistryError) -> bool {
-    matches!(
-        error,
-        RegistryError::NotFound { .. }
-            | RegistryError::DigestMismatch { .. }
-            | RegistryError::TooLarge { .. }
-            | RegistryError::InvalidManifest { .. }
-            | RegistryError::UnsupportedMediaType { .. }
-            | RegistryError::Schema1 { .. }
-            | RegistryError::Malformed { .. }
-    )
 }
 
 /// Whether a signed `docker-reference` names `repository` (`registry/path`).

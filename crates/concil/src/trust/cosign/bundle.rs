@@ -28,11 +28,10 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::attempt::{
-    is_bad_content, Attempt, CosignVerified, KeylessMaterial, SignatureFormat, SignedBy,
-    SignedClaim, SignedContent,
+    Attempt, CosignVerified, KeylessMaterial, SignatureFormat, SignedBy, SignedClaim, SignedContent,
 };
 use crate::digest::Digest;
-use crate::registry::{Descriptor, Manifest, ParsedManifest, RegistryError};
+use crate::registry::{Descriptor, Manifest, ParsedManifest};
 use crate::trust::base64;
 use crate::trust::error::{SignatureRejection, TrustError, MAX_SIGNATURES};
 use crate::trust::keyless::{InclusionProof, LogEntry, LoggedArtifact};
@@ -123,26 +122,26 @@ pub(super) fn verify_bundles(
 /// The referrers index: from the referrers API, else from the `sha256-<hex>` tag; `None`
 /// (noted) when there is neither.
 fn referrers(attempt: &mut Attempt<'_>) -> Result<Option<Manifest>, TrustError> {
-    match attempt.client.referrers(attempt.digest) {
+    match attempt.source.referrers(attempt.digest) {
         Ok(Some(index)) => return Ok(Some(index)),
         Ok(None) => {}
-        Err(error) => return Err(attempt.registry_error(error)),
+        Err(error) => return Err(attempt.source_error(error)),
     }
     let tag = referrers_tag(attempt.digest);
-    match attempt.client.manifest(&tag) {
+    match attempt.source.manifest(&tag) {
         Ok(index) => Ok(Some(index)),
-        Err(RegistryError::NotFound { .. }) => {
+        Err(error) if error.is_not_found() => {
             attempt.nothing_at(format!("no referrers (no referrers API, no tag {tag})"));
             Ok(None)
         }
-        Err(error) if is_bad_content(&error) => {
+        Err(error) if error.is_bad_content() => {
             attempt.reject(SignatureRejection::Manifest {
                 manifest: tag,
                 reason: error.to_string(),
             });
             Ok(None)
         }
-        Err(error) => Err(attempt.registry_error(error)),
+        Err(error) => Err(attempt.source_error(error)),
     }
 }
 
@@ -153,16 +152,16 @@ fn bundle_blob(
     descriptor: &Descriptor,
 ) -> Result<Option<(String, Descriptor, Vec<u8>)>, TrustError> {
     let digest = descriptor.digest().to_string();
-    let manifest = match attempt.client.manifest(&digest) {
+    let manifest = match attempt.source.manifest(&digest) {
         Ok(manifest) => manifest,
-        Err(error) if is_bad_content(&error) => {
+        Err(error) if error.is_bad_content() => {
             attempt.reject(SignatureRejection::Unavailable {
                 blob: digest,
                 reason: error.to_string(),
             });
             return Ok(None);
         }
-        Err(error) => return Err(attempt.registry_error(error)),
+        Err(error) => return Err(attempt.source_error(error)),
     };
     let layer = match manifest.parse() {
         Ok(ParsedManifest::Image(image)) => image
@@ -255,9 +254,9 @@ fn check_bundle(
                 Some(bytes) => bytes,
                 None => {
                     let fetched = attempt
-                        .client
+                        .source
                         .manifest(attempt.digest.as_str())
-                        .map_err(|error| attempt.registry_error(error))?;
+                        .map_err(|error| attempt.source_error(error))?;
                     subject_manifest.insert(fetched.bytes)
                 }
             };

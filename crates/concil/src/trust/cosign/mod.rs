@@ -34,6 +34,7 @@
 mod attempt;
 pub mod bundle;
 pub mod simple_signing;
+mod source;
 mod verifier;
 
 pub use crate::trust::error::SignatureRejection;
@@ -43,4 +44,5 @@ pub use simple_signing::{
     signature_tag, CERTIFICATE_ANNOTATION, IMAGE_SIGNATURE_TYPE, REKOR_BUNDLE_ANNOTATION,
     SIGNATURE_ANNOTATION, SIMPLESIGNING_MEDIA_TYPE,
 };
+pub use source::{SignatureSource, SourceError};
 pub use verifier::Verifier;

@@ -24,11 +24,10 @@
 use serde::Deserialize;
 
 use super::attempt::{
-    is_bad_content, Attempt, CosignVerified, KeylessMaterial, SignatureFormat, SignedBy,
-    SignedClaim, SignedContent,
+    Attempt, CosignVerified, KeylessMaterial, SignatureFormat, SignedBy, SignedClaim, SignedContent,
 };
 use crate::digest::Digest;
-use crate::registry::{Descriptor, ParsedManifest, RegistryError};
+use crate::registry::{Descriptor, ParsedManifest};
 use crate::trust::base64;
 use crate::trust::error::{SignatureRejection, TrustError, MAX_SIGNATURES};
 use crate::trust::keyless::{LogEntry, LoggedArtifact};
@@ -53,20 +52,20 @@ pub fn signature_tag(digest: &Digest) -> String {
 /// `sha256-<hex>.sig` tag.
 pub(super) fn verify(attempt: &mut Attempt<'_>) -> Result<Option<CosignVerified>, TrustError> {
     let signature_tag = signature_tag(attempt.digest);
-    let signatures = match attempt.client.manifest(&signature_tag) {
+    let signatures = match attempt.source.manifest(&signature_tag) {
         Ok(manifest) => manifest,
-        Err(RegistryError::NotFound { .. }) => {
+        Err(error) if error.is_not_found() => {
             attempt.nothing_at(format!("no tag {signature_tag}"));
             return Ok(None);
         }
-        Err(error) if is_bad_content(&error) => {
+        Err(error) if error.is_bad_content() => {
             attempt.reject(SignatureRejection::Manifest {
                 manifest: signature_tag,
                 reason: error.to_string(),
             });
             return Ok(None);
         }
-        Err(error) => return Err(attempt.registry_error(error)),
+        Err(error) => return Err(attempt.source_error(error)),
     };
     let layers = match signatures.parse() {
         Ok(ParsedManifest::Image(manifest)) => manifest.layers().clone(),

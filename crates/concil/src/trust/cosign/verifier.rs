@@ -8,10 +8,10 @@ use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use super::attempt::{Attempt, CosignVerified};
+use super::source::SignatureSource;
 use super::{bundle, simple_signing};
 use crate::config::{Config, CosignIdentities, CosignIdentity};
 use crate::digest::Digest;
-use crate::registry::Client;
 use crate::trust::error::{KeylessGap, TrustError};
 use crate::trust::keys::{KeyProblem, PublicKey, TrustedKey, PUBLIC_KEY_EXTENSION};
 use crate::trust::trusted_root::TrustedRoot;
@@ -130,8 +130,8 @@ impl Verifier {
 
     /// Whether a trusted key (or the configured keyless signer) signed `manifest_digest`
     /// (the digest the reference resolved to: an index's when the tag names an index) in the
-    /// repository `client` reads: first the `sha256-<hex>.sig` tag, then sigstore bundles
-    /// among the digest's referrers.
+    /// repository (or image file) `source` reads: first the `sha256-<hex>.sig` tag, then
+    /// sigstore bundles among the digest's referrers.
     ///
     /// `image` is the reference as the user gave it, for messages; `repository` is
     /// `registry/repository` as in references (`docker.io/library/alpine`,
@@ -139,7 +139,7 @@ impl Verifier {
     /// [`Verifier::check_docker_reference`] is on.
     pub fn verify(
         &self,
-        client: &Client,
+        source: &dyn SignatureSource,
         image: &str,
         repository: &str,
         manifest_digest: &Digest,
@@ -154,7 +154,7 @@ impl Verifier {
             });
         }
         let mut attempt = Attempt::new(
-            client,
+            source,
             image,
             repository,
             manifest_digest,
