@@ -17,8 +17,8 @@ use std::process::Command;
 
 use serde_json::{json, Value};
 use support::cosign::{
-    dsse_bundle, payload, push_bundles, push_signatures, signature_tag, statement, SignatureLayer,
-    Signer, COSIGN_SIGN,
+    dsse_bundle, payload, push_bundles, push_signature_manifest, push_signatures, signature_tag,
+    statement, SignatureLayer, Signer, COSIGN_SIGN,
 };
 use support::images::{sha256_digest, skopeo_copy, Format, Images, ListKind};
 use support::pull::ConcilHome;
@@ -405,5 +405,71 @@ fn unsigned_files_are_refused_and_notary_does_not_apply_to_files() -> TestResult
         notary.pull_json(&source, &["--no-verify"])["verified"],
         "none"
     );
+    Ok(())
+}
+
+/// Keyless signatures in a file are checked against the trusted root and the identity the
+/// `cosign_identities` key `"*"` gives: a file has no registry or repository for the other
+/// keys to match.
+#[test]
+fn keyless_signatures_in_a_file_use_the_identity_for_every_repository() -> TestResult {
+    use support::keyless::{
+        hashedrekord_body, keyless_layer_annotations, now, sha256_hex, Identity, Sigstore,
+    };
+    const ISSUER: &str = "https://accounts.example.org";
+    let registry = Registry::plain();
+    let images = Images::new(&registry)?;
+    let image = images.push_layered("signed/keyless", "v1", Format::Oci)?;
+    let sigstore = Sigstore::new();
+    let leaf = sigstore.issue(
+        &Identity::email("release@example.org", ISSUER),
+        now() - 60,
+        now() + 540,
+    );
+    let payload = payload(
+        &format!("{}/signed/keyless", registry.host()),
+        &image.manifest_digest,
+    );
+    let signature = leaf.sign(&payload);
+    let body = hashedrekord_body(&sha256_hex(&payload), &signature, &leaf.pem);
+    let entry = sigstore.log(&body, now(), 1);
+    let annotations = keyless_layer_annotations(&signature, &leaf, &sigstore.chain_pem(), &entry);
+    push_signature_manifest(
+        &registry,
+        "signed/keyless",
+        &image.manifest_digest,
+        &[(payload, annotations)],
+    );
+    let work = tempfile::tempdir()?;
+    let source = copy_signed(
+        &image.reference,
+        &image.manifest_digest,
+        &work.path().join("l"),
+    );
+    let root = work.path().join("trusted_root.json");
+    sigstore.write_trusted_root(&root);
+    let identity = json!({"subject": "release@example.org", "issuer": ISSUER});
+
+    let home = ConcilHome::new(json!({
+        "cosign_trusted_root": root,
+        "cosign_identities": {"*": identity},
+    }));
+    let output = home.pull_json(&format!("{source}:v1"), &[]);
+    assert_eq!(output["verified"], "cosign");
+    home.assert_layers_match(&image);
+
+    // An identity for the registry's repositories says nothing of a file.
+    let home = ConcilHome::new(json!({
+        "cosign_trusted_root": root,
+        "cosign_identities": {format!("{}/signed/*", registry.host()): identity},
+    }));
+    let failure = home.pull_failure(&format!("{source}:v1"), &[]);
+    assert_eq!(failure.code, Some(NO_TRUSTED_KEY), "{}", failure.stderr);
+    assert!(
+        failure.error.contains("only the key \"*\" applies"),
+        "{}",
+        failure.error
+    );
+    home.assert_no_layers();
     Ok(())
 }

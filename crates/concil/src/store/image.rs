@@ -341,7 +341,7 @@ impl ImagePull<'_> {
         };
         match &self.origin {
             Origin::Offline => return self.offline_manifest(platform, engine),
-            Origin::File(file) => return self.file_manifest(file, &repository, engine),
+            Origin::File(file) => return self.file_manifest(file, engine),
             Origin::Registry(_) => {}
         }
         match engine {
@@ -462,12 +462,11 @@ impl ImagePull<'_> {
     /// The manifest an image file's reference selects, trusted as the trust policy's `"*"`
     /// asks: cosign signatures are looked for in the file itself (the `sha256-<hex>.sig` tag,
     /// `cosign save`'s signatures, bundles among the referrers); Notary signs tags in a
-    /// registry and cannot vouch for a file. Keyless signatures are checked against the
-    /// `cosign_identities` entry that `repository` (`/`, files having none) finds: `"*"`.
+    /// registry and cannot vouch for a file. A file has no repository (it is verified for
+    /// `""`): keyless signatures are checked against the `cosign_identities` entry `"*"`.
     fn file_manifest(
         &self,
         file: &ImageFile,
-        repository: &str,
         engine: Option<ContentTrust>,
     ) -> Result<(Manifest, Verification), StoreError> {
         if engine == Some(ContentTrust::Notary) {
@@ -478,7 +477,7 @@ impl ImagePull<'_> {
         let manifest = file.selected_manifest()?;
         let verification = match engine {
             Some(_) => {
-                self.cosign_verify(file, repository, &manifest.digest)?;
+                self.cosign_verify(file, "", &manifest.digest)?;
                 Verification::Cosign
             }
             None => Verification::None,

@@ -231,7 +231,8 @@ pub enum KeylessGap {
     NoTrustedRoot,
     /// A trusted root, but no `cosign_identities` entry for the repository.
     NoIdentity {
-        /// The repository the image was verified for (`registry/path`).
+        /// The repository the image was verified for (`registry/path`; empty for an image
+        /// file).
         repository: String,
     },
 }
@@ -242,6 +243,10 @@ impl std::fmt::Display for KeylessGap {
             KeylessGap::NoTrustedRoot => {
                 f.write_str("no keyless verification (no cosign_trusted_root is configured)")
             }
+            KeylessGap::NoIdentity { repository } if repository.is_empty() => f.write_str(
+                "no keyless signer for image files (of cosign_identities, only the key \"*\" \
+                 applies to them)",
+            ),
             KeylessGap::NoIdentity { repository } => write!(
                 f,
                 "no keyless signer for {repository} (no cosign_identities entry matches it)"

@@ -135,7 +135,8 @@ impl Verifier {
     ///
     /// `image` is the reference as the user gave it, for messages; `repository` is
     /// `registry/repository` as in references (`docker.io/library/alpine`,
-    /// `127.0.0.1:5000/test/busybox`), compared with the signed identity only when
+    /// `127.0.0.1:5000/test/busybox`; empty for an image file), which picks the keyless
+    /// identity and is compared with the signed identity when
     /// [`Verifier::check_docker_reference`] is on.
     pub fn verify(
         &self,
