@@ -10,6 +10,7 @@
 //! - [`store`]: the pull pipeline and the public API ([`Store`]).
 //! - [`trust`]: content trust for a manifest digest: cosign (keys, keyless) and Notary v1.
 //! - [`cache`]: the content-addressed cache directory (locks, atomic commit, clean-up).
+//! - [`image_file`]: images as files (`oci:`, `oci-archive:`, `docker-archive:`).
 //! - [`registry`]: the Distribution API client (auth, manifests, blobs).
 //! - [`config`]: concil's JSON configuration and where credentials come from.
 //! - [`reference`](mod@reference): image references (`docker://host/repo:tag@sha256:…`, `alpine`).

@@ -20,7 +20,7 @@ use support::cosign::{
     dsse_bundle, payload, push_bundles, push_signature_manifest, push_signatures, signature_tag,
     statement, SignatureLayer, Signer, COSIGN_SIGN,
 };
-use support::images::{sha256_digest, skopeo_copy, Format, Images, ListKind};
+use support::images::{sha256_digest, skopeo_copy, skopeo_copy_with, Format, Images, ListKind};
 use support::pull::ConcilHome;
 use support::registry::Registry;
 
@@ -147,6 +147,52 @@ fn signatures_copied_with_the_image_are_verified_in_layouts_and_archives() -> Te
     let failure = keyless.pull_failure(&format!("{source}:v1"), &[]);
     assert_eq!(failure.code, Some(NO_TRUSTED_KEY), "{}", failure.stderr);
     keyless.assert_no_layers();
+    Ok(())
+}
+
+/// skopeo turns a Docker schema 2 image into an OCI one when it writes a layout, which changes
+/// its digest: the signature names the old one. `--preserve-digests` keeps the Docker manifest
+/// (and the signature valid).
+#[test]
+fn a_docker_image_keeps_its_signature_in_a_layout_only_with_its_digest() -> TestResult {
+    let registry = Registry::plain();
+    let images = Images::new(&registry)?;
+    let image = images.push_busybox("signed/docker", "v1", Format::Docker)?;
+    let signer = Signer::p256();
+    sign(&registry, &signer, "signed/docker", &image.manifest_digest);
+    let work = tempfile::tempdir()?;
+    let sig = signature_tag(&image.manifest_digest);
+    let copy = |name: &str, args: &[&str]| {
+        let layout = work.path().join(name);
+        skopeo_copy_with(
+            &image.reference,
+            &format!("oci:{}:v1", layout.display()),
+            args,
+        );
+        skopeo_copy(
+            &tag_of(&image.reference, &sig),
+            &format!("oci:{}:{sig}", layout.display()),
+            false,
+        );
+        format!("oci:{}:v1", layout.display())
+    };
+    let preserved = copy("preserved", &["--preserve-digests"]);
+    let home = trusting_home(Some(&signer));
+    let output = home.pull_json(&preserved, &[]);
+    assert_eq!(output["verified"], "cosign");
+    assert_eq!(output["manifest_digest"], json!(image.manifest_digest));
+    home.assert_layers_match(&image);
+
+    let converted = copy("converted", &[]);
+    let home = trusting_home(Some(&signer));
+    let failure = home.pull_failure(&converted, &[]);
+    assert_eq!(failure.code, Some(NOT_SIGNED), "{}", failure.stderr);
+    assert!(
+        !failure.error.contains(&image.manifest_digest),
+        "{}",
+        failure.error
+    );
+    home.assert_no_layers();
     Ok(())
 }
 

@@ -996,12 +996,14 @@ fn add_busybox(rootfs: &Path) -> Result<(), ImageError> {
 
 /// `skopeo copy [--all] docker://… DESTINATION` from the plain-HTTP test registry.
 pub fn skopeo_copy(image: &str, destination: &str, all: bool) {
-    let mut command = Command::new("skopeo");
-    command.args(["copy", "--quiet", "--src-tls-verify=false"]);
-    if all {
-        command.arg("--all");
-    }
-    let output = command
+    skopeo_copy_with(image, destination, if all { &["--all"] } else { &[] });
+}
+
+/// `skopeo copy ARGS… docker://… DESTINATION` from the plain-HTTP test registry.
+pub fn skopeo_copy_with(image: &str, destination: &str, args: &[&str]) {
+    let output = Command::new("skopeo")
+        .args(["copy", "--quiet", "--src-tls-verify=false"])
+        .args(args)
         .arg(image)
         .arg(destination)
         .output()

@@ -11,7 +11,9 @@
 //!   tag must have ([`notary::NotaryClient`]).
 //!
 //! Each check answers "this digest is trusted" or a [`TrustError`] saying why not. The part
-//! talks to the registry through [`crate::registry::Client`] and knows nothing of the cache:
+//! reads cosign signatures through a [`cosign::SignatureSource`] (the registry's
+//! [`crate::registry::Client`], or the [`crate::image_file::ImageFile`] an image came in), talks
+//! to Notary and its registry directly, and knows nothing of the cache:
 //! the store verifies the digest a reference resolved to (an index's digest when the tag
 //! names an index, whose signature covers the children it lists by digest) before it fetches
 //! anything else.

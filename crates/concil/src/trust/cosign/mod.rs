@@ -23,12 +23,19 @@
 //! [`Verifier::verify`] looks at the `.sig` tag first; without a trusted signature there,
 //! among the digest's referrers.
 //!
+//! # Where the signatures are read from
+//! A [`SignatureSource`]: the image's repository in its registry, or the image file it came in
+//! (an OCI layout holds the `.sig` tag as `skopeo copy` writes it, the signatures `cosign save`
+//! marks with its `kind` annotation, and referrers listed in index.json or under the referrers
+//! tag). A signature is judged the same wherever it was found.
+//!
 //! # Layout
-//! Dependencies point one way: `verifier` → `simple_signing`, `bundle` → `attempt`.
+//! Dependencies point one way: `verifier` → `simple_signing`, `bundle` → `attempt` → `source`.
 //! - `attempt` (private): one verification's state and the decisions every format shares:
 //!   who signed (a trusted key, else the keyless signer), whether the claim is for our
 //!   digest, which error says best why nothing vouched. It uses no other file here.
 //! - [`simple_signing`]: the `.sig` tag format; [`bundle`]: sigstore bundles as referrers.
+//! - `source` (private): [`SignatureSource`] and its two implementations.
 //! - `verifier` (private): [`Verifier`], the keys and keyless set-up, and the search order.
 
 mod attempt;
