@@ -7,6 +7,9 @@
 # The layout is tarred into an OCI archive and pushed to Debian's docker-registry on loopback.
 # Each round, cold (empty cache, files in the page cache), the tools alternating:
 #   archive    concil pull oci-archive:debian.tar:latest
+#   signed     concil pull oci-archive:debian-signed.tar:latest, content trust on: the same
+#              archive with a cosign signature (the sha256-<hex>.sig tag, made here with
+#              openssl) that concil checks before it converts the layer
 #   registry   concil pull docker://127.0.0.1:PORT/bench/debian:latest
 #   skopeo     skopeo copy oci-archive:debian.tar:latest oci:OUT:latest, then tar2sqfs of its
 #              layer (gzip -dc | tar2sqfs, zstd as concil 1.0 made it): what a site does today
@@ -40,6 +43,45 @@ concil=$target/release/concil
 bench_debian_layout
 bench_workdir bench-files
 tar -cf "$work/debian.tar" -C "$layout" .
+
+# The signed copy: a P-256 key (openssl), cosign's simple-signing payload for the image's
+# digest, and its signature manifest tagged sha256-<hex>.sig in the layout's index.json.
+signed_layout=$work/signed-layout
+rm -rf "$signed_layout" && cp -r "$layout" "$signed_layout"
+mkdir -p "$work/signed/cosign"
+openssl ecparam -name prime256v1 -genkey -noout -out "$work/signed/key.pem"
+openssl ec -in "$work/signed/key.pem" -pubout -out "$work/signed/cosign/release.pub" 2>/dev/null
+put_blob() { # FILE: stores it in the signed layout, prints its digest
+    local hex
+    hex=$(sha256sum "$1" | cut -d' ' -f1)
+    cp "$1" "$signed_layout/blobs/sha256/$hex"
+    echo "sha256:$hex"
+}
+image_digest=$(jq -r '.manifests[] | select(.annotations["org.opencontainers.image.ref.name"] == "latest") | .digest' "$layout/index.json")
+printf '{"critical":{"identity":{"docker-reference":"bench/debian"},"image":{"docker-manifest-digest":"%s"},"type":"cosign container image signature"},"optional":null}' \
+    "$image_digest" >"$work/signed/payload"
+signature=$(openssl dgst -sha256 -sign "$work/signed/key.pem" "$work/signed/payload" | base64 -w0)
+payload_digest=$(put_blob "$work/signed/payload")
+printf '{"architecture":"","os":"","config":{},"rootfs":{"type":"layers","diff_ids":["%s"]}}' \
+    "$payload_digest" >"$work/signed/config"
+config_digest=$(put_blob "$work/signed/config")
+jq -cn --arg payload "$payload_digest" --argjson psize "$(stat -c %s "$work/signed/payload")" \
+    --arg config "$config_digest" --argjson csize "$(stat -c %s "$work/signed/config")" \
+    --arg signature "$signature" \
+    '{schemaVersion: 2, mediaType: "application/vnd.oci.image.manifest.v1+json",
+      config: {mediaType: "application/vnd.oci.image.config.v1+json", digest: $config, size: $csize},
+      layers: [{mediaType: "application/vnd.dev.cosign.simplesigning.v1+json", digest: $payload,
+                size: $psize, annotations: {"dev.cosignproject.cosign/signature": $signature}}]}' \
+    >"$work/signed/manifest"
+manifest_digest=$(put_blob "$work/signed/manifest")
+jq --arg digest "$manifest_digest" --argjson size "$(stat -c %s "$work/signed/manifest")" \
+    --arg tag "${image_digest/:/-}.sig" \
+    '.manifests += [{mediaType: "application/vnd.oci.image.manifest.v1+json", digest: $digest,
+                     size: $size, annotations: {"org.opencontainers.image.ref.name": $tag}}]' \
+    "$layout/index.json" >"$signed_layout/index.json"
+tar -cf "$work/debian-signed.tar" -C "$signed_layout" .
+printf '{"cache_dir": "%s"}\n' "$work/cache" >"$work/signed/config.json"
+
 bench_start_registry
 skopeo copy --quiet --dest-tls-verify=false --format v2s2 "oci:$layout:latest" "docker://$registry/$image_path"
 printf '{"cache_dir": "%s", "disable_content_trust": true, "remote_servers": {"127.0.0.1": {"registry": "http://%s"}}}\n' \
@@ -50,6 +92,8 @@ round() {
     as() { if [[ -n $timed ]]; then echo "$1"; else echo -; fi; }
     rm -rf "$work/cache"
     bench_run_timed "$(as archive)" "$concil" pull --json --config "$work/config.json" "oci-archive:$work/debian.tar:latest"
+    rm -rf "$work/cache"
+    bench_run_timed "$(as signed)" "$concil" pull --json --config "$work/signed/config.json" "oci-archive:$work/debian-signed.tar:latest"
     rm -rf "$work/cache"
     bench_run_timed "$(as registry)" "$concil" pull --json --config "$work/config.json" "docker://$registry/$image_path"
     rm -rf "$work/out" "$work/out.sqfs"
@@ -73,9 +117,12 @@ cat <<REPORT
 built: $built; $runs rounds, cold pulls, medians
                                         wall s   peak RSS KiB
 concil pull oci-archive:                $(bench_median "$work/archive" 1)   $(bench_median "$work/archive" 3)
+concil pull oci-archive:, signed        $(bench_median "$work/signed" 1)   $(bench_median "$work/signed" 3)
 concil pull docker:// (loopback)        $(bench_median "$work/registry" 1)   $(bench_median "$work/registry" 3)
 skopeo copy + tar2sqfs                  $(bench_median "$work/skopeo" 1)   $(bench_median "$work/skopeo" 3)
 archive / registry (wall)               $(bench_ratio archive registry 1)
 archive / registry (peak RSS)           $(bench_ratio archive registry 3)
 archive / skopeo + tar2sqfs (wall)      $(bench_ratio archive skopeo 1)
+signed / unsigned archive (wall)        $(bench_ratio signed archive 1)
+signed / unsigned archive (peak RSS)    $(bench_ratio signed archive 3)
 REPORT
