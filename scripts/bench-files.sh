@@ -48,9 +48,9 @@ tar -cf "$work/debian.tar" -C "$layout" .
 # digest, and its signature manifest tagged sha256-<hex>.sig in the layout's index.json.
 signed_layout=$work/signed-layout
 rm -rf "$signed_layout" && cp -r "$layout" "$signed_layout"
-mkdir -p "$work/signed/cosign"
-openssl ecparam -name prime256v1 -genkey -noout -out "$work/signed/key.pem"
-openssl ec -in "$work/signed/key.pem" -pubout -out "$work/signed/cosign/release.pub" 2>/dev/null
+mkdir -p "$work/signing/cosign"
+openssl ecparam -name prime256v1 -genkey -noout -out "$work/signing/key.pem"
+openssl ec -in "$work/signing/key.pem" -pubout -out "$work/signing/cosign/release.pub" 2>/dev/null
 put_blob() { # FILE: stores it in the signed layout, prints its digest
     local hex
     hex=$(sha256sum "$1" | cut -d' ' -f1)
@@ -59,28 +59,28 @@ put_blob() { # FILE: stores it in the signed layout, prints its digest
 }
 image_digest=$(jq -r '.manifests[] | select(.annotations["org.opencontainers.image.ref.name"] == "latest") | .digest' "$layout/index.json")
 printf '{"critical":{"identity":{"docker-reference":"bench/debian"},"image":{"docker-manifest-digest":"%s"},"type":"cosign container image signature"},"optional":null}' \
-    "$image_digest" >"$work/signed/payload"
-signature=$(openssl dgst -sha256 -sign "$work/signed/key.pem" "$work/signed/payload" | base64 -w0)
-payload_digest=$(put_blob "$work/signed/payload")
+    "$image_digest" >"$work/signing/payload"
+signature=$(openssl dgst -sha256 -sign "$work/signing/key.pem" "$work/signing/payload" | base64 -w0)
+payload_digest=$(put_blob "$work/signing/payload")
 printf '{"architecture":"","os":"","config":{},"rootfs":{"type":"layers","diff_ids":["%s"]}}' \
-    "$payload_digest" >"$work/signed/config"
-config_digest=$(put_blob "$work/signed/config")
-jq -cn --arg payload "$payload_digest" --argjson psize "$(stat -c %s "$work/signed/payload")" \
-    --arg config "$config_digest" --argjson csize "$(stat -c %s "$work/signed/config")" \
+    "$payload_digest" >"$work/signing/config"
+config_digest=$(put_blob "$work/signing/config")
+jq -cn --arg payload "$payload_digest" --argjson psize "$(stat -c %s "$work/signing/payload")" \
+    --arg config "$config_digest" --argjson csize "$(stat -c %s "$work/signing/config")" \
     --arg signature "$signature" \
     '{schemaVersion: 2, mediaType: "application/vnd.oci.image.manifest.v1+json",
       config: {mediaType: "application/vnd.oci.image.config.v1+json", digest: $config, size: $csize},
       layers: [{mediaType: "application/vnd.dev.cosign.simplesigning.v1+json", digest: $payload,
                 size: $psize, annotations: {"dev.cosignproject.cosign/signature": $signature}}]}' \
-    >"$work/signed/manifest"
-manifest_digest=$(put_blob "$work/signed/manifest")
-jq --arg digest "$manifest_digest" --argjson size "$(stat -c %s "$work/signed/manifest")" \
+    >"$work/signing/manifest"
+manifest_digest=$(put_blob "$work/signing/manifest")
+jq --arg digest "$manifest_digest" --argjson size "$(stat -c %s "$work/signing/manifest")" \
     --arg tag "${image_digest/:/-}.sig" \
     '.manifests += [{mediaType: "application/vnd.oci.image.manifest.v1+json", digest: $digest,
                      size: $size, annotations: {"org.opencontainers.image.ref.name": $tag}}]' \
     "$layout/index.json" >"$signed_layout/index.json"
 tar -cf "$work/debian-signed.tar" -C "$signed_layout" .
-printf '{"cache_dir": "%s"}\n' "$work/cache" >"$work/signed/config.json"
+printf '{"cache_dir": "%s"}\n' "$work/cache" >"$work/signing/config.json"
 
 bench_start_registry
 skopeo copy --quiet --dest-tls-verify=false --format v2s2 "oci:$layout:latest" "docker://$registry/$image_path"
@@ -93,7 +93,7 @@ round() {
     rm -rf "$work/cache"
     bench_run_timed "$(as archive)" "$concil" pull --json --config "$work/config.json" "oci-archive:$work/debian.tar:latest"
     rm -rf "$work/cache"
-    bench_run_timed "$(as signed)" "$concil" pull --json --config "$work/signed/config.json" "oci-archive:$work/debian-signed.tar:latest"
+    bench_run_timed "$(as signed)" "$concil" pull --json --config "$work/signing/config.json" "oci-archive:$work/debian-signed.tar:latest"
     rm -rf "$work/cache"
     bench_run_timed "$(as registry)" "$concil" pull --json --config "$work/config.json" "docker://$registry/$image_path"
     rm -rf "$work/out" "$work/out.sqfs"

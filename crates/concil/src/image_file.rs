@@ -35,7 +35,8 @@ const COSIGN_IMAGE_KINDS: [&str; 2] = [
 const COSIGN_SIGNATURES_KIND: &str = "dev.cosignproject.cosign/sigs";
 const COSIGN_ATTACHMENT_KINDS: [&str; 2] =
     [COSIGN_SIGNATURES_KIND, "dev.cosignproject.cosign/atts"];
-/// How many index.json entries are read looking for the referrers of a digest.
+/// How many index.json entries are read looking for the referrers of a digest (or, selecting
+/// the one image of a layout, for manifests that are referrers).
 const MAX_REFERRER_CANDIDATES: usize = 64;
 /// A `docker save` layer (uncompressed tar).
 const DOCKER_TAR_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar";
@@ -299,11 +300,16 @@ impl IndexEntry {
     /// hold "several images".
     fn is_attachment(&self) -> bool {
         let cosign_tag = self.annotations.get(REF_NAME).is_some_and(|name| {
-            let hex = name.strip_prefix("sha256-").unwrap_or_default();
-            let (hex, suffix) = hex.split_at(hex.len().min(64));
-            hex.len() == 64
-                && hex.bytes().all(|b| b.is_ascii_hexdigit())
-                && ["", ".sig", ".att", ".sbom"].contains(&suffix)
+            let rest = name.strip_prefix("sha256-").unwrap_or_default();
+            // `get`, not slicing: a name is outside input, and byte 64 may fall inside a
+            // character.
+            match (rest.get(..64), rest.get(64..)) {
+                (Some(hex), Some(suffix)) => {
+                    hex.bytes().all(|b| b.is_ascii_hexdigit())
+                        && ["", ".sig", ".att", ".sbom"].contains(&suffix)
+                }
+                _ => false,
+            }
         });
         let cosign_kind = self
             .annotations
@@ -401,12 +407,24 @@ impl ImageFile {
                     .iter()
                     .filter(|entry| !entry.is_attachment())
                     .collect();
-                if images.len() > 1 {
+                if (2..=MAX_REFERRER_CANDIDATES).contains(&images.len()) {
                     // Referrers listed without an `artifactType` are known by their subject.
                     images.retain(|entry| !self.has_subject(entry));
                 }
                 match images[..] {
                     [only] => only,
+                    [] => {
+                        return Err(FileError::NoSuchImage {
+                            path: self.reference.path.clone(),
+                            wanted: "to pull: only signatures, attestations or artifacts".into(),
+                            available: index
+                                .manifests
+                                .iter()
+                                .map(IndexEntry::name)
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                        })
+                    }
                     _ => {
                         return Err(FileError::Ambiguous {
                             path: self.reference.path.clone(),
@@ -988,6 +1006,41 @@ mod tests {
         );
         assert_eq!(FileReference::parse("docker://alpine"), None);
         assert_eq!(FileReference::parse("alpine"), None);
+    }
+
+    #[test]
+    fn signatures_and_artifacts_beside_an_image_are_attachments() {
+        let entry = |annotations: &[(&str, &str)], artifact_type: Option<&str>| IndexEntry {
+            media_type: None,
+            digest: format!("sha256:{}", "ab".repeat(32)),
+            size: 1,
+            artifact_type: artifact_type.map(str::to_owned),
+            annotations: annotations
+                .iter()
+                .map(|(key, value)| (key.to_string(), value.to_string()))
+                .collect(),
+        };
+        let hex = "0123456789abcdef".repeat(4);
+        for tag in [
+            format!("sha256-{hex}.sig"),
+            format!("sha256-{hex}.att"),
+            format!("sha256-{hex}"),
+        ] {
+            assert!(entry(&[(REF_NAME, &tag)], None).is_attachment(), "{tag}");
+        }
+        for tag in [
+            "v1".to_owned(),
+            "sha256-abc.sig".to_owned(),
+            format!("sha256-{hex}.tar"),
+            format!("sha256-{}.sig", "g".repeat(64)),
+            format!("sha256-{}é.sig", "a".repeat(63)),
+        ] {
+            assert!(!entry(&[(REF_NAME, &tag)], None).is_attachment(), "{tag}");
+        }
+        assert!(entry(&[(COSIGN_KIND, COSIGN_SIGNATURES_KIND)], None).is_attachment());
+        assert!(!entry(&[(COSIGN_KIND, COSIGN_IMAGE_KINDS[0])], None).is_attachment());
+        assert!(entry(&[], Some("application/vnd.dev.sigstore.bundle.v0.3+json")).is_attachment());
+        assert!(!entry(&[], None).is_attachment());
     }
 
     #[test]
