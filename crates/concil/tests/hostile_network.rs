@@ -1247,21 +1247,25 @@ fn a_mirror_whose_head_and_get_disagree_cannot_name_cache_entries() -> TestResul
     Ok(())
 }
 
-/// A mirror that serves a layer blob whole (its `Content-Length` honoured, nothing cut) but
-/// of another size than the manifest declares: README ("Mirrors"): "a layer whose bytes do
-/// not match fails the pull (exit 9)", and the exit table puts a size mismatch under 9. A
-/// complete answer is not a broken network (7), which scripts would retry forever.
+/// A mirror, and then the registry it is passed over for, serve a layer blob whole (its
+/// `Content-Length` honoured, nothing cut) but of another size than the manifest declares:
+/// README ("Mirrors"): "only when the registry's bytes do not match either does the pull fail
+/// (exit 9)", and the exit table puts a size mismatch under 9. A complete answer is not a
+/// broken network (7), which scripts would retry forever.
 #[test]
 fn a_whole_layer_of_another_size_is_invalid_content_not_a_broken_network() -> TestResult {
     let image = HandImage::new(15, 300);
-    let served = image.clone();
+    let other = HandImage::new(16, 100);
+    assert_ne!(other.layer.len(), image.layer.len());
+    let (served, wrong) = (image.clone(), other.clone());
     let registry = RawServer::start(move |request, answer| {
-        if !served.answer(request, answer) {
+        if request.path.ends_with(&served.layer_digest) {
+            answer.full(request, 200, "application/octet-stream", &wrong.layer);
+        } else if !served.answer(request, answer) {
             answer.full(request, 404, "application/json", b"{}");
         }
     });
-    let (other, wanted) = (HandImage::new(16, 100), image.clone());
-    assert_ne!(other.layer.len(), image.layer.len());
+    let wanted = image.clone();
     let mirror = RawServer::start(move |request, answer| {
         if request.path == "/v2/" {
             answer.full(request, 200, "application/json", b"{}");

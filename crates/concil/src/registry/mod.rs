@@ -283,6 +283,8 @@ pub struct BlobReader {
     gave_up: Option<(io::ErrorKind, String)>,
     url: String,
     source: String,
+    /// Whether a mirror served any of the bytes (the first, or those after a break).
+    mirror_served: bool,
     on_retry: Option<Box<dyn Fn(u32, u32) + Send>>,
 }
 
@@ -300,6 +302,12 @@ impl BlobReader {
     /// The base URL of the endpoint (a mirror or the registry) that served the first bytes.
     pub fn source(&self) -> &str {
         &self.source
+    }
+
+    /// Whether a mirror served any of the bytes: when they do not check out, the registry
+    /// itself may still have the right ones ([`Client::without_mirrors`]).
+    pub fn served_by_mirror(&self) -> bool {
+        self.mirror_served
     }
 
     /// Calls `notify(retry, budget)` before each retry of a broken body (for progress bars).
@@ -358,6 +366,7 @@ impl BlobReader {
                 .open_blob(&self.digest, self.offset, Some(total))
             {
                 Ok(opened) => {
+                    self.mirror_served |= opened.from_mirror;
                     self.url = opened.url;
                     self.body = Some(opened.body);
                     self.discard = opened.discard;
@@ -461,6 +470,8 @@ struct OpenedBlob {
     url: String,
     /// The base URL of the endpoint (mirror or registry) that answered.
     source: String,
+    /// Whether that endpoint is a mirror.
+    from_mirror: bool,
 }
 
 /// A transport made for registries with these TLS settings.
@@ -625,6 +636,14 @@ impl Client {
             inner: self.inner,
             mirrors: mirrors.into(),
         })
+    }
+
+    /// This client without its mirrors: the registry alone, for a blob a mirror served wrong.
+    pub fn without_mirrors(&self) -> Client {
+        Client {
+            inner: Arc::clone(&self.inner),
+            mirrors: Arc::new([]),
+        }
     }
 
     /// `operation` on each mirror in turn, then on the registry: the first success, else the
@@ -900,6 +919,7 @@ impl Client {
             gave_up: None,
             url: opened.url,
             source: opened.source,
+            mirror_served: opened.from_mirror,
             on_retry: None,
         })
     }
@@ -1017,6 +1037,7 @@ impl Client {
             length,
             url: redact(&url),
             source: endpoint.configured_base.to_string(),
+            from_mirror: !std::ptr::eq(endpoint, &*self.inner),
         })
     }
 

@@ -27,11 +27,17 @@ pub(super) enum BlobSource<'a> {
 trait BlobBody: Read + Send {
     /// Whether the source will not serve the rest: the pass must start over.
     fn must_restart(&self) -> bool;
+    /// Whether a registry mirror served any of the bytes.
+    fn served_by_mirror(&self) -> bool;
 }
 
 impl BlobBody for crate::registry::BlobReader {
     fn must_restart(&self) -> bool {
         crate::registry::BlobReader::must_restart(self)
+    }
+
+    fn served_by_mirror(&self) -> bool {
+        crate::registry::BlobReader::served_by_mirror(self)
     }
 }
 
@@ -46,6 +52,10 @@ impl Read for FileBody {
 
 impl BlobBody for FileBody {
     fn must_restart(&self) -> bool {
+        false
+    }
+
+    fn served_by_mirror(&self) -> bool {
         false
     }
 }
@@ -88,7 +98,9 @@ impl LayerBlob {
     /// Downloads the blob and stores it (converted, for a tar layer) in `pass.cache`: one
     /// streaming pass, committed only when its size, digest and diff_id all check out. The
     /// body resumes where it breaks off; only a server that will not serve the rest makes the
-    /// pass start over (a fresh working file), up to the retry budget.
+    /// pass start over (a fresh working file), up to the retry budget. Bytes a mirror served
+    /// that do not check out are thrown away and the blob fetched once more, from the registry
+    /// alone: a mirror's stale or corrupt copy does not fail a pull the registry can serve.
     pub(super) fn download(
         &self,
         pass: &Pass<'_>,
@@ -96,16 +108,35 @@ impl LayerBlob {
         retries: u32,
     ) -> Result<Downloaded, StoreError> {
         let mut restarts = 0;
+        let mut registry_only = None;
         loop {
-            let mut must_restart = false;
-            let result = self.download_once(pass, diff_id, &mut must_restart);
-            match result {
-                Err(error) if must_restart && restarts < retries => {
+            let mut outcome = PassOutcome::default();
+            let result = match &registry_only {
+                Some(client) => {
+                    let pass = Pass {
+                        blobs: BlobSource::Registry(client),
+                        ..*pass
+                    };
+                    self.download_once(&pass, diff_id, &mut outcome)
+                }
+                None => self.download_once(pass, diff_id, &mut outcome),
+            };
+            match (result, &pass.blobs) {
+                (Err(error), BlobSource::Registry(client))
+                    if outcome.served_by_mirror
+                        && registry_only.is_none()
+                        && is_wrong_body(&error) =>
+                {
+                    tracing::warn!(layer = %self.digest, "{error}; fetching it from the registry instead of its mirrors");
+                    pass.progress.layer_restarted(&self.digest);
+                    registry_only = Some(client.without_mirrors());
+                }
+                (Err(error), _) if outcome.must_restart && restarts < retries => {
                     restarts += 1;
                     tracing::warn!(layer = %self.digest, restart = restarts, "{error}; starting the blob over");
                     pass.progress.layer_restarted(&self.digest);
                 }
-                result => return result,
+                (result, _) => return result,
             }
         }
     }
@@ -114,7 +145,7 @@ impl LayerBlob {
         &self,
         pass: &Pass<'_>,
         diff_id: &Digest,
-        must_restart: &mut bool,
+        outcome: &mut PassOutcome,
     ) -> Result<Downloaded, StoreError> {
         let layer = self;
         let digest = &layer.digest;
@@ -128,7 +159,7 @@ impl LayerBlob {
                 limit: max_size,
             });
         }
-        let (body, url, source): (Box<dyn BlobBody>, String, String) = match &pass.blobs {
+        let (body, url, source): (Box<dyn BlobBody>, String, String) = match pass.blobs {
             BlobSource::Registry(client) => {
                 let progress = Arc::clone(pass.progress);
                 let notified = digest.clone();
@@ -147,7 +178,8 @@ impl LayerBlob {
         };
         let mut blob = VerifyingReader::new(body, url, layer.size, digest, &**pass.progress);
         let result = self.convert_into_cache(pass, diff_id, &mut blob);
-        *must_restart = blob.must_restart();
+        outcome.must_restart = blob.must_restart();
+        outcome.served_by_mirror = blob.served_by_mirror();
         result.map(|path| Downloaded { path, source })
     }
 
@@ -225,6 +257,27 @@ impl LayerBlob {
         }
         Ok(ingest.commit_layer(diff_id, Some(digest))?)
     }
+}
+
+/// What one pass learnt of its body besides the result.
+#[derive(Default)]
+struct PassOutcome {
+    /// The server will not serve the rest: the pass must start over.
+    must_restart: bool,
+    /// A mirror served (some of) the bytes.
+    served_by_mirror: bool,
+}
+
+/// Whether the body was not the blob (other bytes, too many, too few): what a mirror's stale
+/// or corrupt copy looks like.
+fn is_wrong_body(error: &StoreError) -> bool {
+    matches!(
+        error,
+        StoreError::BlobDigestMismatch { .. }
+            | StoreError::BlobTooLong { .. }
+            | StoreError::BlobTooShort { .. }
+            | StoreError::BlobTruncated { .. }
+    )
 }
 
 /// A layer's squashfs file and where it came from.
@@ -342,6 +395,10 @@ impl<'a> VerifyingReader<'a> {
     /// Whether the server refused to serve the rest of the body: the pass must start over.
     fn must_restart(&self) -> bool {
         self.body.get_ref().get_ref().must_restart()
+    }
+
+    fn served_by_mirror(&self) -> bool {
+        self.body.get_ref().get_ref().served_by_mirror()
     }
 
     /// Reads what the consumer left (a gzip trailer, tar padding) so the digest covers it all.
