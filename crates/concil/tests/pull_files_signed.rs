@@ -12,7 +12,7 @@ use concil_test_support as support;
 
 use std::error::Error;
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::{json, Value};
@@ -20,7 +20,9 @@ use support::cosign::{
     dsse_bundle, payload, push_bundles, push_signature_manifest, push_signatures, signature_tag,
     statement, SignatureLayer, Signer, COSIGN_SIGN,
 };
-use support::images::{sha256_digest, skopeo_copy, skopeo_copy_with, Format, Images, ListKind};
+use support::images::{
+    sha256_digest, skopeo_copy, skopeo_copy_with, Format, Images, ListKind, PushedImage,
+};
 use support::pull::ConcilHome;
 use support::registry::Registry;
 
@@ -83,6 +85,22 @@ fn copy_signed(image: &str, digest: &str, dir: &Path) -> String {
     format!("oci:{}", dir.display())
 }
 
+/// The layered test image pushed as `repo:v1`, signed by a fresh key, and copied with its
+/// signature into `<work>/layout`: the image, its signer, the layout and `oci:<layout>`.
+fn signed_layout(
+    registry: &Registry,
+    images: &Images,
+    repo: &str,
+    work: &Path,
+) -> Result<(PushedImage, Signer, PathBuf, String), Box<dyn Error>> {
+    let image = images.push_layered(repo, "v1", Format::Oci)?;
+    let signer = Signer::p256();
+    sign(registry, &signer, repo, &image.manifest_digest);
+    let layout = work.join("layout");
+    let source = copy_signed(&image.reference, &image.manifest_digest, &layout);
+    Ok((image, signer, layout, source))
+}
+
 fn read_index(layout: &Path) -> Value {
     serde_json::from_slice(&fs::read(layout.join("index.json")).expect("index.json"))
         .expect("index.json is JSON")
@@ -114,12 +132,9 @@ fn archive(layout: &Path, archive: &Path) -> String {
 fn signatures_copied_with_the_image_are_verified_in_layouts_and_archives() -> TestResult {
     let registry = Registry::plain();
     let images = Images::new(&registry)?;
-    let image = images.push_layered("signed/files", "v1", Format::Oci)?;
-    let signer = Signer::p256();
-    sign(&registry, &signer, "signed/files", &image.manifest_digest);
     let work = tempfile::tempdir()?;
-    let layout = work.path().join("layout");
-    let source = copy_signed(&image.reference, &image.manifest_digest, &layout);
+    let (image, signer, layout, source) =
+        signed_layout(&registry, &images, "signed/files", work.path())?;
 
     let home = trusting_home(Some(&signer));
     // By tag; and without one, the signature beside the image does not make two images.
@@ -224,12 +239,9 @@ fn a_signed_index_in_a_layout_covers_its_platforms() -> TestResult {
 fn the_layout_cosign_save_writes_is_verified() -> TestResult {
     let registry = Registry::plain();
     let images = Images::new(&registry)?;
-    let image = images.push_layered("signed/saved", "v1", Format::Oci)?;
-    let signer = Signer::p256();
-    sign(&registry, &signer, "signed/saved", &image.manifest_digest);
     let work = tempfile::tempdir()?;
-    let layout = work.path().join("layout");
-    let source = copy_signed(&image.reference, &image.manifest_digest, &layout);
+    let (image, signer, layout, source) =
+        signed_layout(&registry, &images, "signed/saved", work.path())?;
     let mut index = read_index(&layout);
     for entry in index["manifests"].as_array_mut().expect("manifests") {
         let kind = if entry["digest"] == json!(image.manifest_digest) {
@@ -367,17 +379,9 @@ fn a_signature_of_another_image_copied_into_a_layout_is_the_wrong_image() -> Tes
 fn a_signature_blob_that_is_not_its_digest_does_not_count() -> TestResult {
     let registry = Registry::plain();
     let images = Images::new(&registry)?;
-    let image = images.push_layered("signed/tampered", "v1", Format::Oci)?;
-    let signer = Signer::p256();
-    sign(
-        &registry,
-        &signer,
-        "signed/tampered",
-        &image.manifest_digest,
-    );
     let work = tempfile::tempdir()?;
-    let layout = work.path().join("layout");
-    let source = copy_signed(&image.reference, &image.manifest_digest, &layout);
+    let (image, signer, layout, source) =
+        signed_layout(&registry, &images, "signed/tampered", work.path())?;
     // The payload blob, rewritten to name another digest: the bytes no longer hash to the
     // name the signature manifest gives them.
     let name = format!("{}/signed/tampered", registry.host());
@@ -459,32 +463,23 @@ fn unsigned_files_are_refused_and_notary_does_not_apply_to_files() -> TestResult
 /// keys to match.
 #[test]
 fn keyless_signatures_in_a_file_use_the_identity_for_every_repository() -> TestResult {
-    use support::keyless::{
-        hashedrekord_body, keyless_layer_annotations, now, sha256_hex, Identity, Sigstore,
-    };
+    use support::keyless::{keyless_signature, Identity, Sigstore};
     const ISSUER: &str = "https://accounts.example.org";
     let registry = Registry::plain();
     let images = Images::new(&registry)?;
     let image = images.push_layered("signed/keyless", "v1", Format::Oci)?;
     let sigstore = Sigstore::new();
-    let leaf = sigstore.issue(
+    let signature = keyless_signature(
+        &sigstore,
         &Identity::email("release@example.org", ISSUER),
-        now() - 60,
-        now() + 540,
-    );
-    let payload = payload(
         &format!("{}/signed/keyless", registry.host()),
         &image.manifest_digest,
     );
-    let signature = leaf.sign(&payload);
-    let body = hashedrekord_body(&sha256_hex(&payload), &signature, &leaf.pem);
-    let entry = sigstore.log(&body, now(), 1);
-    let annotations = keyless_layer_annotations(&signature, &leaf, &sigstore.chain_pem(), &entry);
     push_signature_manifest(
         &registry,
         "signed/keyless",
         &image.manifest_digest,
-        &[(payload, annotations)],
+        &[signature],
     );
     let work = tempfile::tempdir()?;
     let source = copy_signed(

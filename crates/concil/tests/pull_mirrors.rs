@@ -190,7 +190,8 @@ fn mirror_digest_only_keeps_tags_on_the_origin() -> TestResult {
 #[test]
 fn a_mirror_serving_other_bytes_is_passed_over_for_the_origin() -> TestResult {
     let origin = Registry::plain();
-    let image = Images::new(&origin)?.push_layered("mirrors/hostile", "v1", Format::Oci)?;
+    let images = Images::new(&origin)?;
+    let image = images.push_layered("mirrors/hostile", "v1", Format::Oci)?;
     let manifest = image.manifest.clone();
     // The test server takes a static content type; one small string per test run.
     let media_type: &'static str = Box::leak(image.manifest_media_type.clone().into_boxed_str());

@@ -647,32 +647,23 @@ fn signed_identity_is_checked_when_configured() -> TestResult {
 /// repository.
 #[test]
 fn keyless_signed_image_pulls_with_a_trusted_root_and_identity() -> TestResult {
-    use support::keyless::{
-        hashedrekord_body, keyless_layer_annotations, now, sha256_hex, CtLog, Identity, Sigstore,
-    };
+    use support::keyless::{keyless_signature, CtLog, Identity, Sigstore};
     const ISSUER: &str = "https://accounts.example.org";
     let registry = Registry::plain();
     let images = Images::new(&registry)?;
     let image = images.push_busybox("trust/keyless", "v1", Format::Docker)?;
     let sigstore = Sigstore::new();
-    let leaf = sigstore.issue(
+    let signature = keyless_signature(
+        &sigstore,
         &Identity::email("release@example.org", ISSUER),
-        now() - 60,
-        now() + 540,
-    );
-    let payload = payload(
         &format!("{}/trust/keyless", registry.host()),
         &image.manifest_digest,
     );
-    let signature = leaf.sign(&payload);
-    let body = hashedrekord_body(&sha256_hex(&payload), &signature, &leaf.pem);
-    let entry = sigstore.log(&body, now(), 1);
-    let annotations = keyless_layer_annotations(&signature, &leaf, &sigstore.chain_pem(), &entry);
     push_signature_manifest(
         &registry,
         "trust/keyless",
         &image.manifest_digest,
-        &[(payload, annotations)],
+        &[signature],
     );
     let root_dir = tempfile::tempdir()?;
     let root = root_dir.path().join("trusted_root.json");

@@ -653,6 +653,25 @@ pub fn keyless_layer_annotations(
     })
 }
 
+/// A keyless `.sig` layer of `digest` pushed as `signed_name`, as `cosign sign` makes it
+/// without a key: the simple-signing payload signed by a fresh leaf of `sigstore` for
+/// `identity` (valid from a minute ago for ten minutes), logged now as entry 1. Returns the
+/// payload and the layer's annotations, for [`crate::cosign::push_signature_manifest`].
+pub fn keyless_signature(
+    sigstore: &Sigstore,
+    identity: &Identity,
+    signed_name: &str,
+    digest: &str,
+) -> (Vec<u8>, Value) {
+    let leaf = sigstore.issue(identity, now() - 60, now() + 540);
+    let payload = crate::cosign::payload(signed_name, digest);
+    let signature = leaf.sign(&payload);
+    let body = hashedrekord_body(&crate::sha256_hex(&payload), &signature, &leaf.pem);
+    let entry = sigstore.log(&body, now(), 1);
+    let annotations = keyless_layer_annotations(&signature, &leaf, &sigstore.chain_pem(), &entry);
+    (payload, annotations)
+}
+
 /// A v0.3 sigstore bundle: the leaf certificate, the log entry (inclusion promise), and
 /// `content` (`{"dsseEnvelope": …}` or `{"messageSignature": …}`).
 pub fn bundle_v03(leaf: &Leaf, entry: &Logged, kind: &str, content: Value) -> Vec<u8> {
