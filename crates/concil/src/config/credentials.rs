@@ -10,9 +10,7 @@ use serde_json::Value;
 use super::environment::Environment;
 use super::error::{AuthProblem, ConfigError};
 use super::file::read_json;
-use super::helpers::CredentialHelpers;
 use super::repository_map::RepositoryMap;
-use super::CONFIG_FILE_NAME;
 use crate::reference::DOCKER_HUB;
 
 /// containers' (podman, skopeo, buildah) auth file, when set: the only one read then.
@@ -22,6 +20,8 @@ const ENV_XDG_RUNTIME_DIR: &str = "XDG_RUNTIME_DIR";
 /// Docker's names for Docker Hub in its `config.json` (`https://index.docker.io/v1/` usually).
 const DOCKER_HUB_AUTH_HOSTS: [&str; 3] = ["index.docker.io", "registry-1.docker.io", DOCKER_HUB];
 const ENV_DOCKER_CONFIG: &str = "DOCKER_CONFIG";
+/// Docker's configuration file, in `$DOCKER_CONFIG` or `~/.docker`.
+const DOCKER_CONFIG_FILE_NAME: &str = "config.json";
 /// Auth pairs from the environment: `CONCIL_<NAME>_REPO` holds the key, `CONCIL_<NAME>_AUTH`
 /// the base64 `user:password`.
 const ENV_AUTH_PREFIX: &str = "CONCIL_";
@@ -207,6 +207,101 @@ fn containers_keys_become_repository_keys() {
     );
 }
 
+/// Sets (`Some`) or removes (`None`) `auths[registry]` in the configuration file at `path`
+/// (`concil login` / `logout`), keeping every other key, unknown ones included (their order
+/// becomes alphabetical). The file is written whole to a temporary file of mode 0600 beside
+/// it, synced, then renamed over it: it holds secrets, and a crash leaves the old or the new
+/// one. Returns whether `auths[registry]` existed before.
+pub(super) fn update_auths(
+    path: &Path,
+    registry: &str,
+    credentials: Option<&Credentials>,
+) -> Result<bool, ConfigError> {
+    use base64::Engine as _;
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+
+    let not_object = |key: &'static str| ConfigError::InvalidValue {
+        path: path.to_owned(),
+        key,
+        reason: "must be a JSON object to hold credentials",
+    };
+    let mut document =
+        read_json::<Value>(path, false)?.unwrap_or_else(|| Value::Object(serde_json::Map::new()));
+    let auths = document
+        .as_object_mut()
+        .ok_or_else(|| not_object("(the file)"))?
+        .entry("auths")
+        .or_insert_with(|| Value::Object(serde_json::Map::new()));
+    if auths.is_null() {
+        *auths = Value::Object(serde_json::Map::new());
+    }
+    let auths = auths.as_object_mut().ok_or_else(|| not_object("auths"))?;
+    let existed = match credentials {
+        Some(credentials) => {
+            let pair = format!("{}:{}", credentials.username, credentials.password);
+            let encoded = base64::engine::general_purpose::STANDARD.encode(pair);
+            auths
+                .insert(registry.to_owned(), Value::String(encoded))
+                .is_some()
+        }
+        None => auths.remove(registry).is_some(),
+    };
+    if credentials.is_none() && !existed {
+        return Ok(false);
+    }
+    let write_error = |source| ConfigError::Write {
+        path: path.to_owned(),
+        source,
+    };
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(write_error)?;
+    }
+    let name = path
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let temporary = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    let written = (|| {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&temporary)?;
+        let mut bytes = serde_json::to_vec_pretty(&document).map_err(std::io::Error::other)?;
+        bytes.push(b'\n');
+        file.write_all(&bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&temporary, path)
+    })();
+    if let Err(source) = written {
+        let _ = std::fs::remove_file(&temporary);
+        return Err(write_error(source));
+    }
+    Ok(existed)
+}
+
+/// The helpers Docker's `config.json` names.
+#[derive(Debug, Clone, Default)]
+pub(super) struct CredentialHelpers {
+    /// `credHelpers`, keyed by registry name as a reference has it.
+    pub(super) per_registry: BTreeMap<String, String>,
+    /// `credsStore`: for every registry without its own.
+    pub(super) default: Option<String>,
+}
+
+impl CredentialHelpers {
+    /// The helpers to ask for `registry`, in order: its own, then the default store.
+    pub(super) fn for_registry(&self, registry: &str) -> Vec<&str> {
+        self.per_registry
+            .get(registry)
+            .into_iter()
+            .chain(self.default.as_ref())
+            .map(String::as_str)
+            .collect()
+    }
+}
+
 /// Docker's `config.json` auths (`$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`),
 /// keyed by registry name, and the credential helpers it names (`credHelpers`, `credsStore`;
 /// run only when credentials are needed, see `helpers`). Entries without `auth` (identity
@@ -217,8 +312,8 @@ pub(super) fn load_docker_config(
     let path = match (env.var(ENV_DOCKER_CONFIG), &env.home) {
         (Some(dir), _) => env
             .expand_home(Path::new(dir), ENV_DOCKER_CONFIG)?
-            .join(CONFIG_FILE_NAME),
-        (None, Some(home)) => home.join(".docker").join(CONFIG_FILE_NAME),
+            .join(DOCKER_CONFIG_FILE_NAME),
+        (None, Some(home)) => home.join(".docker").join(DOCKER_CONFIG_FILE_NAME),
         (None, None) => return Ok(Default::default()),
     };
     // Parsed as a bare Value so that type errors cannot quote a credential.
@@ -284,5 +379,20 @@ fn docker_auth_registry(key: &str) -> String {
         DOCKER_HUB.to_owned()
     } else {
         host.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registries_ask_their_own_helper_first() {
+        let helpers = CredentialHelpers {
+            per_registry: BTreeMap::from([("r.example".to_owned(), "ecr-login".to_owned())]),
+            default: Some("pass".to_owned()),
+        };
+        assert_eq!(helpers.for_registry("r.example"), ["ecr-login", "pass"]);
+        assert_eq!(helpers.for_registry("other.example"), ["pass"]);
     }
 }

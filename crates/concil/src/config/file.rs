@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::error::ConfigError;
-use super::ContentTrust;
+use super::trust_policy::ContentTrust;
 
 /// The file as written; every key optional.
 #[derive(Deserialize, Default)]
@@ -140,78 +140,4 @@ pub(super) fn read_json<T: serde::de::DeserializeOwned>(
             column: source.column(),
             source,
         })
-}
-
-/// Sets (`Some`) or removes (`None`) `auths[registry]` in the configuration file at `path`
-/// (`concil login` / `logout`), keeping every other key, unknown ones included (their order
-/// becomes alphabetical). The file is written whole to a temporary file of mode 0600 beside
-/// it, synced, then renamed over it: it holds secrets, and a crash leaves the old or the new
-/// one. Returns whether `auths[registry]` existed before.
-pub(super) fn update_auths(
-    path: &Path,
-    registry: &str,
-    credentials: Option<&super::Credentials>,
-) -> Result<bool, ConfigError> {
-    use base64::Engine as _;
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-
-    let not_object = |key: &'static str| ConfigError::InvalidValue {
-        path: path.to_owned(),
-        key,
-        reason: "must be a JSON object to hold credentials",
-    };
-    let mut document =
-        read_json::<Value>(path, false)?.unwrap_or_else(|| Value::Object(serde_json::Map::new()));
-    let auths = document
-        .as_object_mut()
-        .ok_or_else(|| not_object("(the file)"))?
-        .entry("auths")
-        .or_insert_with(|| Value::Object(serde_json::Map::new()));
-    if auths.is_null() {
-        *auths = Value::Object(serde_json::Map::new());
-    }
-    let auths = auths.as_object_mut().ok_or_else(|| not_object("auths"))?;
-    let existed = match credentials {
-        Some(credentials) => {
-            let pair = format!("{}:{}", credentials.username, credentials.password);
-            let encoded = base64::engine::general_purpose::STANDARD.encode(pair);
-            auths
-                .insert(registry.to_owned(), Value::String(encoded))
-                .is_some()
-        }
-        None => auths.remove(registry).is_some(),
-    };
-    if credentials.is_none() && !existed {
-        return Ok(false);
-    }
-    let write_error = |source| ConfigError::Write {
-        path: path.to_owned(),
-        source,
-    };
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(write_error)?;
-    }
-    let name = path
-        .file_name()
-        .map(|name| name.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let temporary = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
-    let written = (|| {
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&temporary)?;
-        let mut bytes = serde_json::to_vec_pretty(&document).map_err(std::io::Error::other)?;
-        bytes.push(b'\n');
-        file.write_all(&bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&temporary, path)
-    })();
-    if let Err(source) = written {
-        let _ = std::fs::remove_file(&temporary);
-        return Err(write_error(source));
-    }
-    Ok(existed)
 }

@@ -4,7 +4,6 @@
 //! protocol is one request and one JSON answer, and what matters is ours to decide — a time
 //! limit, a cap on the output, and that nothing the helper prints ever reaches an error or a log.
 
-use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -21,27 +20,6 @@ const MAX_HELPER_OUTPUT: u64 = 64 * 1024;
 const NOT_FOUND_ANSWER: &str = "credentials not found in native keychain";
 /// The name Docker's helpers know Docker Hub by.
 const DOCKER_HUB_SERVER: &str = "https://index.docker.io/v1/";
-
-/// The helpers Docker's `config.json` names.
-#[derive(Debug, Clone, Default)]
-pub(super) struct CredentialHelpers {
-    /// `credHelpers`, keyed by registry name as a reference has it.
-    pub(super) per_registry: BTreeMap<String, String>,
-    /// `credsStore`: for every registry without its own.
-    pub(super) default: Option<String>,
-}
-
-impl CredentialHelpers {
-    /// The helpers to ask for `registry`, in order: its own, then the default store.
-    pub(super) fn for_registry(&self, registry: &str) -> Vec<&str> {
-        self.per_registry
-            .get(registry)
-            .into_iter()
-            .chain(self.default.as_ref())
-            .map(String::as_str)
-            .collect()
-    }
-}
 
 /// Whether a helper name can be run as `docker-credential-<name>` from `PATH` (no path
 /// separators, nothing a shell or a path would read differently).
@@ -240,15 +218,5 @@ mod tests {
             Duration::from_secs(1),
         );
         assert!(matches!(found, Ok(None)), "{found:?}");
-    }
-
-    #[test]
-    fn registries_ask_their_own_helper_first() {
-        let helpers = CredentialHelpers {
-            per_registry: BTreeMap::from([("r.example".to_owned(), "ecr-login".to_owned())]),
-            default: Some("pass".to_owned()),
-        };
-        assert_eq!(helpers.for_registry("r.example"), ["ecr-login", "pass"]);
-        assert_eq!(helpers.for_registry("other.example"), ["pass"]);
     }
 }

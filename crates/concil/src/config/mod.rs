@@ -45,7 +45,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
 use url::Url;
 
 use crate::reference::{registry_host, DOCKER_HUB};
@@ -60,7 +59,7 @@ pub use environment::Environment;
 pub use error::{AuthProblem, ConfigError, HelperProblem, UrlProblem};
 pub(crate) use file::read_capped;
 pub use file::{parse_size, DEFAULT_LAYER_MAX_ENTRIES, DEFAULT_LAYER_MAX_SIZE};
-pub use trust_policy::{Policy, TrustPolicy};
+pub use trust_policy::{ContentTrust, Policy, TrustPolicy};
 
 /// Where `concil login` stored credentials.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,16 +106,6 @@ const DEFAULT_CONFIG_DIR: &str = ".concil";
 const DEFAULT_CACHE_DIR: &str = "~/.concil";
 const DEFAULT_CACHE_TIMEOUT: Duration = Duration::from_secs(604_800);
 const ENV_CONFIG: &str = "CONCIL_CONFIG";
-
-/// Which content-trust engine verifies images.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ContentTrust {
-    /// Cosign signatures (keys or keyless), concil 1.0's default.
-    Cosign,
-    /// Notary v1 (Docker Content Trust).
-    Notary,
-}
 
 /// The configuration: loaded from concil 1.0's file ([`Config::load`]) or built in code
 /// ([`Config::builder`]). README.md's table lists the keys and defaults.
@@ -174,7 +163,7 @@ pub struct Config {
     /// Docker's `config.json` auths, keyed by registry name (`docker.io`, `host:port`).
     docker_auths: BTreeMap<String, Credentials>,
     /// Docker's `config.json` `credHelpers` and `credsStore`.
-    docker_helpers: helpers::CredentialHelpers,
+    docker_helpers: credentials::CredentialHelpers,
     /// containers' `auth.json` (podman, skopeo).
     containers_auths: RepositoryMap<Credentials>,
 }
@@ -362,7 +351,7 @@ impl Config {
                 certs_dirs: DEFAULT_CERTS_DIRS.iter().map(PathBuf::from).collect(),
                 auths: RepositoryMap::default(),
                 docker_auths: BTreeMap::new(),
-                docker_helpers: helpers::CredentialHelpers::default(),
+                docker_helpers: credentials::CredentialHelpers::default(),
                 containers_auths: RepositoryMap::default(),
             },
         }
@@ -513,7 +502,7 @@ impl Config {
     /// Stores `credentials` for `registry` (`concil login`, after checking them): in the
     /// credential helper Docker's `config.json` names for it (`credHelpers`, else
     /// `credsStore`) when it is installed, else in this configuration file's `auths`
-    /// ([`update_auths`](file::update_auths): mode 0600, atomic, other keys kept).
+    /// ([`update_auths`](credentials::update_auths): mode 0600, atomic, other keys kept).
     pub fn save_credentials(
         &self,
         registry: &str,
@@ -527,7 +516,7 @@ impl Config {
         let path = self.path.as_ref().ok_or(ConfigError::NoHomeDirectory {
             what: "the configuration file",
         })?;
-        file::update_auths(path, registry, Some(credentials))?;
+        credentials::update_auths(path, registry, Some(credentials))?;
         Ok(SavedIn::ConfigFile(path.clone()))
     }
 
@@ -540,7 +529,7 @@ impl Config {
             removed |= helpers::erase(helper, registry, self.timeouts.idle)?;
         }
         if let Some(path) = self.path.as_ref().filter(|path| path.exists()) {
-            removed |= file::update_auths(path, registry, None)?;
+            removed |= credentials::update_auths(path, registry, None)?;
         }
         Ok(removed)
     }

@@ -3,11 +3,21 @@
 
 use std::path::Path;
 
+use serde::Deserialize;
 use serde_json::Value;
 
 use super::error::ConfigError;
 use super::repository_map::RepositoryMap;
-use super::ContentTrust;
+
+/// Which content-trust engine verifies images.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ContentTrust {
+    /// Cosign signatures (keys or keyless), concil 1.0's default.
+    Cosign,
+    /// Notary v1 (Docker Content Trust).
+    Notary,
+}
 
 /// The verification a policy entry asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
