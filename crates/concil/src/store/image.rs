@@ -11,12 +11,9 @@ use super::{
     StoreError, Verification, MAX_INDEX_DEPTH,
 };
 use crate::cache::{Hold, ImageRecord, RecordedLayer};
-use crate::image_file::ImageFile;
-
-/// How often a pull starts over when a clean-up removed an entry before it was held.
-const MAX_HOLD_ATTEMPTS: u32 = 3;
 use crate::config::ContentTrust;
 use crate::digest::Digest;
+use crate::image_file::ImageFile;
 use crate::reference::Reference;
 use crate::registry::{
     media_type_of, Client, Descriptor, Manifest, NetworkSettings, ParsedManifest, MAX_CONFIG_SIZE,
@@ -24,6 +21,9 @@ use crate::registry::{
 use crate::trust::cosign::{SignatureSource, Verifier};
 use crate::trust::notary::{NotaryClient, NotarySettings, Wanted};
 use crate::trust::TrustError;
+
+/// How often a pull starts over when a clean-up removed an entry before it was held.
+const MAX_HOLD_ATTEMPTS: u32 = 3;
 
 /// One reference being pulled through a [`Store`]: the store's cache, settings and
 /// connections, and where its manifests and blobs come from.
