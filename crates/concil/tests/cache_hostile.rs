@@ -20,7 +20,7 @@ use std::time::{Duration, Instant, SystemTime};
 use concil::cache::{Cache, ImageRecord, RecordedLayer};
 use concil::digest::Digest;
 use serde_json::{json, Value};
-use support::pull::{config_for, expect_failure, run, sha256_digest, ConcilHome};
+use support::pull::{concil_binary, config_for, expect_failure, run, sha256_digest, ConcilHome};
 use support::registry::{hello_layer, Format, Registry};
 
 type TestResult = Result<(), Box<dyn Error>>;
@@ -315,9 +315,15 @@ fn plant(path: &Path, content: &[u8], age: Duration) {
     std::os::unix::fs::chown(path, Some(NEIGHBOUR), Some(NEIGHBOUR)).expect("chown");
 }
 
-/// `concil <args…>` as `nobody`.
+/// `concil <args…>` as `nobody`, from a copy of the binary in the (world-readable) home: the
+/// build's own may lie where only its owner can enter (a clone under `/root`, a `mktemp -d`
+/// directory).
 fn as_nobody(home: &ConcilHome, args: &[&str]) -> Output {
-    let mut command = home.concil();
+    let binary = home.config_path().parent().expect("home").join("concil");
+    if !binary.exists() {
+        fs::copy(concil_binary(), &binary).expect("copy concil into the home");
+    }
+    let mut command = home.concil_from(&binary);
     command.uid(NOBODY).gid(NOBODY).args(args);
     run(&mut command)
 }

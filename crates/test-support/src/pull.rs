@@ -153,7 +153,12 @@ impl ConcilHome {
 
     /// The `concil` binary with a clean environment: only this home, no `CONCIL_*` variables.
     pub fn concil(&self) -> Command {
-        let mut command = Command::new(concil_binary());
+        self.concil_from(&concil_binary())
+    }
+
+    /// [`ConcilHome::concil`] with the binary at `binary` (a copy another user can reach).
+    pub fn concil_from(&self, binary: &Path) -> Command {
+        let mut command = Command::new(binary);
         command
             .env_clear()
             .env("HOME", self.dir.path())
