@@ -6,12 +6,10 @@ use std::path::Path;
 
 use concil::config::Config;
 use concil::exit_status;
-use concil::image_file::FileReference;
-use concil::reference::Reference;
-use concil::store::{Inspection, Platform, Store};
+use concil::store::Inspection;
 use serde_json::{json, Value};
 
-use crate::BoxError;
+use crate::{open_store, BoxError, ImageName};
 
 /// What `inspect` prints.
 #[derive(Clone, Copy)]
@@ -34,23 +32,11 @@ pub fn inspect(
     output: Output,
 ) -> Result<u8, BoxError> {
     let config = Config::load(config)?;
-    let file = FileReference::parse(image);
-    let reference = match file {
-        Some(_) => None,
-        None => Some(Reference::parse(image)?),
-    };
-    let platform = match platform {
-        Some(text) => text.parse::<Platform>()?,
-        None => Platform::host(),
-    };
-    let mut store = Store::open(config)?;
-    if no_verify {
-        store = store.without_verification();
-    }
-    let inspection = match (&file, &reference) {
-        (_, Some(reference)) => store.inspect(reference, &platform)?,
-        (Some(file), None) => store.inspect_file(file, &platform)?,
-        (None, None) => return Err("no image named".into()),
+    let name = ImageName::parse(image)?;
+    let (store, platform) = open_store(config, platform, no_verify)?;
+    let inspection = match &name {
+        ImageName::Registry(reference) => store.inspect(reference, &platform)?,
+        ImageName::File(file) => store.inspect_file(file, &platform)?,
     };
     let mut stdout = std::io::stdout().lock();
     match output {

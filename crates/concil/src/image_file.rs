@@ -11,6 +11,7 @@ use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use serde::Deserialize;
 
@@ -269,6 +270,9 @@ pub struct ImageFile {
     /// For a `docker-archive:`, the manifest made from `manifest.json` (it has none of its
     /// own), served by its digest; its blobs are members named by path.
     docker: Option<DockerImage>,
+    /// An OCI layout's index.json, parsed once: selecting the image and finding its
+    /// signatures and referrers all read it.
+    index: OnceLock<Index>,
 }
 
 /// One image of a `docker save` archive.
@@ -367,6 +371,7 @@ impl ImageFile {
             reference: reference.clone(),
             members,
             docker: None,
+            index: OnceLock::new(),
         };
         if reference.kind == FileKind::DockerArchive {
             file.docker = Some(file.docker_image()?);
@@ -608,13 +613,17 @@ impl ImageFile {
     }
 
     /// An OCI layout's index.json.
-    fn index(&self) -> Result<Index, FileError> {
+    fn index(&self) -> Result<&Index, FileError> {
+        if let Some(index) = self.index.get() {
+            return Ok(index);
+        }
         let bytes = self.read_member("index.json", MAX_INDEX_SIZE)?;
-        serde_json::from_slice(&bytes).map_err(|error| FileError::Invalid {
+        let index = serde_json::from_slice(&bytes).map_err(|error| FileError::Invalid {
             path: self.reference.path.clone(),
             member: "index.json".into(),
             reason: error.to_string(),
-        })
+        })?;
+        Ok(self.index.get_or_init(|| index))
     }
 
     /// The manifest an index.json entry points to, checked against the entry's digest, with

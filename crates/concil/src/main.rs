@@ -541,18 +541,37 @@ fn login(
 }
 
 /// An `IMAGE` argument: a registry's image, or an image file.
-enum ImageName {
+/// An image as the command line names it: in a registry, or a file.
+pub(crate) enum ImageName {
     Registry(Reference),
     File(FileReference),
 }
 
 impl ImageName {
-    fn parse(text: &str) -> Result<ImageName, concil::reference::ReferenceError> {
+    pub(crate) fn parse(text: &str) -> Result<ImageName, concil::reference::ReferenceError> {
         match FileReference::parse(text) {
             Some(file) => Ok(ImageName::File(file)),
             None => Reference::parse(text).map(ImageName::Registry),
         }
     }
+}
+
+/// The store a command reads images through (without content trust for `--no-verify`), and
+/// the platform it asks for (`--platform`, else the host's).
+pub(crate) fn open_store(
+    config: Config,
+    platform: Option<&str>,
+    no_verify: bool,
+) -> Result<(Store, Platform), BoxError> {
+    let platform = match platform {
+        Some(text) => text.parse::<Platform>()?,
+        None => Platform::host(),
+    };
+    let mut store = Store::open(config)?;
+    if no_verify {
+        store = store.without_verification();
+    }
+    Ok((store, platform))
 }
 
 /// A failure of the command itself with the exit status it ends with.
@@ -650,14 +669,7 @@ fn pull(
         .iter()
         .map(|image| ImageName::parse(image))
         .collect::<Result<Vec<_>, _>>()?;
-    let platform = match platform {
-        Some(text) => text.parse::<Platform>()?,
-        None => Platform::host(),
-    };
-    let mut store = Store::open(config)?;
-    if no_verify {
-        store = store.without_verification();
-    }
+    let (mut store, platform) = open_store(config, platform, no_verify)?;
     if offline {
         store = store.offline();
     }

@@ -41,12 +41,7 @@ const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 fn trusting_home(signer: Option<&Signer>) -> ConcilHome {
     let home = ConcilHome::new(json!({}));
     if let Some(signer) = signer {
-        let keys = home
-            .config_path()
-            .parent()
-            .expect("the config file is in the home directory")
-            .join("cosign");
-        signer.trust_in(&keys, "release");
+        signer.trust_in(&home.cosign_key_dir(), "release");
     }
     home
 }

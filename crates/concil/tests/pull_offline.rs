@@ -7,7 +7,6 @@
 use concil_test_support as support;
 
 use std::error::Error;
-use std::path::PathBuf;
 
 use serde_json::json;
 use support::cosign::{payload, push_signatures, SignatureLayer, Signer};
@@ -106,13 +105,6 @@ fn trusting_home(registry: &Registry) -> ConcilHome {
     }))
 }
 
-fn key_dir(home: &ConcilHome) -> PathBuf {
-    home.config_path()
-        .parent()
-        .expect("the config file is in the home directory")
-        .join("cosign")
-}
-
 #[test]
 fn offline_trust_is_what_the_online_pull_established() -> TestResult {
     let registry = Registry::plain();
@@ -133,7 +125,7 @@ fn offline_trust_is_what_the_online_pull_established() -> TestResult {
         )],
     );
     let home = trusting_home(&registry);
-    signer.trust_in(&key_dir(&home), "release");
+    signer.trust_in(&home.cosign_key_dir(), "release");
     assert_eq!(home.pull_json(&signed.reference, &[])["verified"], "cosign");
     assert_eq!(
         home.pull_json(&unsigned.reference, &["--no-verify"])["verified"],

@@ -10,7 +10,7 @@ use concil_test_support as support;
 
 use std::error::Error;
 use std::os::unix::fs::PermissionsExt as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use serde_json::{json, Value};
@@ -45,14 +45,6 @@ fn trusting_home(registry: &Registry) -> ConcilHome {
     ConcilHome::new(json!({
         "remote_servers": {registry.host(): {"registry": registry.url().as_str()}},
     }))
-}
-
-/// `cosign/` beside the home's config file: where concil looks for trusted keys.
-fn key_dir(home: &ConcilHome) -> PathBuf {
-    home.config_path()
-        .parent()
-        .expect("the config file is in the home directory")
-        .join("cosign")
 }
 
 /// Signs `digest` in `repo` with `signer`, as `cosign sign` does.
@@ -148,7 +140,7 @@ fn signed_image_pulls_verified() -> TestResult {
     let signer = Signer::p256();
     sign(&registry, &signer, &image.repo, &image.manifest_digest);
     let home = trusting_home(&registry);
-    signer.trust_in(&key_dir(&home), "release");
+    signer.trust_in(&home.cosign_key_dir(), "release");
 
     let output = pull(&home, &image.reference, &[]);
 
@@ -168,7 +160,7 @@ fn unsigned_image_is_refused() -> TestResult {
     let images = Images::new(&registry)?;
     let image = images.push_busybox("trust/unsigned", "v1", Format::Docker)?;
     let home = trusting_home(&registry);
-    Signer::p256().trust_in(&key_dir(&home), "release");
+    Signer::p256().trust_in(&home.cosign_key_dir(), "release");
 
     let output = pull(&home, &image.reference, &[]);
 
@@ -193,7 +185,7 @@ fn no_trusted_key_is_refused() -> TestResult {
     let signer = Signer::p256();
     sign(&registry, &signer, &image.repo, &image.manifest_digest);
     let home = trusting_home(&registry);
-    let keys = key_dir(&home);
+    let keys = home.cosign_key_dir();
 
     // No cosign/ at all, then one holding only a private key (no `*.pub`).
     for setup in ["missing", "private key only"] {
@@ -224,8 +216,8 @@ fn signature_by_an_untrusted_key_is_refused() -> TestResult {
         &image.manifest_digest,
     );
     let home = trusting_home(&registry);
-    Signer::p256().trust_in(&key_dir(&home), "release");
-    Signer::new(SigningScheme::ED25519).trust_in(&key_dir(&home), "build-bot");
+    Signer::p256().trust_in(&home.cosign_key_dir(), "release");
+    Signer::new(SigningScheme::ED25519).trust_in(&home.cosign_key_dir(), "build-bot");
 
     let output = pull(&home, &image.reference, &[]);
 
@@ -258,7 +250,7 @@ fn signature_copied_from_another_image_is_refused() -> TestResult {
     // The attacker's move: the other image's signature manifest under this image's tag.
     push_signatures(&registry, "trust/copied", &image.manifest_digest, &layers);
     let home = trusting_home(&registry);
-    signer.trust_in(&key_dir(&home), "release");
+    signer.trust_in(&home.cosign_key_dir(), "release");
 
     let output = pull(&home, &image.reference, &[]);
 
@@ -284,7 +276,7 @@ fn unverified_pulls_warn_and_say_so() -> TestResult {
     let image = images.push_busybox("trust/unverified", "v1", Format::Docker)?;
 
     let home = trusting_home(&registry);
-    Signer::p256().trust_in(&key_dir(&home), "release");
+    Signer::p256().trust_in(&home.cosign_key_dir(), "release");
     let output = pull(&home, &image.reference, &["--no-verify"]);
     let (json, stderr) = succeeded(&output, "pull --no-verify");
     assert_eq!(
@@ -334,7 +326,7 @@ fn signed_index_pulls_the_requested_platform_verified() -> TestResult {
     let signer = Signer::p256();
     sign(&registry, &signer, &index.repo, &index.manifest_digest);
     let home = trusting_home(&registry);
-    signer.trust_in(&key_dir(&home), "release");
+    signer.trust_in(&home.cosign_key_dir(), "release");
 
     let output = pull(&home, &index.reference, &["--platform", "linux/arm64"]);
 
@@ -363,7 +355,7 @@ fn signed_index_pulls_the_requested_platform_verified() -> TestResult {
     // An unsigned index is refused before either child is looked at.
     let unsigned = images.push_multi_platform("trust/multi-unsigned", "v1", ListKind::OciIndex)?;
     let home = trusting_home(&registry);
-    signer.trust_in(&key_dir(&home), "release");
+    signer.trust_in(&home.cosign_key_dir(), "release");
     let output = pull(&home, &unsigned.reference, &["--platform", "linux/arm64"]);
     let failure = expect_failure(&output, "unsigned index pull");
     assert_eq!(output.status.code(), Some(NOT_SIGNED), "{}", failure.stderr);
@@ -390,7 +382,7 @@ fn warm_signed_pull_costs_at_most_two_round_trips_more() -> TestResult {
     let signer = Signer::p256();
     sign(&registry, &signer, &image.repo, &image.manifest_digest);
     let home = trusting_home(&registry);
-    signer.trust_in(&key_dir(&home), "release");
+    signer.trust_in(&home.cosign_key_dir(), "release");
     let (cold, _) = succeeded(&pull(&home, &image.reference, &[]), "cold signed pull");
 
     // Requests the registry answered during one pull (its "response completed" lines).
@@ -475,7 +467,7 @@ fn keys_managed_through_the_cli_verify_pulls() -> TestResult {
     let images = Images::new(&registry)?;
     let image = images.push_busybox("trust/cli-keys", "v1", Format::Docker)?;
     let home = trusting_home(&registry);
-    let keys = key_dir(&home);
+    let keys = home.cosign_key_dir();
     let work = tempfile::tempdir()?;
 
     assert_eq!(
@@ -620,7 +612,7 @@ fn signed_identity_is_checked_when_configured() -> TestResult {
         "remote_servers": {registry.host(): {"registry": registry.url().as_str()}},
         "cosign_check_identity": true,
     }));
-    signer.trust_in(&key_dir(&home), "release");
+    signer.trust_in(&home.cosign_key_dir(), "release");
     let output = pull(&home, &image.reference, &[]);
     let error = assert_refused(
         &registry,
@@ -634,7 +626,7 @@ fn signed_identity_is_checked_when_configured() -> TestResult {
 
     // Off (the default, as cosign): the signature counts.
     let home = trusting_home(&registry);
-    signer.trust_in(&key_dir(&home), "release");
+    signer.trust_in(&home.cosign_key_dir(), "release");
     let (output, _) = succeeded(&pull(&home, &image.reference, &[]), "identity not checked");
     assert_eq!(output["verified"], "cosign");
 

@@ -129,6 +129,11 @@ impl ConcilHome {
         self.dir.path().join("config.json")
     }
 
+    /// `cosign/` beside the config file: where concil looks for trusted keys.
+    pub fn cosign_key_dir(&self) -> PathBuf {
+        self.dir.path().join("cosign")
+    }
+
     pub fn cache_dir(&self) -> PathBuf {
         self.dir.path().join("cache")
     }
